@@ -1,0 +1,13 @@
+//! etcd-server: an etcd-compatible server built like etcd's own `server/`.
+//!
+//! Module map (mirrors etcd so etcd contributors find their way):
+//! - [`seam`]: the only door to disk, network, clock and randomness (real or simulated).
+//! - [`wal`], [`snap`]: the raft write-ahead log and snapshot files.
+//! - [`backend`]: redb on the seam's disk, etcd's buckets as tables.
+//! - [`mvcc`]: revisions, key index, Range/Put/DeleteRange/Txn/Compact semantics.
+
+pub mod backend;
+pub mod mvcc;
+pub mod seam;
+pub mod snap;
+pub mod wal;

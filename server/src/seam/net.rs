@@ -1,0 +1,70 @@
+//! The network trait the server's client and peer traffic goes through.
+//!
+//! Owns: binding listeners and opening connections by `host:port`, as type-erased byte streams
+//! that tonic/hyper run HTTP/2 over (in both worlds the wire protocol is real).
+//!
+//! Must never: resolve names or open sockets itself outside `real`.
+
+use async_trait::async_trait;
+use std::fmt::Debug;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A bidirectional byte stream.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A boxed connection, usable by tonic as an incoming stream item.
+pub struct BoxIo(pub Box<dyn Io>);
+
+impl Debug for BoxIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BoxIo")
+    }
+}
+
+impl AsyncRead for BoxIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for BoxIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+/// A bound listener.
+#[async_trait]
+pub trait NetListener: Send + 'static {
+    /// Waits for the next connection.
+    async fn accept(&mut self) -> io::Result<BoxIo>;
+    /// The bound address as `host:port`.
+    fn local_addr(&self) -> String;
+}
+
+/// Listeners and connections.
+#[async_trait]
+pub trait Network: Send + Sync + Debug + 'static {
+    /// Binds a listener on `host:port`.
+    async fn bind(&self, addr: &str) -> io::Result<Box<dyn NetListener>>;
+    /// Connects to `host:port`.
+    async fn connect(&self, addr: &str) -> io::Result<BoxIo>;
+}
