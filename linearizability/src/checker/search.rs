@@ -1,0 +1,408 @@
+//! The Wing–Gong/Lowe depth-first search for one partition.
+//!
+//! Owns: the event list (calls and returns as a doubly linked list with O(1) unlink/relink),
+//! backtracking, pruning through the visited-configuration cache, the deadline, and recording
+//! the longest partial linearization. Must never allocate per search step once warmed up (all
+//! buffers are reused), and must never interpret operations except through `Model::step`.
+//!
+//! Unknown-outcome operations have an infinite return time. They are kept out of the event list
+//! and tried only after the known-outcome candidates; an unknown operation whose effect would
+//! leave the state unchanged is never placed, and the search succeeds as soon as every
+//! known-outcome operation is placed (the remaining unknown ones go after the end, where the
+//! model contract guarantees they can be answered).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use super::tables::{Cache, Interner, U64Map};
+use super::{LinStep, PartitionReport, SearchStats, Verdict};
+use crate::fxhash::mix;
+use crate::history::Operation;
+use crate::model::Model;
+
+const NONE: u32 = u32::MAX;
+
+/// A placed operation on the search stack.
+#[derive(Clone, Copy)]
+struct Frame {
+    /// Known-operation index, or `nk + j` for unknown operation `j`.
+    op: u32,
+    /// The state before the operation.
+    prev_sid: u32,
+    /// Which alternative of the operation's transition was taken.
+    alt: u32,
+    /// Cache entry of the configuration after it.
+    entry: u32,
+    /// Highest linearized known index before it.
+    prev_max: u32,
+    /// Frontier time when an unknown operation was placed.
+    front: u64,
+}
+
+/// Static, per-partition event structure.
+struct Events {
+    /// Number of known-outcome operations.
+    nk: usize,
+    /// Partition-local operation index of known op `k` / unknown op `j` (at `nk + j`).
+    local: Vec<usize>,
+    /// Event list of known operations: node 0 is the sentinel, nodes `1..` are the calls and
+    /// returns in time order (calls first on ties); `call_node` / `ret_node` map ops to nodes.
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    node_op: Vec<u32>,
+    node_is_ret: Vec<bool>,
+    node_time: Vec<u64>,
+    call_node: Vec<u32>,
+    ret_node: Vec<u32>,
+    /// Unknown list: node 0 sentinel, node `1 + j` is unknown op `j` (sorted by call time).
+    u_next: Vec<u32>,
+    u_prev: Vec<u32>,
+    u_call: Vec<u64>,
+}
+
+impl Events {
+    fn build<I, O>(ops: &[&Operation<I, O>]) -> Events {
+        let mut known: Vec<usize> = Vec::new();
+        let mut unknown: Vec<usize> = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            if op.output.is_some() {
+                known.push(i);
+            } else {
+                unknown.push(i);
+            }
+        }
+        known.sort_by_key(|&i| (ops[i].call, i));
+        unknown.sort_by_key(|&i| (ops[i].call, i));
+        let nk = known.len();
+        // (time, is_ret, k)
+        let mut evs: Vec<(u64, bool, u32)> = Vec::with_capacity(2 * nk);
+        for (k, &i) in known.iter().enumerate() {
+            let op = ops[i];
+            evs.push((op.call, false, k as u32));
+            evs.push((op.ret.max(op.call), true, k as u32));
+        }
+        evs.sort_unstable();
+        let n = evs.len() + 1;
+        let mut e = Events {
+            nk,
+            local: known.iter().chain(unknown.iter()).copied().collect(),
+            next: (0..n as u32).map(|x| (x + 1) % n as u32).collect(),
+            prev: (0..n as u32)
+                .map(|x| (x + n as u32 - 1) % n as u32)
+                .collect(),
+            node_op: vec![NONE; n],
+            node_is_ret: vec![false; n],
+            node_time: vec![0; n],
+            call_node: vec![0; nk],
+            ret_node: vec![0; nk],
+            u_next: Vec::new(),
+            u_prev: Vec::new(),
+            u_call: vec![0],
+        };
+        for (pos, &(t, is_ret, k)) in evs.iter().enumerate() {
+            let node = pos + 1;
+            e.node_op[node] = k;
+            e.node_is_ret[node] = is_ret;
+            e.node_time[node] = t;
+            if is_ret {
+                e.ret_node[k as usize] = node as u32;
+            } else {
+                e.call_node[k as usize] = node as u32;
+            }
+        }
+        let m = unknown.len() + 1;
+        e.u_next = (0..m as u32).map(|x| (x + 1) % m as u32).collect();
+        e.u_prev = (0..m as u32)
+            .map(|x| (x + m as u32 - 1) % m as u32)
+            .collect();
+        e.u_call.extend(unknown.iter().map(|&i| ops[i].call));
+        e
+    }
+
+    #[inline]
+    fn unlink(next: &mut [u32], prev: &mut [u32], x: u32) {
+        let (p, n) = (prev[x as usize], next[x as usize]);
+        next[p as usize] = n;
+        prev[n as usize] = p;
+    }
+
+    #[inline]
+    fn relink(next: &mut [u32], prev: &mut [u32], x: u32) {
+        let (p, n) = (prev[x as usize], next[x as usize]);
+        next[p as usize] = x;
+        prev[n as usize] = x;
+    }
+}
+
+/// A report for a partition that was never searched (another one failed first).
+pub(super) fn skipped<M: Model>(model: &M, part: &[usize]) -> PartitionReport<M::State> {
+    PartitionReport {
+        ops: part.to_vec(),
+        verdict: Verdict::Unknown,
+        linearization: Vec::new(),
+        init: model.init(),
+        failed_op: None,
+        stats: SearchStats::default(),
+    }
+}
+
+/// Searches for a linearization of the operations `part` (indices into `history`).
+pub(super) fn search<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    part: &[usize],
+    deadline: Option<Instant>,
+    cancel: &AtomicBool,
+) -> PartitionReport<M::State> {
+    let ops: Vec<&Operation<M::Input, M::Output>> = part.iter().map(|&i| &history[i]).collect();
+    let mut ev = Events::build(&ops);
+    let nk = ev.nk;
+    let nu = ops.len() - nk;
+    let kw = nk.div_ceil(64).max(1);
+    let uw = nu.div_ceil(64);
+    let zobrist: Vec<u64> = (0..nk as u64)
+        .map(|k| mix(k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5bd1))
+        .collect();
+
+    let mut states: Interner<M::State> = Interner::new();
+    let init_sid = states.intern(model.init());
+    let mut memo = U64Map::new();
+    let mut alts: Vec<u32> = Vec::new();
+    let mut scratch: Vec<M::State> = Vec::new();
+    let mut cache = Cache::new(uw);
+
+    let mut kbits = vec![0u64; kw];
+    let mut fbits = vec![0u64; uw];
+    let mut zob = 0u64;
+    let mut max_set = NONE;
+    let mut sid = init_sid;
+    let mut frames: Vec<Frame> = Vec::with_capacity(ops.len());
+    let mut best: Vec<(u32, u32)> = Vec::new();
+    let mut best_failed: Option<u32> = None;
+    let mut stats = SearchStats::default();
+
+    // Cursor over the current configuration's candidates.
+    let mut unknown_phase = false;
+    let mut pos = ev.next[0];
+    let mut alt = 0u32;
+    let mut front = u64::MAX;
+    let mut iterations = 0u64;
+
+    let verdict = if nk == 0 {
+        Verdict::Linearizable
+    } else {
+        loop {
+            iterations += 1;
+            if iterations & 1023 == 0
+                && (cancel.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d))
+            {
+                if frames.len() > best.len() {
+                    snapshot(&frames, sid, &mut best);
+                }
+                break Verdict::Unknown;
+            }
+            // Next candidate operation, if any.
+            let cand: u32 = if !unknown_phase {
+                if pos != 0 && !ev.node_is_ret[pos as usize] {
+                    ev.node_op[pos as usize]
+                } else {
+                    unknown_phase = true;
+                    front = if pos == 0 {
+                        u64::MAX
+                    } else {
+                        ev.node_time[pos as usize]
+                    };
+                    pos = ev.u_next[0];
+                    alt = 0;
+                    continue;
+                }
+            } else if pos != 0 && ev.u_call[pos as usize] <= front {
+                nk as u32 + pos - 1
+            } else {
+                NONE
+            };
+
+            if cand == NONE {
+                // Every candidate of this configuration failed: backtrack.
+                if frames.len() > best.len() || best_failed.is_none() {
+                    snapshot(&frames, sid, &mut best);
+                    best_failed = Some(first_return(&ev));
+                }
+                let Some(f) = frames.pop() else {
+                    break Verdict::NotLinearizable;
+                };
+                cache.finish(f.entry);
+                sid = f.prev_sid;
+                max_set = f.prev_max;
+                if (f.op as usize) < nk {
+                    let k = f.op as usize;
+                    kbits[k / 64] &= !(1 << (k % 64));
+                    zob ^= zobrist[k];
+                    Events::relink(&mut ev.next, &mut ev.prev, ev.ret_node[k]);
+                    Events::relink(&mut ev.next, &mut ev.prev, ev.call_node[k]);
+                    unknown_phase = false;
+                    pos = ev.call_node[k];
+                } else {
+                    let j = f.op as usize - nk;
+                    fbits[j / 64] &= !(1 << (j % 64));
+                    Events::relink(&mut ev.u_next, &mut ev.u_prev, j as u32 + 1);
+                    unknown_phase = true;
+                    pos = j as u32 + 1;
+                    front = f.front;
+                }
+                alt = f.alt + 1;
+                continue;
+            }
+
+            // Transitions of `cand` from `sid`, memoised.
+            let key = (u64::from(sid) << 32) | u64::from(cand);
+            let packed = match memo.get(key) {
+                Some(v) => v,
+                None => {
+                    let op = ops[ev.local[cand as usize]];
+                    model.step(states.get(sid), &op.input, op.output.as_ref(), &mut scratch);
+                    let start = alts.len();
+                    for s in scratch.drain(..) {
+                        let id = states.intern(s);
+                        if !alts[start..].contains(&id) {
+                            alts.push(id);
+                        }
+                    }
+                    let v = ((start as u64) << 32) | (alts.len() - start) as u64;
+                    memo.insert_new(key, v);
+                    v
+                }
+            };
+            let (start, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as u32);
+
+            let mut placed = false;
+            while alt < len {
+                let nsid = alts[start + alt as usize];
+                let a = alt;
+                alt += 1;
+                let is_known = (cand as usize) < nk;
+                if !is_known && nsid == sid {
+                    continue;
+                }
+                // Place the operation.
+                let new_max;
+                if is_known {
+                    let k = cand as usize;
+                    kbits[k / 64] |= 1 << (k % 64);
+                    zob ^= zobrist[k];
+                    Events::unlink(&mut ev.next, &mut ev.prev, ev.call_node[k]);
+                    Events::unlink(&mut ev.next, &mut ev.prev, ev.ret_node[k]);
+                    new_max = if max_set == NONE {
+                        cand
+                    } else {
+                        max_set.max(cand)
+                    };
+                } else {
+                    let j = cand as usize - nk;
+                    fbits[j / 64] |= 1 << (j % 64);
+                    Events::unlink(&mut ev.u_next, &mut ev.u_prev, j as u32 + 1);
+                    new_max = max_set;
+                }
+                let head = ev.next[0];
+                let entry = if head == 0 {
+                    Some(NONE)
+                } else {
+                    let p = ev.node_op[head as usize];
+                    let kslice: &[u64] = if new_max != NONE && new_max >= p {
+                        &kbits[p as usize / 64..=new_max as usize / 64]
+                    } else {
+                        &[]
+                    };
+                    cache.visit(zob, nsid, p, kslice, &fbits)
+                };
+                if let Some(entry) = entry {
+                    stats.visited += 1;
+                    frames.push(Frame {
+                        op: cand,
+                        prev_sid: sid,
+                        alt: a,
+                        entry,
+                        prev_max: max_set,
+                        front,
+                    });
+                    sid = nsid;
+                    max_set = new_max;
+                    placed = true;
+                    break;
+                }
+                // Seen before: undo.
+                if is_known {
+                    let k = cand as usize;
+                    kbits[k / 64] &= !(1 << (k % 64));
+                    zob ^= zobrist[k];
+                    Events::relink(&mut ev.next, &mut ev.prev, ev.ret_node[k]);
+                    Events::relink(&mut ev.next, &mut ev.prev, ev.call_node[k]);
+                } else {
+                    let j = cand as usize - nk;
+                    fbits[j / 64] &= !(1 << (j % 64));
+                    Events::relink(&mut ev.u_next, &mut ev.u_prev, j as u32 + 1);
+                }
+            }
+            if placed {
+                if ev.next[0] == 0 {
+                    break Verdict::Linearizable;
+                }
+                unknown_phase = false;
+                pos = ev.next[0];
+                alt = 0;
+            } else {
+                pos = if unknown_phase {
+                    ev.u_next[pos as usize]
+                } else {
+                    ev.next[pos as usize]
+                };
+                alt = 0;
+            }
+        }
+    };
+
+    if verdict == Verdict::Linearizable {
+        snapshot(&frames, sid, &mut best);
+    }
+    let failed_op = match verdict {
+        Verdict::NotLinearizable => best_failed
+            .filter(|&k| k != NONE)
+            .map(|k| part[ev.local[k as usize]]),
+        _ => None,
+    };
+    stats.states = states.len() as u64;
+    let states = states.into_items();
+    let linearization = best
+        .iter()
+        .map(|&(op, s)| LinStep {
+            op: part[ev.local[op as usize]],
+            state: states[s as usize].clone(),
+        })
+        .collect();
+    PartitionReport {
+        ops: part.to_vec(),
+        verdict,
+        linearization,
+        init: states[init_sid as usize].clone(),
+        failed_op,
+        stats,
+    }
+}
+
+/// Copies the stack as (operation, state after it) pairs.
+fn snapshot(frames: &[Frame], sid: u32, out: &mut Vec<(u32, u32)>) {
+    out.clear();
+    out.extend(frames.iter().enumerate().map(|(i, f)| {
+        let after = frames.get(i + 1).map_or(sid, |n| n.prev_sid);
+        (f.op, after)
+    }));
+}
+
+/// The known operation whose return comes first among those not placed.
+fn first_return(ev: &Events) -> u32 {
+    let mut n = ev.next[0];
+    while n != 0 && !ev.node_is_ret[n as usize] {
+        n = ev.next[n as usize];
+    }
+    ev.node_op[n as usize]
+}

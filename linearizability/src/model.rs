@@ -1,0 +1,63 @@
+//! The `Model` trait: the sequential specification a history is checked against.
+//!
+//! Owns: the contract between models and the checker. Must never contain checker logic or any
+//! concrete model.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use crate::history::Operation;
+
+/// A sequential specification.
+///
+/// Models may be nondeterministic: [`Model::step`] reports every state the object may be in
+/// after the operation. States are compared with `Eq` and hashed with `Hash`; two equal states
+/// must behave identically for all future operations.
+pub trait Model: Sync {
+    /// The object's state.
+    type State: Clone + Eq + Hash + Debug + Send + Sync;
+    /// A request.
+    type Input: Debug + Sync;
+    /// A response.
+    type Output: Debug + Sync;
+
+    /// The initial state.
+    fn init(&self) -> Self::State;
+
+    /// Appends to `next` every state the object may be in after applying `input` in `state`
+    /// and answering `output`. Appending nothing means the operation cannot be linearized here.
+    ///
+    /// `output == None` means the response is unknown: report the states the operation leads to
+    /// if it takes effect now, whatever it answered. Contract: for `None` this must append at
+    /// least one state (an operation can always be answered somehow); the possibility that the
+    /// operation never took effect is handled by the checker (it places it after everything).
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        next: &mut Vec<Self::State>,
+    );
+
+    /// Splits the history into independently checkable sub-histories (P-compositionality), as
+    /// lists of operation indices. `None` checks the whole history as one.
+    fn partition(
+        &self,
+        _history: &[Operation<Self::Input, Self::Output>],
+    ) -> Option<Vec<Vec<usize>>> {
+        None
+    }
+
+    /// Human-readable text for an operation (for explanations and the HTML view).
+    fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String {
+        match output {
+            Some(o) => format!("{input:?} -> {o:?}"),
+            None => format!("{input:?} -> ?"),
+        }
+    }
+
+    /// Human-readable text for a state.
+    fn describe_state(&self, state: &Self::State) -> String {
+        format!("{state:?}")
+    }
+}
