@@ -1,1 +1,816 @@
-//! (being written)
+//! The raft write-ahead log, modelled on etcd's `server/storage/wal`.
+//!
+//! Owns: the segment files under `<data-dir>/member/wal` (`%016x-%016x.wal`, sequence and first
+//! raft index), their record framing (see [`record`]), appending HardState/entries/snapshot
+//! markers with fdatasync, cutting segments, replay on open (conflicting entries truncate, a
+//! torn tail of the last segment is cut off, corruption anywhere else is an error naming the
+//! file and byte offset), releasing old segments, and timing every fdatasync.
+//!
+//! Must never: touch files except through the [`Disk`] seam, read the wall clock (only
+//! `tokio::time`), panic on bytes read from disk, or keep going after a failed write or
+//! fdatasync (the state on disk is then unknown; every later call returns
+//! [`WalError::Failed`], and the caller should stop as etcd does).
+//!
+//! Layout of a segment: a `Metadata` record at offset 0, then (when known) the newest snapshot
+//! marker and the last HardState, so that each segment is self-describing after older ones are
+//! released; then `Entry`/`State`/`Snapshot` records in the order they were saved. New segments
+//! are written as `<name>.tmp`, fdatasynced, renamed and the directory synced, so a segment
+//! either exists with its header or not at all.
+
+mod error;
+pub mod record;
+#[cfg(test)]
+mod tests;
+
+pub use error::WalError;
+
+use crate::seam::{Disk, DiskFile, OpenMode};
+use protobuf::Message;
+use raft::eraftpb::{Entry, HardState};
+use record::{RecordType, Tail};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// An fdatasync slower than this is logged as `slow fdatasync`, as etcd does.
+pub const SLOW_FDATASYNC: Duration = Duration::from_secs(1);
+
+/// Default segment size limit: 64 MiB, as etcd's `SegmentSizeBytes`.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+
+/// WAL tuning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalOptions {
+    /// A new segment is cut once the current one reaches this many bytes.
+    pub segment_size: u64,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        }
+    }
+}
+
+/// A snapshot marker, as etcd's `walpb.Snapshot`: raft entries up to `index` are in a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WalSnapshot {
+    /// Index of the last entry in the snapshot.
+    pub index: u64,
+    /// Its term.
+    pub term: u64,
+}
+
+/// What a replay found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WalContents {
+    /// The metadata given at create.
+    pub metadata: Vec<u8>,
+    /// The last HardState saved (default if none).
+    pub hard_state: HardState,
+    /// Entries after `snapshot` (all entries if `None`), in index order, conflicts resolved.
+    pub entries: Vec<Entry>,
+    /// The snapshot marker the entries follow: the newest in the WAL for [`Wal::open`], the
+    /// requested one for [`Wal::open_at`].
+    pub snapshot: Option<WalSnapshot>,
+    /// Every snapshot marker still in the WAL, oldest first (for
+    /// `Snapshotter::load_newest_available`).
+    pub snapshots: Vec<WalSnapshot>,
+}
+
+/// fdatasync timings of one WAL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsyncStats {
+    /// Number of fdatasyncs of WAL segment files.
+    pub count: u64,
+    /// Their total duration.
+    pub total: Duration,
+    /// The slowest.
+    pub max: Duration,
+    /// The most recent.
+    pub last: Option<Duration>,
+    /// How many took longer than [`SLOW_FDATASYNC`].
+    pub slow: u64,
+}
+
+type FsyncObserver = Box<dyn Fn(Duration) + Send + Sync>;
+
+/// Times fdatasyncs, keeps [`FsyncStats`] and calls the observer (a metrics histogram).
+#[derive(Default)]
+struct SyncTimer {
+    stats: FsyncStats,
+    observer: Option<FsyncObserver>,
+}
+
+impl SyncTimer {
+    async fn sync(&mut self, file: &dyn DiskFile, path: &Path) -> Result<(), WalError> {
+        let start = Instant::now();
+        let res = file.sync_data().await;
+        let took = start.elapsed();
+        let s = &mut self.stats;
+        s.count += 1;
+        s.total += took;
+        s.max = s.max.max(took);
+        s.last = Some(took);
+        if took > SLOW_FDATASYNC {
+            s.slow += 1;
+            tracing::warn!(
+                took = ?took,
+                "expected-duration" = ?SLOW_FDATASYNC,
+                path = %path.display(),
+                "slow fdatasync"
+            );
+        }
+        if let Some(obs) = &self.observer {
+            obs(took);
+        }
+        res.map_err(|e| WalError::io("fdatasync", path, e))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Segment {
+    seq: u64,
+    first_index: u64,
+    path: PathBuf,
+    len: u64,
+}
+
+/// The segment file name for a sequence number and first raft index.
+pub fn segment_name(seq: u64, first_index: u64) -> String {
+    format!("{seq:016x}-{first_index:016x}.wal")
+}
+
+/// Parses a segment file name into (sequence, first index).
+pub fn parse_segment_name(name: &str) -> Option<(u64, u64)> {
+    let stem = name.strip_suffix(".wal")?;
+    let (a, b) = stem.split_once('-')?;
+    if a.len() != 16 || b.len() != 16 {
+        return None;
+    }
+    Some((
+        u64::from_str_radix(a, 16).ok()?,
+        u64::from_str_radix(b, 16).ok()?,
+    ))
+}
+
+fn is_empty_hard_state(hs: &HardState) -> bool {
+    hs.term == 0 && hs.vote == 0 && hs.commit == 0
+}
+
+fn encode_msg(
+    out: &mut Vec<u8>,
+    rtype: RecordType,
+    what: &'static str,
+    m: &dyn Message,
+) -> Result<(), WalError> {
+    let bytes = m.write_to_bytes().map_err(|e| WalError::Encode {
+        what,
+        reason: e.to_string(),
+    })?;
+    record::encode(out, rtype, &bytes).map_err(|reason| WalError::Encode { what, reason })
+}
+
+fn encode_snapshot(out: &mut Vec<u8>, s: WalSnapshot) -> Result<(), WalError> {
+    let mut p = [0u8; 16];
+    p[..8].copy_from_slice(&s.index.to_le_bytes());
+    p[8..].copy_from_slice(&s.term.to_le_bytes());
+    record::encode(out, RecordType::Snapshot, &p).map_err(|reason| WalError::Encode {
+        what: "snapshot marker",
+        reason,
+    })
+}
+
+fn decode_snapshot(p: &[u8]) -> Option<WalSnapshot> {
+    let index = u64::from_le_bytes(p.get(..8)?.try_into().ok()?);
+    let term = u64::from_le_bytes(p.get(8..16)?.try_into().ok()?);
+    (p.len() == 16).then_some(WalSnapshot { index, term })
+}
+
+/// A decoded record and where it came from.
+enum Item {
+    Entry(Entry, usize, u64),
+    State(HardState),
+    Snapshot(WalSnapshot),
+}
+
+/// An open write-ahead log, appending to its last segment.
+pub struct Wal {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    opts: WalOptions,
+    metadata: Vec<u8>,
+    /// Oldest first; the last is the one being appended to.
+    segments: Vec<Segment>,
+    file: Arc<dyn DiskFile>,
+    /// Write offset in the current segment.
+    offset: u64,
+    /// Index of the last entry (or snapshot marker) written, as etcd's `enti`.
+    last_index: u64,
+    state: HardState,
+    snapshot: Option<WalSnapshot>,
+    timer: SyncTimer,
+    failed: Option<String>,
+}
+
+impl fmt::Debug for Wal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments)
+            .field("offset", &self.offset)
+            .field("last_index", &self.last_index)
+            .field("snapshot", &self.snapshot)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes a new segment durably: `<name>.tmp`, header records, fdatasync, rename, dir sync.
+async fn write_segment(
+    disk: &dyn Disk,
+    dir: &Path,
+    seq: u64,
+    first_index: u64,
+    header: &[u8],
+    timer: &mut SyncTimer,
+) -> Result<(Arc<dyn DiskFile>, Segment), WalError> {
+    let name = segment_name(seq, first_index);
+    let path = dir.join(&name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    if disk.exists(&tmp) {
+        disk.remove_file(&tmp)
+            .map_err(|e| WalError::io("remove", &tmp, e))?;
+    }
+    let f = disk
+        .open(&tmp, OpenMode::CreateNew)
+        .map_err(|e| WalError::io("create", &tmp, e))?;
+    f.write_at(0, header)
+        .map_err(|e| WalError::io("write", &tmp, e))?;
+    timer.sync(&*f, &tmp).await?;
+    drop(f);
+    disk.rename(&tmp, &path)
+        .map_err(|e| WalError::io("rename", &tmp, e))?;
+    disk.sync_dir(dir)
+        .await
+        .map_err(|e| WalError::io("sync dir", dir, e))?;
+    let f = disk
+        .open(&path, OpenMode::Existing)
+        .map_err(|e| WalError::io("open", &path, e))?;
+    let seg = Segment {
+        seq,
+        first_index,
+        path,
+        len: header.len() as u64,
+    };
+    Ok((f, seg))
+}
+
+/// Removes leftover `.wal.tmp` files of an interrupted segment creation.
+async fn remove_tmp_files(disk: &dyn Disk, dir: &Path, names: &[String]) -> Result<(), WalError> {
+    let mut removed = false;
+    for n in names.iter().filter(|n| n.ends_with(".wal.tmp")) {
+        let p = dir.join(n);
+        tracing::warn!(path = %p.display(), "wal: removing incomplete segment file");
+        disk.remove_file(&p)
+            .map_err(|e| WalError::io("remove", &p, e))?;
+        removed = true;
+    }
+    if removed {
+        disk.sync_dir(dir)
+            .await
+            .map_err(|e| WalError::io("sync dir", dir, e))?;
+    }
+    Ok(())
+}
+
+impl Wal {
+    /// Whether `dir` holds at least one WAL segment file.
+    pub fn exists(disk: &dyn Disk, dir: &Path) -> bool {
+        disk.list(dir)
+            .map(|names| names.iter().any(|n| parse_segment_name(n).is_some()))
+            .unwrap_or(false)
+    }
+
+    /// Creates a new WAL in `dir` (created if missing) whose segments carry `metadata`.
+    pub async fn create(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        metadata: &[u8],
+        opts: WalOptions,
+    ) -> Result<Wal, WalError> {
+        if Self::exists(&*disk, dir) {
+            return Err(WalError::AlreadyExists { dir: dir.into() });
+        }
+        let new_dir = !disk.exists(dir);
+        disk.create_dir_all(dir)
+            .map_err(|e| WalError::io("create dir", dir, e))?;
+        if new_dir {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                disk.sync_dir(parent)
+                    .await
+                    .map_err(|e| WalError::io("sync dir", parent, e))?;
+            }
+        }
+        let names = disk.list(dir).map_err(|e| WalError::io("list", dir, e))?;
+        remove_tmp_files(&*disk, dir, &names).await?;
+        let mut header = Vec::new();
+        record::encode(&mut header, RecordType::Metadata, metadata).map_err(|reason| {
+            WalError::Encode {
+                what: "metadata",
+                reason,
+            }
+        })?;
+        let mut timer = SyncTimer::default();
+        let (file, seg) = write_segment(&*disk, dir, 0, 0, &header, &mut timer).await?;
+        Ok(Wal {
+            disk,
+            dir: dir.into(),
+            opts,
+            metadata: metadata.to_vec(),
+            offset: seg.len,
+            segments: vec![seg],
+            file,
+            last_index: 0,
+            state: HardState::default(),
+            snapshot: None,
+            timer,
+            failed: None,
+        })
+    }
+
+    /// Opens and replays: entries after the newest snapshot marker, the last HardState.
+    /// A torn last record of the last segment is truncated away (and the truncation synced).
+    pub async fn open(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        opts: WalOptions,
+    ) -> Result<(Wal, WalContents), WalError> {
+        Self::open_inner(disk, dir, opts, None).await
+    }
+
+    /// Like [`Wal::open`], but returns the entries after the given snapshot marker (all
+    /// entries when `start.index == 0`), as etcd's `wal.Open(dir, snap)` + `ReadAll`. The
+    /// marker must be in the WAL ([`WalError::SnapshotNotFound`] / `SnapshotMismatch`). Use
+    /// it when the newest snapshot file is unusable and an older one is loaded instead.
+    pub async fn open_at(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        opts: WalOptions,
+        start: WalSnapshot,
+    ) -> Result<(Wal, WalContents), WalError> {
+        Self::open_inner(disk, dir, opts, Some(start)).await
+    }
+
+    async fn open_inner(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        opts: WalOptions,
+        start: Option<WalSnapshot>,
+    ) -> Result<(Wal, WalContents), WalError> {
+        let names = match disk.list(dir) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(WalError::NotFound { dir: dir.into() })
+            }
+            Err(e) => return Err(WalError::io("list", dir, e)),
+        };
+        remove_tmp_files(&*disk, dir, &names).await?;
+        let mut segs: Vec<(u64, u64, String)> = Vec::new();
+        for n in names {
+            match parse_segment_name(&n) {
+                Some((seq, idx)) => segs.push((seq, idx, n)),
+                None if n.ends_with(".wal") => {
+                    tracing::warn!(file = %n, dir = %dir.display(), "wal: ignoring file with an unexpected name");
+                }
+                None => {}
+            }
+        }
+        segs.sort();
+        if segs.is_empty() {
+            return Err(WalError::NotFound { dir: dir.into() });
+        }
+        for w in segs.windows(2) {
+            if w[1].0 != w[0].0 + 1 || w[1].1 < w[0].1 {
+                return Err(WalError::InvalidSegments {
+                    dir: dir.into(),
+                    reason: format!("{} does not follow {}", w[1].2, w[0].2),
+                });
+            }
+        }
+
+        let mut segments = Vec::with_capacity(segs.len());
+        let mut items: Vec<Item> = Vec::new();
+        let mut metadata: Option<Vec<u8>> = None;
+        let mut last_file: Option<(Arc<dyn DiskFile>, u64, u64, Tail)> = None;
+        let n_segs = segs.len();
+        for (i, (seq, first_index, name)) in segs.into_iter().enumerate() {
+            let path = dir.join(&name);
+            let is_last = i + 1 == n_segs;
+            let corrupt = |offset: u64, reason: String| WalError::Corrupt {
+                file: path.clone(),
+                offset,
+                reason,
+            };
+            let file = disk
+                .open(&path, OpenMode::Existing)
+                .map_err(|e| WalError::io("open", &path, e))?;
+            let buf = file
+                .read_all()
+                .map_err(|e| WalError::io("read", &path, e))?;
+            let scan = record::scan(&buf).map_err(|e| corrupt(e.offset, e.reason))?;
+            if let Tail::Torn { offset, reason } = &scan.tail {
+                if !is_last {
+                    return Err(corrupt(
+                        *offset,
+                        format!("{reason} (in a segment that is not the last)"),
+                    ));
+                }
+            }
+            let mut recs = scan.records.iter();
+            match recs.next() {
+                Some(r) if r.rtype == RecordType::Metadata => match &metadata {
+                    None => metadata = Some(r.payload.to_vec()),
+                    Some(m) if m.as_slice() == r.payload => {}
+                    Some(_) => {
+                        return Err(corrupt(
+                            r.offset,
+                            "metadata differs from the first segment's".into(),
+                        ))
+                    }
+                },
+                Some(r) => {
+                    return Err(corrupt(
+                        r.offset,
+                        "segment does not start with a metadata record".into(),
+                    ))
+                }
+                None => return Err(corrupt(0, "segment holds no valid record".into())),
+            }
+            for r in recs {
+                let item = match r.rtype {
+                    RecordType::Metadata => {
+                        return Err(corrupt(r.offset, "unexpected metadata record".into()))
+                    }
+                    RecordType::Entry => {
+                        let e = Entry::parse_from_bytes(r.payload)
+                            .map_err(|e| corrupt(r.offset, format!("undecodable entry: {e}")))?;
+                        Item::Entry(e, i, r.offset)
+                    }
+                    RecordType::State => {
+                        Item::State(HardState::parse_from_bytes(r.payload).map_err(|e| {
+                            corrupt(r.offset, format!("undecodable hard state: {e}"))
+                        })?)
+                    }
+                    RecordType::Snapshot => {
+                        Item::Snapshot(decode_snapshot(r.payload).ok_or_else(|| {
+                            corrupt(
+                                r.offset,
+                                format!("snapshot marker of {} bytes, want 16", r.payload.len()),
+                            )
+                        })?)
+                    }
+                };
+                items.push(item);
+            }
+            let good_end = scan.good_end;
+            let file_len = buf.len() as u64;
+            if is_last {
+                last_file = Some((file, good_end, file_len, scan.tail));
+            }
+            segments.push(Segment {
+                seq,
+                first_index,
+                path,
+                len: good_end,
+            });
+        }
+        let metadata = metadata.unwrap_or_default();
+        let (file, good_end, file_len, tail) = match last_file {
+            Some(l) => l,
+            None => return Err(WalError::NotFound { dir: dir.into() }),
+        };
+
+        // Snapshot markers and the starting point.
+        let mut snapshots = Vec::new();
+        let mut hard_state = HardState::default();
+        for it in &items {
+            match it {
+                Item::Snapshot(s) => snapshots.push(*s),
+                Item::State(h) => hard_state = h.clone(),
+                Item::Entry(..) => {}
+            }
+        }
+        let newest = snapshots.iter().copied().max_by_key(|s| s.index);
+        let from = match start {
+            None => newest,
+            Some(s) if s.index == 0 => None,
+            Some(s) => match snapshots.iter().rev().find(|m| m.index == s.index) {
+                None => {
+                    return Err(WalError::SnapshotNotFound {
+                        dir: dir.into(),
+                        index: s.index,
+                        term: s.term,
+                    })
+                }
+                Some(m) if m.term != s.term => {
+                    return Err(WalError::SnapshotMismatch {
+                        dir: dir.into(),
+                        index: s.index,
+                        expected: s.term,
+                        found: m.term,
+                    })
+                }
+                Some(_) => Some(s),
+            },
+        };
+
+        // Entries after `from`; a later entry at index i replaces every entry >= i.
+        let start_index = from.map(|s| s.index);
+        let mut base: Option<u64> = start_index;
+        let mut entries: Vec<Entry> = Vec::new();
+        for it in items {
+            let Item::Entry(e, seg, offset) = it else {
+                continue;
+            };
+            let idx = e.index;
+            let corrupt = |reason: String| WalError::Corrupt {
+                file: segments[seg].path.clone(),
+                offset,
+                reason,
+            };
+            if idx == 0 {
+                return Err(corrupt("entry with index 0".into()));
+            }
+            if start_index.is_some_and(|s| idx <= s) {
+                continue;
+            }
+            let b = match base {
+                Some(b) if idx > b => b,
+                // No start marker and an entry at or before the first one kept: it replaces all.
+                _ => {
+                    entries.clear();
+                    base = Some(idx - 1);
+                    idx - 1
+                }
+            };
+            let pos = idx - b - 1;
+            if let (Some(s), true) = (start_index, entries.is_empty() && pos > 0) {
+                return Err(WalError::EntriesReleased {
+                    dir: dir.into(),
+                    index: s,
+                    first: idx,
+                });
+            }
+            if pos > entries.len() as u64 {
+                return Err(corrupt(format!(
+                    "entry index {idx} leaves a gap after index {}",
+                    b + entries.len() as u64
+                )));
+            }
+            entries.truncate(pos as usize);
+            entries.push(e);
+        }
+        let last_index = entries
+            .last()
+            .map(|e| e.index)
+            .unwrap_or(0)
+            .max(newest.map_or(0, |s| s.index))
+            .max(start_index.unwrap_or(0));
+
+        let mut timer = SyncTimer::default();
+        let last_path = segments.last().map(|s| s.path.clone()).unwrap_or_default();
+        if good_end < file_len {
+            if let Tail::Torn { offset, reason } = &tail {
+                tracing::warn!(
+                    path = %last_path.display(),
+                    offset,
+                    reason = %reason,
+                    dropped_bytes = file_len - good_end,
+                    "wal: truncating torn last record"
+                );
+            }
+            file.set_len(good_end)
+                .map_err(|e| WalError::io("truncate", &last_path, e))?;
+            timer.sync(&*file, &last_path).await?;
+        }
+
+        let wal = Wal {
+            disk,
+            dir: dir.into(),
+            opts,
+            metadata: metadata.clone(),
+            segments,
+            file,
+            offset: good_end,
+            last_index,
+            state: hard_state.clone(),
+            snapshot: newest,
+            timer,
+            failed: None,
+        };
+        let contents = WalContents {
+            metadata,
+            hard_state,
+            entries,
+            snapshot: from,
+            snapshots,
+        };
+        Ok((wal, contents))
+    }
+
+    fn check_ok(&self) -> Result<(), WalError> {
+        match &self.failed {
+            Some(reason) => Err(WalError::Failed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the WAL unusable after a failed write or fdatasync and passes the error on.
+    fn fail(&mut self, e: WalError) -> WalError {
+        self.failed = Some(e.to_string());
+        e
+    }
+
+    fn current_path(&self) -> PathBuf {
+        self.segments
+            .last()
+            .map(|s| s.path.clone())
+            .unwrap_or_default()
+    }
+
+    async fn write(&mut self, buf: &[u8]) -> Result<(), WalError> {
+        if let Err(e) = self.file.write_at(self.offset, buf) {
+            let err = WalError::io("write", self.current_path(), e);
+            return Err(self.fail(err));
+        }
+        self.offset += buf.len() as u64;
+        if let Some(s) = self.segments.last_mut() {
+            s.len = self.offset;
+        }
+        Ok(())
+    }
+
+    async fn sync(&mut self) -> Result<(), WalError> {
+        let path = self.current_path();
+        let file = self.file.clone();
+        match self.timer.sync(&*file, &path).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Appends HardState (if not empty/None) and entries; fdatasync when must_sync.
+    /// Cuts a new segment (fdatasyncing the current one) when the segment size is reached.
+    /// Any error here leaves the WAL unusable ([`WalError::Failed`]): treat it as fatal.
+    pub async fn save(
+        &mut self,
+        hs: Option<&HardState>,
+        entries: &[Entry],
+        must_sync: bool,
+    ) -> Result<(), WalError> {
+        self.check_ok()?;
+        let hs = hs.filter(|h| !is_empty_hard_state(h));
+        if hs.is_none() && entries.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for e in entries {
+            encode_msg(&mut buf, RecordType::Entry, "entry", e)?;
+        }
+        if let Some(h) = hs {
+            encode_msg(&mut buf, RecordType::State, "hard state", h)?;
+        }
+        self.write(&buf).await?;
+        if let Some(e) = entries.last() {
+            self.last_index = e.index;
+        }
+        if let Some(h) = hs {
+            self.state = h.clone();
+        }
+        if self.offset < self.opts.segment_size {
+            if must_sync {
+                self.sync().await?;
+            }
+            return Ok(());
+        }
+        self.cut().await
+    }
+
+    /// Records a snapshot marker (fsynced), as etcd's SaveSnapshot.
+    pub async fn save_snapshot(&mut self, snap: WalSnapshot) -> Result<(), WalError> {
+        self.check_ok()?;
+        let mut buf = Vec::new();
+        encode_snapshot(&mut buf, snap)?;
+        self.write(&buf).await?;
+        self.last_index = self.last_index.max(snap.index);
+        if self.snapshot.is_none_or(|s| snap.index >= s.index) {
+            self.snapshot = Some(snap);
+        }
+        self.sync().await
+    }
+
+    /// The header records of a new segment: metadata, newest snapshot marker, last HardState.
+    fn segment_header(&self) -> Result<Vec<u8>, WalError> {
+        let mut h = Vec::new();
+        record::encode(&mut h, RecordType::Metadata, &self.metadata).map_err(|reason| {
+            WalError::Encode {
+                what: "metadata",
+                reason,
+            }
+        })?;
+        if let Some(s) = self.snapshot {
+            encode_snapshot(&mut h, s)?;
+        }
+        if !is_empty_hard_state(&self.state) {
+            encode_msg(&mut h, RecordType::State, "hard state", &self.state)?;
+        }
+        Ok(h)
+    }
+
+    /// fdatasyncs the current segment and starts the next one, named after the next index.
+    async fn cut(&mut self) -> Result<(), WalError> {
+        self.sync().await?;
+        let header = self.segment_header()?;
+        let seq = self.segments.last().map_or(0, |s| s.seq + 1);
+        let first = self.last_index + 1;
+        let disk = self.disk.clone();
+        let res = write_segment(&*disk, &self.dir, seq, first, &header, &mut self.timer).await;
+        match res {
+            Ok((file, seg)) => {
+                tracing::debug!(path = %seg.path.display(), "wal: created segment");
+                self.offset = seg.len;
+                self.file = file;
+                self.segments.push(seg);
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Deletes whole segments that only hold entries below `index` (etcd's ReleaseLockTo +
+    /// purge), keeping the segment that contains index. As etcd, it keeps every segment from
+    /// the last one whose first index is below `index`, and never the current one. `index` is
+    /// clamped to the newest snapshot marker saved, so replay always finds what follows it.
+    pub async fn release_to(&mut self, index: u64) -> Result<(), WalError> {
+        self.check_ok()?;
+        let index = index.min(self.snapshot.map_or(0, |s| s.index));
+        let Some(keep_from) = self.segments.iter().rposition(|s| s.first_index < index) else {
+            return Ok(());
+        };
+        let keep_from = keep_from.min(self.segments.len() - 1);
+        if keep_from == 0 {
+            return Ok(());
+        }
+        let mut removed = 0;
+        let mut result = Ok(());
+        for s in &self.segments[..keep_from] {
+            if let Err(e) = self.disk.remove_file(&s.path) {
+                result = Err(WalError::io("remove", &s.path, e));
+                break;
+            }
+            tracing::debug!(path = %s.path.display(), "wal: released segment");
+            removed += 1;
+        }
+        self.segments.drain(..removed);
+        result?;
+        self.disk
+            .sync_dir(&self.dir)
+            .await
+            .map_err(|e| WalError::io("sync dir", &self.dir, e))
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Total bytes in the segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.len).sum()
+    }
+
+    /// Index of the last entry (or snapshot marker) written.
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+
+    /// The WAL directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// fdatasync timings so far.
+    pub fn fsync_stats(&self) -> &FsyncStats {
+        &self.timer.stats
+    }
+
+    /// Calls `f` with the duration of every fdatasync from now on (for the
+    /// `etcd_disk_wal_fsync_duration_seconds` histogram).
+    pub fn set_fsync_observer(&mut self, f: impl Fn(Duration) + Send + Sync + 'static) {
+        self.timer.observer = Some(Box::new(f));
+    }
+}
