@@ -213,6 +213,8 @@ pub struct Wal {
     state: HardState,
     snapshot: Option<WalSnapshot>,
     timer: SyncTimer,
+    /// Bytes were written to the current segment since its last fdatasync.
+    unsynced: bool,
     failed: Option<String>,
 }
 
@@ -338,6 +340,7 @@ impl Wal {
             state: HardState::default(),
             snapshot: None,
             timer,
+            unsynced: false,
             failed: None,
         })
     }
@@ -610,6 +613,7 @@ impl Wal {
             state: hard_state.clone(),
             snapshot: newest,
             timer,
+            unsynced: false,
             failed: None,
         };
         let contents = WalContents {
@@ -648,6 +652,7 @@ impl Wal {
             return Err(self.fail(err));
         }
         self.offset += buf.len() as u64;
+        self.unsynced = true;
         if let Some(s) = self.segments.last_mut() {
             s.len = self.offset;
         }
@@ -658,7 +663,10 @@ impl Wal {
         let path = self.current_path();
         let file = self.file.clone();
         match self.timer.sync(&*file, &path).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.unsynced = false;
+                Ok(())
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -675,6 +683,9 @@ impl Wal {
         self.check_ok()?;
         let hs = hs.filter(|h| !is_empty_hard_state(h));
         if hs.is_none() && entries.is_empty() {
+            if must_sync && self.unsynced {
+                self.sync().await?;
+            }
             return Ok(());
         }
         let mut buf = Vec::new();
@@ -742,6 +753,7 @@ impl Wal {
         match res {
             Ok((file, seg)) => {
                 tracing::debug!(path = %seg.path.display(), "wal: created segment");
+                self.unsynced = false;
                 self.offset = seg.len;
                 self.file = file;
                 self.segments.push(seg);

@@ -703,3 +703,29 @@ async fn failed_fdatasync_makes_the_wal_unusable() {
     let (_, c) = Wal::open(flaky, &dir, WalOptions::default()).await.unwrap();
     assert_eq!(c.entries, ents(1..=4, 1));
 }
+
+#[tokio::test]
+async fn empty_save_with_must_sync_syncs_earlier_unsynced_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let mut w = Wal::create(disk(), &dir, b"m", WalOptions::default())
+        .await
+        .unwrap();
+    w.save(Some(&hs(1, 1, 0)), &ents(1..=2, 1), true)
+        .await
+        .unwrap();
+    let n = w.fsync_stats().count;
+    w.save(None, &[], true).await.unwrap();
+    assert_eq!(w.fsync_stats().count, n, "nothing unsynced: no fdatasync");
+    w.save(None, &ents(3..=3, 1), false).await.unwrap();
+    assert_eq!(w.fsync_stats().count, n);
+    w.save(Some(&HardState::default()), &[], true)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.fsync_stats().count,
+        n + 1,
+        "the unsynced entry 3 is synced"
+    );
+    assert!(w.fsync_stats().last.is_some());
+}
