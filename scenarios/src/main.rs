@@ -1,1 +1,67 @@
-fn main() {}
+//! The `etcd-sim` command line.
+//!
+//! Owns: parsing subcommands and turning results into output and exit codes.
+//!
+//! Must never: hide a failure behind exit code 0.
+
+use clap::{Parser, Subcommand};
+use scenarios::{bench, smoke};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "etcd-sim", version, about = "etcd-compatible server harness: run, bench, check")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The main job: a local 3-member cluster under a checked workload; prints a summary.
+    Run(smoke::RunArgs),
+    /// Load generator against etcd v3 endpoints (ours or real etcd).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("etcd-sim: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.cmd {
+        Cmd::Run(args) => match rt.block_on(smoke::run(&args)) {
+            Ok((s, dir)) => {
+                println!("scenario   {}", s.scenario);
+                println!("seed       {}", s.seed);
+                println!("members    {}", s.members);
+                println!("ops        {} ({} failed)", s.ops, s.failed);
+                println!("put p50/p99  {:.2} / {:.2} ms", s.put_latency.p50_ms, s.put_latency.p99_ms);
+                println!("get p50/p99  {:.2} / {:.2} ms", s.get_latency.p50_ms, s.get_latency.p99_ms);
+                println!("keys verified on every member: {}", s.acknowledged_writes_verified);
+                println!("final revisions {:?}", s.final_revisions);
+                println!("verdict    {}   ({:.1} s wall)", s.verdict.to_uppercase(), s.wall_seconds);
+                println!("report     {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("etcd-sim run: FAIL: {e:#}");
+                eprintln!("replay: etcd-sim run --seed {}", args.seed);
+                ExitCode::from(1)
+            }
+        },
+        Cmd::Bench(args) => match rt.block_on(bench::run(&args)) {
+            Ok(r) => {
+                bench::print(&r, args.json);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("etcd-sim bench: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

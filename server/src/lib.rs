@@ -11,3 +11,12 @@ pub mod mvcc;
 pub mod seam;
 pub mod snap;
 pub mod wal;
+pub mod api;
+pub mod config;
+pub mod etcdserver;
+pub mod membership;
+pub mod rafthttp;
+pub mod version;
+
+pub use config::Config;
+pub use etcdserver::{start, EtcdServer, ServerError, ServerHandle};

@@ -1,0 +1,58 @@
+//! HTTP endpoints beside gRPC on the client port: `/health` and `/version`.
+//!
+//! Owns: etcd's JSON shapes for these endpoints (`{"health":"true","reason":""}`,
+//! `{"etcdserver":"3.6.0","etcdcluster":"3.6.0","storage":"3.6.0"}`), 503 when unhealthy.
+//!
+//! Must never: block on raft longer than the request timeout.
+
+use crate::etcdserver::EtcdServer;
+use crate::version;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize, Default)]
+struct HealthParams {
+    serializable: Option<String>,
+}
+
+/// `/health` and `/version`.
+pub fn router(server: EtcdServer) -> axum::Router {
+    axum::Router::new()
+        .route("/health", get(health))
+        .route("/version", get(version_handler))
+        .with_state(server)
+}
+
+async fn health(
+    State(s): State<EtcdServer>,
+    Query(p): Query<HealthParams>,
+) -> (StatusCode, Json<Value>) {
+    let serializable = p.serializable.as_deref() == Some("true");
+    let unhealthy = |reason: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"health": "false", "reason": reason})),
+        )
+    };
+    if !serializable {
+        if s.status().leader == 0 {
+            return unhealthy("RAFT NO LEADER");
+        }
+        if let Err(e) = s.linearizable_read().await {
+            return unhealthy(&format!("QGET ERROR: {}", e.message()));
+        }
+    }
+    (StatusCode::OK, Json(json!({"health": "true", "reason": ""})))
+}
+
+async fn version_handler() -> Json<Value> {
+    Json(json!({
+        "etcdserver": version::SERVER_VERSION,
+        "etcdcluster": version::CLUSTER_VERSION,
+        "storage": version::STORAGE_VERSION,
+    }))
+}

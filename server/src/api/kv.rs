@@ -1,0 +1,125 @@
+//! etcd's KV service: Range, Put, DeleteRange, Txn, Compact.
+//!
+//! Owns: request validation, choosing the read path (ReadIndex for linearizable reads, local
+//! for serializable ones and read-only txns after the barrier), proposing writes, and filling
+//! response headers.
+//!
+//! Must never: apply a write outside raft.
+
+use super::validate;
+use crate::etcdserver::request::{Op, OpResponse};
+use crate::etcdserver::EtcdServer;
+use etcd_client::proto::{
+    PbCompactionRequest, PbCompactionResponse, PbDeleteRequest, PbDeleteResponse, PbKvService,
+    PbPutRequest, PbPutResponse, PbRangeRequest, PbRangeResponse, PbRangeStreamResponse,
+    PbResponseHeader, PbTxnRequest, PbTxnResponse,
+};
+use tonic::{Request, Response, Status};
+
+/// The KV service.
+pub struct KvApi {
+    server: EtcdServer,
+}
+
+impl KvApi {
+    /// A KV service over `server`.
+    pub fn new(server: EtcdServer) -> Self {
+        KvApi { server }
+    }
+
+    fn fill(&self, header: &mut Option<PbResponseHeader>) {
+        let rev = header.as_ref().map(|h| h.revision).unwrap_or_default();
+        *header = Some(self.server.header(rev));
+    }
+}
+
+fn unexpected() -> Status {
+    Status::internal("etcdserver: unexpected response type")
+}
+
+#[tonic::async_trait]
+impl PbKvService for KvApi {
+    async fn range(&self, req: Request<PbRangeRequest>) -> Result<Response<PbRangeResponse>, Status> {
+        let r = req.into_inner();
+        validate::range(&r)?;
+        if !r.serializable {
+            self.server.linearizable_read().await?;
+        }
+        let mut resp = self.server.store().range(&r).map_err(|e| e.to_status())?;
+        self.fill(&mut resp.header);
+        Ok(Response::new(resp))
+    }
+
+    type RangeStreamStream =
+        futures::stream::Empty<Result<PbRangeStreamResponse, Status>>;
+
+    async fn range_stream(
+        &self,
+        _req: Request<PbRangeRequest>,
+    ) -> Result<Response<Self::RangeStreamStream>, Status> {
+        Err(Status::unimplemented(
+            "etcdserver: RangeStream is not part of the etcd 3.5/3.6 API this server emulates",
+        ))
+    }
+
+    async fn put(&self, req: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
+        let r = req.into_inner();
+        validate::put(&r)?;
+        match self.server.propose(Op::Put(r)).await? {
+            OpResponse::Put(mut resp) => {
+                self.fill(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        req: Request<PbDeleteRequest>,
+    ) -> Result<Response<PbDeleteResponse>, Status> {
+        let r = req.into_inner();
+        validate::delete(&r)?;
+        match self.server.propose(Op::DeleteRange(r)).await? {
+            OpResponse::DeleteRange(mut resp) => {
+                self.fill(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn txn(&self, req: Request<PbTxnRequest>) -> Result<Response<PbTxnResponse>, Status> {
+        let r = req.into_inner();
+        validate::txn(&r, self.server.config().max_txn_ops as usize)?;
+        if validate::txn_is_read_only(&r) {
+            if !validate::txn_is_serializable(&r) {
+                self.server.linearizable_read().await?;
+            }
+            let mut resp = self.server.store().txn(&r).map_err(|e| e.to_status())?;
+            self.fill(&mut resp.header);
+            return Ok(Response::new(resp));
+        }
+        match self.server.propose(Op::Txn(r)).await? {
+            OpResponse::Txn(mut resp) => {
+                self.fill(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn compact(
+        &self,
+        req: Request<PbCompactionRequest>,
+    ) -> Result<Response<PbCompactionResponse>, Status> {
+        let r = req.into_inner();
+        match self.server.propose(Op::Compaction(r)).await? {
+            OpResponse::Compaction(mut resp) => {
+                self.fill(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+}

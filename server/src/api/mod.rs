@@ -1,0 +1,59 @@
+//! The client-facing API: etcd's v3 gRPC services and the HTTP endpoints, on one port.
+//!
+//! Owns: the router (gRPC KV, Cluster, Maintenance; HTTP `/health`, `/version`) and the accept
+//! loop that serves HTTP/1.1 and HTTP/2 (h2c) on the same listener, as etcd's cmux does.
+//!
+//! Must never: panic on a request, or change state except through `EtcdServer::propose`.
+
+mod cluster;
+mod http;
+mod kv;
+mod maintenance;
+mod validate;
+
+use crate::etcdserver::EtcdServer;
+use crate::seam::NetListener;
+use etcd_client::proto::{PbClusterServer, PbKvServer, PbMaintenanceServer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+
+/// gRPC framing overhead allowed on top of `--max-request-bytes` (etcd's grpcOverheadBytes).
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Everything served on the client URLs.
+pub fn client_router(server: EtcdServer) -> axum::Router {
+    let max = server.config().max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+    let grpc = tonic::service::Routes::new(
+        PbKvServer::new(kv::KvApi::new(server.clone())).max_decoding_message_size(max),
+    )
+    .add_service(PbClusterServer::new(cluster::ClusterApi::new(server.clone())))
+    .add_service(PbMaintenanceServer::new(
+        maintenance::MaintenanceApi::new(server.clone()),
+    ))
+    .prepare()
+    .into_axum_router();
+    grpc.merge(http::router(server))
+}
+
+/// Serves connections from `listener` until it fails; each connection on its own task.
+pub async fn serve(mut listener: Box<dyn NetListener>, router: axum::Router) {
+    loop {
+        let io = match listener.accept().await {
+            Ok(io) => io,
+            Err(e) => {
+                tracing::warn!(error = %e, addr = %listener.local_addr(), "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let svc = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http2().max_concurrent_streams(Some(u32::MAX));
+            if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

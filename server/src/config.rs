@@ -1,0 +1,291 @@
+//! Server configuration with etcd's flag names.
+//!
+//! Owns: parsing and validating the flags `etcd-server` takes (the subset of etcd's that this
+//! server implements), with etcd's defaults, and deriving the static initial cluster from them.
+//!
+//! Must never: touch the disk or the network; it only describes what to start.
+
+use clap::Parser;
+use std::time::Duration;
+use thiserror::Error;
+
+/// A configuration problem found before anything starts (exit code 2 in the binary).
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `--initial-cluster` entry is not `name=url`.
+    #[error("--initial-cluster: invalid entry {0:?} (want name=http://host:port)")]
+    BadClusterEntry(String),
+    /// This member's `--name` is not in `--initial-cluster`.
+    #[error("--initial-cluster has no entry for --name {0:?}")]
+    NameNotInCluster(String),
+    /// A URL we cannot use.
+    #[error("{flag}: invalid URL {url:?}: {reason}")]
+    BadUrl {
+        /// The flag that carried it.
+        flag: &'static str,
+        /// The URL.
+        url: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// Election timeout must be at least 5 heartbeats (etcd's rule).
+    #[error("--election-timeout[{election}ms] should be at least as 5 times as --heartbeat-interval[{heartbeat}ms]")]
+    ElectionTooShort {
+        /// ms
+        election: u64,
+        /// ms
+        heartbeat: u64,
+    },
+    /// Zero where a positive number is needed.
+    #[error("{0} must be greater than 0")]
+    NotPositive(&'static str),
+    /// `--initial-cluster-state` other than new/existing.
+    #[error("--initial-cluster-state must be 'new' or 'existing', got {0:?}")]
+    BadClusterState(String),
+}
+
+/// etcd's flags, with etcd's names and defaults.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "etcd-server", version, about = "An etcd-compatible server (etcd v3 API)")]
+pub struct Config {
+    /// Human-readable name for this member.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Path to the data directory.
+    #[arg(long = "data-dir", default_value = "")]
+    pub data_dir: String,
+    /// URLs to listen on for client traffic.
+    #[arg(long = "listen-client-urls", default_value = "http://localhost:2379")]
+    pub listen_client_urls: String,
+    /// Client URLs advertised to the rest of the cluster.
+    #[arg(long = "advertise-client-urls", default_value = "http://localhost:2379")]
+    pub advertise_client_urls: String,
+    /// URLs to listen on for peer traffic.
+    #[arg(long = "listen-peer-urls", default_value = "http://localhost:2380")]
+    pub listen_peer_urls: String,
+    /// This member's peer URLs advertised to the rest of the cluster.
+    #[arg(long = "initial-advertise-peer-urls", default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Initial cluster configuration for bootstrapping: name=url,name=url.
+    #[arg(long = "initial-cluster", default_value = "default=http://localhost:2380")]
+    pub initial_cluster: String,
+    /// 'new' or 'existing'.
+    #[arg(long = "initial-cluster-state", default_value = "new")]
+    pub initial_cluster_state: String,
+    /// Initial cluster token, mixed into the cluster and member ids.
+    #[arg(long = "initial-cluster-token", default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long = "heartbeat-interval", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long = "election-timeout", default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Number of committed transactions to trigger a snapshot to disk (3.6 default).
+    #[arg(long = "snapshot-count", default_value_t = 10000)]
+    pub snapshot_count: u64,
+    /// Entries kept in the raft log after a snapshot, for slow followers to catch up.
+    #[arg(long = "experimental-snapshot-catchup-entries", default_value_t = 5000)]
+    pub snapshot_catchup_entries: u64,
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(long = "max-request-bytes", default_value_t = 1572864)]
+    pub max_request_bytes: u64,
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long = "max-txn-ops", default_value_t = 128)]
+    pub max_txn_ops: u64,
+    /// Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).
+    #[arg(long = "quota-backend-bytes", default_value_t = 0)]
+    pub quota_backend_bytes: u64,
+    /// Maximum duration before committing the backend batch (ms).
+    #[arg(long = "backend-batch-interval", default_value_t = 100)]
+    pub backend_batch_interval: u64,
+    /// Maximum operations before committing the backend batch.
+    #[arg(long = "backend-batch-limit", default_value_t = 10000)]
+    pub backend_batch_limit: u64,
+    /// Maximum number of learner members in the cluster.
+    #[arg(long = "max-learners", default_value_t = 1)]
+    pub max_learners: u64,
+    /// Comma-separated Name=bool feature gates (accepted, validated later).
+    #[arg(long = "feature-gates", default_value = "")]
+    pub feature_gates: String,
+    /// Log level: debug, info, warn, error.
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+    /// WAL segment size in bytes (etcd: 64 MiB; smaller is handy in tests).
+    #[arg(long = "wal-segment-size", default_value_t = 64 * 1024 * 1024, hide = true)]
+    pub wal_segment_size: u64,
+}
+
+/// One member of the static initial cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialMember {
+    /// `--name` of the member.
+    pub name: String,
+    /// Its peer URLs.
+    pub peer_urls: Vec<String>,
+}
+
+impl Config {
+    /// Default data dir as etcd names it: `<name>.etcd`.
+    pub fn data_dir(&self) -> String {
+        if self.data_dir.is_empty() {
+            format!("{}.etcd", self.name)
+        } else {
+            self.data_dir.clone()
+        }
+    }
+
+    /// Heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval)
+    }
+
+    /// Election timeout in ticks (etcd: election-timeout / heartbeat-interval).
+    pub fn election_ticks(&self) -> usize {
+        (self.election_timeout / self.heartbeat_interval.max(1)) as usize
+    }
+
+    /// etcd's request timeout: 5 s plus two election timeouts.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(5000 + 2 * self.election_timeout)
+    }
+
+    /// Checks the flags and returns the initial cluster members in flag order.
+    pub fn validate(&self) -> Result<Vec<InitialMember>, ConfigError> {
+        if self.heartbeat_interval == 0 {
+            return Err(ConfigError::NotPositive("--heartbeat-interval"));
+        }
+        if self.election_timeout < 5 * self.heartbeat_interval {
+            return Err(ConfigError::ElectionTooShort {
+                election: self.election_timeout,
+                heartbeat: self.heartbeat_interval,
+            });
+        }
+        if self.snapshot_count == 0 {
+            return Err(ConfigError::NotPositive("--snapshot-count"));
+        }
+        if self.max_request_bytes == 0 {
+            return Err(ConfigError::NotPositive("--max-request-bytes"));
+        }
+        if self.initial_cluster_state != "new" && self.initial_cluster_state != "existing" {
+            return Err(ConfigError::BadClusterState(
+                self.initial_cluster_state.clone(),
+            ));
+        }
+        for (flag, urls) in [
+            ("--listen-client-urls", &self.listen_client_urls),
+            ("--advertise-client-urls", &self.advertise_client_urls),
+            ("--listen-peer-urls", &self.listen_peer_urls),
+            ("--initial-advertise-peer-urls", &self.initial_advertise_peer_urls),
+        ] {
+            for u in split_urls(urls) {
+                url_host_port(flag, &u)?;
+            }
+        }
+        let members = parse_initial_cluster(&self.initial_cluster)?;
+        if !members.iter().any(|m| m.name == self.name) {
+            return Err(ConfigError::NameNotInCluster(self.name.clone()));
+        }
+        Ok(members)
+    }
+}
+
+/// Splits a comma-separated URL list.
+pub fn split_urls(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// `http://host:port` → `host:port`, checking the scheme and the port.
+pub fn url_host_port(flag: &'static str, url: &str) -> Result<String, ConfigError> {
+    let bad = |reason| ConfigError::BadUrl {
+        flag,
+        url: url.to_string(),
+        reason,
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("only http:// URLs are supported"))?;
+    let hostport = rest.trim_end_matches('/');
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .ok_or_else(|| bad("missing port"))?;
+    if host.is_empty() {
+        return Err(bad("missing host"));
+    }
+    port.parse::<u16>().map_err(|_| bad("invalid port"))?;
+    Ok(hostport.to_string())
+}
+
+/// Parses `name=url,name=url` (a name may repeat to give several peer URLs).
+pub fn parse_initial_cluster(s: &str) -> Result<Vec<InitialMember>, ConfigError> {
+    let mut out: Vec<InitialMember> = Vec::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, url) = entry
+            .split_once('=')
+            .ok_or_else(|| ConfigError::BadClusterEntry(entry.to_string()))?;
+        if name.is_empty() {
+            return Err(ConfigError::BadClusterEntry(entry.to_string()));
+        }
+        url_host_port("--initial-cluster", url)?;
+        match out.iter_mut().find(|m| m.name == name) {
+            Some(m) => m.peer_urls.push(url.to_string()),
+            None => out.push(InitialMember {
+                name: name.to_string(),
+                peer_urls: vec![url.to_string()],
+            }),
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::BadClusterEntry(s.to_string()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(args: &[&str]) -> Config {
+        let mut v = vec!["etcd-server"];
+        v.extend_from_slice(args);
+        Config::parse_from(v)
+    }
+
+    #[test]
+    fn parses_three_member_cluster() {
+        let c = cfg(&[
+            "--name",
+            "b",
+            "--initial-cluster",
+            "a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://127.0.0.1:3",
+        ]);
+        let m = c.validate().expect("valid");
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[1].name, "b");
+        assert_eq!(m[1].peer_urls, vec!["http://127.0.0.1:2".to_string()]);
+        assert_eq!(c.data_dir(), "b.etcd");
+        assert_eq!(c.election_ticks(), 10);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_clear_errors() {
+        let e = cfg(&["--name", "x"]).validate().unwrap_err();
+        assert_eq!(e, ConfigError::NameNotInCluster("x".into()));
+        let e = cfg(&["--initial-cluster", "default"]).validate().unwrap_err();
+        assert!(e.to_string().contains("invalid entry"), "{e}");
+        let e = cfg(&["--election-timeout", "200"]).validate().unwrap_err();
+        assert!(e.to_string().contains("5 times"), "{e}");
+        let e = cfg(&["--listen-client-urls", "https://a:1"])
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("only http://"), "{e}");
+        let e = cfg(&["--listen-peer-urls", "http://a:99999"])
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("invalid port"), "{e}");
+    }
+}

@@ -1,0 +1,342 @@
+//! Starting a member: a new one from flags, or a restart from its data dir.
+//!
+//! Owns: the data-dir layout (`member/wal`, `member/snap`, `member/snap/db`), recovery (newest
+//! snapshot, then the backend's consistent index, then WAL replay of what follows), and the
+//! spawning of the raft loop, the peer transport and the client and peer listeners.
+//!
+//! Must never: start a member whose backend is ahead of its WAL (that state cannot come from a
+//! crash; it means the data dir was tampered with), or trust `--initial-cluster` over what the
+//! data dir records on a restart.
+
+use super::apply::Applier;
+use super::raft_node::{Inputs, LoopSettings, RaftNode};
+use super::status::{RaftStatus, ServerMetrics};
+use super::storage::NodeStorage;
+use super::{EtcdServer, ServerError, Shared};
+use crate::config::{split_urls, url_host_port, Config};
+use crate::membership::Cluster;
+use crate::mvcc::{BackendOptions, Store};
+use crate::rafthttp::{RaftService, Transport};
+use crate::seam::World;
+use crate::snap::Snapshotter;
+use crate::wal::{Wal, WalOptions, WalSnapshot};
+use raft::eraftpb::{ConfState, Snapshot};
+use raft::storage::MemStorage;
+use raft::{RawNode, Storage};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// What the WAL's metadata record holds: who this member is and the cluster it joined.
+#[derive(Debug, Serialize, Deserialize)]
+struct WalMetadata {
+    member_id: u64,
+    cluster: Cluster,
+}
+
+/// A running member.
+pub struct ServerHandle {
+    /// The API-facing handle.
+    pub server: EtcdServer,
+    /// Client listener addresses actually bound (`host:port`).
+    pub client_addrs: Vec<String>,
+    /// Peer listener addresses actually bound.
+    pub peer_addrs: Vec<String>,
+    raft: JoinHandle<Result<(), ServerError>>,
+    listeners: Vec<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl ServerHandle {
+    /// Waits until the raft loop ends (on a storage error, or after `stop`).
+    pub async fn wait(&mut self) -> Result<(), ServerError> {
+        let r = match (&mut self.raft).await {
+            Ok(r) => r,
+            Err(e) => Err(ServerError::Inconsistent(format!("raft loop panicked: {e}"))),
+        };
+        for l in &self.listeners {
+            l.abort();
+        }
+        r
+    }
+
+    /// Stops the member: the raft loop finishes its current step, listeners close.
+    pub async fn stop(mut self) -> Result<(), ServerError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.wait().await
+    }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let context = context.into();
+    move |source| ServerError::Io { context, source }
+}
+
+/// Recovers or bootstraps a member and starts all its tasks on the current runtime.
+pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerError> {
+    let (initial_cluster, initial_id) = Cluster::from_config(&cfg)?;
+    let disk = world.disk.clone();
+    let data_dir = PathBuf::from(cfg.data_dir());
+    let member_dir = data_dir.join("member");
+    let wal_dir = member_dir.join("wal");
+    let snap_dir = member_dir.join("snap");
+    disk.create_dir_all(&snap_dir)
+        .map_err(io(format!("create {}", snap_dir.display())))?;
+    let wal_opts = WalOptions {
+        segment_size: cfg.wal_segment_size,
+    };
+    let mut store = Store::open(
+        disk.clone(),
+        &snap_dir.join("db"),
+        BackendOptions {
+            batch_limit: cfg.backend_batch_limit,
+        },
+    )?;
+    let snapshotter = Snapshotter::new(disk.clone(), &snap_dir);
+
+    let recovered = if Wal::exists(&*disk, &wal_dir) {
+        Some(recover(&wal_dir, &snapshotter, &mut store, &world, wal_opts).await?)
+    } else {
+        None
+    };
+    let (wal, storage, cluster, member_id, applied, applied_term) = match recovered {
+        Some(r) => r,
+        None => {
+            let meta = WalMetadata {
+                member_id: initial_id,
+                cluster: initial_cluster,
+            };
+            let bytes = serde_json::to_vec(&meta)
+                .map_err(|e| ServerError::Inconsistent(format!("encode wal metadata: {e}")))?;
+            let wal = Wal::create(disk.clone(), &wal_dir, &bytes, wal_opts).await?;
+            let mut cs = ConfState::default();
+            cs.voters = meta.cluster.voter_ids();
+            let storage = NodeStorage {
+                mem: MemStorage::new_with_conf_state(cs),
+                snapshot: Snapshot::default(),
+            };
+            (wal, storage, meta.cluster, meta.member_id, 0, 0)
+        }
+    };
+    let snapshot_index = storage.snapshot.get_metadata().index;
+    tracing::info!(
+        member = %format!("{member_id:x}"),
+        cluster = %format!("{:x}", cluster.cluster_id),
+        applied,
+        "starting member"
+    );
+
+    let raft_cfg = raft::Config {
+        id: member_id,
+        election_tick: cfg.election_ticks(),
+        heartbeat_tick: 1,
+        applied,
+        max_size_per_msg: 1024 * 1024,
+        max_inflight_msgs: 512,
+        check_quorum: true,
+        pre_vote: true,
+        ..Default::default()
+    };
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let raw = RawNode::new(&raft_cfg, storage, &logger)?;
+
+    // Peer transport and listeners.
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    let mut peers = BTreeMap::new();
+    for m in &cluster.members {
+        if m.id != member_id {
+            if let Some(u) = m.peer_urls.first() {
+                peers.insert(m.id, url_host_port("peer URL", u)?);
+            }
+        }
+    }
+    let transport = Transport::start(world.net.clone(), peers, reports_tx.clone());
+    let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+    let (prop_tx, prop_rx) = mpsc::channel(1024);
+    let (read_tx, read_rx) = mpsc::channel(1024);
+    let (stop_tx, stop_rx) = oneshot::channel();
+
+    let store = Arc::new(Mutex::new(store));
+    let status = Arc::new(Mutex::new(RaftStatus::default()));
+    let metrics = Arc::new(ServerMetrics::default());
+    let mut seeds = ChaCha8Rng::seed_from_u64(world.seed ^ member_id);
+    let server = EtcdServer {
+        inner: Arc::new(Shared {
+            cfg: cfg.clone(),
+            member_id,
+            cluster: Mutex::new(cluster),
+            store: store.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            proposals: prop_tx,
+            reads: read_tx,
+            request_ids: Mutex::new(ChaCha8Rng::from_rng(&mut seeds).map_err(|e| {
+                ServerError::Inconsistent(format!("seed request ids: {e}"))
+            })?),
+        }),
+    };
+
+    let mut listeners = Vec::new();
+    let mut peer_addrs = Vec::new();
+    let peer_router = tonic::service::Routes::new(RaftService::new(inbound_tx).into_server())
+        .prepare()
+        .into_axum_router();
+    for u in split_urls(&cfg.listen_peer_urls) {
+        let addr = url_host_port("--listen-peer-urls", &u)?;
+        let l = world
+            .net
+            .bind(&addr)
+            .await
+            .map_err(io(format!("listen on peer URL {u}")))?;
+        peer_addrs.push(l.local_addr());
+        listeners.push(tokio::spawn(crate::api::serve(l, peer_router.clone())));
+    }
+    let mut client_addrs = Vec::new();
+    let client_router = crate::api::client_router(server.clone());
+    for u in split_urls(&cfg.listen_client_urls) {
+        let addr = url_host_port("--listen-client-urls", &u)?;
+        let l = world
+            .net
+            .bind(&addr)
+            .await
+            .map_err(io(format!("listen on client URL {u}")))?;
+        client_addrs.push(l.local_addr());
+        listeners.push(tokio::spawn(crate::api::serve(l, client_router.clone())));
+    }
+
+    let mut wal = wal;
+    let fsync_metrics = metrics.clone();
+    wal.set_fsync_observer(move |d| fsync_metrics.observe_wal_fsync(d));
+    let node = RaftNode {
+        raw,
+        wal,
+        snapshotter,
+        applier: Applier { store },
+        transport,
+        rng: ChaCha8Rng::from_rng(&mut seeds)
+            .map_err(|e| ServerError::Inconsistent(format!("seed raft rng: {e}")))?,
+        status,
+        metrics,
+        settings: LoopSettings {
+            heartbeat: cfg.heartbeat(),
+            election_ticks: cfg.election_ticks(),
+            snapshot_count: cfg.snapshot_count,
+            catchup_entries: cfg.snapshot_catchup_entries,
+            batch_interval: Duration::from_millis(cfg.backend_batch_interval.max(1)),
+        },
+        applied,
+        applied_term,
+        snapshot_index,
+    };
+    let inputs = Inputs {
+        inbound: inbound_rx,
+        reports: reports_rx,
+        reports_tx,
+        proposals: prop_rx,
+        reads: read_rx,
+        stop: stop_rx,
+    };
+    let raft = tokio::spawn(node.run(inputs));
+    Ok(ServerHandle {
+        server,
+        client_addrs,
+        peer_addrs,
+        raft,
+        listeners,
+        stop: Some(stop_tx),
+    })
+}
+
+type Recovered = (Wal, NodeStorage, Cluster, u64, u64, u64);
+
+/// Restart: newest snapshot, backend consistent index, WAL replay.
+async fn recover(
+    wal_dir: &Path,
+    snapshotter: &Snapshotter,
+    store: &mut Store,
+    world: &World,
+    wal_opts: WalOptions,
+) -> Result<Recovered, ServerError> {
+    // etcd's order: the WAL's snapshot markers decide which snapshot file is usable; the WAL
+    // then replays the entries after that snapshot.
+    let (mut wal, mut contents) = Wal::open(world.disk.clone(), wal_dir, wal_opts).await?;
+    let snapshot = snapshotter
+        .load_newest_available(&contents.snapshots)?
+        .unwrap_or_default();
+    let marker = WalSnapshot {
+        index: snapshot.get_metadata().index,
+        term: snapshot.get_metadata().term,
+    };
+    if contents.snapshot.unwrap_or_default() != marker {
+        // The newest snapshot file is damaged: replay from the older one's marker.
+        drop(wal);
+        (wal, contents) = Wal::open_at(world.disk.clone(), wal_dir, wal_opts, marker).await?;
+    }
+    let meta: WalMetadata = serde_json::from_slice(&contents.metadata).map_err(|e| {
+        ServerError::Inconsistent(format!(
+            "wal metadata in {} is not readable: {e}",
+            wal_dir.display()
+        ))
+    })?;
+    let snap_index = snapshot.get_metadata().index;
+    let mut ci = store.consistent_index();
+    if snap_index > ci {
+        // The snapshot was saved but the backend never committed its state: load it.
+        store.restore_snapshot(snapshot.get_data(), snap_index, snapshot.get_metadata().term)?;
+        store.commit(true)?;
+        ci = snap_index;
+    }
+    let mem = MemStorage::new();
+    if snap_index > 0 {
+        mem.wl().apply_snapshot(snapshot.clone())?;
+    } else {
+        let mut cs = ConfState::default();
+        cs.voters = meta.cluster.voter_ids();
+        mem.initialize_with_conf_state(cs);
+    }
+    let entries: Vec<_> = contents
+        .entries
+        .into_iter()
+        .filter(|e| e.index > snap_index)
+        .collect();
+    if let Some(first) = entries.first() {
+        if first.index != snap_index + 1 {
+            return Err(ServerError::Inconsistent(format!(
+                "wal in {} starts at index {} but the newest snapshot is at {snap_index}",
+                wal_dir.display(),
+                first.index
+            )));
+        }
+    }
+    mem.wl().append(&entries)?;
+    let mut hs = contents.hard_state;
+    hs.commit = hs.commit.max(snap_index);
+    let last = mem.last_index()?;
+    if ci > hs.commit || ci > last {
+        return Err(ServerError::Inconsistent(format!(
+            "backend consistent index {ci} is ahead of the wal (commit {}, last index {last})",
+            hs.commit
+        )));
+    }
+    mem.wl().set_hardstate(hs);
+    let applied_term = if ci == 0 { 0 } else { mem.term(ci)? };
+    Ok((
+        wal,
+        NodeStorage {
+            mem,
+            snapshot,
+        },
+        meta.cluster,
+        meta.member_id,
+        ci,
+        applied_term,
+    ))
+}

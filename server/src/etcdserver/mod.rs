@@ -1,0 +1,193 @@
+//! The etcd server: bootstrap from the data dir, the raft loop, and the handle the API uses.
+//!
+//! Owns: `EtcdServer` (propose a write and wait for its result, wait for a linearizable read
+//! point, build response headers) and `start`, which recovers or bootstraps a member and spawns
+//! its tasks.
+//!
+//! Must never: answer a write before it is applied, or a linearizable read before ReadIndex.
+
+mod apply;
+mod bootstrap;
+mod raft_node;
+pub mod request;
+mod status;
+mod storage;
+
+pub use bootstrap::{start, ServerHandle};
+pub use raft_node::lock;
+pub use status::{RaftStatus, ServerMetrics, FSYNC_BUCKETS};
+
+use crate::config::{Config, ConfigError};
+use crate::membership::Cluster;
+use crate::mvcc::Store;
+use etcd_client::proto::PbResponseHeader;
+use prost::Message as _;
+use raft_node::{Proposal, ReadWaiter};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use request::{ApplyResult, InternalRaftRequest, Op, OpResponse};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Why a member cannot start or had to stop.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// Bad flags.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The write-ahead log.
+    #[error(transparent)]
+    Wal(#[from] crate::wal::WalError),
+    /// Snapshot files.
+    #[error(transparent)]
+    Snap(#[from] crate::snap::SnapError),
+    /// The MVCC store or its backend.
+    #[error("mvcc: {0}")]
+    Mvcc(#[from] crate::mvcc::MvccError),
+    /// raft-rs refused something (a bug or corrupt state).
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    /// An I/O error with what we were doing.
+    #[error("{context}: {source}")]
+    Io {
+        /// What failed.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// On-disk state that contradicts itself.
+    #[error("data dir is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Outcome of handing a proposal to the raft loop.
+pub enum ProposeOutcome {
+    /// Applied; the result of the operation.
+    Applied(ApplyResult),
+    /// raft refused it (no leader, or leadership in transfer): nothing was appended.
+    Dropped,
+}
+
+/// The handle the API services hold.
+#[derive(Clone)]
+pub struct EtcdServer {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    cfg: Config,
+    member_id: u64,
+    cluster: Mutex<Cluster>,
+    store: Arc<Mutex<Store>>,
+    status: Arc<Mutex<RaftStatus>>,
+    metrics: Arc<ServerMetrics>,
+    proposals: mpsc::Sender<Proposal>,
+    reads: mpsc::Sender<ReadWaiter>,
+    request_ids: Mutex<ChaCha8Rng>,
+}
+
+fn timed_out() -> tonic::Status {
+    tonic::Status::unavailable("etcdserver: request timed out")
+}
+
+fn stopped() -> tonic::Status {
+    tonic::Status::unavailable("etcdserver: server stopped")
+}
+
+impl EtcdServer {
+    /// The flags this member runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    /// This member's id.
+    pub fn member_id(&self) -> u64 {
+        self.inner.member_id
+    }
+
+    /// The cluster as this member knows it.
+    pub fn cluster(&self) -> Cluster {
+        lock(&self.inner.cluster).clone()
+    }
+
+    /// The raft loop's latest status.
+    pub fn status(&self) -> RaftStatus {
+        lock(&self.inner.status).clone()
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &ServerMetrics {
+        &self.inner.metrics
+    }
+
+    /// The MVCC store (held briefly: the apply loop needs it too).
+    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        lock(&self.inner.store)
+    }
+
+    /// A response header with this member's ids, the current term and `revision`.
+    pub fn header(&self, revision: i64) -> PbResponseHeader {
+        let st = self.status();
+        PbResponseHeader {
+            cluster_id: lock(&self.inner.cluster).cluster_id,
+            member_id: self.inner.member_id,
+            revision,
+            raft_term: st.term,
+        }
+    }
+
+    /// Proposes a write through raft and waits until it is applied (etcd's
+    /// processInternalRaftRequestOnce). Times out after etcd's request timeout.
+    pub async fn propose(&self, op: Op) -> Result<OpResponse, tonic::Status> {
+        let id = lock(&self.inner.request_ids).gen::<u64>();
+        let data = InternalRaftRequest { id, op: Some(op) }.encode_to_vec();
+        if data.len() as u64 > self.inner.cfg.max_request_bytes {
+            return Err(tonic::Status::invalid_argument(
+                "etcdserver: request is too large",
+            ));
+        }
+        let deadline = Instant::now() + self.inner.cfg.request_timeout();
+        loop {
+            let (reply, rx) = oneshot::channel();
+            let p = Proposal {
+                id,
+                data: data.clone(),
+                reply,
+            };
+            self.inner.proposals.send(p).await.map_err(|_| stopped())?;
+            match tokio::time::timeout_at(deadline, rx).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Err(_)) => return Err(stopped()),
+                Ok(Ok(ProposeOutcome::Applied(r))) => return r,
+                Ok(Ok(ProposeOutcome::Dropped)) => {
+                    // No leader yet: wait a heartbeat and try again, as etcd's proposal
+                    // blocks until a leader exists or the request times out.
+                    let next = Instant::now() + self.inner.cfg.heartbeat();
+                    if next >= deadline {
+                        return Err(if self.status().leader == 0 {
+                            tonic::Status::unavailable("etcdserver: no leader")
+                        } else {
+                            timed_out()
+                        });
+                    }
+                    tokio::time::sleep_until(next).await;
+                }
+            }
+        }
+    }
+
+    /// Waits until this member has applied everything committed when the call was made
+    /// (ReadIndex), so a local read is linearizable.
+    pub async fn linearizable_read(&self) -> Result<(), tonic::Status> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.reads.send(tx).await.map_err(|_| stopped())?;
+        let deadline = Instant::now() + self.inner.cfg.request_timeout();
+        match tokio::time::timeout_at(deadline, rx).await {
+            Err(_) => Err(timed_out()),
+            Ok(Err(_)) => Err(stopped()),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The raft loop, shaped like etcd's `server/etcdserver/raft.go`.
+//!
+//! Owns: the raft-rs `RawNode`, the WAL, the snapshotter and the loop that drives them: a tick
+//! every heartbeat interval; for each Ready the leader's messages go out first, then HardState
+//! and entries are saved to the WAL (fdatasync when raft says so), then the messages that must
+//! follow persistence, then committed entries are applied, then `advance`. While the WAL save
+//! blocks, no tick runs and no heartbeat goes out — exactly how a slow disk loses etcd its
+//! leadership. Also: ReadIndex batching, snapshots every `--snapshot-count` entries, the
+//! election-timeout randomisation from the seeded RNG.
+//!
+//! Must never: call raft-rs's own RNG-driven timeout without overriding it from our RNG, block
+//! on a peer, or apply an entry twice.
+
+use super::apply::Applier;
+use super::status::{RaftStatus, ServerMetrics};
+use super::{ProposeOutcome, ServerError};
+use crate::rafthttp::{PeerReport, Transport};
+use crate::snap::Snapshotter;
+use crate::wal::{Wal, WalSnapshot};
+use raft::eraftpb::{ConfState, Entry, EntryType, Message, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole, Storage};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::storage::NodeStorage;
+
+/// A write to propose, with where its result goes.
+pub struct Proposal {
+    /// Request id (key of the waiter).
+    pub id: u64,
+    /// Encoded `InternalRaftRequest`.
+    pub data: Vec<u8>,
+    /// The waiter.
+    pub reply: oneshot::Sender<ProposeOutcome>,
+}
+
+/// A linearizable read waiting for ReadIndex and apply.
+pub type ReadWaiter = oneshot::Sender<()>;
+
+/// How long a ReadIndex request may go unanswered before it is sent again (etcd: 500 ms).
+const READ_INDEX_RETRY: Duration = Duration::from_millis(500);
+/// etcd warns when applying one batch takes longer than this.
+const APPLY_WARN: Duration = Duration::from_millis(100);
+
+/// The inputs of the loop.
+pub struct Inputs {
+    /// Raft messages from peers.
+    pub inbound: mpsc::Receiver<Message>,
+    /// Reports from the transport.
+    pub reports: mpsc::UnboundedReceiver<PeerReport>,
+    /// The transport's report sender (passed back to `Transport::send`).
+    pub reports_tx: mpsc::UnboundedSender<PeerReport>,
+    /// Proposals from the API.
+    pub proposals: mpsc::Receiver<Proposal>,
+    /// Linearizable read requests from the API.
+    pub reads: mpsc::Receiver<ReadWaiter>,
+    /// Stop signal.
+    pub stop: oneshot::Receiver<()>,
+}
+
+/// Loop settings taken from the config.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// Tick interval.
+    pub heartbeat: Duration,
+    /// Election timeout in ticks.
+    pub election_ticks: usize,
+    /// Applied entries between snapshots.
+    pub snapshot_count: u64,
+    /// Raft log entries kept after a snapshot.
+    pub catchup_entries: u64,
+    /// Backend batch commit interval.
+    pub batch_interval: Duration,
+}
+
+/// Everything the loop owns.
+pub struct RaftNode {
+    /// raft-rs.
+    pub raw: RawNode<NodeStorage>,
+    /// The write-ahead log.
+    pub wal: Wal,
+    /// Snapshot files.
+    pub snapshotter: Snapshotter,
+    /// Applies committed entries to the store.
+    pub applier: Applier,
+    /// Peer transport.
+    pub transport: Transport,
+    /// The seeded RNG for election timeouts.
+    pub rng: ChaCha8Rng,
+    /// Shared status for the API.
+    pub status: Arc<Mutex<RaftStatus>>,
+    /// Shared metrics.
+    pub metrics: Arc<ServerMetrics>,
+    /// Settings.
+    pub settings: LoopSettings,
+    /// Index of the last applied entry.
+    pub applied: u64,
+    /// Term of the last applied entry.
+    pub applied_term: u64,
+    /// Index of the last snapshot.
+    pub snapshot_index: u64,
+}
+
+struct Reads {
+    next_ctx: u64,
+    pending: Vec<ReadWaiter>,
+    inflight: Option<(u64, Instant, Vec<ReadWaiter>)>,
+    waiting_apply: Vec<(u64, Vec<ReadWaiter>)>,
+}
+
+impl RaftNode {
+    /// Runs until stopped or until a storage error makes going on unsafe.
+    pub async fn run(mut self, mut inputs: Inputs) -> Result<(), ServerError> {
+        let hb = self.settings.heartbeat;
+        let mut ticker = tokio::time::interval_at(Instant::now() + hb, hb);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut batch = tokio::time::interval_at(
+            Instant::now() + self.settings.batch_interval,
+            self.settings.batch_interval,
+        );
+        batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut waiters: BTreeMap<u64, oneshot::Sender<ProposeOutcome>> = BTreeMap::new();
+        let mut reads = Reads {
+            next_ctx: 1,
+            pending: Vec::new(),
+            inflight: None,
+            waiting_apply: Vec::new(),
+        };
+        let mut last_tick = Instant::now();
+        let mut seen = (u64::MAX, StateRole::Follower, 0usize);
+        self.rerandomize(&mut seen);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut inputs.stop => return Ok(()),
+                _ = ticker.tick() => {
+                    let now = Instant::now();
+                    let since = now - last_tick;
+                    last_tick = now;
+                    if self.raw.raft.state == StateRole::Leader && since > 2 * hb {
+                        tracing::warn!(
+                            heartbeat_interval = ?hb,
+                            expected_duration = ?(2 * hb),
+                            exceeded_duration = ?(since - 2 * hb),
+                            "leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk"
+                        );
+                        self.metrics.heartbeat_send_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    self.raw.tick();
+                    retry_stale_read(&mut self.raw, &mut reads, now);
+                    waiters.retain(|_, w| !w.is_closed());
+                }
+                Some(m) = inputs.inbound.recv() => {
+                    self.step(m);
+                    for _ in 0..256 {
+                        match inputs.inbound.try_recv() {
+                            Ok(m) => self.step(m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(r) = inputs.reports.recv() => match r {
+                    PeerReport::Unreachable(id) => self.raw.report_unreachable(id),
+                    PeerReport::Snapshot(id, ok) => self.raw.report_snapshot(
+                        id,
+                        if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure },
+                    ),
+                },
+                Some(p) = inputs.proposals.recv() => {
+                    self.propose(p, &mut waiters);
+                    for _ in 0..256 {
+                        match inputs.proposals.try_recv() {
+                            Ok(p) => self.propose(p, &mut waiters),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(r) = inputs.reads.recv() => {
+                    reads.pending.push(r);
+                    while let Ok(r) = inputs.reads.try_recv() {
+                        reads.pending.push(r);
+                    }
+                }
+                _ = batch.tick() => self.applier.commit(true)?,
+            }
+            self.rerandomize(&mut seen);
+            if reads.inflight.is_none() && !reads.pending.is_empty() {
+                let ctx = reads.next_ctx;
+                reads.next_ctx += 1;
+                self.raw.read_index(ctx.to_be_bytes().to_vec());
+                reads.inflight = Some((ctx, Instant::now(), std::mem::take(&mut reads.pending)));
+            }
+            self.on_ready(&inputs.reports_tx, &mut waiters, &mut reads).await?;
+            self.rerandomize(&mut seen);
+            self.publish_status();
+        }
+    }
+
+    fn step(&mut self, m: Message) {
+        if let Err(e) = self.raw.step(m) {
+            tracing::debug!(error = %e, "raft step rejected a message");
+        }
+    }
+
+    fn propose(&mut self, p: Proposal, waiters: &mut BTreeMap<u64, oneshot::Sender<ProposeOutcome>>) {
+        let leader = self.raw.raft.leader_id;
+        match self.raw.propose(Vec::new(), p.data) {
+            Ok(()) => {
+                waiters.insert(p.id, p.reply);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, leader = %format!("{leader:x}"), "proposal dropped");
+                let _ = p.reply.send(ProposeOutcome::Dropped);
+            }
+        }
+    }
+
+    /// raft-rs draws election timeouts from `thread_rng` on every reset; replace each draw with
+    /// one from our seeded RNG so that a run replays from its seed.
+    fn rerandomize(&mut self, seen: &mut (u64, StateRole, usize)) {
+        let r = &self.raw.raft;
+        let now = (r.term, r.state, r.randomized_election_timeout());
+        if now != *seen {
+            let et = self.settings.election_ticks;
+            let t = self.rng.gen_range(et..2 * et);
+            self.raw.raft.set_randomized_election_timeout(t);
+            *seen = (now.0, now.1, t);
+        }
+    }
+
+    async fn on_ready(
+        &mut self,
+        reports: &mpsc::UnboundedSender<PeerReport>,
+        waiters: &mut BTreeMap<u64, oneshot::Sender<ProposeOutcome>>,
+        reads: &mut Reads,
+    ) -> Result<(), ServerError> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut rd = self.raw.ready();
+        if let Some(ss) = rd.ss() {
+            self.on_soft_state(ss.leader_id, ss.raft_state);
+        }
+        // The leader's messages go out before it persists (etcd's raft.go does the same).
+        self.transport.send(rd.take_messages(), reports);
+        if !rd.snapshot().is_empty() {
+            let snap = rd.snapshot().clone();
+            self.install_snapshot(snap).await?;
+        }
+        for rs in rd.take_read_states() {
+            if let Some((ctx, _, _)) = &reads.inflight {
+                if rs.request_ctx == ctx.to_be_bytes() {
+                    if let Some((_, _, w)) = reads.inflight.take() {
+                        reads.waiting_apply.push((rs.index, w));
+                    }
+                }
+            }
+        }
+        // Persist: HardState and entries to the WAL, fdatasync when raft requires it (the WAL
+        // times each fdatasync, logs `slow fdatasync` and feeds the metrics observer).
+        let hs = rd.hs().cloned();
+        self.wal
+            .save(hs.as_ref(), rd.entries(), rd.must_sync())
+            .await?;
+        {
+            let store = self.raw.mut_store();
+            if let Some(hs) = &hs {
+                store.mem.wl().set_hardstate(hs.clone());
+            }
+            if !rd.entries().is_empty() {
+                store.mem.wl().append(rd.entries())?;
+            }
+        }
+        self.transport.send(rd.take_persisted_messages(), reports);
+        let committed = rd.take_committed_entries();
+        self.apply_entries(committed, waiters).await?;
+        let mut light = self.raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            let store = self.raw.mut_store();
+            let mut hs = store.mem.rl().hard_state().clone();
+            hs.commit = commit;
+            store.mem.wl().set_hardstate(hs);
+        }
+        self.transport.send(light.take_messages(), reports);
+        let committed = light.take_committed_entries();
+        self.apply_entries(committed, waiters).await?;
+        self.raw.advance_apply();
+        // Reads whose index is applied can be served now.
+        let applied = self.applied;
+        let mut i = 0;
+        while i < reads.waiting_apply.len() {
+            if reads.waiting_apply[i].0 <= applied {
+                let (_, ws) = reads.waiting_apply.swap_remove(i);
+                for w in ws {
+                    let _ = w.send(());
+                }
+            } else {
+                i += 1;
+            }
+        }
+        if self.applied >= self.snapshot_index + self.settings.snapshot_count {
+            self.take_snapshot().await?;
+        }
+        Ok(())
+    }
+
+    fn on_soft_state(&mut self, leader: u64, role: StateRole) {
+        let mut st = lock(&self.status);
+        if leader != st.leader && leader != raft::INVALID_ID {
+            st.leader_changes += 1;
+            self.metrics
+                .leader_changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                leader = %format!("{leader:x}"),
+                term = self.raw.raft.term,
+                "raft leader changed"
+            );
+        }
+        st.leader = leader;
+        st.is_leader = role == StateRole::Leader;
+    }
+
+    async fn apply_entries(
+        &mut self,
+        entries: Vec<Entry>,
+        waiters: &mut BTreeMap<u64, oneshot::Sender<ProposeOutcome>>,
+    ) -> Result<(), ServerError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        for e in entries {
+            if e.index <= self.applied {
+                continue;
+            }
+            match e.get_entry_type() {
+                EntryType::EntryNormal => {
+                    if let Some((id, result)) = self.applier.apply_entry(&e)? {
+                        if let Some(w) = waiters.remove(&id) {
+                            let _ = w.send(ProposeOutcome::Applied(result));
+                        }
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    // Membership changes arrive with the membership issue; a static cluster
+                    // never proposes one. Record the index so it is not re-applied.
+                    self.applier.mark_applied(e.index, e.term)?;
+                }
+            }
+            self.applied = e.index;
+            self.applied_term = e.term;
+        }
+        self.applier.commit(false)?;
+        let took = started.elapsed();
+        if took > APPLY_WARN {
+            tracing::warn!(took = ?took, expected_duration = ?APPLY_WARN, "apply request took too long");
+        }
+        Ok(())
+    }
+
+    /// A snapshot from the leader: save it durably, then load it into raft and the store.
+    async fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), ServerError> {
+        let (index, term) = (snap.get_metadata().index, snap.get_metadata().term);
+        tracing::info!(index, term, "applying snapshot from leader");
+        self.snapshotter.save(&snap).await?;
+        self.wal.save_snapshot(WalSnapshot { index, term }).await?;
+        self.applier.restore(snap.get_data(), index, term)?;
+        let store = self.raw.mut_store();
+        store.mem.wl().apply_snapshot(snap.clone())?;
+        store.snapshot = snap;
+        self.applied = index;
+        self.applied_term = term;
+        self.snapshot_index = index;
+        Ok(())
+    }
+
+    /// etcd's triggerSnapshot: snapshot the store at the applied index, record it in the WAL,
+    /// compact the in-memory raft log keeping catch-up entries, release old WAL segments.
+    async fn take_snapshot(&mut self) -> Result<(), ServerError> {
+        let (index, term) = (self.applied, self.applied_term);
+        self.applier.commit(true)?;
+        let data = self.applier.snapshot_data()?;
+        let mut snap = Snapshot::default();
+        snap.set_data(data.into());
+        let meta = snap.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.conf_state());
+        self.snapshotter.save(&snap).await?;
+        self.wal.save_snapshot(WalSnapshot { index, term }).await?;
+        let compact_to = index.saturating_sub(self.settings.catchup_entries);
+        let store = self.raw.mut_store();
+        store.snapshot = snap;
+        let first = store.mem.first_index()?;
+        if compact_to > first {
+            store.mem.wl().compact(compact_to)?;
+        }
+        self.wal.release_to(index).await?;
+        self.snapshotter.purge(5)?;
+        self.snapshot_index = index;
+        tracing::info!(index, term, compacted_to = compact_to, "saved snapshot");
+        Ok(())
+    }
+
+    fn conf_state(&self) -> ConfState {
+        // raft-rs builds this from hash sets: sort, so snapshots are byte-identical per seed.
+        let mut cs = self.raw.raft.prs().conf().to_conf_state();
+        cs.voters.sort_unstable();
+        cs.voters_outgoing.sort_unstable();
+        cs.learners.sort_unstable();
+        cs.learners_next.sort_unstable();
+        cs
+    }
+
+    fn publish_status(&self) {
+        let r = &self.raw.raft;
+        let mut st = lock(&self.status);
+        st.term = r.term;
+        st.commit = r.raft_log.committed;
+        st.applied = self.applied;
+        st.leader = r.leader_id;
+        st.is_leader = r.state == StateRole::Leader;
+    }
+}
+
+/// A ReadIndex request the leader never answered (lost message, leader change) is sent again.
+fn retry_stale_read(raw: &mut RawNode<NodeStorage>, reads: &mut Reads, now: Instant) {
+    let stale = matches!(&reads.inflight, Some((_, at, _)) if now - *at > READ_INDEX_RETRY);
+    if stale {
+        if let Some((_, _, w)) = reads.inflight.take() {
+            let ctx = reads.next_ctx;
+            reads.next_ctx += 1;
+            raw.read_index(ctx.to_be_bytes().to_vec());
+            reads.inflight = Some((ctx, now, w));
+        }
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

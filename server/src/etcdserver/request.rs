@@ -1,0 +1,55 @@
+//! The requests that travel through raft, and what applying one returns.
+//!
+//! Owns: the encoding of a client write as a raft entry (our `InternalRaftRequest`, with etcd's
+//! field numbers for the operations it carries) and the typed apply result.
+//!
+//! Must never: apply anything itself; `apply.rs` does that.
+
+use etcd_client::proto::{
+    PbCompactionRequest, PbCompactionResponse, PbDeleteRequest, PbDeleteResponse, PbPutRequest,
+    PbPutResponse, PbTxnRequest, PbTxnResponse,
+};
+
+/// A write proposed through raft (etcd's `etcdserverpb.InternalRaftRequest`, the KV subset).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InternalRaftRequest {
+    /// Request id, unique per proposing member; the waiter for the result is keyed by it.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// The operation.
+    #[prost(oneof = "Op", tags = "4, 5, 6, 7")]
+    pub op: Option<Op>,
+}
+
+/// The operations a raft entry can carry.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Op {
+    /// KV.Put.
+    #[prost(message, tag = "4")]
+    Put(PbPutRequest),
+    /// KV.DeleteRange.
+    #[prost(message, tag = "5")]
+    DeleteRange(PbDeleteRequest),
+    /// KV.Txn.
+    #[prost(message, tag = "6")]
+    Txn(PbTxnRequest),
+    /// KV.Compact.
+    #[prost(message, tag = "7")]
+    Compaction(PbCompactionRequest),
+}
+
+/// The response of an applied operation (header revision set, other header fields not yet).
+#[derive(Debug, Clone)]
+pub enum OpResponse {
+    /// KV.Put.
+    Put(PbPutResponse),
+    /// KV.DeleteRange.
+    DeleteRange(PbDeleteResponse),
+    /// KV.Txn.
+    Txn(PbTxnResponse),
+    /// KV.Compact.
+    Compaction(PbCompactionResponse),
+}
+
+/// What the proposer gets back: the response or etcd's gRPC error.
+pub type ApplyResult = Result<OpResponse, tonic::Status>;

@@ -1,0 +1,137 @@
+//! Cluster membership: member and cluster ids, names and URLs.
+//!
+//! Owns: the member table of the cluster and the id derivation etcd uses (SHA-1 of the sorted
+//! peer URLs and the cluster token for a member; SHA-1 of the sorted member ids for the
+//! cluster), so a cluster started with the same flags as an etcd cluster gets the same ids.
+//!
+//! Must never: decide membership changes on its own; changes arrive through raft.
+
+use crate::config::{Config, ConfigError, InitialMember};
+use etcd_client::proto::PbMember;
+use serde::{Deserialize, Serialize};
+
+/// One member as the cluster knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Raft id.
+    pub id: u64,
+    /// `--name`.
+    pub name: String,
+    /// Peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Client URLs (known for ourselves; learned from peers later).
+    pub client_urls: Vec<String>,
+    /// Whether the member is a non-voting learner.
+    pub is_learner: bool,
+}
+
+impl Member {
+    /// The etcd API form.
+    pub fn to_pb(&self) -> PbMember {
+        PbMember {
+            id: self.id,
+            name: self.name.clone(),
+            peer_ur_ls: self.peer_urls.clone(),
+            client_ur_ls: self.client_urls.clone(),
+            is_learner: self.is_learner,
+        }
+    }
+}
+
+/// The member table plus the cluster id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// Cluster id.
+    pub cluster_id: u64,
+    /// Members in id order.
+    pub members: Vec<Member>,
+}
+
+/// etcd's computeMemberId for a member of a new cluster.
+pub fn member_id(peer_urls: &[String], token: &str) -> u64 {
+    let mut urls: Vec<&str> = peer_urls.iter().map(String::as_str).collect();
+    urls.sort_unstable();
+    let mut b = urls.concat().into_bytes();
+    b.extend_from_slice(token.as_bytes());
+    first_u64(&b)
+}
+
+/// etcd's RaftCluster.genID: SHA-1 over the sorted member ids.
+pub fn cluster_id(member_ids: &[u64]) -> u64 {
+    let mut ids = member_ids.to_vec();
+    ids.sort_unstable();
+    let b: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+    first_u64(&b)
+}
+
+fn first_u64(b: &[u8]) -> u64 {
+    let digest = sha1_smol::Sha1::from(b).digest().bytes();
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(head)
+}
+
+impl Cluster {
+    /// The static initial cluster described by the flags; our own client URLs filled in.
+    pub fn from_config(cfg: &Config) -> Result<(Cluster, u64), ConfigError> {
+        let initial: Vec<InitialMember> = cfg.validate()?;
+        let mut members: Vec<Member> = initial
+            .iter()
+            .map(|m| Member {
+                id: member_id(&m.peer_urls, &cfg.initial_cluster_token),
+                name: m.name.clone(),
+                peer_urls: m.peer_urls.clone(),
+                client_urls: Vec::new(),
+                is_learner: false,
+            })
+            .collect();
+        members.sort_by_key(|m| m.id);
+        let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+        let mut self_id = 0;
+        for m in &mut members {
+            if m.name == cfg.name {
+                m.client_urls = crate::config::split_urls(&cfg.advertise_client_urls);
+                self_id = m.id;
+            }
+        }
+        Ok((
+            Cluster {
+                cluster_id: cluster_id(&ids),
+                members,
+            },
+            self_id,
+        ))
+    }
+
+    /// A member by id.
+    pub fn member(&self, id: u64) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// Voting member ids.
+    pub fn voter_ids(&self) -> Vec<u64> {
+        self.members
+            .iter()
+            .filter(|m| !m.is_learner)
+            .map(|m| m.id)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_depend_on_urls_and_token() {
+        let a = member_id(&["http://127.0.0.1:2380".into()], "etcd-cluster");
+        assert_eq!(a, member_id(&["http://127.0.0.1:2380".into()], "etcd-cluster"));
+        assert_ne!(a, member_id(&["http://127.0.0.1:2381".into()], "etcd-cluster"));
+        assert_ne!(a, member_id(&["http://127.0.0.1:2380".into()], "other"));
+        // etcd's well-known id for a default single-member cluster (http://localhost:2380,
+        // token etcd-cluster) is 8e9e05c52164694d; its cluster id is cdf818194e3a8c32.
+        let d = member_id(&["http://localhost:2380".into()], "etcd-cluster");
+        assert_eq!(format!("{d:x}"), "8e9e05c52164694d");
+        assert_eq!(format!("{:x}", cluster_id(&[d])), "cdf818194e3a8c32");
+    }
+}

@@ -1,0 +1,125 @@
+//! Peer transport: raft messages between members over gRPC (tonic, HTTP/2).
+//!
+//! Owns: one bounded outgoing queue and one sender task per peer (reconnecting with backoff),
+//! and the inbound gRPC service that hands received messages to the raft loop.
+//!
+//! Must never: block the raft loop. A full queue or a broken connection drops the message and
+//! reports the peer unreachable (as etcd's rafthttp does); raft retransmits what matters.
+
+mod sender;
+
+pub use sender::PeerSender;
+
+use crate::seam::Network;
+use futures::StreamExt;
+use raft::eraftpb::Message;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Generated gRPC code for `proto/peer.proto`.
+pub mod pb {
+    tonic::include_proto!("etcdsim.rafthttp");
+}
+
+/// Outgoing queue length per peer (etcd's streamBufSize).
+pub const PEER_QUEUE: usize = 4096;
+
+/// Largest peer message we accept (snapshots travel inside messages).
+pub const MAX_PEER_MESSAGE: usize = 1 << 30;
+
+/// What the transport tells the raft loop about peers.
+#[derive(Debug)]
+pub enum PeerReport {
+    /// Sending to this peer failed; raft should probe it again.
+    Unreachable(u64),
+    /// A snapshot message was handed to the connection (true) or failed (false).
+    Snapshot(u64, bool),
+}
+
+/// All peers of this member.
+#[derive(Debug)]
+pub struct Transport {
+    peers: BTreeMap<u64, PeerSender>,
+}
+
+impl Transport {
+    /// Starts a sender task per peer (`id → host:port`).
+    pub fn start(
+        net: Arc<dyn Network>,
+        peers: BTreeMap<u64, String>,
+        reports: mpsc::UnboundedSender<PeerReport>,
+    ) -> Transport {
+        let peers = peers
+            .into_iter()
+            .map(|(id, addr)| {
+                (
+                    id,
+                    PeerSender::start(id, addr, net.clone(), reports.clone()),
+                )
+            })
+            .collect();
+        Transport { peers }
+    }
+
+    /// Queues messages without waiting; drops and reports on a full queue or unknown peer.
+    pub fn send(&self, msgs: Vec<Message>, reports: &mpsc::UnboundedSender<PeerReport>) {
+        for m in msgs {
+            let to = m.to;
+            let is_snap = m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot;
+            let ok = match self.peers.get(&to) {
+                Some(p) => p.try_send(m),
+                None => false,
+            };
+            if !ok {
+                // A closed report channel means the raft loop is gone: nothing left to tell.
+                let _ = reports.send(PeerReport::Unreachable(to));
+                if is_snap {
+                    let _ = reports.send(PeerReport::Snapshot(to, false));
+                }
+            }
+        }
+    }
+}
+
+/// The inbound side: decodes batches and forwards them to the raft loop.
+#[derive(Debug, Clone)]
+pub struct RaftService {
+    inbound: mpsc::Sender<Message>,
+}
+
+impl RaftService {
+    /// Messages go to `inbound` (the raft loop's receive queue).
+    pub fn new(inbound: mpsc::Sender<Message>) -> Self {
+        RaftService { inbound }
+    }
+
+    /// The tonic server for this service.
+    pub fn into_server(self) -> pb::raft_server::RaftServer<Self> {
+        pb::raft_server::RaftServer::new(self)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::raft_server::Raft for RaftService {
+    async fn stream(
+        &self,
+        request: tonic::Request<tonic::Streaming<pb::RaftBatch>>,
+    ) -> Result<tonic::Response<pb::Empty>, tonic::Status> {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            for raw in batch.messages {
+                let msg: Message = protobuf::Message::parse_from_bytes(&raw).map_err(|e| {
+                    tonic::Status::invalid_argument(format!("bad raft message: {e}"))
+                })?;
+                if self.inbound.send(msg).await.is_err() {
+                    return Err(tonic::Status::unavailable("etcdserver: server stopped"));
+                }
+            }
+        }
+        Ok(tonic::Response::new(pb::Empty {}))
+    }
+}

