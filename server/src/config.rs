@@ -46,7 +46,11 @@ pub enum ConfigError {
 
 /// etcd's flags, with etcd's names and defaults.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "etcd-server", version, about = "An etcd-compatible server (etcd v3 API)")]
+#[command(
+    name = "etcd-server",
+    version,
+    about = "An etcd-compatible server (etcd v3 API)"
+)]
 pub struct Config {
     /// Human-readable name for this member.
     #[arg(long, default_value = "default")]
@@ -58,16 +62,25 @@ pub struct Config {
     #[arg(long = "listen-client-urls", default_value = "http://localhost:2379")]
     pub listen_client_urls: String,
     /// Client URLs advertised to the rest of the cluster.
-    #[arg(long = "advertise-client-urls", default_value = "http://localhost:2379")]
+    #[arg(
+        long = "advertise-client-urls",
+        default_value = "http://localhost:2379"
+    )]
     pub advertise_client_urls: String,
     /// URLs to listen on for peer traffic.
     #[arg(long = "listen-peer-urls", default_value = "http://localhost:2380")]
     pub listen_peer_urls: String,
     /// This member's peer URLs advertised to the rest of the cluster.
-    #[arg(long = "initial-advertise-peer-urls", default_value = "http://localhost:2380")]
+    #[arg(
+        long = "initial-advertise-peer-urls",
+        default_value = "http://localhost:2380"
+    )]
     pub initial_advertise_peer_urls: String,
     /// Initial cluster configuration for bootstrapping: name=url,name=url.
-    #[arg(long = "initial-cluster", default_value = "default=http://localhost:2380")]
+    #[arg(
+        long = "initial-cluster",
+        default_value = "default=http://localhost:2380"
+    )]
     pub initial_cluster: String,
     /// 'new' or 'existing'.
     #[arg(long = "initial-cluster-state", default_value = "new")]
@@ -176,7 +189,10 @@ impl Config {
             ("--listen-client-urls", &self.listen_client_urls),
             ("--advertise-client-urls", &self.advertise_client_urls),
             ("--listen-peer-urls", &self.listen_peer_urls),
-            ("--initial-advertise-peer-urls", &self.initial_advertise_peer_urls),
+            (
+                "--initial-advertise-peer-urls",
+                &self.initial_advertise_peer_urls,
+            ),
         ] {
             for u in split_urls(urls) {
                 url_host_port(flag, &u)?;
@@ -275,7 +291,9 @@ mod tests {
     fn rejects_bad_input_with_clear_errors() {
         let e = cfg(&["--name", "x"]).validate().unwrap_err();
         assert_eq!(e, ConfigError::NameNotInCluster("x".into()));
-        let e = cfg(&["--initial-cluster", "default"]).validate().unwrap_err();
+        let e = cfg(&["--initial-cluster", "default"])
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("invalid entry"), "{e}");
         let e = cfg(&["--election-timeout", "200"]).validate().unwrap_err();
         assert!(e.to_string().contains("5 times"), "{e}");

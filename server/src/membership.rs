@@ -125,8 +125,14 @@ mod tests {
     #[test]
     fn ids_are_stable_and_depend_on_urls_and_token() {
         let a = member_id(&["http://127.0.0.1:2380".into()], "etcd-cluster");
-        assert_eq!(a, member_id(&["http://127.0.0.1:2380".into()], "etcd-cluster"));
-        assert_ne!(a, member_id(&["http://127.0.0.1:2381".into()], "etcd-cluster"));
+        assert_eq!(
+            a,
+            member_id(&["http://127.0.0.1:2380".into()], "etcd-cluster")
+        );
+        assert_ne!(
+            a,
+            member_id(&["http://127.0.0.1:2381".into()], "etcd-cluster")
+        );
         assert_ne!(a, member_id(&["http://127.0.0.1:2380".into()], "other"));
         // etcd's well-known id for a default single-member cluster (http://localhost:2380,
         // token etcd-cluster) is 8e9e05c52164694d; its cluster id is cdf818194e3a8c32.

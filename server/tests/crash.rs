@@ -15,7 +15,9 @@ use std::time::Duration;
 const ROUNDS: usize = 20;
 
 async fn range_all(ep: &str, serializable: bool) -> Result<PbRangeResponse, tonic::Status> {
-    let ch = common::channel(ep).await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let ch = common::channel(ep)
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     unary(
         ch,
         "/etcdserverpb.KV/Range",
@@ -36,7 +38,12 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
     let mut c = Cluster::start(
         Kind::Ours,
         3,
-        &["--heartbeat-interval=50", "--election-timeout=500", "--snapshot-count=200", "--experimental-snapshot-catchup-entries=50"],
+        &[
+            "--heartbeat-interval=50",
+            "--election-timeout=500",
+            "--snapshot-count=200",
+            "--experimental-snapshot-catchup-entries=50",
+        ],
     );
     c.wait_ready(Duration::from_secs(20)).await;
     let eps: Vec<String> = (0..3).map(|i| c.endpoint(i)).collect();
@@ -54,7 +61,11 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
-                let req = PbPutRequest { key: key.clone().into_bytes(), value: b"v".to_vec(), ..Default::default() };
+                let req = PbPutRequest {
+                    key: key.clone().into_bytes(),
+                    value: b"v".to_vec(),
+                    ..Default::default()
+                };
                 if let Ok(Ok(r)) = tokio::time::timeout(
                     Duration::from_secs(3),
                     unary::<_, PbPutResponse>(ch, "/etcdserverpb.KV/Put", req),
@@ -82,10 +93,19 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
     stop.store(true, Ordering::Relaxed);
     writer.await.expect("writer");
     let acked = acked.lock().expect("lock").clone();
-    assert!(acked.len() > 100, "too few acknowledged writes to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > 100,
+        "too few acknowledged writes to mean anything: {}",
+        acked.len()
+    );
 
     // Linearizable read through member 0 sets the target revision; wait for everyone to reach it.
-    let target = range_all(&eps[0], false).await.expect("range").header.map(|h| h.revision).unwrap_or(0);
+    let target = range_all(&eps[0], false)
+        .await
+        .expect("range")
+        .header
+        .map(|h| h.revision)
+        .unwrap_or(0);
     let mut views = Vec::new();
     for ep in &eps {
         let mut resp = None;
@@ -101,11 +121,19 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
         let kvs: BTreeMap<String, (i64, i64)> = r
             .kvs
             .iter()
-            .map(|kv| (String::from_utf8_lossy(&kv.key).into_owned(), (kv.create_revision, kv.mod_revision)))
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    (kv.create_revision, kv.mod_revision),
+                )
+            })
             .collect();
         for (k, rev) in &acked {
             match kvs.get(k) {
-                Some((_, m)) => assert_eq!(m, rev, "{ep}: {k} has mod_revision {m}, the put was acknowledged at {rev}"),
+                Some((_, m)) => assert_eq!(
+                    m, rev,
+                    "{ep}: {k} has mod_revision {m}, the put was acknowledged at {rev}"
+                ),
                 None => panic!("{ep}: acknowledged write {k} (revision {rev}) is lost"),
             }
         }

@@ -53,17 +53,49 @@ fn gen_range(rng: &mut ChaCha8Rng, rev: i64) -> PbRangeRequest {
     PbRangeRequest {
         range_end: range_end(rng, &k),
         key: k,
-        limit: if rng.gen_bool(0.3) { rng.gen_range(1..4) } else { 0 },
-        revision: if rng.gen_bool(0.3) { rng.gen_range(0..=rev + 2) } else { 0 },
-        sort_order: if rng.gen_bool(0.3) { rng.gen_range(0..3) } else { 0 },
-        sort_target: if rng.gen_bool(0.3) { rng.gen_range(0..5) } else { 0 },
+        limit: if rng.gen_bool(0.3) {
+            rng.gen_range(1..4)
+        } else {
+            0
+        },
+        revision: if rng.gen_bool(0.3) {
+            rng.gen_range(0..=rev + 2)
+        } else {
+            0
+        },
+        sort_order: if rng.gen_bool(0.3) {
+            rng.gen_range(0..3)
+        } else {
+            0
+        },
+        sort_target: if rng.gen_bool(0.3) {
+            rng.gen_range(0..5)
+        } else {
+            0
+        },
         serializable: false,
         keys_only: rng.gen_bool(0.15),
         count_only: rng.gen_bool(0.1),
-        min_mod_revision: if rng.gen_bool(0.1) { rng.gen_range(0..=rev) } else { 0 },
-        max_mod_revision: if rng.gen_bool(0.1) { rng.gen_range(0..=rev) } else { 0 },
-        min_create_revision: if rng.gen_bool(0.1) { rng.gen_range(0..=rev) } else { 0 },
-        max_create_revision: if rng.gen_bool(0.1) { rng.gen_range(0..=rev) } else { 0 },
+        min_mod_revision: if rng.gen_bool(0.1) {
+            rng.gen_range(0..=rev)
+        } else {
+            0
+        },
+        max_mod_revision: if rng.gen_bool(0.1) {
+            rng.gen_range(0..=rev)
+        } else {
+            0
+        },
+        min_create_revision: if rng.gen_bool(0.1) {
+            rng.gen_range(0..=rev)
+        } else {
+            0
+        },
+        max_create_revision: if rng.gen_bool(0.1) {
+            rng.gen_range(0..=rev)
+        } else {
+            0
+        },
     }
 }
 
@@ -81,7 +113,11 @@ fn gen_put(rng: &mut ChaCha8Rng, n: usize) -> PbPutRequest {
 fn gen_delete(rng: &mut ChaCha8Rng) -> PbDeleteRequest {
     let k = key(rng);
     PbDeleteRequest {
-        range_end: if rng.gen_bool(0.3) { range_end(rng, &k) } else { Vec::new() },
+        range_end: if rng.gen_bool(0.3) {
+            range_end(rng, &k)
+        } else {
+            Vec::new()
+        },
         key: k,
         prev_kv: rng.gen_bool(0.5),
     }
@@ -105,7 +141,7 @@ fn gen_compare(rng: &mut ChaCha8Rng, rev: i64) -> PbCompare {
 }
 
 fn gen_txn(rng: &mut ChaCha8Rng, rev: i64, n: usize) -> PbTxnRequest {
-    let mut branch = |rng: &mut ChaCha8Rng, salt: usize| {
+    let branch = |rng: &mut ChaCha8Rng, salt: usize| {
         let mut used = Vec::new();
         let mut ops = Vec::new();
         for i in 0..rng.gen_range(0..3) {
@@ -134,10 +170,16 @@ fn gen_txn(rng: &mut ChaCha8Rng, rev: i64, n: usize) -> PbTxnRequest {
         }
         ops
     };
-    let compare = (0..rng.gen_range(0..3)).map(|_| gen_compare(rng, rev)).collect();
+    let compare = (0..rng.gen_range(0..3))
+        .map(|_| gen_compare(rng, rev))
+        .collect();
     let success = branch(rng, 0);
     let failure = branch(rng, 1);
-    PbTxnRequest { compare, success, failure }
+    PbTxnRequest {
+        compare,
+        success,
+        failure,
+    }
 }
 
 fn generate(seed: u64) -> impl FnMut(i64, usize) -> Req {
@@ -163,7 +205,9 @@ fn normalize(s: String) -> String {
         while let Some(i) = rest.find(field) {
             res.push_str(&rest[..i + field.len()]);
             rest = &rest[i + field.len()..];
-            let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             res.push('_');
             rest = &rest[end..];
         }
@@ -176,11 +220,21 @@ fn normalize(s: String) -> String {
 async fn exec(ep: &str, req: &Req) -> String {
     let ch = channel(ep).await.expect("connect");
     let r = match req.clone() {
-        Req::Range(r) => unary::<_, PbRangeResponse>(ch, "/etcdserverpb.KV/Range", r).await.map(|x| format!("{x:?}")),
-        Req::Put(r) => unary::<_, PbPutResponse>(ch, "/etcdserverpb.KV/Put", r).await.map(|x| format!("{x:?}")),
-        Req::Delete(r) => unary::<_, PbDeleteResponse>(ch, "/etcdserverpb.KV/DeleteRange", r).await.map(|x| format!("{x:?}")),
-        Req::Txn(r) => unary::<_, PbTxnResponse>(ch, "/etcdserverpb.KV/Txn", r).await.map(|x| format!("{x:?}")),
-        Req::Compact(r) => unary::<_, PbCompactionResponse>(ch, "/etcdserverpb.KV/Compact", r).await.map(|x| format!("{x:?}")),
+        Req::Range(r) => unary::<_, PbRangeResponse>(ch, "/etcdserverpb.KV/Range", r)
+            .await
+            .map(|x| format!("{x:?}")),
+        Req::Put(r) => unary::<_, PbPutResponse>(ch, "/etcdserverpb.KV/Put", r)
+            .await
+            .map(|x| format!("{x:?}")),
+        Req::Delete(r) => unary::<_, PbDeleteResponse>(ch, "/etcdserverpb.KV/DeleteRange", r)
+            .await
+            .map(|x| format!("{x:?}")),
+        Req::Txn(r) => unary::<_, PbTxnResponse>(ch, "/etcdserverpb.KV/Txn", r)
+            .await
+            .map(|x| format!("{x:?}")),
+        Req::Compact(r) => unary::<_, PbCompactionResponse>(ch, "/etcdserverpb.KV/Compact", r)
+            .await
+            .map(|x| format!("{x:?}")),
     };
     normalize(match r {
         Ok(s) => s,
@@ -220,6 +274,11 @@ async fn same_operations_same_responses_as_etcd_3_5_1() {
         mismatches.is_empty(),
         "{} of {OPS} responses differ; first ones:\n{}",
         mismatches.len(),
-        mismatches.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+        mismatches
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -7,9 +7,8 @@
 use crate::etcdserver::EtcdServer;
 use etcd_client::proto::{
     PbClusterService, PbMemberAddRequest, PbMemberAddResponse, PbMemberListRequest,
-    PbMemberListResponse, PbMemberPromoteRequest, PbMemberPromoteResponse,
-    PbMemberRemoveRequest, PbMemberRemoveResponse, PbMemberUpdateRequest,
-    PbMemberUpdateResponse,
+    PbMemberListResponse, PbMemberPromoteRequest, PbMemberPromoteResponse, PbMemberRemoveRequest,
+    PbMemberRemoveResponse, PbMemberUpdateRequest, PbMemberUpdateResponse,
 };
 use tonic::{Request, Response, Status};
 

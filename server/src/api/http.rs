@@ -46,7 +46,10 @@ async fn health(
             return unhealthy(&format!("QGET ERROR: {}", e.message()));
         }
     }
-    (StatusCode::OK, Json(json!({"health": "true", "reason": ""})))
+    (
+        StatusCode::OK,
+        Json(json!({"health": "true", "reason": ""})),
+    )
 }
 
 async fn version_handler() -> Json<Value> {

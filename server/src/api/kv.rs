@@ -39,7 +39,10 @@ fn unexpected() -> Status {
 
 #[tonic::async_trait]
 impl PbKvService for KvApi {
-    async fn range(&self, req: Request<PbRangeRequest>) -> Result<Response<PbRangeResponse>, Status> {
+    async fn range(
+        &self,
+        req: Request<PbRangeRequest>,
+    ) -> Result<Response<PbRangeResponse>, Status> {
         let r = req.into_inner();
         validate::range(&r)?;
         if !r.serializable {
@@ -50,8 +53,7 @@ impl PbKvService for KvApi {
         Ok(Response::new(resp))
     }
 
-    type RangeStreamStream =
-        futures::stream::Empty<Result<PbRangeStreamResponse, Status>>;
+    type RangeStreamStream = futures::stream::Empty<Result<PbRangeStreamResponse, Status>>;
 
     async fn range_stream(
         &self,

@@ -7,10 +7,10 @@
 use crate::etcdserver::EtcdServer;
 use crate::version;
 use etcd_client::proto::{
-    PbAlarmRequest, PbAlarmResponse, PbDefragmentRequest, PbDefragmentResponse,
-    PbDowngradeRequest, PbDowngradeResponse, PbHashKvRequest, PbHashKvResponse, PbHashRequest,
-    PbHashResponse, PbMaintenanceService, PbMoveLeaderRequest, PbMoveLeaderResponse,
-    PbSnapshotRequest, PbSnapshotResponse, PbStatusRequest, PbStatusResponse,
+    PbAlarmRequest, PbAlarmResponse, PbDefragmentRequest, PbDefragmentResponse, PbDowngradeRequest,
+    PbDowngradeResponse, PbHashKvRequest, PbHashKvResponse, PbHashRequest, PbHashResponse,
+    PbMaintenanceService, PbMoveLeaderRequest, PbMoveLeaderResponse, PbSnapshotRequest,
+    PbSnapshotResponse, PbStatusRequest, PbStatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -27,7 +27,9 @@ impl MaintenanceApi {
 }
 
 fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("etcdserver: {what} is not supported by this server yet"))
+    Status::unimplemented(format!(
+        "etcdserver: {what} is not supported by this server yet"
+    ))
 }
 
 #[tonic::async_trait]
@@ -45,11 +47,18 @@ impl PbMaintenanceService for MaintenanceApi {
         }))
     }
 
-    async fn status(&self, _r: Request<PbStatusRequest>) -> Result<Response<PbStatusResponse>, Status> {
+    async fn status(
+        &self,
+        _r: Request<PbStatusRequest>,
+    ) -> Result<Response<PbStatusResponse>, Status> {
         let st = self.server.status();
         let (rev, db_size, db_in_use) = {
             let store = self.server.store();
-            (store.current_revision(), store.db_size(), store.db_size_in_use())
+            (
+                store.current_revision(),
+                store.db_size(),
+                store.db_size_in_use(),
+            )
         };
         let quota = match self.server.config().quota_backend_bytes {
             0 => 2 * 1024 * 1024 * 1024,
@@ -87,7 +96,10 @@ impl PbMaintenanceService for MaintenanceApi {
         Err(not_yet("hash"))
     }
 
-    async fn hash_kv(&self, _r: Request<PbHashKvRequest>) -> Result<Response<PbHashKvResponse>, Status> {
+    async fn hash_kv(
+        &self,
+        _r: Request<PbHashKvRequest>,
+    ) -> Result<Response<PbHashKvResponse>, Status> {
         Err(not_yet("hashkv"))
     }
 

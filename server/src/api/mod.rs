@@ -27,10 +27,12 @@ pub fn client_router(server: EtcdServer) -> axum::Router {
     let grpc = tonic::service::Routes::new(
         PbKvServer::new(kv::KvApi::new(server.clone())).max_decoding_message_size(max),
     )
-    .add_service(PbClusterServer::new(cluster::ClusterApi::new(server.clone())))
-    .add_service(PbMaintenanceServer::new(
-        maintenance::MaintenanceApi::new(server.clone()),
-    ))
+    .add_service(PbClusterServer::new(cluster::ClusterApi::new(
+        server.clone(),
+    )))
+    .add_service(PbMaintenanceServer::new(maintenance::MaintenanceApi::new(
+        server.clone(),
+    )))
     .prepare()
     .into_axum_router();
     grpc.merge(http::router(server))

@@ -124,20 +124,26 @@ fn collect_writes<'a>(
 
 /// Whether a txn only reads (etcd's isTxnReadonly).
 pub fn txn_is_read_only(r: &PbTxnRequest) -> bool {
-    r.success.iter().chain(r.failure.iter()).all(|op| match &op.request {
-        Some(PbTxnOpRequest::RequestRange(_)) => true,
-        Some(PbTxnOpRequest::RequestTxn(t)) => txn_is_read_only(t),
-        _ => false,
-    })
+    r.success
+        .iter()
+        .chain(r.failure.iter())
+        .all(|op| match &op.request {
+            Some(PbTxnOpRequest::RequestRange(_)) => true,
+            Some(PbTxnOpRequest::RequestTxn(t)) => txn_is_read_only(t),
+            _ => false,
+        })
 }
 
 /// Whether every range in a read-only txn is serializable (etcd's isTxnSerializable).
 pub fn txn_is_serializable(r: &PbTxnRequest) -> bool {
-    r.success.iter().chain(r.failure.iter()).all(|op| match &op.request {
-        Some(PbTxnOpRequest::RequestRange(x)) => x.serializable,
-        Some(PbTxnOpRequest::RequestTxn(t)) => txn_is_serializable(t),
-        _ => true,
-    })
+    r.success
+        .iter()
+        .chain(r.failure.iter())
+        .all(|op| match &op.request {
+            Some(PbTxnOpRequest::RequestRange(x)) => x.serializable,
+            Some(PbTxnOpRequest::RequestTxn(t)) => txn_is_serializable(t),
+            _ => true,
+        })
 }
 
 #[cfg(test)]

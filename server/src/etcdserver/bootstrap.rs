@@ -58,7 +58,9 @@ impl ServerHandle {
     pub async fn wait(&mut self) -> Result<(), ServerError> {
         let r = match (&mut self.raft).await {
             Ok(r) => r,
-            Err(e) => Err(ServerError::Inconsistent(format!("raft loop panicked: {e}"))),
+            Err(e) => Err(ServerError::Inconsistent(format!(
+                "raft loop panicked: {e}"
+            ))),
         };
         for l in &self.listeners {
             l.abort();
@@ -117,10 +119,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             let bytes = serde_json::to_vec(&meta)
                 .map_err(|e| ServerError::Inconsistent(format!("encode wal metadata: {e}")))?;
             let wal = Wal::create(disk.clone(), &wal_dir, &bytes, wal_opts).await?;
-            let mut cs = ConfState::default();
-            cs.voters = meta.cluster.voter_ids();
             let storage = NodeStorage {
-                mem: MemStorage::new_with_conf_state(cs),
+                mem: MemStorage::new_with_conf_state(initial_conf_state(&meta.cluster)),
                 snapshot: Snapshot::default(),
             };
             (wal, storage, meta.cluster, meta.member_id, 0, 0)
@@ -178,9 +178,10 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             metrics: metrics.clone(),
             proposals: prop_tx,
             reads: read_tx,
-            request_ids: Mutex::new(ChaCha8Rng::from_rng(&mut seeds).map_err(|e| {
-                ServerError::Inconsistent(format!("seed request ids: {e}"))
-            })?),
+            request_ids: Mutex::new(
+                ChaCha8Rng::from_rng(&mut seeds)
+                    .map_err(|e| ServerError::Inconsistent(format!("seed request ids: {e}")))?,
+            ),
         }),
     };
 
@@ -255,6 +256,14 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     })
 }
 
+/// The raft configuration of a static cluster: every member votes.
+fn initial_conf_state(cluster: &Cluster) -> ConfState {
+    ConfState {
+        voters: cluster.voter_ids(),
+        ..Default::default()
+    }
+}
+
 type Recovered = (Wal, NodeStorage, Cluster, u64, u64, u64);
 
 /// Restart: newest snapshot, backend consistent index, WAL replay.
@@ -290,7 +299,11 @@ async fn recover(
     let mut ci = store.consistent_index();
     if snap_index > ci {
         // The snapshot was saved but the backend never committed its state: load it.
-        store.restore_snapshot(snapshot.get_data(), snap_index, snapshot.get_metadata().term)?;
+        store.restore_snapshot(
+            snapshot.get_data(),
+            snap_index,
+            snapshot.get_metadata().term,
+        )?;
         store.commit(true)?;
         ci = snap_index;
     }
@@ -298,9 +311,7 @@ async fn recover(
     if snap_index > 0 {
         mem.wl().apply_snapshot(snapshot.clone())?;
     } else {
-        let mut cs = ConfState::default();
-        cs.voters = meta.cluster.voter_ids();
-        mem.initialize_with_conf_state(cs);
+        mem.initialize_with_conf_state(initial_conf_state(&meta.cluster));
     }
     let entries: Vec<_> = contents
         .entries
@@ -330,10 +341,7 @@ async fn recover(
     let applied_term = if ci == 0 { 0 } else { mem.term(ci)? };
     Ok((
         wal,
-        NodeStorage {
-            mem,
-            snapshot,
-        },
+        NodeStorage { mem, snapshot },
         meta.cluster,
         meta.member_id,
         ci,

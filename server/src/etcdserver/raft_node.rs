@@ -195,7 +195,8 @@ impl RaftNode {
                 self.raw.read_index(ctx.to_be_bytes().to_vec());
                 reads.inflight = Some((ctx, Instant::now(), std::mem::take(&mut reads.pending)));
             }
-            self.on_ready(&inputs.reports_tx, &mut waiters, &mut reads).await?;
+            self.on_ready(&inputs.reports_tx, &mut waiters, &mut reads)
+                .await?;
             self.rerandomize(&mut seen);
             self.publish_status();
         }
@@ -207,7 +208,11 @@ impl RaftNode {
         }
     }
 
-    fn propose(&mut self, p: Proposal, waiters: &mut BTreeMap<u64, oneshot::Sender<ProposeOutcome>>) {
+    fn propose(
+        &mut self,
+        p: Proposal,
+        waiters: &mut BTreeMap<u64, oneshot::Sender<ProposeOutcome>>,
+    ) {
         let leader = self.raw.raft.leader_id;
         match self.raw.propose(Vec::new(), p.data) {
             Ok(()) => {

@@ -50,11 +50,13 @@ pub fn channel_to(net: Arc<dyn Network>, addr: &str) -> Result<tonic::transport:
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true);
     let target = addr.to_string();
-    Ok(endpoint.connect_with_connector_lazy(tower::service_fn(move |_uri| {
-        let net = net.clone();
-        let target = target.clone();
-        async move { net.connect(&target).await.map(TokioIo::new) }
-    })))
+    Ok(
+        endpoint.connect_with_connector_lazy(tower::service_fn(move |_uri| {
+            let net = net.clone();
+            let target = target.clone();
+            async move { net.connect(&target).await.map(TokioIo::new) }
+        })),
+    )
 }
 
 async fn run(
@@ -76,8 +78,7 @@ async fn run(
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE);
         let (tx, srx) = mpsc::channel::<pb::RaftBatch>(16);
-        let mut call =
-            tokio::spawn(async move { client.stream(ReceiverStream::new(srx)).await });
+        let mut call = tokio::spawn(async move { client.stream(ReceiverStream::new(srx)).await });
         loop {
             tokio::select! {
                 first = rx.recv() => {

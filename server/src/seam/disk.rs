@@ -48,6 +48,10 @@ pub trait Disk: Send + Sync + Debug + 'static {
 pub trait DiskFile: Send + Sync + Debug {
     /// Current length in bytes (including unsynced writes).
     fn len(&self) -> io::Result<u64>;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// Reads exactly `buf.len()` bytes at `offset`; `UnexpectedEof` past the end.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Writes `data` at `offset`, extending the file if needed.

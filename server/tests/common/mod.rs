@@ -129,10 +129,22 @@ impl Cluster {
         let mut cmd = Command::new(bin);
         cmd.arg(format!("--name={}", m.name))
             .arg(format!("--data-dir={}", m.data_dir.display()))
-            .arg(format!("--listen-client-urls=http://127.0.0.1:{}", m.client_port))
-            .arg(format!("--advertise-client-urls=http://127.0.0.1:{}", m.client_port))
-            .arg(format!("--listen-peer-urls=http://127.0.0.1:{}", m.peer_port))
-            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{}", m.peer_port))
+            .arg(format!(
+                "--listen-client-urls=http://127.0.0.1:{}",
+                m.client_port
+            ))
+            .arg(format!(
+                "--advertise-client-urls=http://127.0.0.1:{}",
+                m.client_port
+            ))
+            .arg(format!(
+                "--listen-peer-urls=http://127.0.0.1:{}",
+                m.peer_port
+            ))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{}",
+                m.peer_port
+            ))
             .arg(format!("--initial-cluster={}", self.initial))
             .arg(format!("--initial-cluster-state={state}"))
             .arg("--log-level=warn")
@@ -172,8 +184,12 @@ impl Cluster {
 
     /// The log of member i (for failure messages).
     pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.members[i].name)))
-            .unwrap_or_default()
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join(format!("{}.log", self.members[i].name)),
+        )
+        .unwrap_or_default()
     }
 
     /// Waits until every running member reports the same leader.
@@ -185,14 +201,22 @@ impl Cluster {
                 if m.child.is_none() {
                     continue;
                 }
-                leaders.push(status(&self.endpoint(i)).await.map(|s| s.leader).unwrap_or(0));
+                leaders.push(
+                    status(&self.endpoint(i))
+                        .await
+                        .map(|s| s.leader)
+                        .unwrap_or(0),
+                );
             }
             if !leaders.is_empty() && leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]) {
                 return leaders[0];
             }
             if tokio::time::Instant::now() > deadline {
                 let logs: Vec<String> = (0..self.members.len()).map(|i| self.log(i)).collect();
-                panic!("cluster not ready after {timeout:?}: leaders {leaders:?}\nlogs:\n{}", logs.join("\n---\n"));
+                panic!(
+                    "cluster not ready after {timeout:?}: leaders {leaders:?}\nlogs:\n{}",
+                    logs.join("\n---\n")
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -276,7 +300,11 @@ pub fn etcdctl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Output {
         .arg(format!("--endpoints={endpoints}"))
         .arg("--command-timeout=15s")
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn etcdctl");
@@ -304,8 +332,13 @@ pub fn etcdctl_ok(endpoints: &str, args: &[&str], stdin: Option<&str>) -> String
 pub fn http_get(ep: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(ep).expect("connect for HTTP");
-    s.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {ep}\r\nConnection: close\r\n\r\n").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {ep}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut buf = String::new();
     s.read_to_string(&mut buf).expect("read");
     let code = buf
