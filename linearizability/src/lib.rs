@@ -8,8 +8,10 @@
 //! logic except for the caller's deadline.
 
 pub mod checker;
+pub mod cli;
 pub mod fxhash;
 pub mod history;
+pub mod html;
 pub mod model;
 pub mod models;
 pub mod parse;

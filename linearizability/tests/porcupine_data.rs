@@ -1,7 +1,7 @@
 //! Every file of the porcupine reference data gets the verdict its folder's `EXPECTED` lists
 //! (kv files with and without per-key partitioning).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use linearizability::models::kv::Kv;
 use linearizability::models::register::Register;
@@ -20,7 +20,7 @@ fn data_dir(sub: &str) -> PathBuf {
     dir
 }
 
-fn expected(dir: &PathBuf) -> Vec<(String, Verdict)> {
+fn expected(dir: &Path) -> Vec<(String, Verdict)> {
     let text = std::fs::read_to_string(dir.join("EXPECTED")).expect("EXPECTED readable");
     let list: Vec<(String, Verdict)> = text
         .lines()

@@ -8,7 +8,7 @@ mod search;
 mod tables;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::history::Operation;
@@ -130,6 +130,12 @@ pub struct CheckReport<S> {
     pub elapsed: Duration,
 }
 
+/// Number of CPUs, computed once (`available_parallelism` reads cgroup files on Linux).
+fn cpus() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Checks `history` against `model` with default options.
 pub fn check<M: Model>(
     model: &M,
@@ -139,6 +145,7 @@ pub fn check<M: Model>(
 }
 
 /// Checks `history` against `model`.
+#[allow(clippy::disallowed_methods)] // Instant::now for the deadline and timing; never simulated.
 pub fn check_with<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
@@ -159,9 +166,7 @@ pub fn check_with<M: Model>(
 
     let cancel = AtomicBool::new(false);
     let threads = if options.parallel {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(parts.len())
+        cpus().min(parts.len())
     } else {
         1
     };

@@ -147,6 +147,7 @@ pub(super) fn skipped<M: Model>(model: &M, part: &[usize]) -> PartitionReport<M:
 }
 
 /// Searches for a linearization of the operations `part` (indices into `history`).
+#[allow(clippy::disallowed_methods)] // Instant::now for the deadline only; this crate never runs simulated.
 pub(super) fn search<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
@@ -285,24 +286,23 @@ pub(super) fn search<M: Model>(
                     continue;
                 }
                 // Place the operation.
-                let new_max;
-                if is_known {
+                let new_max = if is_known {
                     let k = cand as usize;
                     kbits[k / 64] |= 1 << (k % 64);
                     zob ^= zobrist[k];
                     Events::unlink(&mut ev.next, &mut ev.prev, ev.call_node[k]);
                     Events::unlink(&mut ev.next, &mut ev.prev, ev.ret_node[k]);
-                    new_max = if max_set == NONE {
+                    if max_set == NONE {
                         cand
                     } else {
                         max_set.max(cand)
-                    };
+                    }
                 } else {
                     let j = cand as usize - nk;
                     fbits[j / 64] |= 1 << (j % 64);
                     Events::unlink(&mut ev.u_next, &mut ev.u_prev, j as u32 + 1);
-                    new_max = max_set;
-                }
+                    max_set
+                };
                 let head = ev.next[0];
                 let entry = if head == 0 {
                     Some(NONE)

@@ -10,9 +10,10 @@ use crate::fxhash::{hash_one, mix};
 
 const EMPTY: u32 = u32::MAX;
 
+/// Slot for a hash: its high 32 bits (so the cache can rehash from the stored tag alone).
+#[inline]
 fn table_index(hash: u64, mask: usize) -> usize {
-    // Use the high bits: the low bits of Zobrist xors are fine too, but this is uniform.
-    (hash >> 20) as usize & mask
+    (hash >> 32) as usize & mask
 }
 
 /// Maps states to dense `u32` ids so that the search handles integers only.
@@ -82,30 +83,29 @@ impl<S: Eq + Hash> Interner<S> {
     }
 }
 
-/// Open-addressing `u64 -> u64` map; `u64::MAX` is reserved as the empty key.
+/// Open-addressing `u64 -> u64` map; `u64::MAX` is reserved as the empty key. Keys and values
+/// sit side by side so a lookup touches one cache line.
 pub(crate) struct U64Map {
-    keys: Vec<u64>,
-    values: Vec<u64>,
+    slots: Vec<(u64, u64)>,
     len: usize,
 }
 
 impl U64Map {
     pub(crate) fn new() -> Self {
         U64Map {
-            keys: vec![u64::MAX; 256],
-            values: vec![0; 256],
+            slots: vec![(u64::MAX, 0); 256],
             len: 0,
         }
     }
 
     #[inline]
     pub(crate) fn get(&self, key: u64) -> Option<u64> {
-        let mask = self.keys.len() - 1;
+        let mask = self.slots.len() - 1;
         let mut i = table_index(mix(key), mask);
         loop {
-            let k = self.keys[i];
+            let (k, v) = self.slots[i];
             if k == key {
-                return Some(self.values[i]);
+                return Some(v);
             }
             if k == u64::MAX {
                 return None;
@@ -116,11 +116,10 @@ impl U64Map {
 
     /// Inserts a key that is known to be absent.
     pub(crate) fn insert_new(&mut self, key: u64, value: u64) {
-        if (self.len + 1) * 2 > self.keys.len() {
-            let size = self.keys.len() * 2;
-            let old_keys = std::mem::replace(&mut self.keys, vec![u64::MAX; size]);
-            let old_values = std::mem::replace(&mut self.values, vec![0; size]);
-            for (k, v) in old_keys.into_iter().zip(old_values) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let size = self.slots.len() * 2;
+            let old = std::mem::replace(&mut self.slots, vec![(u64::MAX, 0); size]);
+            for (k, v) in old {
                 if k != u64::MAX {
                     self.place(k, v);
                 }
@@ -131,14 +130,32 @@ impl U64Map {
     }
 
     fn place(&mut self, key: u64, value: u64) {
-        let mask = self.keys.len() - 1;
+        let mask = self.slots.len() - 1;
         let mut i = table_index(mix(key), mask);
-        while self.keys[i] != u64::MAX {
+        while self.slots[i].0 != u64::MAX {
             i = (i + 1) & mask;
         }
-        self.keys[i] = key;
-        self.values[i] = value;
+        self.slots[i] = (key, value);
     }
+}
+
+/// Configurations sharing (K, state).
+#[derive(Clone, Copy)]
+struct Group {
+    sid: u32,
+    p: u32,
+    koff: u32,
+    klen: u32,
+    first: u32,
+}
+
+/// One F (set of unknown operations that took effect) inside a group.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// The first word of F (all of F when there are at most 64 unknown operations).
+    f0: u64,
+    next: u32,
+    done: bool,
 }
 
 /// The set of visited search configurations.
@@ -151,37 +168,25 @@ impl U64Map {
 /// explored, hence failed) entry's F is a subset of it: whatever extra unknown operations took
 /// effect could instead have been placed after the end.
 pub(crate) struct Cache {
-    table: Vec<u32>,
-    groups: usize,
-    g_hash: Vec<u64>,
-    g_sid: Vec<u32>,
-    g_p: Vec<u32>,
-    g_koff: Vec<u32>,
-    g_klen: Vec<u32>,
-    g_first: Vec<u32>,
+    /// (hash tag << 32) | group index; `u64::MAX` when empty.
+    table: Vec<u64>,
+    groups: Vec<Group>,
     kwords: Vec<u64>,
+    entries: Vec<Entry>,
+    /// Words of F per entry beyond the first (empty when F fits in one word).
     f_words_per_entry: usize,
-    f_words: Vec<u64>,
-    f_next: Vec<u32>,
-    f_done: Vec<bool>,
+    f_rest: Vec<u64>,
 }
 
 impl Cache {
     pub(crate) fn new(f_words_per_entry: usize) -> Self {
         Cache {
-            table: vec![EMPTY; 1024],
-            groups: 0,
-            g_hash: Vec::new(),
-            g_sid: Vec::new(),
-            g_p: Vec::new(),
-            g_koff: Vec::new(),
-            g_klen: Vec::new(),
-            g_first: Vec::new(),
+            table: vec![u64::MAX; 1024],
+            groups: Vec::new(),
             kwords: Vec::new(),
+            entries: Vec::new(),
             f_words_per_entry,
-            f_words: Vec::new(),
-            f_next: Vec::new(),
-            f_done: Vec::new(),
+            f_rest: Vec::new(),
         }
     }
 
@@ -197,91 +202,112 @@ impl Cache {
         f: &[u64],
     ) -> Option<u32> {
         let h = khash ^ mix(u64::from(sid).wrapping_add(0x9e37_79b9_7f4a_7c15));
+        let tag = h & 0xffff_ffff_0000_0000;
         let mask = self.table.len() - 1;
         let mut i = table_index(h, mask);
         loop {
-            let g = self.table[i];
-            if g == EMPTY {
+            let slot = self.table[i];
+            if slot == u64::MAX {
                 break;
             }
-            let gi = g as usize;
-            if self.g_hash[gi] == h
-                && self.g_sid[gi] == sid
-                && self.g_p[gi] == p
-                && self.k_of(gi) == k
-            {
-                return self.visit_group(gi, f);
+            if slot & 0xffff_ffff_0000_0000 == tag {
+                let gi = (slot & 0xffff_ffff) as usize;
+                let g = self.groups[gi];
+                if g.sid == sid
+                    && g.p == p
+                    && &self.kwords[g.koff as usize..(g.koff + g.klen) as usize] == k
+                {
+                    return self.visit_group(gi, f);
+                }
             }
             i = (i + 1) & mask;
         }
-        let gi = self.groups;
-        self.groups += 1;
-        self.table[i] = gi as u32;
-        self.g_hash.push(h);
-        self.g_sid.push(sid);
-        self.g_p.push(p);
-        self.g_koff.push(self.kwords.len() as u32);
-        self.g_klen.push(k.len() as u32);
+        let gi = self.groups.len();
+        self.table[i] = tag | gi as u64;
+        let first = self.new_entry(f, EMPTY);
+        self.groups.push(Group {
+            sid,
+            p,
+            koff: self.kwords.len() as u32,
+            klen: k.len() as u32,
+            first,
+        });
         self.kwords.extend_from_slice(k);
-        let e = self.new_entry(f, EMPTY);
-        self.g_first.push(e);
-        if self.groups * 2 > self.table.len() {
+        if self.groups.len() * 2 > self.table.len() {
             self.grow();
         }
-        Some(e)
+        Some(first)
     }
 
-    fn k_of(&self, gi: usize) -> &[u64] {
-        let off = self.g_koff[gi] as usize;
-        &self.kwords[off..off + self.g_klen[gi] as usize]
+    fn f_of(&self, e: usize) -> (u64, &[u64]) {
+        let w = self.f_words_per_entry.saturating_sub(1);
+        (self.entries[e].f0, &self.f_rest[e * w..e * w + w])
     }
 
     fn visit_group(&mut self, gi: usize, f: &[u64]) -> Option<u32> {
-        let w = self.f_words_per_entry;
-        let mut e = self.g_first[gi];
+        let (f0, f_rest) = match f.split_first() {
+            Some((a, rest)) => (*a, rest),
+            None => (0, &[][..]),
+        };
+        let mut e = self.groups[gi].first;
         while e != EMPTY {
             let ei = e as usize;
-            let old = &self.f_words[ei * w..ei * w + w];
-            if old == f {
+            let (old0, old_rest) = self.f_of(ei);
+            if old0 == f0 && old_rest == f_rest {
                 return None;
             }
-            if self.f_done[ei] && old.iter().zip(f).all(|(o, n)| o & !n == 0) {
+            if self.entries[ei].done
+                && old0 & !f0 == 0
+                && old_rest.iter().zip(f_rest).all(|(o, n)| o & !n == 0)
+            {
                 return None;
             }
-            e = self.f_next[ei];
+            e = self.entries[ei].next;
         }
-        let first = self.g_first[gi];
+        let first = self.groups[gi].first;
         let e = self.new_entry(f, first);
-        self.g_first[gi] = e;
+        self.groups[gi].first = e;
         Some(e)
     }
 
     fn new_entry(&mut self, f: &[u64], next: u32) -> u32 {
-        let e = self.f_next.len() as u32;
-        self.f_words.extend_from_slice(f);
-        self.f_next.push(next);
-        self.f_done.push(false);
+        let e = self.entries.len() as u32;
+        let (f0, rest) = match f.split_first() {
+            Some((a, rest)) => (*a, rest),
+            None => (0, &[][..]),
+        };
+        self.f_rest.extend_from_slice(rest);
+        self.entries.push(Entry {
+            f0,
+            next,
+            done: false,
+        });
         e
     }
 
     /// Marks an entry as fully explored (and therefore failed).
     #[inline]
     pub(crate) fn finish(&mut self, entry: u32) {
-        self.f_done[entry as usize] = true;
+        if let Some(e) = self.entries.get_mut(entry as usize) {
+            e.done = true;
+        }
     }
 
     fn grow(&mut self) {
         let size = self.table.len() * 2;
         let mask = size - 1;
-        let mut table = vec![EMPTY; size];
-        for (gi, &h) in self.g_hash.iter().enumerate() {
-            let mut i = table_index(h, mask);
-            while table[i] != EMPTY {
+        let old = std::mem::replace(&mut self.table, vec![u64::MAX; size]);
+        for slot in old {
+            if slot == u64::MAX {
+                continue;
+            }
+            // The tag holds the hash's high 32 bits, which is what `table_index` uses.
+            let mut i = table_index(slot & 0xffff_ffff_0000_0000, mask);
+            while self.table[i] != u64::MAX {
                 i = (i + 1) & mask;
             }
-            table[i] = gi as u32;
+            self.table[i] = slot;
         }
-        self.table = table;
     }
 }
 

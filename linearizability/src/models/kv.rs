@@ -5,6 +5,8 @@
 //! search.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -60,18 +62,86 @@ pub enum KvOutput {
     Append,
 }
 
+/// A shared string with its hash computed once (states are hashed often, values rarely change).
+#[derive(Clone, Debug)]
+pub struct HStr {
+    hash: u64,
+    text: Arc<str>,
+}
+
+impl HStr {
+    /// Wraps a string.
+    pub fn new(text: &str) -> Self {
+        HStr {
+            hash: crate::fxhash::hash_one(text),
+            text: Arc::from(text),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for HStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && (Arc::ptr_eq(&self.text, &other.text) || self.text == other.text)
+    }
+}
+
+impl Eq for HStr {}
+
+impl Hash for HStr {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// The map: (key, value) pairs sorted by key; missing keys read as "".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KvState {
+    entries: Vec<(HStr, HStr)>,
+}
+
+impl KvState {
+    /// The value of `key` ("" if missing).
+    pub fn get(&self, key: &str) -> &str {
+        self.find(key).map_or("", |i| self.entries[i].1.as_str())
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    /// A copy with `key` set to `value`.
+    pub fn with(&self, key: &str, value: &str) -> KvState {
+        let mut next = self.clone();
+        match next.find(key) {
+            Ok(i) => next.entries[i].1 = HStr::new(value),
+            Err(i) => next.entries.insert(i, (HStr::new(key), HStr::new(value))),
+        }
+        next
+    }
+
+    /// The (key, value) pairs in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
 /// The key-value model. The state is the whole map (for a per-key partition it only ever holds
 /// that key).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Kv;
 
 impl Model for Kv {
-    type State = BTreeMap<String, String>;
+    type State = KvState;
     type Input = KvInput;
     type Output = KvOutput;
 
     fn init(&self) -> Self::State {
-        BTreeMap::new()
+        KvState::default()
     }
 
     fn step(
@@ -83,20 +153,17 @@ impl Model for Kv {
     ) {
         match (input, output) {
             (KvInput::Get { .. }, None) => next.push(state.clone()),
-            (KvInput::Get { key }, Some(KvOutput::Get { value })) => {
-                if state.get(key).map_or("", String::as_str) == value {
-                    next.push(state.clone());
-                }
+            (KvInput::Get { key }, Some(KvOutput::Get { value })) if state.get(key) == value => {
+                next.push(state.clone())
             }
             (KvInput::Put { key, value }, None | Some(KvOutput::Put)) => {
-                let mut s = state.clone();
-                s.insert(key.clone(), value.clone());
-                next.push(s);
+                next.push(state.with(key, value))
             }
             (KvInput::Append { key, value }, None | Some(KvOutput::Append)) => {
-                let mut s = state.clone();
-                s.entry(key.clone()).or_default().push_str(value);
-                next.push(s);
+                let mut v = String::with_capacity(state.get(key).len() + value.len());
+                v.push_str(state.get(key));
+                v.push_str(value);
+                next.push(state.with(key, &v));
             }
             _ => {}
         }

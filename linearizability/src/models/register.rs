@@ -58,11 +58,7 @@ impl Model for Register {
     ) {
         match (input, output) {
             (RegisterInput::Read, None) => next.push(*state),
-            (RegisterInput::Read, Some(RegisterOutput::Read(v))) => {
-                if v == state {
-                    next.push(*state);
-                }
-            }
+            (RegisterInput::Read, Some(RegisterOutput::Read(v))) if v == state => next.push(*state),
             (RegisterInput::Write(v), None | Some(RegisterOutput::Write)) => next.push(Some(*v)),
             (RegisterInput::Cas { from, to }, out) => {
                 let matches = *state == Some(*from);

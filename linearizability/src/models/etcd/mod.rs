@@ -1,9 +1,149 @@
 //! The etcd model: revisions, MVCC reads at past revisions, compaction, leases, and
 //! transactions with nested operations; exact response matching including header revisions.
 //!
-//! Owns: etcd semantics for the checker. Must never depend on the server crate (its request and
-//! response types are our own, in `types`), nor know about the search.
+//! Owns: the `Model` implementation for etcd (matching observed responses against the
+//! sequential semantics in `apply`). Must never depend on the server crate (its request and
+//! response types are our own, in `types`), nor know about the search. There is no per-key
+//! partition: one global revision orders every write.
 
+mod apply;
+mod state;
 mod types;
 
+pub use apply::compare_holds;
+pub use state::{EtcdState, Live, Version};
 pub use types::*;
+
+use crate::history::Operation;
+use crate::model::Model;
+
+/// The etcd model.
+#[derive(Debug, Clone, Copy)]
+pub struct Etcd {
+    /// Keep every key version since the last compaction (needed for reads at past revisions).
+    pub keep_history: bool,
+    /// The store's revision before the first operation (1 for a fresh etcd).
+    pub initial_revision: i64,
+}
+
+impl Default for Etcd {
+    fn default() -> Self {
+        Etcd {
+            keep_history: true,
+            initial_revision: 1,
+        }
+    }
+}
+
+impl Etcd {
+    /// A model for `history`: keeps old versions only if some read asks for a past revision
+    /// (smaller states make the search faster).
+    pub fn for_history(history: &[Operation<EtcdRequest, EtcdResponse>]) -> Self {
+        fn past_read(op: &RequestOp) -> bool {
+            match op {
+                RequestOp::Range(r) => r.revision != 0,
+                RequestOp::Txn(t) => t.success.iter().chain(&t.failure).any(past_read),
+                RequestOp::Put(_) | RequestOp::DeleteRange(_) => false,
+            }
+        }
+        let keep_history = history.iter().any(|op| match &op.input {
+            EtcdRequest::Range(r) => r.revision != 0,
+            EtcdRequest::Txn(t) => t.success.iter().chain(&t.failure).any(past_read),
+            _ => false,
+        });
+        Etcd {
+            keep_history,
+            ..Etcd::default()
+        }
+    }
+
+    /// Applies a request, returning the new state and etcd's response.
+    pub fn apply(&self, state: &EtcdState, req: &EtcdRequest) -> (EtcdState, EtcdResponse) {
+        let mut next = state.clone();
+        let resp = apply::apply(&mut next, req, self.keep_history);
+        (next, resp)
+    }
+}
+
+impl Model for Etcd {
+    type State = EtcdState;
+    type Input = EtcdRequest;
+    type Output = EtcdResponse;
+
+    fn init(&self) -> EtcdState {
+        EtcdState::new(self.initial_revision)
+    }
+
+    fn step(
+        &self,
+        state: &EtcdState,
+        input: &EtcdRequest,
+        output: Option<&EtcdResponse>,
+        next: &mut Vec<EtcdState>,
+    ) {
+        // A lease granted with id 0 gets its id from the server: take it from the response.
+        let chosen;
+        let input = match (input, output) {
+            (
+                EtcdRequest::LeaseGrant { id: 0, ttl },
+                Some(EtcdResponse::Ok {
+                    result: OpResult::LeaseGrant { id, .. },
+                    ..
+                }),
+            ) => {
+                chosen = EtcdRequest::LeaseGrant { id: *id, ttl: *ttl };
+                &chosen
+            }
+            _ => input,
+        };
+        let (after, resp) = self.apply(state, input);
+        match output {
+            None => next.push(after),
+            Some(o) if *o == resp => next.push(after),
+            Some(_) => {}
+        }
+    }
+
+    fn describe_operation(&self, input: &EtcdRequest, output: Option<&EtcdResponse>) -> String {
+        let out = output.map_or_else(|| "?".to_string(), compact_json);
+        format!("{} -> {out}", compact_json(input))
+    }
+
+    fn describe_state(&self, s: &EtcdState) -> String {
+        let mut parts = vec![format!("revision {}", s.revision)];
+        if s.compact_revision > 0 {
+            parts.push(format!("compacted at {}", s.compact_revision));
+        }
+        for (k, versions) in &s.keys {
+            if let Some(v) = versions.last() {
+                if let Some(l) = &v.live {
+                    let lease = if l.lease != 0 {
+                        format!(" lease={}", l.lease)
+                    } else {
+                        String::new()
+                    };
+                    parts.push(format!(
+                        "{k:?}={:?} (create={} mod={} version={}{lease})",
+                        l.value, l.create_revision, v.revision, l.version
+                    ));
+                }
+            }
+        }
+        if !s.leases.is_empty() {
+            let ls: Vec<String> = s
+                .leases
+                .iter()
+                .map(|(id, ttl)| format!("{id}(ttl {ttl})"))
+                .collect();
+            parts.push(format!("leases {}", ls.join(" ")));
+        }
+        parts.join("; ")
+    }
+}
+
+fn compact_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,330 @@
+//! The library side of `etcd-sim check` and `etcd-sim bench-check`: argument handling, file
+//! loading with format detection, printing verdicts and timings, exit codes.
+//!
+//! Owns: the command-line contract (exit codes 0 linearizable, 1 not linearizable, 2 usage or
+//! parse error, 3 unknown). Must never contain checking logic or model semantics; it only wires
+//! parsers, models, the checker and the HTML view together. This is the only module that
+//! touches the file system.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::checker::{check_with, CheckOptions, CheckReport, CheckResult};
+use crate::history::{FaultWindow, Operation};
+use crate::html::render_html;
+use crate::model::Model;
+use crate::models::etcd::Etcd;
+use crate::models::kv::Kv;
+use crate::models::register::Register;
+use crate::parse::{
+    parse_jepsen_etcd, parse_json, parse_porcupine_kv, Format, JsonHistory, ParseError,
+};
+
+/// Exit code: linearizable.
+pub const EXIT_LINEARIZABLE: i32 = 0;
+/// Exit code: not linearizable.
+pub const EXIT_NOT_LINEARIZABLE: i32 = 1;
+/// Exit code: usage or parse error.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: unknown (deadline passed).
+pub const EXIT_UNKNOWN: i32 = 3;
+
+const CHECK_USAGE: &str =
+    "usage: etcd-sim check FILE [--format jepsen-etcd|porcupine-kv|json] [--no-partition] [--timeout SECS] [--html OUT.html]";
+const BENCH_USAGE: &str = "usage: etcd-sim bench-check DIR [--no-partition] [--timeout SECS]";
+
+/// Errors of the command-line layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A history file is malformed.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: ParseError,
+    },
+    /// The format could not be detected.
+    #[error("{0}: cannot detect the format; pass --format jepsen-etcd|porcupine-kv|json")]
+    UnknownFormat(PathBuf),
+}
+
+/// A history loaded from a file, with its model.
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    /// Register operations.
+    Register(
+        Vec<Operation<<Register as Model>::Input, <Register as Model>::Output>>,
+        Vec<FaultWindow>,
+    ),
+    /// Key-value operations.
+    Kv(
+        Vec<Operation<<Kv as Model>::Input, <Kv as Model>::Output>>,
+        Vec<FaultWindow>,
+    ),
+    /// etcd operations.
+    Etcd(
+        Vec<Operation<<Etcd as Model>::Input, <Etcd as Model>::Output>>,
+        Vec<FaultWindow>,
+    ),
+}
+
+/// Reads and parses a history file, detecting the format when `format` is `None`.
+pub fn load(path: &Path, format: Option<Format>) -> Result<Loaded, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let format = match format {
+        Some(f) => f,
+        None => Format::detect(&path.to_string_lossy(), &text)
+            .ok_or_else(|| CliError::UnknownFormat(path.to_path_buf()))?,
+    };
+    let parse_err = |source| CliError::Parse {
+        path: path.to_path_buf(),
+        source,
+    };
+    Ok(match format {
+        Format::JepsenEtcd => {
+            Loaded::Register(parse_jepsen_etcd(&text).map_err(parse_err)?, Vec::new())
+        }
+        Format::PorcupineKv => {
+            Loaded::Kv(parse_porcupine_kv(&text).map_err(parse_err)?, Vec::new())
+        }
+        Format::Json => match parse_json(&text).map_err(parse_err)? {
+            JsonHistory::Register { operations, faults } => Loaded::Register(operations, faults),
+            JsonHistory::Kv { operations, faults } => Loaded::Kv(operations, faults),
+            JsonHistory::Etcd { operations, faults } => Loaded::Etcd(operations, faults),
+        },
+    })
+}
+
+/// A verdict line, e.g. `not linearizable: cannot place #12 (client 3, [40, 44]) read -> 3`.
+pub fn verdict_line<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    report: &CheckReport<M::State>,
+) -> String {
+    match &report.result {
+        CheckResult::Linearizable => "linearizable".to_string(),
+        CheckResult::Unknown => "unknown".to_string(),
+        CheckResult::NotLinearizable(cx) => match history.get(cx.failed_op) {
+            Some(op) => format!(
+                "not linearizable: cannot place operation #{} (client {}, call {}, return {}) {}; state after the longest partial linearization ({} of {} operations): {}",
+                cx.failed_op,
+                op.client,
+                op.call,
+                op.ret,
+                model.describe_operation(&op.input, op.output.as_ref()),
+                cx.partial.len(),
+                report.partitions.get(cx.partition).map_or(0, |p| p.ops.len()),
+                model.describe_state(&cx.state)
+            ),
+            None => "not linearizable".to_string(),
+        },
+    }
+}
+
+fn exit_code<S>(result: &CheckResult<S>) -> i32 {
+    match result {
+        CheckResult::Linearizable => EXIT_LINEARIZABLE,
+        CheckResult::NotLinearizable(_) => EXIT_NOT_LINEARIZABLE,
+        CheckResult::Unknown => EXIT_UNKNOWN,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+struct CheckArgs {
+    file: PathBuf,
+    format: Option<Format>,
+    options: CheckOptions,
+    html: Option<PathBuf>,
+}
+
+fn parse_args(args: &[String], allow_format_html: bool) -> Result<CheckArgs, CliError> {
+    let mut file = None;
+    let mut format = None;
+    let mut options = CheckOptions::default();
+    let mut html = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| CliError::Usage(format!("{name} needs a value")))
+        };
+        match a.as_str() {
+            "--format" if allow_format_html => {
+                let v = value("--format")?;
+                format = Some(
+                    Format::from_name(&v)
+                        .ok_or_else(|| CliError::Usage(format!("unknown format {v:?}")))?,
+                );
+            }
+            "--no-partition" => options.partition = false,
+            "--timeout" => {
+                let v = value("--timeout")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| CliError::Usage(format!("bad --timeout {v:?}")))?;
+                options.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "--html" if allow_format_html => html = Some(PathBuf::from(value("--html")?)),
+            s if s.starts_with("--") => return Err(CliError::Usage(format!("unknown option {s}"))),
+            s if file.is_none() => file = Some(PathBuf::from(s)),
+            s => return Err(CliError::Usage(format!("unexpected argument {s:?}"))),
+        }
+    }
+    let file = file.ok_or_else(|| CliError::Usage("missing FILE".to_string()))?;
+    Ok(CheckArgs {
+        file,
+        format,
+        options,
+        html,
+    })
+}
+
+fn run_check<M: Model>(
+    model: &M,
+    ops: &[Operation<M::Input, M::Output>],
+    faults: &[FaultWindow],
+    args: &CheckArgs,
+) -> Result<i32, CliError> {
+    let report = check_with(model, ops, &args.options);
+    println!("{}", verdict_line(model, ops, &report));
+    println!(
+        "checked {} operations in {:.3} ms",
+        ops.len(),
+        ms(report.elapsed)
+    );
+    if let Some(out) = &args.html {
+        let page = render_html(model, ops, &report, faults, &args.file.to_string_lossy());
+        write_file(out, &page)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(exit_code(&report.result))
+}
+
+#[allow(clippy::disallowed_methods)] // This crate is not simulated: plain file output is right here.
+fn write_file(path: &Path, content: &str) -> Result<(), CliError> {
+    std::fs::write(path, content).map_err(|source| CliError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `etcd-sim check FILE [--format F] [--no-partition] [--timeout SECS] [--html OUT.html]`;
+/// `args` excludes the program and subcommand names. Returns the exit code.
+pub fn check_main(args: &[String]) -> i32 {
+    let result = parse_args(args, true).and_then(|a| match load(&a.file, a.format)? {
+        Loaded::Register(ops, faults) => run_check(&Register, &ops, &faults, &a),
+        Loaded::Kv(ops, faults) => run_check(&Kv, &ops, &faults, &a),
+        Loaded::Etcd(ops, faults) => run_check(&Etcd::for_history(&ops), &ops, &faults, &a),
+    });
+    match result {
+        Ok(code) => code,
+        Err(e @ CliError::Usage(_)) => {
+            eprintln!("error: {e}\n{CHECK_USAGE}");
+            EXIT_USAGE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Best of five timed checks after one warm-up; returns (verdict, best time).
+fn bench_one<M: Model>(
+    model: &M,
+    ops: &[Operation<M::Input, M::Output>],
+    options: &CheckOptions,
+) -> (String, Duration) {
+    let warm = check_with(model, ops, options);
+    let mut best = warm.elapsed;
+    for _ in 0..5 {
+        best = best.min(check_with(model, ops, options).elapsed);
+    }
+    let verdict = match warm.result {
+        CheckResult::Linearizable => "linearizable",
+        CheckResult::NotLinearizable(_) => "not-linearizable",
+        CheckResult::Unknown => "unknown",
+    };
+    (verdict.to_string(), best)
+}
+
+#[allow(clippy::disallowed_methods)] // This crate is not simulated: listing a directory is fine.
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let io = |source| CliError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let is_history = [".log", ".txt", ".json"]
+            .iter()
+            .any(|ext| name.ends_with(ext));
+        if path.is_file() && is_history && !name.starts_with('.') {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// `etcd-sim bench-check DIR [--no-partition] [--timeout SECS]`: per-file checking time (best of
+/// five after a warm-up) and a last line `total: N files, X ms`. Returns the exit code.
+pub fn bench_check_main(args: &[String]) -> i32 {
+    let run = || -> Result<(), CliError> {
+        let a = parse_args(args, false)?;
+        let files = list_dir(&a.file)?;
+        let mut total = Duration::ZERO;
+        for path in &files {
+            let (verdict, best) = match load(path, None)? {
+                Loaded::Register(ops, _) => bench_one(&Register, &ops, &a.options),
+                Loaded::Kv(ops, _) => bench_one(&Kv, &ops, &a.options),
+                Loaded::Etcd(ops, _) => bench_one(&Etcd::for_history(&ops), &ops, &a.options),
+            };
+            total += best;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            println!("{name:<20} {verdict:<17} {:>10.3} ms", ms(best));
+        }
+        println!("total: {} files, {:.1} ms", files.len(), ms(total));
+        Ok(())
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(e @ CliError::Usage(_)) => {
+            eprintln!("error: {e}\n{BENCH_USAGE}");
+            EXIT_USAGE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_USAGE
+        }
+    }
+}
