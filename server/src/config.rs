@@ -49,7 +49,8 @@ pub enum ConfigError {
 #[command(
     name = "etcd-server",
     version,
-    about = "An etcd-compatible server (etcd v3 API)"
+    about = "An etcd-compatible server (etcd v3 API)",
+    args_override_self = true
 )]
 pub struct Config {
     /// Human-readable name for this member.
@@ -301,6 +302,8 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("only http://"), "{e}");
+        // Like etcd (Go's flag package), a repeated flag takes its last value.
+        assert_eq!(cfg(&["--name", "a", "--name", "b"]).name, "b");
         let e = cfg(&["--listen-peer-urls", "http://a:99999"])
             .validate()
             .unwrap_err();

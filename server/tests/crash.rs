@@ -142,3 +142,37 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
     assert_eq!(views[0], views[1], "members 0 and 1 disagree");
     assert_eq!(views[0], views[2], "members 0 and 2 disagree");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_follower_is_caught_up_by_snapshot() {
+    let mut c = Cluster::start(
+        Kind::Ours,
+        3,
+        &["--snapshot-count=100", "--experimental-snapshot-catchup-entries=10", "--log-level=info"],
+    );
+    c.wait_ready(Duration::from_secs(20)).await;
+    let leader = c.leader_index().await.expect("a leader");
+    let lagger = (leader + 1) % 3;
+    c.kill(lagger);
+    let ch = channel(&c.endpoint(leader)).await.expect("connect");
+    for n in 0..400 {
+        let req = PbPutRequest { key: format!("w/{n:06}").into_bytes(), value: b"v".to_vec(), ..Default::default() };
+        unary::<_, PbPutResponse>(ch.clone(), "/etcdserverpb.KV/Put", req).await.expect("put");
+    }
+    c.restart(lagger);
+    c.wait_ready(Duration::from_secs(20)).await;
+    let target = range_all(&c.endpoint(leader), false).await.expect("range").header.map(|h| h.revision).unwrap_or(0);
+    let mut caught_up = false;
+    for _ in 0..200 {
+        let r = range_all(&c.endpoint(lagger), true).await.expect("serializable range");
+        if r.header.as_ref().map(|h| h.revision) == Some(target) {
+            assert_eq!(r.kvs.len(), 400, "the restarted member has the wrong keys");
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(caught_up, "member {lagger} never reached revision {target}");
+    let log = c.log(lagger);
+    assert!(log.contains("applying snapshot from leader"), "caught up without a snapshot:\n{log}");
+}

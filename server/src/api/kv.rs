@@ -98,9 +98,11 @@ impl PbKvService for KvApi {
             if !validate::txn_is_serializable(&r) {
                 self.server.linearizable_read().await?;
             }
-            let mut resp = self.server.store().txn(&r).map_err(|e| e.to_status())?;
-            self.fill(&mut resp.header);
-            return Ok(Response::new(resp));
+            let resp = self.server.store().read_txn(&r).map_err(|e| e.to_status())?;
+            if let Some(mut resp) = resp {
+                self.fill(&mut resp.header);
+                return Ok(Response::new(resp));
+            }
         }
         match self.server.propose(Op::Txn(r)).await? {
             OpResponse::Txn(mut resp) => {

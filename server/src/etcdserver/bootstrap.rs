@@ -100,8 +100,11 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         &snap_dir.join("db"),
         BackendOptions {
             batch_limit: cfg.backend_batch_limit,
+            batch_interval: Duration::from_millis(cfg.backend_batch_interval.max(1)),
+            ..BackendOptions::default()
         },
-    )?;
+    )
+    .await?;
     let snapshotter = Snapshotter::new(disk.clone(), &snap_dir);
 
     let recovered = if Wal::exists(&*disk, &wal_dir) {
