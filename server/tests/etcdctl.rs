@@ -93,10 +93,10 @@ async fn etcdctl_drives_a_three_member_cluster() {
     );
     assert!(etcdctl_ok(
         &eps,
-        &["get", "a", "--prefix", "--count-only", "-w", "json"],
+        &["get", "a", "--prefix", "--count-only", "-w", "fields"],
         None
     )
-    .contains("\"count\":3"));
+    .contains("\"Count\" : 3"));
 
     // del
     assert_eq!(etcdctl_ok(&eps, &["del", "b1"], None), "1\n");
