@@ -1,1 +1,609 @@
-//! (being written)
+//! The backend: etcd's bbolt database, here redb running on the seam's disk
+//! (`<data-dir>/member/snap/db`), like etcd's `server/storage/backend`.
+//!
+//! Owns: the database file, etcd's buckets as redb tables ([`Bucket`]), the batch transaction
+//! (applied writes are buffered and committed durably every `--backend-batch-interval` or
+//! `--backend-batch-limit` ops, with the consistent index and term in `meta` in the same redb
+//! transaction), and the read buffer (every read merges the uncommitted batch over the last
+//! durable commit, so reads see applied-but-uncommitted writes). A crash loses the uncommitted
+//! batch and nothing else; the WAL replays the entries after the surviving consistent index.
+//!
+//! Must never: touch the host file system (all I/O goes through [`crate::seam::Disk`]), read a
+//! clock other than `tokio::time`, commit part of a batch without its consistent index, or
+//! panic on a damaged file (corruption is a [`BackendError::Corrupt`] naming the file).
+
+mod buckets;
+mod error;
+mod snapshot;
+mod storage;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use buckets::{meta, Bucket};
+pub use error::BackendError;
+
+use crate::seam::{Disk, DiskFile, OpenMode};
+use redb::ReadableDatabase;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use storage::DiskStorage;
+
+/// Tunables of the backend, named after etcd's flags.
+#[derive(Clone, Debug)]
+pub struct BackendOptions {
+    /// `--backend-batch-interval`: longest time applied writes stay uncommitted (etcd: 100 ms).
+    pub batch_interval: Duration,
+    /// `--backend-batch-limit`: most buffered ops before a commit is due (etcd: 10000).
+    pub batch_limit: u64,
+    /// redb page cache size in bytes.
+    pub cache_size_bytes: usize,
+    /// Verify every page checksum when opening (slower open; turns silent corruption into an
+    /// error instead of a later failure).
+    pub verify_on_open: bool,
+    /// Save redb's allocator state with each commit (2-phase commit, like bbolt's two fsyncs),
+    /// so that reopening after a crash needs no full repair.
+    pub quick_repair: bool,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions {
+            batch_interval: Duration::from_millis(100),
+            batch_limit: 10_000,
+            cache_size_bytes: 64 * 1024 * 1024,
+            verify_on_open: false,
+            quick_repair: true,
+        }
+    }
+}
+
+/// Where etcd keeps the backend inside a data dir: `<data-dir>/member/snap/db`.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("member").join("snap").join("db")
+}
+
+/// Uncommitted writes of one bucket: `Some(value)` = put, `None` = delete.
+type Buffer = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+type Table = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// The open backend database.
+pub struct Backend {
+    path: PathBuf,
+    file: Arc<dyn DiskFile>,
+    db: redb::Database,
+    opts: BackendOptions,
+    buffer: BTreeMap<Bucket, Buffer>,
+    pending_ops: u64,
+    applied: (u64, u64),
+    durable: (u64, u64),
+    index_dirty: bool,
+    last_commit: tokio::time::Instant,
+    commits: u64,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("path", &self.path)
+            .field("pending_ops", &self.pending_ops)
+            .field("applied", &self.applied)
+            .field("durable", &self.durable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend {
+    /// Opens (or creates) the database file at `path` (see [`db_path`]), creating missing
+    /// parent directories and making new directory entries durable.
+    pub async fn open(
+        disk: Arc<dyn Disk>,
+        path: &Path,
+        opts: BackendOptions,
+    ) -> Result<Backend, BackendError> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut missing = Vec::new();
+        let mut cursor = Some(dir.as_path());
+        while let Some(d) = cursor {
+            if d.as_os_str().is_empty() || disk.exists(d) {
+                break;
+            }
+            missing.push(d.to_path_buf());
+            cursor = d.parent();
+        }
+        disk.create_dir_all(&dir)
+            .map_err(|e| BackendError::io(path, "create directory", e))?;
+        let existed = disk.exists(path);
+        let file = disk
+            .open(path, OpenMode::CreateOrOpen)
+            .map_err(|e| BackendError::io(path, "open", e))?;
+        if !existed {
+            disk.sync_dir(&dir)
+                .await
+                .map_err(|e| BackendError::io(path, "sync directory", e))?;
+        }
+        for d in &missing {
+            if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+                disk.sync_dir(parent)
+                    .await
+                    .map_err(|e| BackendError::io(path, "sync directory", e))?;
+            }
+        }
+
+        let storage = DiskStorage { file: file.clone() };
+        let mut builder = redb::Builder::new();
+        builder
+            .set_cache_size(opts.cache_size_bytes)
+            .set_check_integrity_on_open(opts.verify_on_open);
+        // redb may panic on some impossible on-disk states; a damaged file must be an error.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            builder.create_with_backend(storage)
+        }));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(BackendError::from_redb(path, "open", e)),
+            Err(panic) => {
+                let detail = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "redb panicked while opening".into());
+                return Err(BackendError::Corrupt {
+                    path: path.to_path_buf(),
+                    op: "open",
+                    detail,
+                });
+            }
+        };
+
+        let mut backend = Backend {
+            path: path.to_path_buf(),
+            file,
+            db,
+            opts,
+            buffer: BTreeMap::new(),
+            pending_ops: 0,
+            applied: (0, 0),
+            durable: (0, 0),
+            index_dirty: false,
+            last_commit: tokio::time::Instant::now(),
+            commits: 0,
+        };
+        backend.create_missing_tables()?;
+        let index = backend.read_u64(Bucket::Meta, meta::CONSISTENT_INDEX)?;
+        let term = backend.read_u64(Bucket::Meta, meta::TERM)?;
+        backend.applied = (index.unwrap_or(0), term.unwrap_or(0));
+        backend.durable = backend.applied;
+        backend.last_commit = tokio::time::Instant::now();
+        Ok(backend)
+    }
+
+    fn create_missing_tables(&mut self) -> Result<(), BackendError> {
+        let rtx = self.begin_read()?;
+        let mut missing = false;
+        for b in Bucket::ALL {
+            match rtx.open_table(b.table()) {
+                Ok(_) => {}
+                Err(redb::TableError::TableDoesNotExist(_)) => missing = true,
+                Err(e) => return Err(BackendError::from_redb(&self.path, "open table", e)),
+            }
+        }
+        drop(rtx);
+        if !missing {
+            return Ok(());
+        }
+        let mut wtx = self.begin_write()?;
+        for b in Bucket::ALL {
+            wtx.open_table(b.table())
+                .map_err(|e| BackendError::from_redb(&self.path, "create table", e))?;
+        }
+        wtx.set_quick_repair(self.opts.quick_repair);
+        wtx.commit()
+            .map_err(|e| BackendError::from_redb(&self.path, "commit", e))
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction, BackendError> {
+        self.db
+            .begin_read()
+            .map_err(|e| BackendError::from_redb(&self.path, "begin read", e))
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction, BackendError> {
+        self.db
+            .begin_write()
+            .map_err(|e| BackendError::from_redb(&self.path, "begin write", e))
+    }
+
+    fn read_u64(&self, bucket: Bucket, key: &[u8]) -> Result<Option<u64>, BackendError> {
+        match self.get(bucket, key)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(be_u64(&v).ok_or_else(|| BackendError::Corrupt {
+                path: self.path.clone(),
+                op: "read meta",
+                detail: format!(
+                    "meta key {:?} has {} bytes, want 8",
+                    String::from_utf8_lossy(key),
+                    v.len()
+                ),
+            })?)),
+        }
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A reader of one bucket over a consistent view: the last commit plus the current batch.
+    pub fn reader(&self, bucket: Bucket) -> Result<BucketReader<'_>, BackendError> {
+        let rtx = self.begin_read()?;
+        let table = rtx
+            .open_table(bucket.table())
+            .map_err(|e| BackendError::from_redb(&self.path, "open table", e))?;
+        Ok(BucketReader {
+            path: &self.path,
+            buffer: self.buffer.get(&bucket),
+            table,
+        })
+    }
+
+    /// Reads one key (batch first, then the database).
+    pub fn get(&self, bucket: Bucket, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        if let Some(v) = self.buffer.get(&bucket).and_then(|b| b.get(key)) {
+            return Ok(v.clone());
+        }
+        self.reader(bucket)?.get(key)
+    }
+
+    /// Calls `f` on every entry of `bucket` with `start <= key < end` (`end == None`: no upper
+    /// bound), in key order, until `f` returns false.
+    pub fn for_each(
+        &self,
+        bucket: Bucket,
+        start: &[u8],
+        end: Option<&[u8]>,
+        f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), BackendError> {
+        self.reader(bucket)?.for_each(start, end, f)
+    }
+
+    /// Buffers a put into the batch (visible to reads at once, durable at the next commit).
+    pub fn put(&mut self, bucket: Bucket, key: &[u8], value: &[u8]) {
+        self.buffer
+            .entry(bucket)
+            .or_default()
+            .insert(key.to_vec(), Some(value.to_vec()));
+        self.pending_ops += 1;
+    }
+
+    /// Buffers a delete into the batch.
+    pub fn delete(&mut self, bucket: Bucket, key: &[u8]) {
+        self.buffer
+            .entry(bucket)
+            .or_default()
+            .insert(key.to_vec(), None);
+        self.pending_ops += 1;
+    }
+
+    /// Records the last applied raft entry; it is written to `meta` in the same redb
+    /// transaction as the batch it belongs to.
+    pub fn set_consistent_index(&mut self, index: u64, term: u64) {
+        if (index, term) != self.applied {
+            self.applied = (index, term);
+            self.index_dirty = true;
+        }
+    }
+
+    /// `(index, term)` of the last applied raft entry (possibly not yet durable).
+    pub fn consistent_index(&self) -> (u64, u64) {
+        self.applied
+    }
+
+    /// `(index, term)` covered by the last durable commit: what a crash now would keep.
+    pub fn durable_consistent_index(&self) -> (u64, u64) {
+        self.durable
+    }
+
+    /// Whether the last durable commit covers raft entry `index`.
+    pub fn is_durable(&self, index: u64) -> bool {
+        self.durable.0 >= index
+    }
+
+    /// Ops buffered since the last durable commit.
+    pub fn pending_ops(&self) -> u64 {
+        self.pending_ops
+    }
+
+    /// Durable commits made since open.
+    pub fn commit_count(&self) -> u64 {
+        self.commits
+    }
+
+    /// Whether a commit is due: batch limit reached or batch interval elapsed (by
+    /// `tokio::time`, which the simulator controls).
+    pub fn commit_due(&self) -> bool {
+        self.pending_ops >= self.opts.batch_limit
+            || tokio::time::Instant::now().saturating_duration_since(self.last_commit)
+                >= self.opts.batch_interval
+    }
+
+    /// Commits the batch durably (redb `Durability::Immediate`, fsync) together with the
+    /// consistent index and term, if `force` or [`Self::commit_due`] and there is anything to
+    /// commit. Returns whether a commit happened. An error is fatal for the member (etcd panics):
+    /// the batch stays buffered, but redb may refuse further commits.
+    pub fn commit(&mut self, force: bool) -> Result<bool, BackendError> {
+        if self.pending_ops == 0 && !self.index_dirty {
+            self.last_commit = tokio::time::Instant::now();
+            return Ok(false);
+        }
+        if !force && !self.commit_due() {
+            return Ok(false);
+        }
+        let mut wtx = self.begin_write()?;
+        for (bucket, entries) in &self.buffer {
+            let mut table = wtx
+                .open_table(bucket.table())
+                .map_err(|e| BackendError::from_redb(&self.path, "open table", e))?;
+            for (k, v) in entries {
+                let res = match v {
+                    Some(v) => table.insert(k.as_slice(), v.as_slice()).map(|_| ()),
+                    None => table.remove(k.as_slice()).map(|_| ()),
+                };
+                res.map_err(|e| BackendError::from_redb(&self.path, "write", e))?;
+            }
+        }
+        {
+            let mut table = wtx
+                .open_table(Bucket::Meta.table())
+                .map_err(|e| BackendError::from_redb(&self.path, "open table", e))?;
+            let (index, term) = self.applied;
+            table
+                .insert(meta::CONSISTENT_INDEX, index.to_be_bytes().as_slice())
+                .map_err(|e| BackendError::from_redb(&self.path, "write", e))?;
+            table
+                .insert(meta::TERM, term.to_be_bytes().as_slice())
+                .map_err(|e| BackendError::from_redb(&self.path, "write", e))?;
+        }
+        wtx.set_quick_repair(self.opts.quick_repair);
+        wtx.commit()
+            .map_err(|e| BackendError::from_redb(&self.path, "commit", e))?;
+        self.buffer.clear();
+        self.pending_ops = 0;
+        self.durable = self.applied;
+        self.index_dirty = false;
+        self.last_commit = tokio::time::Instant::now();
+        self.commits += 1;
+        Ok(true)
+    }
+
+    /// Size of the database file in bytes (etcd's `dbSize`).
+    pub fn size_bytes(&self) -> Result<u64, BackendError> {
+        self.file
+            .len()
+            .map_err(|e| BackendError::io(&self.path, "stat", e))
+    }
+
+    /// Bytes of the file in use by the last commit (etcd's `dbSizeInUse`).
+    pub fn size_in_use_bytes(&self) -> Result<u64, BackendError> {
+        let wtx = self.begin_write()?;
+        let stats = wtx
+            .stats()
+            .map_err(|e| BackendError::from_redb(&self.path, "stats", e))?;
+        let used = stats.allocated_pages() * stats.page_size() as u64;
+        wtx.abort()
+            .map_err(|e| BackendError::from_redb(&self.path, "abort", e))?;
+        Ok(used)
+    }
+
+    /// Commits, then compacts the file (etcd's defragment).
+    pub fn defragment(&mut self) -> Result<(), BackendError> {
+        self.commit(true)?;
+        for _ in 0..16 {
+            let more = self.db.compact().map_err(|e| BackendError::Db {
+                path: self.path.clone(),
+                op: "defragment",
+                source: Box::new(e.into()),
+            })?;
+            if !more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every bucket's content (including the uncommitted batch), for a raft snapshot.
+    pub fn snapshot_data(&self) -> Result<Vec<u8>, BackendError> {
+        let mut w = snapshot::SnapshotWriter::new();
+        for b in Bucket::ALL {
+            if b == Bucket::Meta {
+                // The meta bucket carries the consistent index of this very content.
+                let mut meta_entries = Vec::new();
+                self.for_each(b, &[], None, |k, v| {
+                    meta_entries.push((k.to_vec(), v.to_vec()));
+                    true
+                })?;
+                let (index, term) = self.applied;
+                for (k, v) in &meta_entries {
+                    if k != meta::CONSISTENT_INDEX && k != meta::TERM {
+                        w.entry(b, k, v);
+                    }
+                }
+                w.entry(b, meta::CONSISTENT_INDEX, &index.to_be_bytes());
+                w.entry(b, meta::TERM, &term.to_be_bytes());
+                continue;
+            }
+            self.for_each(b, &[], None, |k, v| {
+                w.entry(b, k, v);
+                true
+            })?;
+        }
+        Ok(w.finish())
+    }
+
+    /// The `(index, term)` recorded in a snapshot, after verifying it.
+    pub fn snapshot_index(&self, data: &[u8]) -> Result<(u64, u64), BackendError> {
+        let entries = snapshot::decode(data).map_err(|d| BackendError::snapshot(&self.path, d))?;
+        self.snapshot_meta(&entries)
+    }
+
+    fn snapshot_meta(&self, entries: &[snapshot::Entry<'_>]) -> Result<(u64, u64), BackendError> {
+        let find = |key: &[u8]| -> Result<u64, BackendError> {
+            match entries
+                .iter()
+                .find(|(b, k, _)| *b == Bucket::Meta && *k == key)
+            {
+                None => Ok(0),
+                Some((_, _, v)) => be_u64(v)
+                    .ok_or_else(|| BackendError::snapshot(&self.path, "meta value is not 8 bytes")),
+            }
+        };
+        Ok((find(meta::CONSISTENT_INDEX)?, find(meta::TERM)?))
+    }
+
+    /// Replaces the whole database with a snapshot made by [`Self::snapshot_data`], atomically
+    /// and durably. Refuses a snapshot whose consistent index is below `min_index` (it would
+    /// lose entries). Returns the snapshot's `(index, term)`, which become the consistent index.
+    pub fn restore_snapshot(
+        &mut self,
+        data: &[u8],
+        min_index: u64,
+    ) -> Result<(u64, u64), BackendError> {
+        let entries = snapshot::decode(data).map_err(|d| BackendError::snapshot(&self.path, d))?;
+        let (index, term) = self.snapshot_meta(&entries)?;
+        if index < min_index {
+            return Err(BackendError::snapshot(
+                &self.path,
+                format!("snapshot consistent index {index} is below the raft snapshot index {min_index}"),
+            ));
+        }
+        let wtx = self.begin_write()?;
+        {
+            let mut tables = Vec::new();
+            for b in Bucket::ALL {
+                wtx.delete_table(b.table())
+                    .map_err(|e| BackendError::from_redb(&self.path, "delete table", e))?;
+                tables.push(
+                    wtx.open_table(b.table())
+                        .map_err(|e| BackendError::from_redb(&self.path, "create table", e))?,
+                );
+            }
+            for (b, k, v) in &entries {
+                tables[usize::from(b.id())]
+                    .insert(*k, *v)
+                    .map_err(|e| BackendError::from_redb(&self.path, "write", e))?;
+            }
+        }
+        let mut wtx = wtx;
+        wtx.set_quick_repair(self.opts.quick_repair);
+        wtx.commit()
+            .map_err(|e| BackendError::from_redb(&self.path, "commit", e))?;
+        self.buffer.clear();
+        self.pending_ops = 0;
+        self.applied = (index, term);
+        self.durable = (index, term);
+        self.index_dirty = false;
+        self.last_commit = tokio::time::Instant::now();
+        self.commits += 1;
+        Ok((index, term))
+    }
+}
+
+/// Reads one bucket: the uncommitted batch merged over a redb read transaction.
+pub struct BucketReader<'a> {
+    path: &'a Path,
+    buffer: Option<&'a Buffer>,
+    table: Table,
+}
+
+impl BucketReader<'_> {
+    /// Reads one key.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.get_with(key, |v| v.to_vec())
+    }
+
+    /// Reads one key and maps its value without copying it.
+    pub fn get_with<T>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, BackendError> {
+        if let Some(v) = self.buffer.and_then(|b| b.get(key)) {
+            return Ok(v.as_deref().map(f));
+        }
+        let got = self
+            .table
+            .get(key)
+            .map_err(|e| BackendError::from_redb(self.path, "read", e))?;
+        Ok(got.map(|g| f(g.value())))
+    }
+
+    /// Calls `f` on every entry with `start <= key < end` in key order until it returns false.
+    pub fn for_each(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), BackendError> {
+        if let Some(end) = end {
+            if end <= start {
+                return Ok(());
+            }
+        }
+        let upper = match end {
+            Some(e) => Bound::Excluded(e),
+            None => Bound::Unbounded,
+        };
+        let bounds = (Bound::Included(start), upper);
+        let mut buffered = self
+            .buffer
+            .map(|b| b.range::<[u8], _>(bounds))
+            .into_iter()
+            .flatten()
+            .peekable();
+        let iter = self
+            .table
+            .range::<&[u8]>(bounds)
+            .map_err(|e| BackendError::from_redb(self.path, "range", e))?;
+        for item in iter {
+            let (k, v) = item.map_err(|e| BackendError::from_redb(self.path, "range", e))?;
+            let k = k.value();
+            while let Some((bk, bv)) = buffered.next_if(|(bk, _)| bk.as_slice() < k) {
+                if let Some(bv) = bv {
+                    if !f(bk, bv) {
+                        return Ok(());
+                    }
+                }
+            }
+            if let Some((bk, bv)) = buffered.next_if(|(bk, _)| bk.as_slice() == k) {
+                // The batch overrides (or deletes) the committed value.
+                if let Some(bv) = bv {
+                    if !f(bk, bv) {
+                        return Ok(());
+                    }
+                }
+                continue;
+            }
+            if !f(k, v.value()) {
+                return Ok(());
+            }
+        }
+        for (bk, bv) in buffered {
+            if let Some(bv) = bv {
+                if !f(bk, bv) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn be_u64(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.try_into().ok()?))
+}

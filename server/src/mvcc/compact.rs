@@ -1,0 +1,99 @@
+//! Compaction (etcd's `updateCompactRev` + `scheduleCompaction`, done synchronously inside the
+//! apply so that it lands in the same backend batch as its consistent index) and HashKV.
+
+use super::error::MvccError;
+use super::ops::header;
+use super::revision::Revision;
+use super::store::Store;
+use crate::backend::{meta, Bucket};
+use etcd_client::proto::{PbCompactionRequest, PbCompactionResponse};
+use std::collections::BTreeSet;
+
+impl Store {
+    /// Compact: `revision <= compact rev` is ErrCompacted, `> current` ErrFutureRev. Keeps each
+    /// key's latest revision `<= revision` (a tombstone exactly at `revision` too, as etcd 3.6
+    /// does, so a watch from there still sees the delete), drops the older ones from the index
+    /// and physically from the `key` bucket, and records `scheduledCompactRev` and
+    /// `finishedCompactRev` in `meta`. Does not change the store revision.
+    pub fn compact(&mut self, r: &PbCompactionRequest) -> Result<PbCompactionResponse, MvccError> {
+        let rev = r.revision;
+        if rev <= self.compact_main_rev {
+            return Err(MvccError::Compacted);
+        }
+        if rev > self.current_rev {
+            return Err(MvccError::FutureRev);
+        }
+        self.compact_main_rev = rev;
+        self.backend.put(
+            Bucket::Meta,
+            meta::SCHEDULED_COMPACT_REV,
+            &Revision::new(rev, 0).to_bytes(),
+        );
+        self.finish_compaction(rev)?;
+        Ok(PbCompactionResponse {
+            header: header(self.current_rev),
+        })
+    }
+
+    /// Compacts the index and deletes the unneeded revisions `<= rev` from the `key` bucket.
+    pub(super) fn finish_compaction(&mut self, rev: i64) -> Result<(), MvccError> {
+        let mut keep = BTreeSet::new();
+        self.index.retain(|_, ki| {
+            ki.compact(rev, &mut keep);
+            !ki.is_empty()
+        });
+        let end = Revision::new(rev.saturating_add(1), 0).to_bytes();
+        let mut doomed = Vec::new();
+        self.backend
+            .for_each(Bucket::Key, &[], Some(&end), |k, _| {
+                match Revision::from_bytes(k) {
+                    Some(r) if keep.contains(&r) => {}
+                    _ => doomed.push(k.to_vec()),
+                }
+                true
+            })?;
+        for k in &doomed {
+            self.backend.delete(Bucket::Key, k);
+        }
+        self.backend.put(
+            Bucket::Meta,
+            meta::FINISHED_COMPACT_REV,
+            &Revision::new(rev, 0).to_bytes(),
+        );
+        Ok(())
+    }
+
+    /// etcd's `HashByRev`: CRC-32C (Castagnoli) of the bucket name and every `key` bucket
+    /// entry up to `rev` (0 = current), skipping revisions at or below the compaction that a
+    /// compaction at `rev` would not keep. Returns `(hash, current revision, compact revision)`.
+    pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64, i64), MvccError> {
+        let (compact, current) = (self.compact_main_rev, self.current_rev);
+        if rev > 0 && rev <= compact {
+            return Err(MvccError::Compacted);
+        }
+        if rev > 0 && rev > current {
+            return Err(MvccError::FutureRev);
+        }
+        let rev = if rev == 0 { current } else { rev };
+        let mut keep = BTreeSet::new();
+        for ki in self.index.values() {
+            ki.keep(rev, &mut keep);
+        }
+        let mut crc = crc32c::crc32c(Bucket::Key.name().as_bytes());
+        self.backend.for_each(Bucket::Key, &[], None, |k, v| {
+            let Some(kr) = Revision::from_bytes(k) else {
+                return true;
+            };
+            if kr.main > rev {
+                return false;
+            }
+            if kr.main <= compact && !keep.is_empty() && !keep.contains(&kr) {
+                return true;
+            }
+            crc = crc32c::crc32c_append(crc, k);
+            crc = crc32c::crc32c_append(crc, v);
+            true
+        })?;
+        Ok((crc, current, compact))
+    }
+}

@@ -1,0 +1,344 @@
+//! The MVCC store: key index + backend + current and compacted revisions.
+
+use super::error::MvccError;
+use super::exec::{Exec, WriteSet};
+use super::key_index::KeyIndex;
+use super::revision::{is_tombstone, Revision};
+use super::{consts, ops, txn, LeaseChecker};
+use crate::backend::{meta, Backend, BackendOptions, Bucket};
+use crate::seam::Disk;
+use etcd_client::proto::PbEvent;
+use etcd_client::proto::{
+    PbDeleteRequest, PbDeleteResponse, PbKeyValue, PbPutRequest, PbPutResponse, PbRangeRequest,
+    PbRangeResponse, PbTxnRequest, PbTxnResponse,
+};
+use prost::Message as _;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The MVCC key-value store of one member.
+pub struct Store {
+    pub(super) backend: Backend,
+    pub(super) index: BTreeMap<Vec<u8>, KeyIndex>,
+    pub(super) current_rev: i64,
+    pub(super) compact_main_rev: i64,
+    lease_checker: Option<Box<LeaseChecker>>,
+    events: Option<Vec<PbEvent>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("keys", &self.index.len())
+            .field("current_rev", &self.current_rev)
+            .field("compact_main_rev", &self.compact_main_rev)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the backend at `path` (normally [`crate::backend::db_path`]) and rebuilds the key
+    /// index from the `key` bucket; finishes a compaction that was scheduled but not finished.
+    pub async fn open(
+        disk: Arc<dyn Disk>,
+        path: &Path,
+        opts: BackendOptions,
+    ) -> Result<Store, MvccError> {
+        let backend = Backend::open(disk, path, opts).await?;
+        let mut store = Store {
+            backend,
+            index: BTreeMap::new(),
+            current_rev: 1,
+            compact_main_rev: -1,
+            lease_checker: None,
+            events: None,
+        };
+        store.rebuild()?;
+        Ok(store)
+    }
+
+    fn meta_rev(&self, key: &[u8]) -> Result<Option<i64>, MvccError> {
+        match self.backend.get(Bucket::Meta, key)? {
+            None => Ok(None),
+            Some(v) => Revision::from_bytes(&v)
+                .map(|r| Some(r.main))
+                .ok_or_else(|| MvccError::corrupt(key, "meta compaction mark is not a revision")),
+        }
+    }
+
+    /// etcd's `store.restore`: rebuilds index and revisions from the backend.
+    pub(super) fn rebuild(&mut self) -> Result<(), MvccError> {
+        let finished = self.meta_rev(meta::FINISHED_COMPACT_REV)?;
+        let scheduled = self.meta_rev(meta::SCHEDULED_COMPACT_REV)?;
+        let mut index: BTreeMap<Vec<u8>, KeyIndex> = BTreeMap::new();
+        let mut current_rev = 1;
+        let mut failure = None;
+        self.backend.for_each(Bucket::Key, &[], None, |k, v| {
+            let Some(rev) = Revision::from_bytes(k) else {
+                failure = Some(MvccError::corrupt(k, "key is not a revision"));
+                return false;
+            };
+            let kv = match PbKeyValue::decode(v) {
+                Ok(kv) => kv,
+                Err(e) => {
+                    failure = Some(MvccError::corrupt(k, format!("undecodable KeyValue: {e}")));
+                    return false;
+                }
+            };
+            let tomb = is_tombstone(k);
+            match index.get_mut(&kv.key) {
+                Some(ki) => {
+                    if tomb {
+                        ki.tombstone(rev);
+                    } else {
+                        ki.put(rev);
+                    }
+                }
+                None => {
+                    let mut ki = KeyIndex::default();
+                    if tomb {
+                        ki.restore_tombstone(rev);
+                    } else {
+                        ki.restore(Revision::new(kv.create_revision, 0), rev, kv.version);
+                    }
+                    index.insert(kv.key, ki);
+                }
+            }
+            current_rev = current_rev.max(rev.main);
+            true
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        self.index = index;
+        self.compact_main_rev = finished.unwrap_or(-1);
+        self.current_rev = current_rev.max(self.compact_main_rev);
+        if let Some(s) = scheduled {
+            if s > self.compact_main_rev {
+                self.compact_main_rev = s;
+                self.current_rev = self.current_rev.max(s);
+                self.finish_compaction(s)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The backend (for other modules' buckets; their writes join the same batch).
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The backend, mutably.
+    pub fn backend_mut(&mut self) -> &mut Backend {
+        &mut self.backend
+    }
+
+    /// Last applied raft index (as set by [`Self::set_consistent_index`]; after open or
+    /// restore, the one committed in the backend).
+    pub fn consistent_index(&self) -> u64 {
+        self.backend.consistent_index().0
+    }
+
+    /// Term of the last applied raft entry.
+    pub fn consistent_term(&self) -> u64 {
+        self.backend.consistent_index().1
+    }
+
+    /// Last applied raft index covered by a durable commit (what survives a crash now).
+    pub fn durable_consistent_index(&self) -> u64 {
+        self.backend.durable_consistent_index().0
+    }
+
+    /// Records the raft entry being applied; it goes into the same backend batch as its writes.
+    pub fn set_consistent_index(&mut self, index: u64, term: u64) {
+        self.backend.set_consistent_index(index, term);
+    }
+
+    /// Commits the backend batch durably if `force`, or if the batch limit or interval says so.
+    pub fn commit(&mut self, force: bool) -> Result<(), MvccError> {
+        self.backend.commit(force)?;
+        Ok(())
+    }
+
+    /// The store revision (1 for an empty store, as in etcd).
+    pub fn current_revision(&self) -> i64 {
+        self.current_rev
+    }
+
+    /// The last compaction revision (-1 if never compacted).
+    pub fn compact_revision(&self) -> i64 {
+        self.compact_main_rev
+    }
+
+    /// Database file size (Status `dbSize`).
+    pub fn size_bytes(&self) -> Result<u64, MvccError> {
+        Ok(self.backend.size_bytes()?)
+    }
+
+    /// Database bytes in use (Status `dbSizeInUse`).
+    pub fn size_in_use_bytes(&self) -> Result<u64, MvccError> {
+        Ok(self.backend.size_in_use_bytes()?)
+    }
+
+    /// Status `dbSize` in bytes (0 if the file cannot be stat'ed; the error is logged).
+    pub fn db_size(&self) -> i64 {
+        match self.backend.size_bytes() {
+            Ok(n) => i64::try_from(n).unwrap_or(i64::MAX),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read backend size");
+                0
+            }
+        }
+    }
+
+    /// Status `dbSizeInUse` in bytes (0 on error; the error is logged).
+    pub fn db_size_in_use(&self) -> i64 {
+        match self.backend.size_in_use_bytes() {
+            Ok(n) => i64::try_from(n).unwrap_or(i64::MAX),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read backend size in use");
+                0
+            }
+        }
+    }
+
+    /// Installs the lease existence check used by Put and by puts inside Txn (etcd's
+    /// `lessor.Lookup`). Without one, leases are not checked.
+    pub fn set_lease_checker(&mut self, checker: Box<LeaseChecker>) {
+        self.lease_checker = Some(checker);
+    }
+
+    /// Starts (or stops) recording the events of applied writes for [`Self::take_events`].
+    pub fn record_events(&mut self, on: bool) {
+        self.events = on.then(Vec::new);
+    }
+
+    /// Events of the writes applied since the last call (watch feed): PUT with the new
+    /// key-value, DELETE with `{key, mod_revision}` as in etcd's watchable store.
+    pub fn take_events(&mut self) -> Vec<PbEvent> {
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn exec(&self) -> Result<Exec<'_>, MvccError> {
+        let reader = self.backend.reader(Bucket::Key)?;
+        Ok(Exec::new(
+            &self.index,
+            reader,
+            self.current_rev,
+            self.compact_main_rev,
+        ))
+    }
+
+    fn apply(&mut self, ws: WriteSet) {
+        if ws.changes.is_empty() {
+            return;
+        }
+        let rev = self.current_rev + 1;
+        self.index.extend(ws.overlay);
+        for ch in &ws.changes {
+            self.backend.put(
+                Bucket::Key,
+                &ch.rev.to_key(ch.tombstone),
+                &ch.kv.encode_to_vec(),
+            );
+        }
+        if let Some(events) = &mut self.events {
+            for ch in ws.changes {
+                let (r#type, kv) = if ch.tombstone {
+                    let kv = PbKeyValue {
+                        key: ch.kv.key,
+                        mod_revision: rev,
+                        ..Default::default()
+                    };
+                    (consts::event_type::DELETE, kv)
+                } else {
+                    (consts::event_type::PUT, ch.kv)
+                };
+                events.push(PbEvent {
+                    r#type,
+                    kv: Some(kv),
+                    prev_kv: None,
+                });
+            }
+        }
+        self.current_rev = rev;
+    }
+
+    /// Range (also serves serializable reads: it only reads).
+    pub fn range(&self, r: &PbRangeRequest) -> Result<PbRangeResponse, MvccError> {
+        ops::range(&self.exec()?, r)
+    }
+
+    /// Put.
+    pub fn put(&mut self, p: &PbPutRequest) -> Result<PbPutResponse, MvccError> {
+        if p.lease != 0 {
+            if let Some(exists) = &self.lease_checker {
+                if !exists(p.lease) {
+                    return Err(MvccError::LeaseNotFound);
+                }
+            }
+        }
+        let (resp, ws) = {
+            let mut ex = self.exec()?;
+            let resp = ops::put(&mut ex, p)?;
+            (resp, ex.finish())
+        };
+        self.apply(ws);
+        Ok(resp)
+    }
+
+    /// DeleteRange.
+    pub fn delete_range(&mut self, d: &PbDeleteRequest) -> Result<PbDeleteResponse, MvccError> {
+        let (resp, ws) = {
+            let mut ex = self.exec()?;
+            let resp = ops::delete_range(&mut ex, d)?;
+            (resp, ex.finish())
+        };
+        self.apply(ws);
+        Ok(resp)
+    }
+
+    /// Txn: one revision for all its writes; no revision bump if it writes nothing. A failing
+    /// txn changes nothing.
+    pub fn txn(&mut self, r: &PbTxnRequest) -> Result<PbTxnResponse, MvccError> {
+        let (resp, ws) = {
+            let mut ex = self.exec()?;
+            let resp = txn::txn(&mut ex, r, self.lease_checker.as_deref())?;
+            (resp, ex.finish())
+        };
+        self.apply(ws);
+        Ok(resp)
+    }
+
+    /// A read-only txn (see [`super::is_txn_readonly`]) served from local state without
+    /// raft, as etcd does for serializable read-only txns. `None` if the txn writes.
+    pub fn read_txn(&self, r: &PbTxnRequest) -> Result<Option<PbTxnResponse>, MvccError> {
+        if !txn::is_txn_readonly(r) {
+            return Ok(None);
+        }
+        let mut ex = self.exec()?;
+        txn::txn(&mut ex, r, None).map(Some)
+    }
+
+    /// The full backend content for a raft snapshot (uncommitted batch included; its meta
+    /// carries the consistent index it corresponds to).
+    pub fn snapshot_data(&self) -> Result<Vec<u8>, MvccError> {
+        Ok(self.backend.snapshot_data()?)
+    }
+
+    /// Replaces the whole state with a snapshot from [`Self::snapshot_data`] (durably), then
+    /// rebuilds the index. The consistent index becomes the snapshot's own, which must be
+    /// `>= index` (etcd: "snapshot index > consistent index" is an error); entries up to it
+    /// must then be skipped by the apply loop. `term` is informational.
+    pub fn restore_snapshot(
+        &mut self,
+        data: &[u8],
+        index: u64,
+        _term: u64,
+    ) -> Result<(), MvccError> {
+        self.backend.restore_snapshot(data, index)?;
+        self.rebuild()
+    }
+}
