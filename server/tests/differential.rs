@@ -259,6 +259,7 @@ async fn same_operations_same_responses_as_etcd_3_5_1() {
     let mut next = generate(7);
     let mut rev = 1i64;
     let mut mismatches = Vec::new();
+    let mut errors = Vec::new();
     for n in 0..OPS {
         let req = next(rev, n);
         let want = exec(&e, &req).await;
@@ -266,10 +267,17 @@ async fn same_operations_same_responses_as_etcd_3_5_1() {
         if let Some(r) = revision_of(&want) {
             rev = rev.max(r);
         }
+        if want.starts_with("ERROR") {
+            errors.push(want.clone());
+        }
         if want != got {
             mismatches.push(format!("op {n}: {req:?}\n  etcd: {want}\n  ours: {got}"));
         }
     }
+    // The comparison means something only if most operations succeeded and history grew.
+    assert!(errors.len() < OPS / 4, "too many errors from etcd itself: {errors:?}");
+    assert!(rev > 100, "the history is too short to compare: revision {rev}");
+    eprintln!("compared {OPS} responses, final revision {rev}, {} expected errors", errors.len());
     assert!(
         mismatches.is_empty(),
         "{} of {OPS} responses differ; first ones:\n{}",
