@@ -1,0 +1,84 @@
+//! Clients on simulated hosts: real tonic/etcd-client over turmoil TCP.
+//!
+//! Owns: [`ClientCtx`], what a client host's code gets (its name, its network, the members'
+//! client addresses), and tonic channels whose connector goes through [`SimNetwork`], so the
+//! gRPC/HTTP-2 wire protocol is exercised exactly as in real mode.
+//!
+//! Must never: connect around the simulated network, or be used outside a simulated host.
+
+use crate::net::SimNetwork;
+use etcd_server::seam::Network;
+use hyper_util::rt::TokioIo;
+use std::time::Duration;
+
+/// Connect timeout of client channels (simulated time).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Per-request timeout of client channels (simulated time).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A tonic channel to `addr` (`host:port`) whose connections go through `net`. Lazy: it
+/// connects on first use and reconnects after failures.
+pub fn channel(net: SimNetwork, addr: &str) -> Result<tonic::transport::Channel, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("bad address {addr}: {e}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .tcp_nodelay(true);
+    let target = addr.to_string();
+    Ok(
+        endpoint.connect_with_connector_lazy(tower::service_fn(move |_uri| {
+            let net = net.clone();
+            let target = target.clone();
+            async move { net.connect(&target).await.map(TokioIo::new) }
+        })),
+    )
+}
+
+/// What the code of a client host gets: its identity and ways to reach the members.
+#[derive(Debug, Clone)]
+pub struct ClientCtx {
+    name: String,
+    net: SimNetwork,
+    members: Vec<String>,
+}
+
+impl ClientCtx {
+    pub(crate) fn new(name: &str, net: SimNetwork, members: Vec<String>) -> Self {
+        ClientCtx {
+            name: name.to_string(),
+            net,
+            members,
+        }
+    }
+
+    /// This client host's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Member names (`m0`, `m1`, ...).
+    pub fn members(&self) -> &[String] {
+        &self.members
+    }
+
+    /// This host's simulated network (for custom protocols).
+    pub fn net(&self) -> &SimNetwork {
+        &self.net
+    }
+
+    /// A raw tonic channel to `member`'s client URL (`member:2379`).
+    pub fn channel(&self, member: &str) -> Result<tonic::transport::Channel, String> {
+        channel(
+            self.net.clone(),
+            &format!("{member}:{}", crate::CLIENT_PORT),
+        )
+    }
+
+    /// An `etcd-client` client talking to `member` only.
+    pub async fn client(&self, member: &str) -> Result<etcd_client::Client, String> {
+        let ch = self.channel(member)?;
+        etcd_client::Client::from_channel(etcd_client::Channel::Tonic(ch), None)
+            .await
+            .map_err(|e| format!("etcd client for {member}: {e}"))
+    }
+}

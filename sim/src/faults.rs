@@ -1,0 +1,298 @@
+//! The fault API: what a scenario can do to the world at a simulated time, immediately
+//! ([`Simulation::apply`] and the helpers) or on a schedule ([`Simulation::schedule`]).
+//!
+//! Owns: [`Fault`] and its effect on the network ([`crate::LinkFaults`], turmoil link latency),
+//! on hosts (crash, restart, pause) and on disks (crash model, latency, injected faults); each
+//! applied fault is recorded in the trace (`target: sim::fault`) and in `faults_applied`.
+//!
+//! Semantics worth knowing:
+//! - Partitions hold bytes back at the sender (TCP retransmission), they do not reset
+//!   connections; a crashed host's connections are reset by turmoil.
+//! - `Pause` freezes a node's network (both directions) and its disk syncs (the raft loop
+//!   blocks in its next fdatasync), like a SIGSTOP as seen from outside; its timers still run.
+//! - `Clock` (skew, drift) sets the node's simulated wall clock ([`Simulation::wall_clock`]).
+//!   The server reads no wall clock, only tokio's monotonic time, which turmoil advances at the
+//!   same rate on every host, so skew and drift change nothing the server does today; they are
+//!   recorded for scenarios and reports. Rate drift of timers would need per-host tick scaling,
+//!   which turmoil 0.7 does not offer.
+//!
+//! Must never: draw randomness outside the seeded streams, or act on a host it does not know.
+
+use crate::disk::{CrashModel, FaultRule, LatencyModel};
+use crate::{SimError, Simulation};
+use std::fmt;
+use std::time::Duration;
+
+/// A node's simulated wall clock: `epoch + elapsed × (1 + drift_ppm / 10⁶) + skew`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeClock {
+    /// Offset in milliseconds (negative: behind).
+    pub skew_ms: i64,
+    /// Rate error in parts per million (positive: runs fast).
+    pub drift_ppm: i64,
+}
+
+/// Something a scenario does to the world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Both directions between every host of `a` and every host of `b` blocked.
+    Partition {
+        /// One side.
+        a: Vec<String>,
+        /// The other side.
+        b: Vec<String>,
+    },
+    /// Bytes from `from` hosts to `to` hosts blocked; the other direction flows.
+    PartitionOneway {
+        /// Senders.
+        from: Vec<String>,
+        /// Receivers.
+        to: Vec<String>,
+    },
+    /// Every link from and to the node blocked (members and clients alike).
+    Isolate(String),
+    /// The listed groups cannot reach each other; hosts in no group reach everyone.
+    Split(Vec<Vec<String>>),
+    /// Removes every partition, isolation and link loss (not pauses, latency or disk faults).
+    Heal,
+    /// Fixed one-way latency on the links between `a` and `b` (both directions).
+    LinkLatency {
+        /// One end.
+        a: String,
+        /// Other end.
+        b: String,
+        /// Latency.
+        latency: Duration,
+    },
+    /// Each write from `from` to `to` is delayed by a retransmission timeout with this chance.
+    LinkLoss {
+        /// Sender.
+        from: String,
+        /// Receiver.
+        to: String,
+        /// Chance in [0, 1].
+        probability: f64,
+    },
+    /// The node's process dies; its disk keeps what `model` lets survive.
+    Crash {
+        /// The member.
+        node: String,
+        /// What survives of unsynced data.
+        model: CrashModel,
+    },
+    /// The member's software starts again on the same disk (after a crash, or as a kill and
+    /// restart if it is running: then its page cache survives).
+    Restart(String),
+    /// Freezes the node's network and disk syncs.
+    Pause(String),
+    /// Undoes `Pause`.
+    Resume(String),
+    /// Sets the node's simulated wall clock.
+    Clock {
+        /// The node.
+        node: String,
+        /// Skew and drift.
+        clock: NodeClock,
+    },
+    /// Sets the member's fsync latency model (slow fsync, or healthy again).
+    DiskLatency {
+        /// The member.
+        node: String,
+        /// The new model.
+        model: LatencyModel,
+    },
+    /// Switches a disk fault on.
+    DiskFault {
+        /// The member.
+        node: String,
+        /// The rule.
+        rule: FaultRule,
+    },
+    /// Switches every disk fault of the member off.
+    ClearDiskFaults(String),
+    /// Sets the member's disk capacity (`None`: unlimited).
+    DiskCapacity {
+        /// The member.
+        node: String,
+        /// Bytes.
+        bytes: Option<u64>,
+    },
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Simulation {
+    /// Applies `fault` now.
+    pub fn apply(&mut self, fault: Fault) -> Result<(), SimError> {
+        self.record_fault(fault.to_string());
+        match fault {
+            Fault::Partition { a, b } => {
+                for x in &a {
+                    for y in &b {
+                        self.links().block(x, y);
+                        self.links().block(y, x);
+                    }
+                }
+            }
+            Fault::PartitionOneway { from, to } => {
+                for x in &from {
+                    for y in &to {
+                        self.links().block(x, y);
+                    }
+                }
+            }
+            Fault::Isolate(node) => self.links().isolate(&node),
+            Fault::Split(groups) => {
+                for (i, g) in groups.iter().enumerate() {
+                    for h in groups.iter().skip(i + 1) {
+                        for x in g {
+                            for y in h {
+                                self.links().block(x, y);
+                                self.links().block(y, x);
+                            }
+                        }
+                    }
+                }
+            }
+            Fault::Heal => self.links().heal_all(),
+            Fault::LinkLatency { a, b, latency } => {
+                self.turmoil()
+                    .set_link_latency(a.as_str(), b.as_str(), latency);
+            }
+            Fault::LinkLoss {
+                from,
+                to,
+                probability,
+            } => self.links().set_loss(&from, &to, probability),
+            Fault::Crash { node, model } => {
+                let disk = self.disk(&node)?;
+                // Stale handles fail from here on, so nothing the dying tasks do on drop lands.
+                disk.crash(model);
+                self.links().resume(&node);
+                self.turmoil().crash(node.as_str());
+                self.set_slot_down(&node)?;
+            }
+            Fault::Restart(node) => {
+                let disk = self.disk(&node)?;
+                if self.turmoil().is_host_running(node.as_str()) {
+                    disk.crash(CrashModel::KeepAll);
+                }
+                self.set_slot_down(&node)?;
+                self.links().resume(&node);
+                self.turmoil().bounce(node.as_str());
+            }
+            Fault::Pause(node) => {
+                self.links().pause(&node);
+                if let Ok(d) = self.disk(&node) {
+                    d.pause();
+                }
+            }
+            Fault::Resume(node) => {
+                self.links().resume(&node);
+                if let Ok(d) = self.disk(&node) {
+                    d.resume();
+                }
+            }
+            Fault::Clock { node, clock } => {
+                self.clocks.insert(node, clock);
+            }
+            Fault::DiskLatency { node, model } => self.disk(&node)?.set_latency(model),
+            Fault::DiskFault { node, rule } => {
+                self.disk(&node)?.inject(rule);
+            }
+            Fault::ClearDiskFaults(node) => self.disk(&node)?.clear_faults(),
+            Fault::DiskCapacity { node, bytes } => self.disk(&node)?.set_capacity(bytes),
+        }
+        Ok(())
+    }
+
+    /// Symmetric partition between two groups of hosts.
+    pub fn partition(&mut self, a: &[&str], b: &[&str]) -> Result<(), SimError> {
+        self.apply(Fault::Partition {
+            a: names(a),
+            b: names(b),
+        })
+    }
+
+    /// One-way partition: `from` cannot send to `to`.
+    pub fn partition_oneway(&mut self, from: &[&str], to: &[&str]) -> Result<(), SimError> {
+        self.apply(Fault::PartitionOneway {
+            from: names(from),
+            to: names(to),
+        })
+    }
+
+    /// Cuts `node` off from every other host.
+    pub fn isolate(&mut self, node: &str) -> Result<(), SimError> {
+        self.apply(Fault::Isolate(node.into()))
+    }
+
+    /// Splits hosts into groups that cannot reach each other.
+    pub fn split(&mut self, groups: &[&[&str]]) -> Result<(), SimError> {
+        self.apply(Fault::Split(groups.iter().map(|g| names(g)).collect()))
+    }
+
+    /// Removes partitions, isolations and link loss.
+    pub fn heal(&mut self) -> Result<(), SimError> {
+        self.apply(Fault::Heal)
+    }
+
+    /// Power loss of one member (torn prefix, 4 KiB sectors).
+    pub fn power_loss(&mut self, node: &str) -> Result<(), SimError> {
+        self.apply(Fault::Crash {
+            node: node.into(),
+            model: CrashModel::power_loss(),
+        })
+    }
+
+    /// Power loss of every member at the same simulated instant.
+    pub fn power_loss_all(&mut self) -> Result<(), SimError> {
+        for n in self.member_names() {
+            self.power_loss(&n)?;
+        }
+        Ok(())
+    }
+
+    /// Restarts a member on its disk.
+    pub fn restart(&mut self, node: &str) -> Result<(), SimError> {
+        self.apply(Fault::Restart(node.into()))
+    }
+
+    /// Pauses a node (network and disk syncs).
+    pub fn pause(&mut self, node: &str) -> Result<(), SimError> {
+        self.apply(Fault::Pause(node.into()))
+    }
+
+    /// Resumes a paused node.
+    pub fn resume(&mut self, node: &str) -> Result<(), SimError> {
+        self.apply(Fault::Resume(node.into()))
+    }
+
+    /// Sets a member's fsync latency: e.g. `LatencyModel::slow(2 s)` for slow fsync,
+    /// `LatencyModel::healthy()` to undo it.
+    pub fn set_disk_latency(&mut self, node: &str, model: LatencyModel) -> Result<(), SimError> {
+        self.apply(Fault::DiskLatency {
+            node: node.into(),
+            model,
+        })
+    }
+
+    /// The simulated wall clock of `node` (see [`NodeClock`]): what a wall-clock read on that
+    /// node would return, as a duration since the Unix epoch.
+    pub fn wall_clock(&self, node: &str) -> Duration {
+        let c = self.clocks.get(node).copied().unwrap_or_default();
+        let el = self.elapsed().as_micros() as i128;
+        let drifted = el + el * i128::from(c.drift_ppm) / 1_000_000;
+        let epoch = self.turmoil_epoch().as_micros() as i128;
+        let us = epoch + drifted + i128::from(c.skew_ms) * 1000;
+        Duration::from_micros(us.max(0) as u64)
+    }
+}

@@ -1,0 +1,427 @@
+//! The world builder and driver: a turmoil simulation running the real server on each member
+//! host and scenario code on client hosts, stepped by the caller in simulated time.
+//!
+//! Owns: [`SimConfig`] (seed, member count, flags, tick, link latency, trace level),
+//! [`Simulation`] (the turmoil `Sim`, members and their disks, link faults, clients, the fault
+//! schedule, the trace and its per-simulation subscriber) and the accessors scenarios use to
+//! observe the cluster (leader, status, leader changes).
+//!
+//! Must never: install a global tracing subscriber, read the wall clock, use an unseeded RNG,
+//! or let a member's failure abort the simulation (it is recorded and observable instead).
+
+pub(crate) mod member;
+
+use crate::client::ClientCtx;
+use crate::disk::SimDisk;
+use crate::faults::{Fault, NodeClock};
+use crate::net::{LinkFaults, SimNetwork};
+use crate::rng::Seeds;
+use crate::trace::Trace;
+use crate::SimError;
+use etcd_server::etcdserver::RaftStatus;
+use etcd_server::EtcdServer;
+use member::{member_args, parse_config, Member, Slot, Software};
+use rand_chacha::ChaCha8Rng;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+use tracing::Level;
+
+pub use member::DATA_DIR;
+
+/// The simulated wall-clock epoch (2025-01-01T00:00:00Z), fixed so nothing depends on today.
+const EPOCH_SECS: u64 = 1_735_689_600;
+
+/// How to build a simulated world.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The run's seed: every random choice derives from it.
+    pub seed: u64,
+    /// Number of members (`m0`, `m1`, ...): 1, 3 or 5 (any count ≥ 1 works).
+    pub members: usize,
+    /// Flags (`--flag=value`) for every member, applied after the simulator's defaults.
+    pub flags: Vec<String>,
+    /// Flags for single members, applied last.
+    pub member_flags: BTreeMap<usize, Vec<String>>,
+    /// turmoil's step: how far simulated time moves per step (default 1 ms). Timers inside a
+    /// host fire at their exact time; message delivery between hosts is quantised to it.
+    pub tick: Duration,
+    /// Smallest one-way network latency (default 1 ms).
+    pub min_latency: Duration,
+    /// Largest one-way network latency (default 2 ms); drawn from turmoil's exponential curve.
+    pub max_latency: Duration,
+    /// Most verbose level recorded from the server and the simulator (default INFO).
+    pub trace_level: Level,
+}
+
+impl SimConfig {
+    /// `members` members, seed `seed`, defaults elsewhere.
+    pub fn new(seed: u64, members: usize) -> Self {
+        SimConfig {
+            seed,
+            members,
+            flags: Vec::new(),
+            member_flags: BTreeMap::new(),
+            tick: Duration::from_millis(1),
+            min_latency: Duration::from_millis(1),
+            max_latency: Duration::from_millis(2),
+            trace_level: Level::INFO,
+        }
+    }
+
+    /// Adds a flag (`--flag=value`) for every member.
+    pub fn flag(mut self, flag: impl Into<String>) -> Self {
+        self.flags.push(flag.into());
+        self
+    }
+
+    /// Adds a flag for member `index` only.
+    pub fn member_flag(mut self, index: usize, flag: impl Into<String>) -> Self {
+        self.member_flags
+            .entry(index)
+            .or_default()
+            .push(flag.into());
+        self
+    }
+
+    /// Sets the trace level.
+    pub fn trace_level(mut self, level: Level) -> Self {
+        self.trace_level = level;
+        self
+    }
+
+    /// Sets the step size.
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+}
+
+/// A running simulated world. Not `Send`: it lives on the thread that drives it, which is also
+/// where its trace subscriber is installed.
+pub struct Simulation {
+    sim: turmoil::Sim<'static>,
+    seeds: Seeds,
+    trace: Trace,
+    members: Vec<Member>,
+    links: LinkFaults,
+    clients: BTreeMap<String, Rc<Cell<bool>>>,
+    schedule: Vec<(Duration, u64, Fault)>,
+    next_fault: u64,
+    pub(crate) clocks: BTreeMap<String, NodeClock>,
+    pub(crate) faults_applied: Vec<(Duration, String)>,
+    // Dropped last, so events emitted while the simulation is torn down still land here.
+    _subscriber: tracing::subscriber::DefaultGuard,
+}
+
+impl Simulation {
+    /// Builds the world and registers every member's host (nothing runs until the first step).
+    pub fn new(cfg: SimConfig) -> Result<Simulation, SimError> {
+        if cfg.members == 0 {
+            return Err(SimError::Config("at least one member".into()));
+        }
+        if cfg.tick.is_zero() || cfg.max_latency < cfg.min_latency {
+            return Err(SimError::Config(
+                "tick > 0 and max_latency ≥ min_latency".into(),
+            ));
+        }
+        let seeds = Seeds::new(cfg.seed);
+        let trace = Trace::default();
+        let subscriber = tracing::subscriber::set_default(trace.subscriber(cfg.trace_level));
+        let sim = turmoil::Builder::new()
+            .rng_seed(seeds.derive("turmoil"))
+            .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+            .tick_duration(cfg.tick)
+            .simulation_duration(Duration::from_secs(365 * 24 * 3600))
+            .min_message_latency(cfg.min_latency)
+            .max_message_latency(cfg.max_latency)
+            .tcp_capacity(1024)
+            .build();
+        let links = LinkFaults::new(seeds.stream("network"));
+        let mut world = Simulation {
+            sim,
+            seeds,
+            trace,
+            members: Vec::new(),
+            links,
+            clients: BTreeMap::new(),
+            schedule: Vec::new(),
+            next_fault: 0,
+            clocks: BTreeMap::new(),
+            faults_applied: Vec::new(),
+            _subscriber: subscriber,
+        };
+        let names: Vec<String> = (0..cfg.members).map(|i| format!("m{i}")).collect();
+        for (i, name) in names.iter().enumerate() {
+            let mut extra = cfg.flags.clone();
+            extra.extend(cfg.member_flags.get(&i).cloned().unwrap_or_default());
+            let args = member_args(name, &names, &extra);
+            let config = parse_config(name, &args)?;
+            let disk = SimDisk::new(name, seeds.stream(&format!("disk/{name}")));
+            let slot = Rc::new(RefCell::new(Slot::default()));
+            let software = Software {
+                name: name.clone(),
+                config,
+                disk: disk.clone(),
+                links: world.links.clone(),
+                seeds,
+                slot: slot.clone(),
+            };
+            world
+                .sim
+                .host(name.as_str(), move || software.clone().run());
+            world.members.push(Member {
+                name: name.clone(),
+                disk,
+                slot,
+            });
+        }
+        tracing::info!(target: "sim", seed = cfg.seed, members = cfg.members, "simulation built");
+        Ok(world)
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.seeds.seed()
+    }
+
+    /// A fresh copy of the seeded stream for `concern` (e.g. `"workload/c0"`). Each call
+    /// restarts the stream: take it once per consumer.
+    pub fn rng(&self, concern: &str) -> ChaCha8Rng {
+        self.seeds.stream(concern)
+    }
+
+    /// Simulated time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.sim.elapsed()
+    }
+
+    /// The trace.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// The hash of the trace so far: equal seeds give equal hashes.
+    pub fn trace_hash(&self) -> String {
+        self.trace.hash()
+    }
+
+    /// The shared link-fault table.
+    pub fn links(&self) -> &LinkFaults {
+        &self.links
+    }
+
+    /// Member names, in order.
+    pub fn member_names(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.name.clone()).collect()
+    }
+
+    pub(crate) fn member(&self, name: &str) -> Result<&Member, SimError> {
+        self.members
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| SimError::UnknownHost(name.to_string()))
+    }
+
+    pub(crate) fn turmoil(&mut self) -> &mut turmoil::Sim<'static> {
+        &mut self.sim
+    }
+
+    /// The disk of member `name` (inject faults, change latency, inspect files).
+    pub fn disk(&self, name: &str) -> Result<SimDisk, SimError> {
+        Ok(self.member(name)?.disk.clone())
+    }
+
+    /// The running server of member `name`, if it is up.
+    pub fn server(&self, name: &str) -> Option<EtcdServer> {
+        self.member(name).ok()?.slot.borrow().server.clone()
+    }
+
+    /// The raft status of member `name`, if it is up.
+    pub fn status(&self, name: &str) -> Option<RaftStatus> {
+        self.server(name).map(|s| s.status())
+    }
+
+    /// Why member `name`'s last incarnation ended on its own (start failure, storage error).
+    pub fn exit_reason(&self, name: &str) -> Option<String> {
+        self.member(name).ok()?.slot.borrow().exit.clone()
+    }
+
+    /// Incarnations of member `name` started so far.
+    pub fn incarnations(&self, name: &str) -> u64 {
+        self.member(name)
+            .map(|m| m.slot.borrow().incarnations)
+            .unwrap_or(0)
+    }
+
+    /// `etcd_server_leader_changes_seen_total` of member `name`, summed over its incarnations.
+    pub fn leader_changes(&self, name: &str) -> u64 {
+        let Ok(m) = self.member(name) else { return 0 };
+        let s = m.slot.borrow();
+        s.leader_changes_before
+            + s.server
+                .as_ref()
+                .map(|srv| srv.metrics().leader_changes())
+                .unwrap_or(0)
+    }
+
+    /// The member that believes it leads with the highest term, if any.
+    pub fn leader(&self) -> Option<String> {
+        self.members
+            .iter()
+            .filter_map(|m| {
+                let st = m.slot.borrow().server.as_ref()?.status();
+                st.is_leader.then(|| (st.term, m.name.clone()))
+            })
+            .max()
+            .map(|(_, n)| n)
+    }
+
+    /// The leader, if every running member agrees on it (same leader id, same term).
+    pub fn stable_leader(&self) -> Option<String> {
+        let leader = self.leader()?;
+        let lst = self.status(&leader)?;
+        let lid = self.server(&leader)?.member_id();
+        let agree = self.members.iter().all(|m| match self.status(&m.name) {
+            Some(st) => st.leader == lid && st.term == lst.term,
+            None => true,
+        });
+        agree.then_some(leader)
+    }
+
+    /// Registers a client host `name` running `f(ctx)`. It starts on the next step; its
+    /// completion is visible through [`Simulation::client_done`].
+    pub fn client<F, Fut>(&mut self, name: &str, f: F) -> Result<(), SimError>
+    where
+        F: FnOnce(ClientCtx) -> Fut,
+        Fut: Future<Output = ()> + 'static,
+    {
+        if self.clients.contains_key(name) || self.member(name).is_ok() {
+            return Err(SimError::Config(format!("host {name} already exists")));
+        }
+        let ctx = ClientCtx::new(
+            name,
+            SimNetwork::new(name, self.links.clone()),
+            self.member_names(),
+        );
+        let done = Rc::new(Cell::new(false));
+        let flag = done.clone();
+        let fut = f(ctx);
+        self.sim.client(name, async move {
+            fut.await;
+            flag.set(true);
+            Ok(())
+        });
+        self.clients.insert(name.to_string(), done);
+        Ok(())
+    }
+
+    /// Whether client `name` has finished.
+    pub fn client_done(&self, name: &str) -> bool {
+        self.clients.get(name).is_some_and(|c| c.get())
+    }
+
+    /// Schedules `fault` at simulated time `at` (applied by the step that reaches it; faults at
+    /// the same time apply in the order they were scheduled).
+    pub fn schedule(&mut self, at: Duration, fault: Fault) {
+        self.next_fault += 1;
+        self.schedule.push((at, self.next_fault, fault));
+        self.schedule.sort_by_key(|(t, n, _)| (*t, *n));
+    }
+
+    /// Advances simulated time by one tick, applying faults that have come due.
+    pub fn step(&mut self) -> Result<(), SimError> {
+        let now = self.sim.elapsed();
+        self.trace.set_now(now);
+        while self.schedule.first().is_some_and(|(t, _, _)| *t <= now) {
+            let (_, _, fault) = self.schedule.remove(0);
+            self.apply(fault)?;
+        }
+        self.sim
+            .step()
+            .map_err(|e| SimError::Turmoil(e.to_string()))?;
+        self.trace.set_now(self.sim.elapsed());
+        Ok(())
+    }
+
+    /// Runs for `d` of simulated time.
+    pub fn run_for(&mut self, d: Duration) -> Result<(), SimError> {
+        let end = self.elapsed() + d;
+        while self.elapsed() < end {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Runs until `cond` holds (checked after every step) or `timeout` of simulated time has
+    /// passed; returns how long it took.
+    pub fn run_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut cond: impl FnMut(&Simulation) -> bool,
+    ) -> Result<Duration, SimError> {
+        let start = self.elapsed();
+        loop {
+            if cond(self) {
+                return Ok(self.elapsed() - start);
+            }
+            if self.elapsed() - start >= timeout {
+                return Err(SimError::Timeout {
+                    what: what.to_string(),
+                    after: timeout,
+                });
+            }
+            self.step()?;
+        }
+    }
+
+    /// Runs until every client has finished, or `timeout`.
+    pub fn run_clients(&mut self, timeout: Duration) -> Result<Duration, SimError> {
+        self.run_until("clients to finish", timeout, |s| {
+            s.clients.values().all(|c| c.get())
+        })
+    }
+
+    /// Runs until a leader is elected that every running member follows.
+    pub fn await_leader(&mut self, timeout: Duration) -> Result<String, SimError> {
+        self.run_until("a stable leader", timeout, |s| s.stable_leader().is_some())?;
+        self.stable_leader().ok_or_else(|| SimError::Timeout {
+            what: "a stable leader".into(),
+            after: timeout,
+        })
+    }
+
+    pub(crate) fn set_slot_down(&self, name: &str) -> Result<(), SimError> {
+        let m = self.member(name)?;
+        let mut s = m.slot.borrow_mut();
+        if let Some(server) = s.server.take() {
+            s.leader_changes_before += server.metrics().leader_changes();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn record_fault(&mut self, what: String) {
+        let now = self.elapsed();
+        self.trace.set_now(now);
+        tracing::info!(target: "sim::fault", fault = %what, "fault");
+        self.faults_applied.push((now, what));
+    }
+
+    /// The simulated wall-clock epoch as a duration since the Unix epoch.
+    pub(crate) fn turmoil_epoch(&self) -> Duration {
+        Duration::from_secs(EPOCH_SECS)
+    }
+
+    /// Every fault applied so far, with its simulated time.
+    pub fn faults_applied(&self) -> &[(Duration, String)] {
+        &self.faults_applied
+    }
+}
+
+/// Client URL port of every member.
+pub const CLIENT_PORT: u16 = 2379;
+/// Peer URL port of every member.
+pub const PEER_PORT: u16 = 2380;
