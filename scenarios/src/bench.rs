@@ -112,8 +112,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
         let samples = samples.clone();
         let failed = failed.clone();
         let value = value.clone();
-        let (op, total, key_size, space) =
-            (args.op, args.total, args.key_size, args.key_space_size.max(1));
+        let (op, total, key_size, space) = (
+            args.op,
+            args.total,
+            args.key_size,
+            args.key_space_size.max(1),
+        );
         tasks.push(tokio::spawn(async move {
             let mut local: Vec<Duration> = Vec::new();
             loop {

@@ -9,10 +9,12 @@
 
 use crate::stats::{summarize, LatencySummary};
 use anyhow::{bail, Context};
+use clap::Parser;
 use etcd_client::{Client, GetOptions};
 use etcd_server::seam::World;
 use etcd_server::{Config, ServerHandle};
-use clap::Parser;
+use linearizability::models::kv::{Kv, KvInput, KvOutput};
+use linearizability::{CheckResult, Operation, Verdict};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -60,6 +62,10 @@ pub struct Summary {
     pub acknowledged_writes_verified: usize,
     /// Revision on each member at the end.
     pub final_revisions: Vec<i64>,
+    /// Linearizability of the client history (KV model, per-key partitions).
+    pub linearizability: String,
+    /// Checker time in ms.
+    pub checker_ms: f64,
     /// Wall seconds.
     pub wall_seconds: f64,
     /// "pass" or "fail".
@@ -87,7 +93,10 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Starts a 3-member cluster in this process with data under `dir`.
-pub async fn start_cluster(dir: &Path, n: usize) -> anyhow::Result<(Vec<ServerHandle>, Vec<String>)> {
+pub async fn start_cluster(
+    dir: &Path,
+    n: usize,
+) -> anyhow::Result<(Vec<ServerHandle>, Vec<String>)> {
     let mut peers = Vec::new();
     let mut clients = Vec::new();
     for _ in 0..n {
@@ -106,7 +115,10 @@ pub async fn start_cluster(dir: &Path, n: usize) -> anyhow::Result<(Vec<ServerHa
             format!("--listen-client-urls=http://127.0.0.1:{}", clients[i]),
             format!("--advertise-client-urls=http://127.0.0.1:{}", clients[i]),
             format!("--listen-peer-urls=http://127.0.0.1:{}", peers[i]),
-            format!("--initial-advertise-peer-urls=http://127.0.0.1:{}", peers[i]),
+            format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{}",
+                peers[i]
+            ),
             format!("--initial-cluster={}", initial.join(",")),
         ]);
         let h = etcd_server::start(cfg, World::real(i as u64 + 1))
@@ -123,6 +135,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
     let wall = Instant::now();
     let tmp = tempfile::tempdir().context("create a temp dir for member data")?;
     let (handles, eps) = start_cluster(tmp.path(), 3).await?;
+    wait_for_leader(&handles).await?;
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for (ci, ep) in eps.iter().enumerate() {
@@ -138,16 +151,42 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
                 let call = t0.elapsed();
                 if rng.gen_bool(0.5) {
                     let value = format!("c{ci}-{n}");
-                    let r = tokio::time::timeout(Duration::from_secs(10), c.put(key.clone(), value.clone(), None)).await;
+                    let r = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        c.put(key.clone(), value.clone(), None),
+                    )
+                    .await;
                     let ok = matches!(r, Ok(Ok(_)));
-                    hist.push(Recorded { client: ci, op: "put", key, value: Some(value), call_us: call.as_micros() as u64, return_us: t0.elapsed().as_micros() as u64, ok });
+                    hist.push(Recorded {
+                        client: ci,
+                        op: "put",
+                        key,
+                        value: Some(value),
+                        call_us: call.as_micros() as u64,
+                        return_us: t0.elapsed().as_micros() as u64,
+                        ok,
+                    });
                 } else {
-                    let r = tokio::time::timeout(Duration::from_secs(10), c.get(key.clone(), None)).await;
+                    let r = tokio::time::timeout(Duration::from_secs(10), c.get(key.clone(), None))
+                        .await;
                     let (ok, value) = match r {
-                        Ok(Ok(resp)) => (true, resp.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned())),
+                        Ok(Ok(resp)) => (
+                            true,
+                            resp.kvs()
+                                .first()
+                                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+                        ),
                         _ => (false, None),
                     };
-                    hist.push(Recorded { client: ci, op: "get", key, value, call_us: call.as_micros() as u64, return_us: t0.elapsed().as_micros() as u64, ok });
+                    hist.push(Recorded {
+                        client: ci,
+                        op: "get",
+                        key,
+                        value,
+                        call_us: call.as_micros() as u64,
+                        return_us: t0.elapsed().as_micros() as u64,
+                        ok,
+                    });
                 }
             }
             anyhow::Ok(hist)
@@ -170,12 +209,22 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
     let mut final_revisions = Vec::new();
     let mut problems = Vec::new();
     let mut sync = Client::connect([eps[0].as_str()], None).await?;
-    let target = sync.get("k0", None).await?.header().map(|h| h.revision()).unwrap_or(0);
+    let target = sync
+        .get("k0", None)
+        .await?
+        .header()
+        .map(|h| h.revision())
+        .unwrap_or(0);
     for ep in &eps {
         let mut c = Client::connect([ep.as_str()], None).await?;
         let mut rev = 0;
         for _ in 0..100 {
-            let r = c.get("k", Some(GetOptions::new().with_prefix().with_serializable())).await?;
+            let r = c
+                .get(
+                    "k",
+                    Some(GetOptions::new().with_prefix().with_serializable()),
+                )
+                .await?;
             rev = r.header().map(|h| h.revision()).unwrap_or(0);
             if rev >= target {
                 break;
@@ -183,11 +232,29 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         final_revisions.push(rev);
-        let r = c.get("k", Some(GetOptions::new().with_prefix().with_serializable())).await?;
-        let held: BTreeMap<String, String> = r.kvs().iter().map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), String::from_utf8_lossy(kv.value()).into_owned())).collect();
+        let r = c
+            .get(
+                "k",
+                Some(GetOptions::new().with_prefix().with_serializable()),
+            )
+            .await?;
+        let held: BTreeMap<String, String> = r
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    String::from_utf8_lossy(kv.value()).into_owned(),
+                )
+            })
+            .collect();
         for (k, (_, v)) in &last_ack {
             // Overlapping writes may legitimately leave another acknowledged value in place.
-            let candidates: Vec<&String> = history.iter().filter(|h| h.op == "put" && &h.key == k).filter_map(|h| h.value.as_ref()).collect();
+            let candidates: Vec<&String> = history
+                .iter()
+                .filter(|h| h.op == "put" && &h.key == k)
+                .filter_map(|h| h.value.as_ref())
+                .collect();
             match held.get(k) {
                 Some(got) if got == v || candidates.contains(&got) => {}
                 other => problems.push(format!("{ep}: key {k} holds {other:?}, expected {v:?}")),
@@ -195,13 +262,39 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
         }
     }
     if final_revisions.windows(2).any(|w| w[0] != w[1]) {
-        problems.push(format!("members disagree on the revision: {final_revisions:?}"));
+        problems.push(format!(
+            "members disagree on the revision: {final_revisions:?}"
+        ));
     }
     for h in handles {
         h.stop().await.context("stop member")?;
     }
-    let mut put_lat: Vec<Duration> = history.iter().filter(|h| h.ok && h.op == "put").map(|h| Duration::from_micros(h.return_us - h.call_us)).collect();
-    let mut get_lat: Vec<Duration> = history.iter().filter(|h| h.ok && h.op == "get").map(|h| Duration::from_micros(h.return_us - h.call_us)).collect();
+    let ops = to_kv_history(&history);
+    let report = linearizability::check(&Kv, &ops);
+    let lin = match &report.result {
+        CheckResult::Linearizable => "linearizable".to_string(),
+        CheckResult::NotLinearizable(cx) => {
+            problems.push(format!(
+                "history is not linearizable: operation {} cannot be placed",
+                cx.failed_op
+            ));
+            "not linearizable".to_string()
+        }
+        CheckResult::Unknown => "unknown".to_string(),
+    };
+    if report.result.verdict() == Verdict::Unknown {
+        problems.push("linearizability check gave up (unknown)".into());
+    }
+    let mut put_lat: Vec<Duration> = history
+        .iter()
+        .filter(|h| h.ok && h.op == "put")
+        .map(|h| Duration::from_micros(h.return_us - h.call_us))
+        .collect();
+    let mut get_lat: Vec<Duration> = history
+        .iter()
+        .filter(|h| h.ok && h.op == "get")
+        .map(|h| Duration::from_micros(h.return_us - h.call_us))
+        .collect();
     let summary = Summary {
         scenario: "smoke-3-members-real".into(),
         seed: args.seed,
@@ -212,22 +305,97 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
         get_latency: summarize(&mut get_lat),
         acknowledged_writes_verified: last_ack.len(),
         final_revisions,
+        linearizability: lin,
+        checker_ms: report.elapsed.as_secs_f64() * 1000.0,
         wall_seconds: wall.elapsed().as_secs_f64(),
-        verdict: if problems.is_empty() { "pass".into() } else { "fail".into() },
+        verdict: if problems.is_empty() {
+            "pass".into()
+        } else {
+            "fail".into()
+        },
     };
     let dir = args.report_dir.join(format!("smoke-seed{}", args.seed));
-    write_report(&dir, &summary, &history, &problems)?;
+    let html = linearizability::html::render_html(&Kv, &ops, &report, &[], &summary.scenario);
+    write_report(&dir, &summary, &history, &problems, &html)?;
     if !problems.is_empty() {
-        bail!("smoke run failed ({} problems, report in {}):\n{}", problems.len(), dir.display(), problems.join("\n"));
+        bail!(
+            "smoke run failed ({} problems, report in {}):\n{}",
+            problems.len(),
+            dir.display(),
+            problems.join("\n")
+        );
     }
     Ok((summary, dir))
 }
 
 #[allow(clippy::disallowed_methods)]
-fn write_report(dir: &Path, s: &Summary, history: &[Recorded], problems: &[String]) -> anyhow::Result<()> {
+fn write_report(
+    dir: &Path,
+    s: &Summary,
+    history: &[Recorded],
+    problems: &[String],
+    html: &str,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(s)?)?;
-    std::fs::write(dir.join("history.json"), serde_json::to_vec_pretty(history)?)?;
+    std::fs::write(
+        dir.join("history.json"),
+        serde_json::to_vec_pretty(history)?,
+    )?;
     std::fs::write(dir.join("problems.txt"), problems.join("\n"))?;
+    std::fs::write(dir.join("history.html"), html)?;
     Ok(())
+}
+
+/// Waits until every member knows the same leader (at most 20 s).
+async fn wait_for_leader(handles: &[ServerHandle]) -> anyhow::Result<()> {
+    for _ in 0..400 {
+        let leaders: Vec<u64> = handles.iter().map(|h| h.server.status().leader).collect();
+        if leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("no leader elected within 20 s")
+}
+
+/// The recorded history as the checker's KV history: a failed put has an unknown outcome, a
+/// failed get had no effect and is left out.
+fn to_kv_history(history: &[Recorded]) -> Vec<Operation<KvInput, KvOutput>> {
+    let mut ops = Vec::new();
+    for h in history {
+        let (call, ret) = (h.call_us, h.return_us);
+        match (h.op, h.ok) {
+            ("put", true) => ops.push(Operation::new(
+                h.client as u64,
+                call,
+                ret,
+                KvInput::Put {
+                    key: h.key.clone(),
+                    value: h.value.clone().unwrap_or_default(),
+                },
+                KvOutput::Put,
+            )),
+            ("put", false) => ops.push(Operation::unknown(
+                h.client as u64,
+                call,
+                ret,
+                KvInput::Put {
+                    key: h.key.clone(),
+                    value: h.value.clone().unwrap_or_default(),
+                },
+            )),
+            ("get", true) => ops.push(Operation::new(
+                h.client as u64,
+                call,
+                ret,
+                KvInput::Get { key: h.key.clone() },
+                KvOutput::Get {
+                    value: h.value.clone().unwrap_or_default(),
+                },
+            )),
+            _ => {}
+        }
+    }
+    ops
 }
