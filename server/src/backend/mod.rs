@@ -14,6 +14,7 @@
 
 mod buckets;
 mod error;
+mod reader;
 mod snapshot;
 mod storage;
 #[cfg(test)]
@@ -21,11 +22,11 @@ pub(crate) mod tests;
 
 pub use buckets::{meta, Bucket};
 pub use error::BackendError;
+pub use reader::BucketReader;
 
 use crate::seam::{Disk, DiskFile, OpenMode};
 use redb::ReadableDatabase;
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +41,8 @@ pub struct BackendOptions {
     pub batch_limit: u64,
     /// redb page cache size in bytes.
     pub cache_size_bytes: usize,
-    /// Verify every page checksum when opening (slower open; turns silent corruption into an
-    /// error instead of a later failure).
+    /// Verify every page checksum when opening (reads the whole file once; turns silent
+    /// corruption into an error at open instead of a redb panic later). Default on.
     pub verify_on_open: bool,
     /// Save redb's allocator state with each commit (2-phase commit, like bbolt's two fsyncs),
     /// so that reopening after a crash needs no full repair.
@@ -54,7 +55,7 @@ impl Default for BackendOptions {
             batch_interval: Duration::from_millis(100),
             batch_limit: 10_000,
             cache_size_bytes: 64 * 1024 * 1024,
-            verify_on_open: false,
+            verify_on_open: true,
             quick_repair: true,
         }
     }
@@ -67,8 +68,6 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
 
 /// Uncommitted writes of one bucket: `Some(value)` = put, `None` = delete.
 type Buffer = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
-
-type Table = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 /// The open backend database.
 pub struct Backend {
@@ -246,11 +245,11 @@ impl Backend {
         let table = rtx
             .open_table(bucket.table())
             .map_err(|e| BackendError::from_redb(&self.path, "open table", e))?;
-        Ok(BucketReader {
-            path: &self.path,
-            buffer: self.buffer.get(&bucket),
+        Ok(BucketReader::new(
+            &self.path,
+            self.buffer.get(&bucket),
             table,
-        })
+        ))
     }
 
     /// Reads one key (batch first, then the database).
@@ -511,96 +510,6 @@ impl Backend {
         self.last_commit = tokio::time::Instant::now();
         self.commits += 1;
         Ok((index, term))
-    }
-}
-
-/// Reads one bucket: the uncommitted batch merged over a redb read transaction.
-pub struct BucketReader<'a> {
-    path: &'a Path,
-    buffer: Option<&'a Buffer>,
-    table: Table,
-}
-
-impl BucketReader<'_> {
-    /// Reads one key.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.get_with(key, |v| v.to_vec())
-    }
-
-    /// Reads one key and maps its value without copying it.
-    pub fn get_with<T>(
-        &self,
-        key: &[u8],
-        f: impl FnOnce(&[u8]) -> T,
-    ) -> Result<Option<T>, BackendError> {
-        if let Some(v) = self.buffer.and_then(|b| b.get(key)) {
-            return Ok(v.as_deref().map(f));
-        }
-        let got = self
-            .table
-            .get(key)
-            .map_err(|e| BackendError::from_redb(self.path, "read", e))?;
-        Ok(got.map(|g| f(g.value())))
-    }
-
-    /// Calls `f` on every entry with `start <= key < end` in key order until it returns false.
-    pub fn for_each(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        mut f: impl FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), BackendError> {
-        if let Some(end) = end {
-            if end <= start {
-                return Ok(());
-            }
-        }
-        let upper = match end {
-            Some(e) => Bound::Excluded(e),
-            None => Bound::Unbounded,
-        };
-        let bounds = (Bound::Included(start), upper);
-        let mut buffered = self
-            .buffer
-            .map(|b| b.range::<[u8], _>(bounds))
-            .into_iter()
-            .flatten()
-            .peekable();
-        let iter = self
-            .table
-            .range::<&[u8]>(bounds)
-            .map_err(|e| BackendError::from_redb(self.path, "range", e))?;
-        for item in iter {
-            let (k, v) = item.map_err(|e| BackendError::from_redb(self.path, "range", e))?;
-            let k = k.value();
-            while let Some((bk, bv)) = buffered.next_if(|(bk, _)| bk.as_slice() < k) {
-                if let Some(bv) = bv {
-                    if !f(bk, bv) {
-                        return Ok(());
-                    }
-                }
-            }
-            if let Some((bk, bv)) = buffered.next_if(|(bk, _)| bk.as_slice() == k) {
-                // The batch overrides (or deletes) the committed value.
-                if let Some(bv) = bv {
-                    if !f(bk, bv) {
-                        return Ok(());
-                    }
-                }
-                continue;
-            }
-            if !f(k, v.value()) {
-                return Ok(());
-            }
-        }
-        for (bk, bv) in buffered {
-            if let Some(bv) = bv {
-                if !f(bk, bv) {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -64,11 +64,11 @@ impl Store {
     }
 
     /// etcd's `HashByRev`: CRC-32C (Castagnoli) of the bucket name and every `key` bucket
-    /// entry up to `rev` (0 = current), skipping revisions at or below the compaction that a
+    /// entry up to `rev` (0 = current; below the compaction: ErrCompacted), skipping revisions at or below the compaction that a
     /// compaction at `rev` would not keep. Returns `(hash, current revision, compact revision)`.
     pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64, i64), MvccError> {
         let (compact, current) = (self.compact_main_rev, self.current_rev);
-        if rev > 0 && rev <= compact {
+        if rev > 0 && rev < compact {
             return Err(MvccError::Compacted);
         }
         if rev > 0 && rev > current {

@@ -51,6 +51,9 @@ pub enum MvccError {
     /// Sort order or target outside etcd's enums.
     #[error("etcdserver: invalid sort option")]
     InvalidSortOption,
+    /// An invariant of the store does not hold (a bug, reported instead of panicking).
+    #[error("mvcc: internal error: {0}")]
+    Internal(String),
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -80,7 +83,9 @@ impl MvccError {
                 Status::unavailable(format!("etcdserver: backend: {e}"))
             }
             MvccError::Backend(e) => Status::internal(format!("etcdserver: backend: {e}")),
-            MvccError::Corrupt { .. } => Status::internal(format!("etcdserver: {self}")),
+            MvccError::Corrupt { .. } | MvccError::Internal(_) => {
+                Status::internal(format!("etcdserver: {self}"))
+            }
         }
     }
 

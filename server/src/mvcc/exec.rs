@@ -1,12 +1,13 @@
-//! The execution context of one request: a read view of the store (key index + backend) with a
-//! private write overlay, like etcd's `storeTxnRead`/`storeTxnWrite`.
+//! The execution context of one request, like etcd's `storeTxnRead`/`storeTxnWrite`: the key
+//! index (shared for reads, exclusive for writes) and a reader of the `key` bucket.
 //!
-//! Writes go to the overlay (cloned key indexes and a change list) and become visible to later
-//! ops of the same request; the store applies them only if the whole request succeeds, so a
-//! failing request changes nothing.
+//! Writes update the key index at once (later ops of the request see them) and collect their
+//! key-values in a change list; the store writes the changes to the backend only if the whole
+//! request succeeds, and otherwise [`Exec::rollback`] restores the index, so a failing request
+//! changes nothing.
 
 use super::error::MvccError;
-use super::key_index::KeyIndex;
+use super::key_index::{KeyIndex, Mark};
 use super::revision::Revision;
 use crate::backend::BucketReader;
 use etcd_client::proto::PbKeyValue;
@@ -68,25 +69,46 @@ pub(crate) struct Change {
     pub(crate) tombstone: bool,
 }
 
-/// What a successful request hands back to the store to apply.
-#[derive(Debug, Default)]
-pub(crate) struct WriteSet {
-    pub(crate) overlay: BTreeMap<Vec<u8>, KeyIndex>,
-    pub(crate) changes: Vec<Change>,
+type Tree = BTreeMap<Vec<u8>, KeyIndex>;
+
+enum Index<'s> {
+    Read(&'s Tree),
+    Write(&'s mut Tree),
 }
 
 pub(crate) struct Exec<'s> {
-    index: &'s BTreeMap<Vec<u8>, KeyIndex>,
+    index: Index<'s>,
     reader: BucketReader<'s>,
     begin_rev: i64,
     compact_rev: i64,
-    overlay: BTreeMap<Vec<u8>, KeyIndex>,
+    /// First-touch shape of every key this request wrote (`None`: the key was new).
+    undo: BTreeMap<Vec<u8>, Option<Mark>>,
     changes: Vec<Change>,
 }
 
 impl<'s> Exec<'s> {
-    pub(crate) fn new(
-        index: &'s BTreeMap<Vec<u8>, KeyIndex>,
+    /// A context that may only read.
+    pub(crate) fn read(
+        index: &'s Tree,
+        reader: BucketReader<'s>,
+        current_rev: i64,
+        compact_rev: i64,
+    ) -> Self {
+        Self::build(Index::Read(index), reader, current_rev, compact_rev)
+    }
+
+    /// A context that may write (the store applies or rolls back its changes).
+    pub(crate) fn write(
+        index: &'s mut Tree,
+        reader: BucketReader<'s>,
+        current_rev: i64,
+        compact_rev: i64,
+    ) -> Self {
+        Self::build(Index::Write(index), reader, current_rev, compact_rev)
+    }
+
+    fn build(
+        index: Index<'s>,
         reader: BucketReader<'s>,
         current_rev: i64,
         compact_rev: i64,
@@ -96,8 +118,15 @@ impl<'s> Exec<'s> {
             reader,
             begin_rev: current_rev,
             compact_rev,
-            overlay: BTreeMap::new(),
+            undo: BTreeMap::new(),
             changes: Vec::new(),
+        }
+    }
+
+    fn tree(&self) -> &Tree {
+        match &self.index {
+            Index::Read(t) => t,
+            Index::Write(t) => t,
         }
     }
 
@@ -119,56 +148,49 @@ impl<'s> Exec<'s> {
         self.begin_rev + i64::from(self.has_changes())
     }
 
-    pub(crate) fn finish(self) -> WriteSet {
-        WriteSet {
-            overlay: self.overlay,
-            changes: self.changes,
+    /// The request succeeded: its changes, for the store to write to the backend.
+    pub(crate) fn finish(self) -> Vec<Change> {
+        self.changes
+    }
+
+    /// The request failed: restores every key index it touched.
+    pub(crate) fn rollback(self) {
+        let Index::Write(tree) = self.index else {
+            return;
+        };
+        for (key, mark) in self.undo {
+            match mark {
+                None => {
+                    tree.remove(&key);
+                }
+                Some(mark) => {
+                    if let Some(ki) = tree.get_mut(&key) {
+                        ki.rollback(mark);
+                    }
+                }
+            }
         }
     }
 
     fn key_index(&self, key: &[u8]) -> Option<&KeyIndex> {
-        self.overlay.get(key).or_else(|| self.index.get(key))
+        self.tree().get(key)
     }
 
-    /// Visits the key indexes in `range` in key order (overlay over the store's index).
+    /// Visits the key indexes in `range` in key order.
     fn visit(&self, range: &KeyRange, mut f: impl FnMut(&[u8], &KeyIndex)) {
-        let (start, end) = match range {
+        match range {
             KeyRange::Single(k) => {
                 if let Some(ki) = self.key_index(k) {
                     f(k, ki);
                 }
-                return;
             }
-            KeyRange::Range(s, e) => (s.as_slice(), e.as_deref()),
-        };
-        let Some(b) = bounds(start, end) else {
-            return;
-        };
-        let mut base = self.index.range::<[u8], _>(b).peekable();
-        if self.overlay.is_empty() {
-            for (k, ki) in base {
-                f(k, ki);
-            }
-            return;
-        }
-        let mut over = self.overlay.range::<[u8], _>(b).peekable();
-        loop {
-            let take_over = match (base.peek(), over.peek()) {
-                (None, None) => return,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some((bk, _)), Some((ok, _))) => {
-                    if bk == ok {
-                        base.next();
-                        true
-                    } else {
-                        ok < bk
+            KeyRange::Range(start, end) => {
+                if let Some(b) = bounds(start, end.as_deref()) {
+                    for (k, ki) in self.tree().range::<[u8], _>(b) {
+                        f(k, ki);
                     }
                 }
-            };
-            let (k, ki) =
-                if take_over { over.next() } else { base.next() }.expect("peeked an element");
-            f(k, ki);
+            }
         }
     }
 
@@ -263,23 +285,27 @@ impl<'s> Exec<'s> {
         })
     }
 
-    fn overlay_entry(&mut self, key: &[u8]) -> &mut KeyIndex {
-        if !self.overlay.contains_key(key) {
-            let base = self.index.get(key).cloned().unwrap_or_default();
-            self.overlay.insert(key.to_vec(), base);
+    /// The key's index for writing, remembering its shape for rollback on first touch.
+    fn touch(&mut self, key: &[u8]) -> Result<&mut KeyIndex, MvccError> {
+        let Index::Write(tree) = &mut self.index else {
+            return Err(MvccError::Internal("write in a read-only context".into()));
+        };
+        if !self.undo.contains_key(key) {
+            self.undo
+                .insert(key.to_vec(), tree.get(key).map(KeyIndex::mark));
         }
-        self.overlay.get_mut(key).expect("just inserted")
+        Ok(tree.entry(key.to_vec()).or_default())
     }
 
     /// etcd's `storeTxnWrite.put`; returns the revision of the write.
-    pub(crate) fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> i64 {
+    pub(crate) fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Result<i64, MvccError> {
         let rev = self.begin_rev + 1;
         let (created, ver) = match self.key_index(key).and_then(|ki| ki.get(rev)) {
             Some((_, created, ver)) => (created.main, ver),
             None => (rev, 0),
         };
         let idx_rev = Revision::new(rev, self.changes.len() as i64);
-        self.overlay_entry(key).put(idx_rev);
+        self.touch(key)?.put(idx_rev);
         self.changes.push(Change {
             rev: idx_rev,
             kv: PbKeyValue {
@@ -292,27 +318,30 @@ impl<'s> Exec<'s> {
             },
             tombstone: false,
         });
-        rev
+        Ok(rev)
     }
 
     /// etcd's `storeTxnWrite.DeleteRange`: `(deleted, revision)`; deleting nothing in a
     /// request without writes leaves the revision unchanged.
-    pub(crate) fn delete_range(&mut self, range: &KeyRange) -> (i64, i64) {
+    pub(crate) fn delete_range(&mut self, range: &KeyRange) -> Result<(i64, i64), MvccError> {
         let keys = self.live_keys(range, self.cur_rev());
         for k in &keys {
-            self.delete(k);
+            self.delete(k)?;
         }
-        if !keys.is_empty() || self.has_changes() {
+        Ok(if !keys.is_empty() || self.has_changes() {
             (keys.len() as i64, self.begin_rev + 1)
         } else {
             (0, self.begin_rev)
-        }
+        })
     }
 
-    fn delete(&mut self, key: &[u8]) {
+    fn delete(&mut self, key: &[u8]) -> Result<(), MvccError> {
         let idx_rev = Revision::new(self.begin_rev + 1, self.changes.len() as i64);
-        let live = self.overlay_entry(key).tombstone(idx_rev);
-        debug_assert!(live, "delete of a key that is not live");
+        if !self.touch(key)?.tombstone(idx_rev) {
+            return Err(MvccError::Internal(format!(
+                "delete of key {key:02x?} that is not live"
+            )));
+        }
         self.changes.push(Change {
             rev: idx_rev,
             kv: PbKeyValue {
@@ -321,6 +350,7 @@ impl<'s> Exec<'s> {
             },
             tombstone: true,
         });
+        Ok(())
     }
 }
 

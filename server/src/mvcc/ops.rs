@@ -137,7 +137,7 @@ pub(crate) fn put(ex: &mut Exec<'_>, p: &PbPutRequest) -> Result<PbPutResponse, 
         }
     }
     let value = value.unwrap_or_else(|| p.value.clone());
-    let rev = ex.put(&p.key, value, lease);
+    let rev = ex.put(&p.key, value, lease)?;
     Ok(PbPutResponse {
         header: header(rev),
         prev_kv: if p.prev_kv { prev } else { None },
@@ -155,7 +155,7 @@ pub(crate) fn delete_range(
     } else {
         Vec::new()
     };
-    let (deleted, rev) = ex.delete_range(&range);
+    let (deleted, rev) = ex.delete_range(&range)?;
     Ok(PbDeleteResponse {
         header: header(rev),
         deleted,

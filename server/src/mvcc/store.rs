@@ -1,7 +1,7 @@
 //! The MVCC store: key index + backend + current and compacted revisions.
 
 use super::error::MvccError;
-use super::exec::{Exec, WriteSet};
+use super::exec::{Change, Exec};
 use super::key_index::KeyIndex;
 use super::revision::{is_tombstone, Revision};
 use super::{consts, ops, txn, LeaseChecker};
@@ -221,9 +221,9 @@ impl Store {
         self.events.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    fn exec(&self) -> Result<Exec<'_>, MvccError> {
+    fn reader(&self) -> Result<Exec<'_>, MvccError> {
         let reader = self.backend.reader(Bucket::Key)?;
-        Ok(Exec::new(
+        Ok(Exec::read(
             &self.index,
             reader,
             self.current_rev,
@@ -231,13 +231,37 @@ impl Store {
         ))
     }
 
-    fn apply(&mut self, ws: WriteSet) {
-        if ws.changes.is_empty() {
+    /// Runs a write request: applies its changes if it succeeds, rolls the index back if not.
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&mut Exec<'_>, Option<&LeaseChecker>) -> Result<T, MvccError>,
+    ) -> Result<T, MvccError> {
+        let reader = self.backend.reader(Bucket::Key)?;
+        let mut ex = Exec::write(
+            &mut self.index,
+            reader,
+            self.current_rev,
+            self.compact_main_rev,
+        );
+        match f(&mut ex, self.lease_checker.as_deref()) {
+            Ok(resp) => {
+                let changes = ex.finish();
+                self.apply(changes);
+                Ok(resp)
+            }
+            Err(e) => {
+                ex.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(&mut self, changes: Vec<Change>) {
+        if changes.is_empty() {
             return;
         }
         let rev = self.current_rev + 1;
-        self.index.extend(ws.overlay);
-        for ch in &ws.changes {
+        for ch in &changes {
             self.backend.put(
                 Bucket::Key,
                 &ch.rev.to_key(ch.tombstone),
@@ -245,7 +269,7 @@ impl Store {
             );
         }
         if let Some(events) = &mut self.events {
-            for ch in ws.changes {
+            for ch in changes {
                 let (r#type, kv) = if ch.tombstone {
                     let kv = PbKeyValue {
                         key: ch.kv.key,
@@ -268,7 +292,7 @@ impl Store {
 
     /// Range (also serves serializable reads: it only reads).
     pub fn range(&self, r: &PbRangeRequest) -> Result<PbRangeResponse, MvccError> {
-        ops::range(&self.exec()?, r)
+        ops::range(&self.reader()?, r)
     }
 
     /// Put.
@@ -280,36 +304,18 @@ impl Store {
                 }
             }
         }
-        let (resp, ws) = {
-            let mut ex = self.exec()?;
-            let resp = ops::put(&mut ex, p)?;
-            (resp, ex.finish())
-        };
-        self.apply(ws);
-        Ok(resp)
+        self.write(|ex, _| ops::put(ex, p))
     }
 
     /// DeleteRange.
     pub fn delete_range(&mut self, d: &PbDeleteRequest) -> Result<PbDeleteResponse, MvccError> {
-        let (resp, ws) = {
-            let mut ex = self.exec()?;
-            let resp = ops::delete_range(&mut ex, d)?;
-            (resp, ex.finish())
-        };
-        self.apply(ws);
-        Ok(resp)
+        self.write(|ex, _| ops::delete_range(ex, d))
     }
 
     /// Txn: one revision for all its writes; no revision bump if it writes nothing. A failing
     /// txn changes nothing.
     pub fn txn(&mut self, r: &PbTxnRequest) -> Result<PbTxnResponse, MvccError> {
-        let (resp, ws) = {
-            let mut ex = self.exec()?;
-            let resp = txn::txn(&mut ex, r, self.lease_checker.as_deref())?;
-            (resp, ex.finish())
-        };
-        self.apply(ws);
-        Ok(resp)
+        self.write(|ex, lease| txn::txn(ex, r, lease))
     }
 
     /// A read-only txn (see [`super::is_txn_readonly`]) served from local state without
@@ -318,7 +324,7 @@ impl Store {
         if !txn::is_txn_readonly(r) {
             return Ok(None);
         }
-        let mut ex = self.exec()?;
+        let mut ex = self.reader()?;
         txn::txn(&mut ex, r, None).map(Some)
     }
 

@@ -495,7 +495,12 @@ async fn hash_kv_tracks_content_and_errors() {
         physical: true,
     })
     .unwrap();
-    assert!(matches!(s.hash_kv(3).unwrap_err(), MvccError::Compacted));
+    assert!(matches!(s.hash_kv(2).unwrap_err(), MvccError::Compacted));
+    assert_eq!(
+        s.hash_kv(3).unwrap().0,
+        h1,
+        "compaction keeps the hash at its revision"
+    );
     assert!(s.hash_kv(4).is_ok());
 }
 
