@@ -6,13 +6,13 @@
 //!
 //! Must never: apply a write outside raft.
 
-use super::validate;
 use crate::etcdserver::request::{Op, OpResponse};
 use crate::etcdserver::EtcdServer;
+use crate::mvcc::{is_txn_readonly, validate_delete, validate_put, validate_range, validate_txn};
 use etcd_client::proto::{
     PbCompactionRequest, PbCompactionResponse, PbDeleteRequest, PbDeleteResponse, PbKvService,
     PbPutRequest, PbPutResponse, PbRangeRequest, PbRangeResponse, PbRangeStreamResponse,
-    PbResponseHeader, PbTxnRequest, PbTxnResponse,
+    PbResponseHeader, PbTxnOpRequest, PbTxnRequest, PbTxnResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -33,6 +33,17 @@ impl KvApi {
     }
 }
 
+/// Whether every range of a read-only txn is serializable (etcd's isTxnSerializable).
+fn txn_is_serializable(r: &PbTxnRequest) -> bool {
+    r.success
+        .iter()
+        .chain(&r.failure)
+        .all(|op| match &op.request {
+            Some(PbTxnOpRequest::RequestRange(x)) => x.serializable,
+            _ => true,
+        })
+}
+
 fn unexpected() -> Status {
     Status::internal("etcdserver: unexpected response type")
 }
@@ -44,7 +55,7 @@ impl PbKvService for KvApi {
         req: Request<PbRangeRequest>,
     ) -> Result<Response<PbRangeResponse>, Status> {
         let r = req.into_inner();
-        validate::range(&r)?;
+        validate_range(&r)?;
         if !r.serializable {
             self.server.linearizable_read().await?;
         }
@@ -66,7 +77,7 @@ impl PbKvService for KvApi {
 
     async fn put(&self, req: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
         let r = req.into_inner();
-        validate::put(&r)?;
+        validate_put(&r)?;
         match self.server.propose(Op::Put(r)).await? {
             OpResponse::Put(mut resp) => {
                 self.fill(&mut resp.header);
@@ -81,7 +92,7 @@ impl PbKvService for KvApi {
         req: Request<PbDeleteRequest>,
     ) -> Result<Response<PbDeleteResponse>, Status> {
         let r = req.into_inner();
-        validate::delete(&r)?;
+        validate_delete(&r)?;
         match self.server.propose(Op::DeleteRange(r)).await? {
             OpResponse::DeleteRange(mut resp) => {
                 self.fill(&mut resp.header);
@@ -93,12 +104,16 @@ impl PbKvService for KvApi {
 
     async fn txn(&self, req: Request<PbTxnRequest>) -> Result<Response<PbTxnResponse>, Status> {
         let r = req.into_inner();
-        validate::txn(&r, self.server.config().max_txn_ops as usize)?;
-        if validate::txn_is_read_only(&r) {
-            if !validate::txn_is_serializable(&r) {
+        validate_txn(&r, self.server.config().max_txn_ops as usize)?;
+        if is_txn_readonly(&r) {
+            if !txn_is_serializable(&r) {
                 self.server.linearizable_read().await?;
             }
-            let resp = self.server.store().read_txn(&r).map_err(|e| e.to_status())?;
+            let resp = self
+                .server
+                .store()
+                .read_txn(&r)
+                .map_err(|e| e.to_status())?;
             if let Some(mut resp) = resp {
                 self.fill(&mut resp.header);
                 return Ok(Response::new(resp));

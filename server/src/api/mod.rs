@@ -9,7 +9,6 @@ mod cluster;
 mod http;
 mod kv;
 mod maintenance;
-mod validate;
 
 use crate::etcdserver::EtcdServer;
 use crate::seam::NetListener;
