@@ -6,23 +6,76 @@
 //!
 //! Must never: decide membership changes on its own; changes arrive through raft.
 
+use crate::backend::{Backend, BackendError, Bucket};
 use crate::config::{Config, ConfigError, InitialMember};
 use etcd_client::proto::PbMember;
 use serde::{Deserialize, Serialize};
 
-/// One member as the cluster knows it.
+/// One member as the cluster knows it (serialized with etcd's JSON field names, as etcd stores
+/// members in the `members` bucket).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// Raft id.
     pub id: u64,
-    /// `--name`.
+    /// `--name` (empty until the member has published its attributes).
+    #[serde(default)]
     pub name: String,
     /// Peer URLs.
+    #[serde(rename = "peerURLs")]
     pub peer_urls: Vec<String>,
-    /// Client URLs (known for ourselves; learned from peers later).
+    /// Client URLs (published by the member itself through raft when it starts).
+    #[serde(rename = "clientURLs", default)]
     pub client_urls: Vec<String>,
     /// Whether the member is a non-voting learner.
+    #[serde(rename = "isLearner", default)]
     pub is_learner: bool,
+}
+
+/// What a member publishes about itself through raft when it starts (etcd's
+/// `ClusterMemberAttrSetRequest`).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct MemberAttributes {
+    /// The member.
+    #[prost(uint64, tag = "1")]
+    pub member_id: u64,
+    /// Its `--name`.
+    #[prost(string, tag = "2")]
+    pub name: String,
+    /// Its `--advertise-client-urls`.
+    #[prost(string, repeated, tag = "3")]
+    pub client_urls: Vec<String>,
+}
+
+fn member_key(id: u64) -> Vec<u8> {
+    format!("{id:016x}").into_bytes()
+}
+
+/// Writes a member into the `members` bucket (in the current backend batch).
+pub fn save_member(backend: &mut Backend, m: &Member) {
+    // Serializing plain strings and integers cannot fail.
+    let json = serde_json::to_vec(m).unwrap_or_default();
+    backend.put(Bucket::Members, &member_key(m.id), &json);
+}
+
+/// Reads every member from the `members` bucket, in id order.
+pub fn load_members(backend: &Backend) -> Result<Vec<Member>, BackendError> {
+    let mut out = Vec::new();
+    let mut bad = None;
+    backend.for_each(Bucket::Members, b"", None, |k, v| {
+        match serde_json::from_slice::<Member>(v) {
+            Ok(m) => out.push(m),
+            Err(e) => bad = Some(format!("{}: {e}", String::from_utf8_lossy(k))),
+        }
+        bad.is_none()
+    })?;
+    match bad {
+        Some(detail) => Err(BackendError::Corrupt {
+            path: backend.path().to_path_buf(),
+            op: "read members bucket",
+            detail,
+        }),
+        None => Ok(out),
+    }
 }
 
 impl Member {
@@ -106,6 +159,14 @@ impl Cluster {
     /// A member by id.
     pub fn member(&self, id: u64) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
+    }
+
+    /// Applies published attributes; `None` if the member is unknown.
+    pub fn set_attributes(&mut self, a: &MemberAttributes) -> Option<&Member> {
+        let m = self.members.iter_mut().find(|m| m.id == a.member_id)?;
+        m.name = a.name.clone();
+        m.client_urls = a.client_urls.clone();
+        Some(m)
     }
 
     /// Voting member ids.

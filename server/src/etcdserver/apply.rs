@@ -9,6 +9,7 @@
 
 use super::request::{ApplyResult, InternalRaftRequest, Op, OpResponse};
 use super::ServerError;
+use crate::membership::{save_member, Cluster};
 use crate::mvcc::Store;
 use etcd_client::proto::PbTxnOpRequest;
 use prost::Message as _;
@@ -17,11 +18,13 @@ use std::sync::{Arc, Mutex};
 
 use super::raft_node::lock;
 
-/// Applies entries to the shared store.
+/// Applies entries to the shared store and member table.
 #[derive(Clone)]
 pub struct Applier {
     /// The store, shared with the API's reads.
     pub store: Arc<Mutex<Store>>,
+    /// The member table, shared with the API.
+    pub cluster: Arc<Mutex<Cluster>>,
 }
 
 impl Applier {
@@ -42,6 +45,16 @@ impl Applier {
         };
         let result = match req.op {
             None => Err(tonic::Status::invalid_argument("etcdserver: empty request")),
+            Some(Op::MemberAttrSet(a)) => {
+                let mut cluster = lock(&self.cluster);
+                match cluster.set_attributes(&a) {
+                    Some(m) => {
+                        save_member(store.backend_mut(), m);
+                        Ok(OpResponse::MemberAttrSet)
+                    }
+                    None => Err(tonic::Status::not_found("etcdserver: member not found")),
+                }
+            }
             Some(op) => apply_op(&mut store, op),
         };
         store.set_consistent_index(e.index, e.term);
@@ -85,6 +98,11 @@ fn apply_op(store: &mut Store, op: Op) -> ApplyResult {
         Op::DeleteRange(r) => store.delete_range(&r).map(OpResponse::DeleteRange),
         Op::Txn(r) => store.txn(&r).map(OpResponse::Txn),
         Op::Compaction(r) => store.compact(&r).map(OpResponse::Compaction),
+        Op::MemberAttrSet(_) => {
+            return Err(tonic::Status::internal(
+                "member attributes are not a KV request",
+            ))
+        }
     };
     r.map_err(|e| e.to_status())
 }

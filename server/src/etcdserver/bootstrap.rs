@@ -14,7 +14,7 @@ use super::status::{RaftStatus, ServerMetrics};
 use super::storage::NodeStorage;
 use super::{EtcdServer, ServerError, Shared};
 use crate::config::{split_urls, url_host_port, Config};
-use crate::membership::Cluster;
+use crate::membership::{load_members, save_member, Cluster, MemberAttributes};
 use crate::mvcc::{BackendOptions, Store};
 use crate::rafthttp::{RaftService, Transport};
 use crate::seam::World;
@@ -112,7 +112,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     } else {
         None
     };
-    let (wal, storage, cluster, member_id, applied, applied_term) = match recovered {
+    let (wal, storage, mut cluster, member_id, applied, applied_term) = match recovered {
         Some(r) => r,
         None => {
             let meta = WalMetadata {
@@ -126,9 +126,18 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
                 mem: MemStorage::new_with_conf_state(initial_conf_state(&meta.cluster)),
                 snapshot: Snapshot::default(),
             };
+            for m in &meta.cluster.members {
+                save_member(store.backend_mut(), m);
+            }
+            store.commit(true)?;
             (wal, storage, meta.cluster, meta.member_id, 0, 0)
         }
     };
+    // The members bucket knows what members published about themselves since.
+    let stored = load_members(store.backend()).map_err(crate::mvcc::MvccError::from)?;
+    if !stored.is_empty() {
+        cluster.members = stored;
+    }
     let snapshot_index = storage.snapshot.get_metadata().index;
     tracing::info!(
         member = %format!("{member_id:x}"),
@@ -167,6 +176,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let (read_tx, read_rx) = mpsc::channel(1024);
     let (stop_tx, stop_rx) = oneshot::channel();
 
+    let cluster = Arc::new(Mutex::new(cluster));
     let store = Arc::new(Mutex::new(store));
     let status = Arc::new(Mutex::new(RaftStatus::default()));
     let metrics = Arc::new(ServerMetrics::default());
@@ -175,7 +185,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         inner: Arc::new(Shared {
             cfg: cfg.clone(),
             member_id,
-            cluster: Mutex::new(cluster),
+            cluster: cluster.clone(),
             store: store.clone(),
             status: status.clone(),
             metrics: metrics.clone(),
@@ -223,7 +233,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         raw,
         wal,
         snapshotter,
-        applier: Applier { store },
+        applier: Applier { store, cluster },
         transport,
         rng: ChaCha8Rng::from_rng(&mut seeds)
             .map_err(|e| ServerError::Inconsistent(format!("seed raft rng: {e}")))?,
@@ -249,6 +259,14 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         stop: stop_rx,
     };
     let raft = tokio::spawn(node.run(inputs));
+    listeners.push(tokio::spawn(publish_attributes(
+        server.clone(),
+        MemberAttributes {
+            member_id,
+            name: cfg.name.clone(),
+            client_urls: split_urls(&cfg.advertise_client_urls),
+        },
+    )));
     Ok(ServerHandle {
         server,
         client_addrs,
@@ -264,6 +282,26 @@ fn initial_conf_state(cluster: &Cluster) -> ConfState {
     ConfState {
         voters: cluster.voter_ids(),
         ..Default::default()
+    }
+}
+
+/// etcd's publishV3: record this member's name and client URLs through raft, retrying until
+/// it succeeds, so that every member lists them.
+async fn publish_attributes(server: EtcdServer, attrs: MemberAttributes) {
+    loop {
+        match server
+            .propose(crate::etcdserver::request::Op::MemberAttrSet(attrs.clone()))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(name = %attrs.name, client_urls = ?attrs.client_urls, "published local member to cluster through raft");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "publishing member attributes failed; retrying");
+                tokio::time::sleep(server.config().heartbeat()).await;
+            }
+        }
     }
 }
 

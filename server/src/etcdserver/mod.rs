@@ -79,7 +79,7 @@ pub struct EtcdServer {
 struct Shared {
     cfg: Config,
     member_id: u64,
-    cluster: Mutex<Cluster>,
+    cluster: Arc<Mutex<Cluster>>,
     store: Arc<Mutex<Store>>,
     status: Arc<Mutex<RaftStatus>>,
     metrics: Arc<ServerMetrics>,

@@ -5,6 +5,7 @@
 //!
 //! Must never: apply anything itself; `apply.rs` does that.
 
+use crate::membership::MemberAttributes;
 use etcd_client::proto::{
     PbCompactionRequest, PbCompactionResponse, PbDeleteRequest, PbDeleteResponse, PbPutRequest,
     PbPutResponse, PbTxnRequest, PbTxnResponse,
@@ -17,7 +18,7 @@ pub struct InternalRaftRequest {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The operation.
-    #[prost(oneof = "Op", tags = "4, 5, 6, 7")]
+    #[prost(oneof = "Op", tags = "4, 5, 6, 7, 1100")]
     pub op: Option<Op>,
 }
 
@@ -36,6 +37,9 @@ pub enum Op {
     /// KV.Compact.
     #[prost(message, tag = "7")]
     Compaction(PbCompactionRequest),
+    /// A member publishes its name and client URLs (etcd's ClusterMemberAttrSet).
+    #[prost(message, tag = "1100")]
+    MemberAttrSet(MemberAttributes),
 }
 
 /// The response of an applied operation (header revision set, other header fields not yet).
@@ -49,6 +53,8 @@ pub enum OpResponse {
     Txn(PbTxnResponse),
     /// KV.Compact.
     Compaction(PbCompactionResponse),
+    /// Member attributes recorded.
+    MemberAttrSet,
 }
 
 /// What the proposer gets back: the response or etcd's gRPC error.
