@@ -34,6 +34,7 @@ pub mod faults;
 pub mod net;
 pub mod rng;
 pub mod trace;
+pub mod workload;
 mod world;
 
 pub use client::ClientCtx;

@@ -54,6 +54,9 @@ pub struct SimConfig {
     pub max_latency: Duration,
     /// Most verbose level recorded from the server and the simulator (default INFO).
     pub trace_level: Level,
+    /// How often the driver writes every member's raft status (term, leader, commit, applied)
+    /// to the trace, so the trace hash covers the cluster's progress (default 1 s; `None`: never).
+    pub status_interval: Option<Duration>,
 }
 
 impl SimConfig {
@@ -68,6 +71,7 @@ impl SimConfig {
             min_latency: Duration::from_millis(1),
             max_latency: Duration::from_millis(2),
             trace_level: Level::INFO,
+            status_interval: Some(Duration::from_secs(1)),
         }
     }
 
@@ -110,6 +114,8 @@ pub struct Simulation {
     clients: BTreeMap<String, Rc<Cell<bool>>>,
     schedule: Vec<(Duration, u64, Fault)>,
     next_fault: u64,
+    status_interval: Option<Duration>,
+    next_status: Duration,
     pub(crate) clocks: BTreeMap<String, NodeClock>,
     pub(crate) faults_applied: Vec<(Duration, String)>,
     // Dropped last, so events emitted while the simulation is torn down still land here.
@@ -149,6 +155,8 @@ impl Simulation {
             clients: BTreeMap::new(),
             schedule: Vec::new(),
             next_fault: 0,
+            status_interval: cfg.status_interval,
+            next_status: Duration::ZERO,
             clocks: BTreeMap::new(),
             faults_applied: Vec::new(),
             _subscriber: subscriber,
@@ -342,8 +350,33 @@ impl Simulation {
         self.sim
             .step()
             .map_err(|e| SimError::Turmoil(e.to_string()))?;
-        self.trace.set_now(self.sim.elapsed());
+        let now = self.sim.elapsed();
+        self.trace.set_now(now);
+        if let Some(every) = self.status_interval {
+            if now >= self.next_status {
+                self.next_status = now + every;
+                self.trace_status();
+            }
+        }
         Ok(())
+    }
+
+    /// Writes every member's raft status to the trace (`target: sim::status`).
+    pub fn trace_status(&self) {
+        for m in &self.members {
+            let s = m.slot.borrow();
+            match &s.server {
+                Some(srv) => {
+                    let st = srv.status();
+                    tracing::info!(target: "sim::status", node = %m.name, up = true,
+                        term = st.term, leader = %format!("{:x}", st.leader),
+                        commit = st.commit, applied = st.applied,
+                        leader_changes = s.leader_changes_before + srv.metrics().leader_changes(),
+                        "status");
+                }
+                None => tracing::info!(target: "sim::status", node = %m.name, up = false, "status"),
+            }
+        }
     }
 
     /// Runs for `d` of simulated time.

@@ -1,0 +1,232 @@
+//! The real server in simulation: elections, writes through a real tonic client, partitions,
+//! power loss, and slow fsync losing leadership.
+
+use sim::workload::{assert_no_acked_write_lost, read_all, start_writer};
+use sim::{LatencyModel, SimConfig, Simulation};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn names(s: &Simulation) -> Vec<String> {
+    s.member_names()
+}
+
+fn cluster(seed: u64, members: usize) -> Simulation {
+    Simulation::new(SimConfig::new(seed, members)).unwrap()
+}
+
+#[test]
+fn single_member_elects_itself_and_serves_writes() {
+    let mut s = cluster(1, 1);
+    assert_eq!(s.await_leader(secs(5.0)).unwrap(), "m0");
+    let stop = Rc::new(Cell::new(false));
+    let all = names(&s);
+    let w = start_writer(&mut s, "c0", all.clone(), secs(0.05), stop.clone()).unwrap();
+    s.run_for(secs(1.0)).unwrap();
+    stop.set(true);
+    s.run_clients(secs(10.0)).unwrap();
+    assert!(w.borrow().acked.len() >= 15, "{:?}", w.borrow());
+    assert_eq!(w.borrow().failed, 0);
+    assert_no_acked_write_lost(&mut s, &w.borrow()).unwrap();
+}
+
+#[test]
+fn leader_elected_and_writes_commit_on_every_member() {
+    let mut s = cluster(2, 3);
+    let leader = s.await_leader(secs(10.0)).unwrap();
+    let follower = s.member_names().into_iter().find(|n| *n != leader).unwrap();
+    let stop = Rc::new(Cell::new(false));
+    // Writes through a follower (forwarded to the leader) and through the leader.
+    let w = start_writer(
+        &mut s,
+        "c0",
+        vec![follower, leader.clone()],
+        secs(0.02),
+        stop.clone(),
+    )
+    .unwrap();
+    s.run_for(secs(2.0)).unwrap();
+    stop.set(true);
+    s.run_clients(secs(10.0)).unwrap();
+    assert!(w.borrow().acked.len() >= 80, "{:?}", w.borrow().acked.len());
+    assert_eq!(w.borrow().failed, 0);
+    assert_no_acked_write_lost(&mut s, &w.borrow()).unwrap();
+    // Every member applied the same index.
+    s.run_for(secs(0.5)).unwrap();
+    let applied: Vec<u64> = s
+        .member_names()
+        .iter()
+        .map(|m| s.status(m).unwrap().applied)
+        .collect();
+    assert!(applied.iter().all(|a| *a == applied[0]), "{applied:?}");
+    assert_eq!(s.leader_changes(&leader), 1);
+}
+
+#[test]
+fn isolated_leader_is_replaced_steps_down_and_heals() {
+    let mut s = cluster(3, 3);
+    let old = s.await_leader(secs(10.0)).unwrap();
+    let old_term = s.status(&old).unwrap().term;
+    s.isolate(&old).unwrap();
+    s.run_until("a new leader", secs(10.0), |s| {
+        s.member_names().iter().any(|m| {
+            *m != old
+                && s.status(m)
+                    .is_some_and(|st| st.is_leader && st.term > old_term)
+        })
+    })
+    .unwrap();
+    // check_quorum: the isolated leader steps down after an election timeout without quorum.
+    s.run_until("the old leader to step down", secs(5.0), |s| {
+        s.status(&old).is_some_and(|st| !st.is_leader)
+    })
+    .unwrap();
+    s.heal().unwrap();
+    let new = s.await_leader(secs(10.0)).unwrap();
+    assert_ne!(
+        new, old,
+        "pre-vote should keep the rejoining member from disrupting"
+    );
+    // Converges: a write after healing reaches every member, including the old leader.
+    let stop = Rc::new(Cell::new(false));
+    let w = start_writer(&mut s, "c0", vec![new.clone()], secs(0.05), stop.clone()).unwrap();
+    s.run_for(secs(1.0)).unwrap();
+    stop.set(true);
+    s.run_clients(secs(10.0)).unwrap();
+    assert_no_acked_write_lost(&mut s, &w.borrow()).unwrap();
+    let terms: Vec<u64> = s
+        .member_names()
+        .iter()
+        .map(|m| s.status(m).unwrap().term)
+        .collect();
+    assert!(terms.iter().all(|t| *t == terms[0]), "{terms:?}");
+}
+
+#[test]
+fn power_loss_of_one_member_loses_no_acknowledged_write() {
+    let mut s = cluster(4, 3);
+    let leader = s.await_leader(secs(10.0)).unwrap();
+    let stop = Rc::new(Cell::new(false));
+    let all = names(&s);
+    let w = start_writer(&mut s, "c0", all.clone(), secs(0.01), stop.clone()).unwrap();
+    s.run_for(secs(1.5)).unwrap();
+    s.power_loss(&leader).unwrap();
+    s.run_for(secs(3.0)).unwrap();
+    s.restart(&leader).unwrap();
+    s.run_for(secs(2.0)).unwrap();
+    stop.set(true);
+    s.run_clients(secs(20.0)).unwrap();
+    assert_eq!(s.incarnations(&leader), 2);
+    assert!(
+        s.exit_reason(&leader).is_none(),
+        "{:?}",
+        s.exit_reason(&leader)
+    );
+    s.await_leader(secs(10.0)).unwrap();
+    assert_no_acked_write_lost(&mut s, &w.borrow()).unwrap();
+}
+
+#[test]
+fn power_loss_of_all_members_at_once_loses_no_acknowledged_write() {
+    let mut s = cluster(5, 3);
+    s.await_leader(secs(10.0)).unwrap();
+    let stop = Rc::new(Cell::new(false));
+    let all = names(&s);
+    let w = start_writer(&mut s, "c0", all.clone(), secs(0.01), stop.clone()).unwrap();
+    s.run_for(secs(1.5)).unwrap();
+    s.power_loss_all().unwrap();
+    stop.set(true);
+    s.run_for(secs(0.5)).unwrap();
+    for m in s.member_names() {
+        s.restart(&m).unwrap();
+    }
+    s.run_clients(secs(20.0)).unwrap();
+    s.await_leader(secs(10.0)).unwrap();
+    let acked = w.borrow().acked.len();
+    assert!(acked >= 100, "only {acked} writes acknowledged");
+    assert_no_acked_write_lost(&mut s, &w.borrow()).unwrap();
+}
+
+/// Runs a 3-member cluster under writes for 6 s with the first leader's fsync latency set to
+/// `model` after the election; returns (leader, its leader-change count, all members' counts).
+fn fsync_run(seed: u64, model: LatencyModel) -> (String, Simulation) {
+    let mut s = cluster(seed, 3);
+    let leader = s.await_leader(secs(10.0)).unwrap();
+    let stop = Rc::new(Cell::new(false));
+    let all = names(&s);
+    start_writer(&mut s, "c0", all.clone(), secs(0.02), stop.clone()).unwrap();
+    s.run_for(secs(0.5)).unwrap();
+    s.set_disk_latency(&leader, model).unwrap();
+    s.run_for(secs(6.0)).unwrap();
+    stop.set(true);
+    s.run_clients(secs(30.0)).unwrap();
+    (leader, s)
+}
+
+#[test]
+fn fsync_slower_than_the_election_timeout_loses_leadership() {
+    let (old, s) = fsync_run(6, LatencyModel::Fixed(secs(2.5)));
+    let changes: u64 = s.member_names().iter().map(|m| s.leader_changes(m)).sum();
+    assert!(
+        changes > 3,
+        "no leader change with a 2.5 s fsync: {changes}"
+    );
+    let now = s.leader();
+    assert_ne!(
+        now.as_deref(),
+        Some(old.as_str()),
+        "slow member kept leadership"
+    );
+    assert!(!s.trace().lines_with_msg("slow fdatasync").is_empty());
+    assert!(s.disk(&old).unwrap().stats().max_sync >= secs(2.5));
+}
+
+#[test]
+fn healthy_disk_keeps_its_leader() {
+    let (old, s) = fsync_run(6, LatencyModel::healthy());
+    for m in s.member_names() {
+        assert_eq!(s.leader_changes(&m), 1, "{m} saw extra leader changes");
+    }
+    assert_eq!(s.leader().as_deref(), Some(old.as_str()));
+    assert!(s.trace().lines_with_msg("slow fdatasync").is_empty());
+}
+
+#[test]
+fn wal_fsync_eio_stops_the_member_and_the_cluster_carries_on() {
+    let mut s = cluster(7, 3);
+    let leader = s.await_leader(secs(10.0)).unwrap();
+    let stop = Rc::new(Cell::new(false));
+    let all = names(&s);
+    let w = start_writer(&mut s, "c0", all.clone(), secs(0.02), stop.clone()).unwrap();
+    s.run_for(secs(0.5)).unwrap();
+    s.disk(&leader).unwrap().inject(sim::FaultRule::always(
+        sim::DiskFault::FsyncEio,
+        "/var/lib/etcd/member/wal",
+    ));
+    s.run_until("the member to stop", secs(5.0), |s| {
+        s.exit_reason(&leader).is_some()
+    })
+    .unwrap();
+    let reason = s.exit_reason(&leader).unwrap();
+    assert!(
+        reason.contains("error") || reason.contains("wal"),
+        "{reason}"
+    );
+    s.run_for(secs(3.0)).unwrap();
+    stop.set(true);
+    s.run_clients(secs(20.0)).unwrap();
+    let new = s.leader().unwrap();
+    assert_ne!(new, leader);
+    // Reads from the survivors only.
+    let acked = w.borrow().acked.clone();
+    for m in s.member_names().into_iter().filter(|m| *m != leader) {
+        let data = read_all(&mut s, &m).unwrap();
+        for (k, v) in &acked {
+            assert_eq!(data.get(k), Some(v), "{k} lost on {m}");
+        }
+    }
+}
