@@ -13,7 +13,7 @@ OURS=target/release/etcd-server
 SIM=target/release/etcd-sim
 TMP=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+cleanup() { for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
 trap cleanup EXIT
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -49,7 +49,7 @@ run_side() { # KIND BIN -> writes $TMP/KIND.jsonl and $TMP/KIND.rss
     "$SIM" bench --endpoints "$ENDPOINTS" --clients $c --total "$TOTAL" --op $op --json >>"$TMP/$1.jsonl"
   done; done
   peak_rss_mib "${CLUSTER_PIDS[@]}" >"$TMP/$1.rss"
-  for p in "${CLUSTER_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${CLUSTER_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 }
 
 echo "benchmark: $TOTAL ops per run, 3 members each, loopback, fdatasync on"

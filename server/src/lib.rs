@@ -6,17 +6,17 @@
 //! - [`backend`]: redb on the seam's disk, etcd's buckets as tables.
 //! - [`mvcc`]: revisions, key index, Range/Put/DeleteRange/Txn/Compact semantics.
 
-pub mod backend;
-pub mod mvcc;
-pub mod seam;
-pub mod snap;
-pub mod wal;
 pub mod api;
+pub mod backend;
 pub mod config;
 pub mod etcdserver;
 pub mod membership;
+pub mod mvcc;
 pub mod rafthttp;
+pub mod seam;
+pub mod snap;
 pub mod version;
+pub mod wal;
 
 pub use config::Config;
 pub use etcdserver::{start, EtcdServer, ServerError, ServerHandle};

@@ -148,7 +148,11 @@ async fn lagging_follower_is_caught_up_by_snapshot() {
     let mut c = Cluster::start(
         Kind::Ours,
         3,
-        &["--snapshot-count=100", "--experimental-snapshot-catchup-entries=10", "--log-level=info"],
+        &[
+            "--snapshot-count=100",
+            "--experimental-snapshot-catchup-entries=10",
+            "--log-level=info",
+        ],
     );
     c.wait_ready(Duration::from_secs(20)).await;
     let leader = c.leader_index().await.expect("a leader");
@@ -156,15 +160,28 @@ async fn lagging_follower_is_caught_up_by_snapshot() {
     c.kill(lagger);
     let ch = channel(&c.endpoint(leader)).await.expect("connect");
     for n in 0..400 {
-        let req = PbPutRequest { key: format!("w/{n:06}").into_bytes(), value: b"v".to_vec(), ..Default::default() };
-        unary::<_, PbPutResponse>(ch.clone(), "/etcdserverpb.KV/Put", req).await.expect("put");
+        let req = PbPutRequest {
+            key: format!("w/{n:06}").into_bytes(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        };
+        unary::<_, PbPutResponse>(ch.clone(), "/etcdserverpb.KV/Put", req)
+            .await
+            .expect("put");
     }
     c.restart(lagger);
     c.wait_ready(Duration::from_secs(20)).await;
-    let target = range_all(&c.endpoint(leader), false).await.expect("range").header.map(|h| h.revision).unwrap_or(0);
+    let target = range_all(&c.endpoint(leader), false)
+        .await
+        .expect("range")
+        .header
+        .map(|h| h.revision)
+        .unwrap_or(0);
     let mut caught_up = false;
     for _ in 0..200 {
-        let r = range_all(&c.endpoint(lagger), true).await.expect("serializable range");
+        let r = range_all(&c.endpoint(lagger), true)
+            .await
+            .expect("serializable range");
         if r.header.as_ref().map(|h| h.revision) == Some(target) {
             assert_eq!(r.kvs.len(), 400, "the restarted member has the wrong keys");
             caught_up = true;
@@ -174,5 +191,8 @@ async fn lagging_follower_is_caught_up_by_snapshot() {
     }
     assert!(caught_up, "member {lagger} never reached revision {target}");
     let log = c.log(lagger);
-    assert!(log.contains("applying snapshot from leader"), "caught up without a snapshot:\n{log}");
+    assert!(
+        log.contains("applying snapshot from leader"),
+        "caught up without a snapshot:\n{log}"
+    );
 }

@@ -275,9 +275,18 @@ async fn same_operations_same_responses_as_etcd_3_5_1() {
         }
     }
     // The comparison means something only if most operations succeeded and history grew.
-    assert!(errors.len() < OPS / 4, "too many errors from etcd itself: {errors:?}");
-    assert!(rev > 100, "the history is too short to compare: revision {rev}");
-    eprintln!("compared {OPS} responses, final revision {rev}, {} expected errors", errors.len());
+    assert!(
+        errors.len() < OPS / 4,
+        "too many errors from etcd itself: {errors:?}"
+    );
+    assert!(
+        rev > 100,
+        "the history is too short to compare: revision {rev}"
+    );
+    eprintln!(
+        "compared {OPS} responses, final revision {rev}, {} expected errors",
+        errors.len()
+    );
     assert!(
         mismatches.is_empty(),
         "{} of {OPS} responses differ; first ones:\n{}",

@@ -72,17 +72,13 @@ impl Applier {
         Ok(lock(&self.store).commit(force)?)
     }
 
-    /// The store's full state for a raft snapshot.
-    pub fn snapshot_data(&self) -> Result<Vec<u8>, ServerError> {
-        Ok(lock(&self.store).snapshot_data()?)
-    }
-
-    /// Replaces the store's state with a snapshot's.
-    pub fn restore(&self, data: &[u8], index: u64, term: u64) -> Result<(), ServerError> {
+    /// Replaces the store's state with a snapshot's; returns the store's consistent index
+    /// afterwards (at least `index`).
+    pub fn restore(&self, data: &[u8], index: u64, term: u64) -> Result<u64, ServerError> {
         let mut store = lock(&self.store);
         store.restore_snapshot(data, index, term)?;
         store.commit(true)?;
-        Ok(())
+        Ok(store.consistent_index())
     }
 }
 

@@ -22,7 +22,7 @@ use crate::snap::Snapshotter;
 use crate::wal::{Wal, WalOptions, WalSnapshot};
 use raft::eraftpb::{ConfState, Snapshot};
 use raft::storage::MemStorage;
-use raft::{RawNode, Storage};
+use raft::RawNode;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -112,7 +112,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     } else {
         None
     };
-    let (wal, storage, mut cluster, member_id, applied, applied_term) = match recovered {
+    let (wal, mem, snapshot, mut cluster, member_id, applied) = match recovered {
         Some(r) => r,
         None => {
             let meta = WalMetadata {
@@ -122,15 +122,16 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             let bytes = serde_json::to_vec(&meta)
                 .map_err(|e| ServerError::Inconsistent(format!("encode wal metadata: {e}")))?;
             let wal = Wal::create(disk.clone(), &wal_dir, &bytes, wal_opts).await?;
-            let storage = NodeStorage {
-                mem: MemStorage::new_with_conf_state(initial_conf_state(&meta.cluster)),
-                snapshot: Snapshot::default(),
-            };
+            let mem = MemStorage::new_with_conf_state(initial_conf_state(&meta.cluster));
             for m in &meta.cluster.members {
                 save_member(store.backend_mut(), m);
             }
             store.commit(true)?;
-            (wal, storage, meta.cluster, meta.member_id, 0, 0)
+            let applied = Applied {
+                raft: 0,
+                store: 0,
+            };
+            (wal, mem, Snapshot::default(), meta.cluster, meta.member_id, applied)
         }
     };
     // The members bucket knows what members published about themselves since.
@@ -138,19 +139,26 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     if !stored.is_empty() {
         cluster.members = stored;
     }
-    let snapshot_index = storage.snapshot.get_metadata().index;
+    let snapshot_index = snapshot.get_metadata().index;
     tracing::info!(
         member = %format!("{member_id:x}"),
         cluster = %format!("{:x}", cluster.cluster_id),
-        applied,
+        applied = applied.store,
+        snapshot_index,
         "starting member"
     );
+    let store = Arc::new(Mutex::new(store));
+    let storage = NodeStorage {
+        mem,
+        snapshot,
+        store: store.clone(),
+    };
 
     let raft_cfg = raft::Config {
         id: member_id,
         election_tick: cfg.election_ticks(),
         heartbeat_tick: 1,
-        applied,
+        applied: applied.raft,
         max_size_per_msg: 1024 * 1024,
         max_inflight_msgs: 512,
         check_quorum: true,
@@ -177,7 +185,6 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let (stop_tx, stop_rx) = oneshot::channel();
 
     let cluster = Arc::new(Mutex::new(cluster));
-    let store = Arc::new(Mutex::new(store));
     let status = Arc::new(Mutex::new(RaftStatus::default()));
     let metrics = Arc::new(ServerMetrics::default());
     let mut seeds = ChaCha8Rng::seed_from_u64(world.seed ^ member_id);
@@ -246,8 +253,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             catchup_entries: cfg.snapshot_catchup_entries,
             batch_interval: Duration::from_millis(cfg.backend_batch_interval.max(1)),
         },
-        applied,
-        applied_term,
+        applied: applied.store,
         snapshot_index,
     };
     let inputs = Inputs {
@@ -305,7 +311,17 @@ async fn publish_attributes(server: EtcdServer, attrs: MemberAttributes) {
     }
 }
 
-type Recovered = (Wal, NodeStorage, Cluster, u64, u64, u64);
+/// Where applying stands after recovery.
+struct Applied {
+    /// What raft-rs is told is applied (never past its commit index).
+    raft: u64,
+    /// The backend's consistent index: committed entries up to here are skipped. It can be
+    /// ahead of `raft` when the backend came from a leader's snapshot, which carries the
+    /// leader's backend as it was when sent.
+    store: u64,
+}
+
+type Recovered = (Wal, MemStorage, Snapshot, Cluster, u64, Applied);
 
 /// Restart: newest snapshot, backend consistent index, WAL replay.
 async fn recover(
@@ -339,14 +355,21 @@ async fn recover(
     let snap_index = snapshot.get_metadata().index;
     let mut ci = store.consistent_index();
     if snap_index > ci {
-        // The snapshot was saved but the backend never committed its state: load it.
+        // A snapshot from the leader was saved but the backend never committed its content:
+        // load it from the file (local snapshots carry no data; the backend is always at or
+        // past their index).
+        if snapshot.get_data().is_empty() {
+            return Err(ServerError::Inconsistent(format!(
+                "backend consistent index {ci} is behind snapshot {snap_index}, which has no data"
+            )));
+        }
         store.restore_snapshot(
             snapshot.get_data(),
             snap_index,
             snapshot.get_metadata().term,
         )?;
         store.commit(true)?;
-        ci = snap_index;
+        ci = store.consistent_index();
     }
     let mem = MemStorage::new();
     if snap_index > 0 {
@@ -371,21 +394,19 @@ async fn recover(
     mem.wl().append(&entries)?;
     let mut hs = contents.hard_state;
     hs.commit = hs.commit.max(snap_index);
-    let last = mem.last_index()?;
-    if ci > hs.commit || ci > last {
+    if ci > hs.commit && snap_index == 0 {
         return Err(ServerError::Inconsistent(format!(
-            "backend consistent index {ci} is ahead of the wal (commit {}, last index {last})",
+            "backend consistent index {ci} is ahead of the wal's commit index {}",
             hs.commit
         )));
     }
+    let raft_applied = ci.min(hs.commit).max(snap_index);
     mem.wl().set_hardstate(hs);
-    let applied_term = if ci == 0 { 0 } else { mem.term(ci)? };
-    Ok((
-        wal,
-        NodeStorage { mem, snapshot },
-        meta.cluster,
-        meta.member_id,
-        ci,
-        applied_term,
-    ))
+    let mut meta_only = snapshot;
+    meta_only.clear_data();
+    let applied = Applied {
+        raft: raft_applied,
+        store: ci.max(raft_applied),
+    };
+    Ok((wal, mem, meta_only, meta.cluster, meta.member_id, applied))
 }

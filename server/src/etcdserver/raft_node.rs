@@ -98,10 +98,8 @@ pub struct RaftNode {
     pub metrics: Arc<ServerMetrics>,
     /// Settings.
     pub settings: LoopSettings,
-    /// Index of the last applied entry.
+    /// Committed entries up to here are in the store (and skipped when raft delivers them).
     pub applied: u64,
-    /// Term of the last applied entry.
-    pub applied_term: u64,
     /// Index of the last snapshot.
     pub snapshot_index: u64,
 }
@@ -308,7 +306,7 @@ impl RaftNode {
                 i += 1;
             }
         }
-        if self.applied >= self.snapshot_index + self.settings.snapshot_count {
+        if self.raw.raft.raft_log.applied >= self.snapshot_index + self.settings.snapshot_count {
             self.take_snapshot().await?;
         }
         Ok(())
@@ -359,7 +357,6 @@ impl RaftNode {
                 }
             }
             self.applied = e.index;
-            self.applied_term = e.term;
         }
         self.applier.commit(false)?;
         let took = started.elapsed();
@@ -369,30 +366,38 @@ impl RaftNode {
         Ok(())
     }
 
-    /// A snapshot from the leader: save it durably, then load it into raft and the store.
+    /// A snapshot from the leader: save it durably (with the leader's backend data, so a
+    /// crash before the backend holds it can recover from the file), load it into the store,
+    /// then into raft. The store may be ahead of the snapshot's index (the leader sends its
+    /// current backend, as etcd does); entries up to the store's index are then skipped.
     async fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), ServerError> {
         let (index, term) = (snap.get_metadata().index, snap.get_metadata().term);
         tracing::info!(index, term, "applying snapshot from leader");
         self.snapshotter.save(&snap).await?;
         self.wal.save_snapshot(WalSnapshot { index, term }).await?;
-        self.applier.restore(snap.get_data(), index, term)?;
-        let store = self.raw.mut_store();
-        store.mem.wl().apply_snapshot(snap.clone())?;
-        store.snapshot = snap;
-        self.applied = index;
-        self.applied_term = term;
+        let store_index = self.applier.restore(snap.get_data(), index, term)?;
+        let mut meta_only = snap;
+        meta_only.clear_data();
+        let storage = self.raw.mut_store();
+        storage.mem.wl().apply_snapshot(meta_only.clone())?;
+        storage.snapshot = meta_only;
+        self.applied = store_index.max(index);
         self.snapshot_index = index;
         Ok(())
     }
 
-    /// etcd's triggerSnapshot: snapshot the store at the applied index, record it in the WAL,
+    /// etcd's triggerSnapshot: commit the backend (which then holds everything up to the
+    /// applied index), record a snapshot of the applied index in the snap dir and the WAL,
     /// compact the in-memory raft log keeping catch-up entries, release old WAL segments.
+    /// The snapshot file carries no data: the backend is the data. A follower that needs a
+    /// snapshot is sent the backend as it is when the message goes out.
     async fn take_snapshot(&mut self) -> Result<(), ServerError> {
-        let (index, term) = (self.applied, self.applied_term);
+        // raft's applied index, not the store's: after a snapshot from the leader the store can
+        // be ahead of the entries raft has delivered, and a snapshot must name an entry raft has.
+        let index = self.raw.raft.raft_log.applied;
+        let term = self.raw.raft.raft_log.term(index)?;
         self.applier.commit(true)?;
-        let data = self.applier.snapshot_data()?;
         let mut snap = Snapshot::default();
-        snap.set_data(data.into());
         let meta = snap.mut_metadata();
         meta.index = index;
         meta.term = term;
@@ -400,11 +405,11 @@ impl RaftNode {
         self.snapshotter.save(&snap).await?;
         self.wal.save_snapshot(WalSnapshot { index, term }).await?;
         let compact_to = index.saturating_sub(self.settings.catchup_entries);
-        let store = self.raw.mut_store();
-        store.snapshot = snap;
-        let first = store.mem.first_index()?;
+        let storage = self.raw.mut_store();
+        storage.snapshot = snap;
+        let first = storage.mem.first_index()?;
         if compact_to > first {
-            store.mem.wl().compact(compact_to)?;
+            storage.mem.wl().compact(compact_to)?;
         }
         self.wal.release_to(index).await?;
         self.snapshotter.purge(5)?;

@@ -1,22 +1,28 @@
 //! The raft log storage raft-rs reads from: its in-memory log plus our latest snapshot.
 //!
 //! Owns: `NodeStorage`, which wraps raft-rs's `MemStorage` (entries since the last compaction,
-//! hard state, conf state) and holds the newest snapshot with its data, so that a lagging
-//! follower can be sent one.
+//! hard state, conf state) and the newest snapshot's metadata. The data of a snapshot sent to
+//! a lagging follower is the backend as it is at that moment (at or after the snapshot's
+//! index), read on demand as etcd streams its db file, so no copy of the database is kept in
+//! memory.
 //!
 //! Must never: write to disk; the WAL and the snapshotter are persisted by the raft loop before
 //! anything reaches this storage.
 
 use raft::eraftpb::{Entry, Snapshot};
 use raft::storage::MemStorage;
+use crate::mvcc::Store;
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+use std::sync::{Arc, Mutex};
 
-/// raft-rs storage: the in-memory log plus the latest snapshot (with data).
+/// raft-rs storage: the in-memory log plus the latest snapshot's metadata.
 pub struct NodeStorage {
     /// The in-memory log.
     pub mem: MemStorage,
-    /// The newest snapshot this member has taken or received.
+    /// The newest snapshot this member has taken or received (metadata only).
     pub snapshot: Snapshot,
+    /// The store whose content a sent snapshot carries.
+    pub store: Arc<Mutex<Store>>,
 }
 
 impl Storage for NodeStorage {
@@ -48,6 +54,17 @@ impl Storage for NodeStorage {
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
         }
-        Ok(self.snapshot.clone())
+        let data = match super::lock(&self.store).snapshot_data() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the backend for a snapshot; retrying later");
+                return Err(raft::Error::Store(
+                    StorageError::SnapshotTemporarilyUnavailable,
+                ));
+            }
+        };
+        let mut snap = self.snapshot.clone();
+        snap.set_data(data.into());
+        Ok(snap)
     }
 }
