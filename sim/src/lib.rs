@@ -28,6 +28,7 @@
 //! four; the code uses `BTreeMap`s).
 
 pub mod client;
+pub mod demo;
 pub mod disk;
 mod error;
 pub mod faults;

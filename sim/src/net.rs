@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -46,6 +47,38 @@ struct LinkState {
 #[derive(Debug, Clone)]
 pub struct LinkFaults {
     inner: Arc<Mutex<LinkState>>,
+    /// Whether any block, isolation, pause or loss is set (fast path for the healthy case).
+    active: Arc<AtomicBool>,
+}
+
+/// The locked state; on release, records whether any fault is set.
+struct Guard<'a> {
+    g: MutexGuard<'a, LinkState>,
+    active: &'a AtomicBool,
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = LinkState;
+    fn deref(&self) -> &LinkState {
+        &self.g
+    }
+}
+
+impl std::ops::DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut LinkState {
+        &mut self.g
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let g = &self.g;
+        let any = !(g.blocked.is_empty()
+            && g.isolated.is_empty()
+            && g.paused.is_empty()
+            && g.loss.is_empty());
+        self.active.store(any, Ordering::Relaxed);
+    }
 }
 
 /// What a write on a link must do now.
@@ -67,11 +100,15 @@ impl LinkFaults {
                 rto: DEFAULT_RTO,
                 rng,
             })),
+            active: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, LinkState> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> Guard<'_> {
+        Guard {
+            g: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
+            active: &self.active,
+        }
     }
 
     /// Blocks `from → to`.
@@ -129,6 +166,9 @@ impl LinkFaults {
 
     /// Whether bytes from `from` to `to` are held back now.
     pub fn is_blocked(&self, from: &str, to: &str) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
         let g = self.lock();
         Self::blocked_in(&g, from, to)
     }
@@ -142,6 +182,9 @@ impl LinkFaults {
     }
 
     fn verdict(&self, from: &str, to: &str, draw_loss: bool) -> Verdict {
+        if !self.active.load(Ordering::Relaxed) {
+            return Verdict::Go;
+        }
         let mut g = self.lock();
         if Self::blocked_in(&g, from, to) {
             return Verdict::Blocked;

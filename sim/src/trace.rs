@@ -13,6 +13,7 @@
 //! Must never: stamp a line with anything but simulated time, or let an event's content depend
 //! on anything outside the simulation (addresses, ids and durations inside are all simulated).
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -114,6 +115,7 @@ impl Trace {
         tracing_subscriber::registry().with(TraceLayer {
             trace: self.clone(),
             level,
+            names: Mutex::new(BTreeMap::new()),
         })
     }
 }
@@ -126,22 +128,43 @@ pub fn fmt_time(t: Duration) -> String {
 struct TraceLayer {
     trace: Trace,
     level: Level,
+    /// Host names seen so far, so the span turmoil creates for every host's every tick does
+    /// not allocate.
+    names: Mutex<BTreeMap<String, Arc<str>>>,
 }
 
 /// A host span's name, kept in the span's extensions.
-struct HostName(String);
+struct HostName(Arc<str>);
 
-struct NameVisitor(Option<String>);
+struct NameVisitor<'a> {
+    names: &'a Mutex<BTreeMap<String, Arc<str>>>,
+    found: Option<Arc<str>>,
+}
 
-impl Visit for NameVisitor {
+impl NameVisitor<'_> {
+    fn intern(&mut self, name: &str) {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let arc = match names.get(name) {
+            Some(a) => a.clone(),
+            None => {
+                let a: Arc<str> = name.into();
+                names.insert(name.to_string(), a.clone());
+                a
+            }
+        };
+        self.found = Some(arc);
+    }
+}
+
+impl Visit for NameVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "name" {
-            self.0 = Some(value.to_string());
+            self.intern(value);
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "name" {
-            self.0 = Some(format!("{value:?}"));
+            self.intern(&format!("{value:?}"));
         }
     }
 }
@@ -207,15 +230,18 @@ where
         if attrs.metadata().name() != HOST_SPAN {
             return;
         }
-        let mut v = NameVisitor(None);
+        let mut v = NameVisitor {
+            names: &self.names,
+            found: None,
+        };
         attrs.record(&mut v);
-        if let (Some(name), Some(span)) = (v.0, ctx.span(id)) {
+        if let (Some(name), Some(span)) = (v.found, ctx.span(id)) {
             span.extensions_mut().insert(HostName(name));
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let host = ctx.event_scope(event).and_then(|scope| {
+        let host: Option<Arc<str>> = ctx.event_scope(event).and_then(|scope| {
             scope
                 .into_iter()
                 .find_map(|s| s.extensions().get::<HostName>().map(|h| h.0.clone()))
@@ -238,7 +264,7 @@ where
             line,
             "{{\"t\":\"{}\",\"host\":{},\"level\":\"{}\",\"target\":{},\"msg\":{}",
             fmt_time(t),
-            serde_json::Value::String(host.unwrap_or_else(|| "sim".into())),
+            serde_json::Value::String(host.as_deref().unwrap_or("sim").to_string()),
             meta.level(),
             serde_json::Value::String(meta.target().into()),
             serde_json::Value::String(v.msg),

@@ -36,6 +36,9 @@ pub enum DiskFault {
     /// ("fsyncgate"), the writes that sync should have made durable are then never durable: the
     /// page cache still shows them, a crash loses them.
     FsyncEio,
+    /// Syncs (`sync_data`, `sync_data_now`, `sync_dir`) report success without making anything
+    /// durable: a drive whose volatile write cache lies. A later crash loses the data.
+    SyncLies,
     /// `read_at` fails with EIO (a latent sector error).
     ReadEio,
     /// `read_at` succeeds but one random bit of the returned buffer is flipped (silent

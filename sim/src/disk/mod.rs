@@ -304,7 +304,9 @@ impl Disk for SimDisk {
         if Self::fires(&mut g, DiskFault::FsyncEio, &dir) {
             return Err(eio());
         }
-        g.fs.sync_dir(&dir);
+        if !Self::fires(&mut g, DiskFault::SyncLies, &dir) {
+            g.fs.sync_dir(&dir);
+        }
         record_sync(&mut g, d);
         Ok(())
     }
@@ -339,6 +341,9 @@ impl SimFile {
         if SimDisk::fires(g, DiskFault::FsyncEio, &self.path) {
             g.fs.drop_upto(self.ino, upto)?;
             return Err(eio());
+        }
+        if SimDisk::fires(g, DiskFault::SyncLies, &self.path) {
+            return Ok(());
         }
         g.fs.sync_upto(self.ino, upto)
     }

@@ -97,7 +97,7 @@ fn torn_writes_keep_a_sector_aligned_prefix() {
             // What survived of the write ends at a sector boundary or at the write's end.
             let end = 100 + survived;
             assert!(
-                survived == 0 || end % sector == 0 || survived == new.len() as u64,
+                survived == 0 || end.is_multiple_of(sector) || survived == new.len() as u64,
                 "survived {survived} bytes: not torn at a sector boundary"
             );
             torn_seen |= survived > 0 && survived < new.len() as u64;
@@ -267,4 +267,20 @@ fn same_seed_same_crash_outcome() {
     };
     assert_eq!(run(5), run(5));
     assert!((0..8).any(|s| run(s) != run(5)));
+}
+
+#[test]
+fn lying_syncs_make_nothing_durable() {
+    block_on(async {
+        let d = disk(1);
+        d.inject(FaultRule::always(DiskFault::SyncLies, ""));
+        let f = d
+            .open(Path::new("/data/wal/a"), OpenMode::CreateNew)
+            .unwrap();
+        f.write_at(0, b"x").unwrap();
+        f.sync_data().await.unwrap();
+        d.sync_dir(Path::new("/data/wal")).await.unwrap();
+        d.crash(CrashModel::LoseAll);
+        assert!(!d.exists(Path::new("/data/wal/a")));
+    });
 }
