@@ -39,6 +39,20 @@ pub trait Model: Sync {
         next: &mut Vec<Self::State>,
     );
 
+    /// An optional progress measure that never decreases along any step (etcd: the revision).
+    /// Together with [`Model::progress_bound`] it lets the checker abandon a branch as soon as
+    /// some unplaced operation can no longer be placed.
+    fn progress(&self, _state: &Self::State) -> Option<i64> {
+        None
+    }
+
+    /// For an operation with a known response: the highest progress of a state in which it can
+    /// be applied (etcd: the response's header revision). `None` means no bound. Must be sound:
+    /// `step` from a state with higher progress must never accept the operation.
+    fn progress_bound(&self, _input: &Self::Input, _output: &Self::Output) -> Option<i64> {
+        None
+    }
+
     /// Splits the history into independently checkable sub-histories (P-compositionality), as
     /// lists of operation indices. `None` checks the whole history as one.
     fn partition(

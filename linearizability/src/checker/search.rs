@@ -58,10 +58,19 @@ struct Events {
     u_next: Vec<u32>,
     u_prev: Vec<u32>,
     u_call: Vec<u64>,
+    /// Known operations with a progress bound, as a list sorted by bound: node 0 is the
+    /// sentinel, node `1 + k` is known op `k`; `bound[k] == i64::MAX` means no bound (not
+    /// listed).
+    b_next: Vec<u32>,
+    b_prev: Vec<u32>,
+    bound: Vec<i64>,
 }
 
 impl Events {
-    fn build<I, O>(ops: &[&Operation<I, O>]) -> Events {
+    fn build<I, O>(
+        ops: &[&Operation<I, O>],
+        bound_of: impl Fn(&Operation<I, O>) -> Option<i64>,
+    ) -> Events {
         let mut known: Vec<usize> = Vec::new();
         let mut unknown: Vec<usize> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
@@ -98,6 +107,9 @@ impl Events {
             u_next: Vec::new(),
             u_prev: Vec::new(),
             u_call: vec![0],
+            b_next: Vec::new(),
+            b_prev: Vec::new(),
+            bound: Vec::new(),
         };
         for (pos, &(t, is_ret, k)) in evs.iter().enumerate() {
             let node = pos + 1;
@@ -116,7 +128,54 @@ impl Events {
             .map(|x| (x + m as u32 - 1) % m as u32)
             .collect();
         e.u_call.extend(unknown.iter().map(|&i| ops[i].call));
+        e.bound = known
+            .iter()
+            .map(|&i| bound_of(ops[i]).unwrap_or(i64::MAX))
+            .collect();
+        let mut by_bound: Vec<u32> = (0..nk as u32)
+            .filter(|&k| e.bound[k as usize] != i64::MAX)
+            .collect();
+        by_bound.sort_by_key(|&k| (e.bound[k as usize], k));
+        e.b_next = vec![0; nk + 1];
+        e.b_prev = vec![0; nk + 1];
+        let mut last = 0u32;
+        for &k in &by_bound {
+            e.b_next[last as usize] = k + 1;
+            e.b_prev[k as usize + 1] = last;
+            last = k + 1;
+        }
+        e.b_next[last as usize] = 0;
+        e.b_prev[0] = last;
         e
+    }
+
+    /// The smallest progress bound among unplaced known operations.
+    #[inline]
+    fn min_bound(&self) -> i64 {
+        match self.b_next[0] {
+            0 => i64::MAX,
+            n => self.bound[n as usize - 1],
+        }
+    }
+
+    /// Removes known op `k` from the event and bound lists.
+    #[inline]
+    fn place_known(&mut self, k: usize) {
+        Events::unlink(&mut self.next, &mut self.prev, self.call_node[k]);
+        Events::unlink(&mut self.next, &mut self.prev, self.ret_node[k]);
+        if self.bound[k] != i64::MAX {
+            Events::unlink(&mut self.b_next, &mut self.b_prev, k as u32 + 1);
+        }
+    }
+
+    /// Undoes [`Events::place_known`] (in LIFO order).
+    #[inline]
+    fn unplace_known(&mut self, k: usize) {
+        if self.bound[k] != i64::MAX {
+            Events::relink(&mut self.b_next, &mut self.b_prev, k as u32 + 1);
+        }
+        Events::relink(&mut self.next, &mut self.prev, self.ret_node[k]);
+        Events::relink(&mut self.next, &mut self.prev, self.call_node[k]);
     }
 
     #[inline]
@@ -156,7 +215,11 @@ pub(super) fn search<M: Model>(
     cancel: &AtomicBool,
 ) -> PartitionReport<M::State> {
     let ops: Vec<&Operation<M::Input, M::Output>> = part.iter().map(|&i| &history[i]).collect();
-    let mut ev = Events::build(&ops);
+    let mut ev = Events::build(&ops, |op| {
+        op.output
+            .as_ref()
+            .and_then(|o| model.progress_bound(&op.input, o))
+    });
     let nk = ev.nk;
     let nu = ops.len() - nk;
     let kw = nk.div_ceil(64).max(1);
@@ -167,6 +230,8 @@ pub(super) fn search<M: Model>(
 
     let mut states: Interner<M::State> = Interner::new();
     let init_sid = states.intern(model.init());
+    // Progress of each interned state (i64::MIN when the model has no progress measure).
+    let mut progress: Vec<i64> = vec![model.progress(states.get(init_sid)).unwrap_or(i64::MIN)];
     let mut memo = U64Map::new();
     let mut alts: Vec<u32> = Vec::new();
     let mut scratch: Vec<M::State> = Vec::new();
@@ -239,8 +304,7 @@ pub(super) fn search<M: Model>(
                     let k = f.op as usize;
                     kbits[k / 64] &= !(1 << (k % 64));
                     zob ^= zobrist[k];
-                    Events::relink(&mut ev.next, &mut ev.prev, ev.ret_node[k]);
-                    Events::relink(&mut ev.next, &mut ev.prev, ev.call_node[k]);
+                    ev.unplace_known(k);
                     unknown_phase = false;
                     pos = ev.call_node[k];
                 } else {
@@ -265,6 +329,9 @@ pub(super) fn search<M: Model>(
                     let start = alts.len();
                     for s in scratch.drain(..) {
                         let id = states.intern(s);
+                        if id as usize == progress.len() {
+                            progress.push(model.progress(states.get(id)).unwrap_or(i64::MIN));
+                        }
                         if !alts[start..].contains(&id) {
                             alts.push(id);
                         }
@@ -290,8 +357,7 @@ pub(super) fn search<M: Model>(
                     let k = cand as usize;
                     kbits[k / 64] |= 1 << (k % 64);
                     zob ^= zobrist[k];
-                    Events::unlink(&mut ev.next, &mut ev.prev, ev.call_node[k]);
-                    Events::unlink(&mut ev.next, &mut ev.prev, ev.ret_node[k]);
+                    ev.place_known(k);
                     if max_set == NONE {
                         cand
                     } else {
@@ -304,7 +370,16 @@ pub(super) fn search<M: Model>(
                     max_set
                 };
                 let head = ev.next[0];
-                let entry = if head == 0 {
+                let entry = if progress[nsid as usize] > ev.min_bound() {
+                    // Some unplaced operation can no longer be placed: that one is to blame if
+                    // this is the deepest point reached.
+                    if frames.len() + 1 > best.len() {
+                        snapshot(&frames, sid, &mut best);
+                        best.push((cand, nsid));
+                        best_failed = Some(ev.b_next[0] - 1);
+                    }
+                    None
+                } else if head == 0 {
                     Some(NONE)
                 } else {
                     let p = ev.node_op[head as usize];
@@ -335,8 +410,7 @@ pub(super) fn search<M: Model>(
                     let k = cand as usize;
                     kbits[k / 64] &= !(1 << (k % 64));
                     zob ^= zobrist[k];
-                    Events::relink(&mut ev.next, &mut ev.prev, ev.ret_node[k]);
-                    Events::relink(&mut ev.next, &mut ev.prev, ev.call_node[k]);
+                    ev.unplace_known(k);
                 } else {
                     let j = cand as usize - nk;
                     fbits[j / 64] &= !(1 << (j % 64));

@@ -51,27 +51,18 @@ fn apply_inner(
             })
         }
         EtcdRequest::LeaseGrant { id, ttl } => {
-            if state.leases.contains_key(id) {
+            if state.has_lease(*id) {
                 return Err(EtcdError::LeaseExists);
             }
-            state.leases.insert(*id, *ttl);
+            state.grant_lease(*id, *ttl);
             Ok(OpResult::LeaseGrant { id: *id, ttl: *ttl })
         }
         EtcdRequest::LeaseRevoke { id } | EtcdRequest::LeaseExpire { id } => {
-            if state.leases.remove(id).is_none() {
+            if !state.remove_lease(*id) {
                 return Err(EtcdError::LeaseNotFound);
             }
             let rev = state.revision + 1;
-            let attached: Vec<String> = state
-                .keys
-                .iter()
-                .filter(|(_, v)| {
-                    v.last()
-                        .and_then(|v| v.live.as_ref())
-                        .is_some_and(|l| l.lease == *id)
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
+            let attached = state.keys_with_lease(*id);
             for k in &attached {
                 state.write(k, rev, None, keep);
             }
@@ -119,7 +110,7 @@ fn check_read_revision(state: &EtcdState, r: &RangeRequest) -> Result<(), EtcdEr
 }
 
 fn check_lease(state: &EtcdState, p: &PutRequest) -> Result<(), EtcdError> {
-    if p.lease != 0 && !state.leases.contains_key(&p.lease) {
+    if p.lease != 0 && !state.has_lease(p.lease) {
         return Err(EtcdError::LeaseNotFound);
     }
     Ok(())

@@ -7,23 +7,30 @@
 //! partition: one global revision orders every write.
 
 mod apply;
+mod describe;
+mod hints;
 mod state;
 mod types;
 
 pub use apply::compare_holds;
+pub use hints::Hints;
 pub use state::{EtcdState, Live, Version};
 pub use types::*;
+
+use std::sync::Arc;
 
 use crate::history::Operation;
 use crate::model::Model;
 
 /// The etcd model.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Etcd {
     /// Keep every key version since the last compaction (needed for reads at past revisions).
     pub keep_history: bool,
     /// The store's revision before the first operation (1 for a fresh etcd).
     pub initial_revision: i64,
+    /// Evidence about unknown-outcome writes (see [`Hints`]); empty means none.
+    pub hints: Arc<Hints>,
 }
 
 impl Default for Etcd {
@@ -31,13 +38,15 @@ impl Default for Etcd {
         Etcd {
             keep_history: true,
             initial_revision: 1,
+            hints: Arc::default(),
         }
     }
 }
 
 impl Etcd {
     /// A model for `history`: keeps old versions only if some read asks for a past revision
-    /// (smaller states make the search faster).
+    /// (smaller states make the search faster), and gathers [`Hints`] about unknown-outcome
+    /// writes from the responses.
     pub fn for_history(history: &[Operation<EtcdRequest, EtcdResponse>]) -> Self {
         fn past_read(op: &RequestOp) -> bool {
             match op {
@@ -53,7 +62,8 @@ impl Etcd {
         });
         Etcd {
             keep_history,
-            ..Etcd::default()
+            initial_revision: 1,
+            hints: Arc::new(Hints::gather(history)),
         }
     }
 
@@ -96,17 +106,45 @@ impl Model for Etcd {
             }
             _ => input,
         };
+        if output.is_none() && !self.hints.may_create_next(input, state) {
+            // It cannot have written here; whatever else it did changes nothing.
+            if matches!(
+                input,
+                EtcdRequest::Put(_) | EtcdRequest::DeleteRange(_) | EtcdRequest::Txn(_)
+            ) {
+                next.push(state.clone());
+                return;
+            }
+        }
         let (after, resp) = self.apply(state, input);
         match output {
+            // An unknown write cannot create a revision another write is known to have created.
+            None if !self.hints.allows(input, state, &after) => next.push(state.clone()),
             None => next.push(after),
             Some(o) if *o == resp => next.push(after),
             Some(_) => {}
         }
     }
 
+    fn progress(&self, state: &EtcdState) -> Option<i64> {
+        Some(state.revision)
+    }
+
+    fn progress_bound(&self, _input: &EtcdRequest, output: &EtcdResponse) -> Option<i64> {
+        match output {
+            // The revision after the request is the header's; a write created it.
+            EtcdResponse::Ok { revision, result } => Some(if hints::wrote(result) {
+                revision - 1
+            } else {
+                *revision
+            }),
+            EtcdResponse::Error(_) => None,
+        }
+    }
+
     fn describe_operation(&self, input: &EtcdRequest, output: Option<&EtcdResponse>) -> String {
-        let out = output.map_or_else(|| "?".to_string(), compact_json);
-        format!("{} -> {out}", compact_json(input))
+        let out = output.map_or_else(|| "?".to_string(), describe::response);
+        format!("{} -> {out}", describe::request(input))
     }
 
     fn describe_state(&self, s: &EtcdState) -> String {
@@ -114,7 +152,7 @@ impl Model for Etcd {
         if s.compact_revision > 0 {
             parts.push(format!("compacted at {}", s.compact_revision));
         }
-        for (k, versions) in &s.keys {
+        for (k, versions) in s.keys() {
             if let Some(v) = versions.last() {
                 if let Some(l) = &v.live {
                     let lease = if l.lease != 0 {
@@ -129,9 +167,9 @@ impl Model for Etcd {
                 }
             }
         }
-        if !s.leases.is_empty() {
+        if !s.leases().is_empty() {
             let ls: Vec<String> = s
-                .leases
+                .leases()
                 .iter()
                 .map(|(id, ttl)| format!("{id}(ttl {ttl})"))
                 .collect();
@@ -139,10 +177,6 @@ impl Model for Etcd {
         }
         parts.join("; ")
     }
-}
-
-fn compact_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|e| format!("<unprintable: {e}>"))
 }
 
 #[cfg(test)]

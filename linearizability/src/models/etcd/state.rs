@@ -1,11 +1,17 @@
 //! The etcd model's state: current revision, compact revision, per-key MVCC versions and leases.
 //!
 //! Owns: the data layout and the primitive reads/writes on it (read a key at a revision, write
-//! at a revision, compact). Must never decide request semantics (that is `apply`).
+//! at a revision, compact, leases). The maps are shared (`Arc`) between states and carry a
+//! hash maintained incrementally, so cloning, hashing and comparing unchanged states is O(1)
+//! (the checker does all three constantly). Must never decide request semantics (that is
+//! `apply`).
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use super::types::{KeyRange, KeyValue};
+use crate::fxhash::hash_one;
 
 /// A live key's contents at some revision.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -30,16 +36,41 @@ pub struct Version {
 }
 
 /// The whole store.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct EtcdState {
     /// Current revision.
     pub revision: i64,
     /// Revisions below this were compacted away.
     pub compact_revision: i64,
-    /// Per key, its versions in increasing revision (only the latest if history is not kept).
-    pub keys: BTreeMap<String, Vec<Version>>,
-    /// Leases: id to granted TTL.
-    pub leases: BTreeMap<i64, i64>,
+    keys: Arc<BTreeMap<String, Vec<Version>>>,
+    /// Xor of the hashes of the (key, versions) entries.
+    keys_hash: u64,
+    leases: Arc<BTreeMap<i64, i64>>,
+}
+
+impl PartialEq for EtcdState {
+    fn eq(&self, other: &Self) -> bool {
+        self.revision == other.revision
+            && self.compact_revision == other.compact_revision
+            && self.keys_hash == other.keys_hash
+            && (Arc::ptr_eq(&self.keys, &other.keys) || self.keys == other.keys)
+            && (Arc::ptr_eq(&self.leases, &other.leases) || self.leases == other.leases)
+    }
+}
+
+impl Eq for EtcdState {}
+
+impl Hash for EtcdState {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.revision.hash(state);
+        self.compact_revision.hash(state);
+        self.keys_hash.hash(state);
+        self.leases.len().hash(state);
+    }
+}
+
+fn entry_hash(key: &str, versions: &[Version]) -> u64 {
+    hash_one(&(key, versions))
 }
 
 impl EtcdState {
@@ -48,9 +79,48 @@ impl EtcdState {
         EtcdState {
             revision,
             compact_revision: 0,
-            keys: BTreeMap::new(),
-            leases: BTreeMap::new(),
+            keys: Arc::default(),
+            keys_hash: 0,
+            leases: Arc::default(),
         }
+    }
+
+    /// Every key with its versions, in key order.
+    pub fn keys(&self) -> &BTreeMap<String, Vec<Version>> {
+        &self.keys
+    }
+
+    /// Leases: id to granted TTL.
+    pub fn leases(&self) -> &BTreeMap<i64, i64> {
+        &self.leases
+    }
+
+    /// Whether a lease exists.
+    pub fn has_lease(&self, id: i64) -> bool {
+        self.leases.contains_key(&id)
+    }
+
+    /// Adds a lease.
+    pub fn grant_lease(&mut self, id: i64, ttl: i64) {
+        Arc::make_mut(&mut self.leases).insert(id, ttl);
+    }
+
+    /// Removes a lease; whether it existed.
+    pub fn remove_lease(&mut self, id: i64) -> bool {
+        self.has_lease(id) && Arc::make_mut(&mut self.leases).remove(&id).is_some()
+    }
+
+    /// Keys currently attached to lease `id`.
+    pub fn keys_with_lease(&self, id: i64) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter(|(_, v)| {
+                v.last()
+                    .and_then(|v| v.live.as_ref())
+                    .is_some_and(|l| l.lease == id)
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The key-value of `key` at revision `rev`, if it existed then.
@@ -66,7 +136,10 @@ impl EtcdState {
             None => Box::new(self.keys.get_key_value(range.key.as_str()).into_iter()),
             Some(_) => Box::new(
                 self.keys
-                    .range(range.key.clone()..)
+                    .range::<str, _>((
+                        std::ops::Bound::Included(range.key.as_str()),
+                        std::ops::Bound::Unbounded,
+                    ))
                     .take_while(|(k, _)| range.contains(k)),
             ),
         };
@@ -79,24 +152,27 @@ impl EtcdState {
 
     /// Records a write (or deletion with `live == None`) of `key` at revision `rev`.
     pub fn write(&mut self, key: &str, rev: i64, live: Option<Live>, keep_history: bool) {
+        let keys = Arc::make_mut(&mut self.keys);
+        if let Some(old) = keys.get(key) {
+            self.keys_hash ^= entry_hash(key, old);
+        }
         if !keep_history {
             match live {
                 Some(live) => {
-                    self.keys.insert(
-                        key.to_string(),
-                        vec![Version {
-                            revision: rev,
-                            live: Some(live),
-                        }],
-                    );
+                    let versions = vec![Version {
+                        revision: rev,
+                        live: Some(live),
+                    }];
+                    self.keys_hash ^= entry_hash(key, &versions);
+                    keys.insert(key.to_string(), versions);
                 }
                 None => {
-                    self.keys.remove(key);
+                    keys.remove(key);
                 }
             }
             return;
         }
-        let versions = self.keys.entry(key.to_string()).or_default();
+        let versions = keys.entry(key.to_string()).or_default();
         match versions.last_mut() {
             Some(last) if last.revision == rev => last.live = live,
             _ => versions.push(Version {
@@ -104,12 +180,14 @@ impl EtcdState {
                 live,
             }),
         }
+        self.keys_hash ^= entry_hash(key, versions);
     }
 
     /// Drops versions no read at or after `rev` can see.
     pub fn compact(&mut self, rev: i64) {
         self.compact_revision = rev;
-        self.keys.retain(|_, versions| {
+        let keys = Arc::make_mut(&mut self.keys);
+        keys.retain(|_, versions| {
             // Keep the newest version at or below `rev` as the base, drop older ones.
             if let Some(base) = versions.iter().rposition(|v| v.revision <= rev) {
                 versions.drain(..base);
@@ -119,6 +197,7 @@ impl EtcdState {
             }
             !versions.is_empty()
         });
+        self.keys_hash = keys.iter().fold(0, |h, (k, v)| h ^ entry_hash(k, v));
     }
 }
 
