@@ -122,6 +122,13 @@ pub struct Config {
     /// Comma-separated Name=bool feature gates (accepted, validated later).
     #[arg(long = "feature-gates", default_value = "")]
     pub feature_gates: String,
+    /// Duration of periodic watch progress notifications (Go duration, e.g. 10m, 5s, 500ms).
+    #[arg(
+        long = "experimental-watch-progress-notify-interval",
+        default_value = "10m",
+        value_parser = parse_duration
+    )]
+    pub watch_progress_notify_interval: Duration,
     /// Log level: debug, info, warn, error.
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
@@ -157,6 +164,11 @@ impl Config {
     /// Election timeout in ticks (etcd: election-timeout / heartbeat-interval).
     pub fn election_ticks(&self) -> usize {
         (self.election_timeout / self.heartbeat_interval.max(1)) as usize
+    }
+
+    /// Interval of watch progress notifications.
+    pub fn watch_progress_notify_interval(&self) -> Duration {
+        self.watch_progress_notify_interval
     }
 
     /// etcd's request timeout: 5 s plus two election timeouts.
@@ -205,6 +217,42 @@ impl Config {
         }
         Ok(members)
     }
+}
+
+/// Parses a Go-style duration: a sequence of numbers with units h, m, s, ms, us, ns
+/// (`10m`, `1m30s`, `500ms`). Zero and negative durations are rejected.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {s:?} (want e.g. 10m, 5s, 500ms)");
+    let mut total = Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        total += Duration::from_secs_f64(value * unit);
+        rest = &rest[unit_end..];
+    }
+    if total.is_zero() {
+        return Err(bad());
+    }
+    Ok(total)
 }
 
 /// Splits a comma-separated URL list.
@@ -286,6 +334,16 @@ mod tests {
         assert_eq!(m[1].peer_urls, vec!["http://127.0.0.1:2".to_string()]);
         assert_eq!(c.data_dir(), "b.etcd");
         assert_eq!(c.election_ticks(), 10);
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("0s").is_err());
     }
 
     #[test]

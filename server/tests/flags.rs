@@ -22,16 +22,28 @@ fn bad_flags_exit_2_with_a_message_naming_the_problem() {
     let cases: &[(&[&str], &str)] = &[
         (&["--no-such-flag"], "--no-such-flag"),
         (&["--heartbeat-interval", "abc"], "--heartbeat-interval"),
-        (&["--name", "x"], "--initial-cluster has no entry for --name \"x\""),
+        (
+            &["--name", "x"],
+            "--initial-cluster has no entry for --name \"x\"",
+        ),
         (&["--initial-cluster", "default"], "invalid entry"),
-        (&["--listen-client-urls", "https://127.0.0.1:1"], "--listen-client-urls"),
+        (
+            &["--listen-client-urls", "https://127.0.0.1:1"],
+            "--listen-client-urls",
+        ),
         (&["--election-timeout", "300"], "--election-timeout"),
-        (&["--initial-cluster-state", "maybe"], "--initial-cluster-state"),
+        (
+            &["--initial-cluster-state", "maybe"],
+            "--initial-cluster-state",
+        ),
     ];
     for (args, needle) in cases {
         let (code, text) = run(args);
         assert_eq!(code, 2, "{args:?} exited {code}: {text}");
-        assert!(text.contains(needle), "{args:?}: message does not mention {needle:?}: {text}");
+        assert!(
+            text.contains(needle),
+            "{args:?}: message does not mention {needle:?}: {text}"
+        );
     }
     let (code, text) = run(&["--help"]);
     assert_eq!(code, 0);
@@ -73,15 +85,31 @@ fn corrupt_wal_is_reported_with_file_and_offset() {
         .find(|p| p.extension().is_some_and(|x| x == "wal"))
         .expect("a wal segment");
     let mut bytes = std::fs::read(&seg).expect("read segment");
-    let used = bytes.iter().rposition(|b| *b != 0).expect("non-empty segment");
-    assert!(used > 64, "segment too short to corrupt in the middle: {used}");
+    let used = bytes
+        .iter()
+        .rposition(|b| *b != 0)
+        .expect("non-empty segment");
+    assert!(
+        used > 64,
+        "segment too short to corrupt in the middle: {used}"
+    );
     // Flip a byte early in the file: inside a record that valid records follow.
     bytes[20] ^= 0xff;
     std::fs::write(&seg, &bytes).expect("write segment");
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, text) = run(&argv);
     assert_ne!(code, 0, "started on a corrupt WAL: {text}");
-    let name = seg.file_name().expect("name").to_string_lossy().into_owned();
-    assert!(text.contains(&name), "error does not name the file {name}: {text}");
-    assert!(text.contains("offset"), "error does not give the offset: {text}");
+    let name = seg
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        text.contains(&name),
+        "error does not name the file {name}: {text}"
+    );
+    assert!(
+        text.contains("offset"),
+        "error does not give the offset: {text}"
+    );
 }

@@ -9,10 +9,11 @@ mod cluster;
 mod http;
 mod kv;
 mod maintenance;
+mod watch;
 
 use crate::etcdserver::EtcdServer;
 use crate::seam::NetListener;
-use etcd_client::proto::{PbClusterServer, PbKvServer, PbMaintenanceServer};
+use etcd_client::proto::{PbClusterServer, PbKvServer, PbMaintenanceServer, PbWatchServer};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -31,6 +32,11 @@ pub fn client_router(server: EtcdServer) -> axum::Router {
     )))
     .add_service(PbMaintenanceServer::new(maintenance::MaintenanceApi::new(
         server.clone(),
+    )))
+    .add_service(PbWatchServer::new(watch::WatchApi::new(
+        server.clone(),
+        server.watch_hub(),
+        server.config().watch_progress_notify_interval(),
     )))
     .prepare()
     .into_axum_router();

@@ -10,6 +10,7 @@
 use super::request::{ApplyResult, InternalRaftRequest, Op, OpResponse};
 use super::ServerError;
 use crate::membership::{save_member, Cluster};
+use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::Store;
 use etcd_client::proto::PbTxnOpRequest;
 use prost::Message as _;
@@ -25,6 +26,8 @@ pub struct Applier {
     pub store: Arc<Mutex<Store>>,
     /// The member table, shared with the API.
     pub cluster: Arc<Mutex<Cluster>>,
+    /// Watchers, told about each applied revision's events.
+    pub hub: Arc<WatchHub>,
 }
 
 impl Applier {
@@ -57,6 +60,10 @@ impl Applier {
             }
             Some(op) => apply_op(&mut store, op),
         };
+        let events = store.take_events();
+        if !events.is_empty() {
+            self.hub.notify(store.current_revision(), &events);
+        }
         store.set_consistent_index(e.index, e.term);
         Ok(Some((req.id, result)))
     }
@@ -78,6 +85,7 @@ impl Applier {
         let mut store = lock(&self.store);
         store.restore_snapshot(data, index, term)?;
         store.commit(true)?;
+        self.hub.unsync_all();
         Ok(store.consistent_index())
     }
 }

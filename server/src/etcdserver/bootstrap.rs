@@ -15,6 +15,7 @@ use super::storage::NodeStorage;
 use super::{EtcdServer, ServerError, Shared};
 use crate::config::{split_urls, url_host_port, Config};
 use crate::membership::{load_members, save_member, Cluster, MemberAttributes};
+use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::{BackendOptions, Store};
 use crate::rafthttp::{RaftService, Transport};
 use crate::seam::World;
@@ -127,11 +128,15 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
                 save_member(store.backend_mut(), m);
             }
             store.commit(true)?;
-            let applied = Applied {
-                raft: 0,
-                store: 0,
-            };
-            (wal, mem, Snapshot::default(), meta.cluster, meta.member_id, applied)
+            let applied = Applied { raft: 0, store: 0 };
+            (
+                wal,
+                mem,
+                Snapshot::default(),
+                meta.cluster,
+                meta.member_id,
+                applied,
+            )
         }
     };
     // The members bucket knows what members published about themselves since.
@@ -147,7 +152,9 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         snapshot_index,
         "starting member"
     );
+    store.record_events(true);
     let store = Arc::new(Mutex::new(store));
+    let hub = Arc::new(WatchHub::default());
     let storage = NodeStorage {
         mem,
         snapshot,
@@ -194,6 +201,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             member_id,
             cluster: cluster.clone(),
             store: store.clone(),
+            hub: hub.clone(),
             status: status.clone(),
             metrics: metrics.clone(),
             proposals: prop_tx,
@@ -240,7 +248,11 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         raw,
         wal,
         snapshotter,
-        applier: Applier { store, cluster },
+        applier: Applier {
+            store,
+            cluster,
+            hub: hub.clone(),
+        },
         transport,
         rng: ChaCha8Rng::from_rng(&mut seeds)
             .map_err(|e| ServerError::Inconsistent(format!("seed raft rng: {e}")))?,
@@ -265,6 +277,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         stop: stop_rx,
     };
     let raft = tokio::spawn(node.run(inputs));
+    listeners.push(tokio::spawn(sync_watchers(server.clone(), hub)));
     listeners.push(tokio::spawn(publish_attributes(
         server.clone(),
         MemberAttributes {
@@ -288,6 +301,18 @@ fn initial_conf_state(cluster: &Cluster) -> ConfState {
     ConfState {
         voters: cluster.voter_ids(),
         ..Default::default()
+    }
+}
+
+/// etcd's syncWatchersLoop: every 100 ms, unsynced watchers catch up from the history.
+async fn sync_watchers(server: EtcdServer, hub: Arc<WatchHub>) {
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        every.tick().await;
+        let store = server.store();
+        if let Err(e) = hub.sync(&store) {
+            tracing::warn!(error = %e, "watch catch-up failed; retrying");
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub use status::{RaftStatus, ServerMetrics, FSYNC_BUCKETS};
 
 use crate::config::{Config, ConfigError};
 use crate::membership::Cluster;
+use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::Store;
 use etcd_client::proto::PbResponseHeader;
 use prost::Message as _;
@@ -81,6 +82,7 @@ struct Shared {
     member_id: u64,
     cluster: Arc<Mutex<Cluster>>,
     store: Arc<Mutex<Store>>,
+    hub: Arc<WatchHub>,
     status: Arc<Mutex<RaftStatus>>,
     metrics: Arc<ServerMetrics>,
     proposals: mpsc::Sender<Proposal>,
@@ -125,6 +127,11 @@ impl EtcdServer {
     /// The MVCC store (held briefly: the apply loop needs it too).
     pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         lock(&self.inner.store)
+    }
+
+    /// The watch registry.
+    pub fn watch_hub(&self) -> Arc<WatchHub> {
+        self.inner.hub.clone()
     }
 
     /// A response header with this member's ids, the current term and `revision`.

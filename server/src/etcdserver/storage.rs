@@ -9,9 +9,9 @@
 //! Must never: write to disk; the WAL and the snapshotter are persisted by the raft loop before
 //! anything reaches this storage.
 
+use crate::mvcc::Store;
 use raft::eraftpb::{Entry, Snapshot};
 use raft::storage::MemStorage;
-use crate::mvcc::Store;
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use std::sync::{Arc, Mutex};
 

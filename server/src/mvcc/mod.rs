@@ -15,12 +15,14 @@ mod compact;
 pub mod consts;
 mod error;
 mod exec;
+pub mod history;
 mod key_index;
 mod ops;
 mod revision;
 mod store;
 mod txn;
 pub mod validate;
+pub mod watchable;
 
 #[cfg(test)]
 mod tests;
