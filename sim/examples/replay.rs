@@ -19,6 +19,12 @@ fn main() {
             println!("{l}");
         }
     }
+    for (m, why) in &out.member_exits {
+        eprintln!("member {m} stopped: {why}");
+    }
+    if let Some(e) = &out.error {
+        eprintln!("scenario stopped early: {e}");
+    }
     println!(
         "{{\"seed\":{},\"members\":{members},\"sim_secs\":{:.3},\"acked\":{},\"failed\":{},\"leader_changes\":{},\"trace_lines\":{},\"trace_hash\":\"{}\"}}",
         out.seed,

@@ -29,20 +29,53 @@ pub struct DemoOutcome {
     pub leader_changes: u64,
     /// Simulated seconds.
     pub sim_secs: f64,
+    /// Why the scenario stopped early, if it did (e.g. a timeout waiting for a leader).
+    pub error: Option<String>,
+    /// Exit reasons of members that stopped on their own (start failure, storage error).
+    pub member_exits: Vec<(String, String)>,
 }
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-/// Runs the reference scenario (about 15 simulated seconds) with a DEBUG-level trace.
+/// Runs the reference scenario (about 15 simulated seconds) with a DEBUG-level trace. Fails
+/// only if the world cannot be built; a scenario that stops early reports it in `error`.
 pub fn run(seed: u64, members: usize) -> Result<DemoOutcome, SimError> {
     let cfg = SimConfig::new(seed, members).trace_level(Level::DEBUG);
     let mut s = Simulation::new(cfg)?;
+    let writes = Rc::new(std::cell::RefCell::new(crate::workload::Writes::default()));
+    let error = timeline(&mut s, &writes).err().map(|e| e.to_string());
+    if let Some(e) = &error {
+        tracing::error!(target: "sim", error = %e, "scenario stopped early");
+    }
+    s.trace_status();
+    let names = s.member_names();
+    let w = writes.borrow();
+    Ok(DemoOutcome {
+        seed,
+        trace_hash: s.trace_hash(),
+        trace: s.trace().lines(),
+        acked: w.acked.len(),
+        failed: w.failed,
+        leader_changes: names.iter().map(|n| s.leader_changes(n)).sum(),
+        sim_secs: s.elapsed().as_secs_f64(),
+        error,
+        member_exits: names
+            .iter()
+            .filter_map(|n| s.exit_reason(n).map(|r| (n.clone(), r)))
+            .collect(),
+    })
+}
+
+fn timeline(
+    s: &mut Simulation,
+    out: &Rc<std::cell::RefCell<crate::workload::Writes>>,
+) -> Result<(), SimError> {
     let leader = s.await_leader(secs(10.0))?;
     let stop = Rc::new(Cell::new(false));
     let names = s.member_names();
-    let writes = start_writer(&mut s, "c0", names.clone(), secs(0.02), stop.clone())?;
+    let writes = start_writer(s, "c0", names.clone(), secs(0.02), stop.clone())?;
     s.run_for(secs(1.0))?;
     // Leader partition, then heal.
     s.isolate(&leader)?;
@@ -67,16 +100,7 @@ pub fn run(seed: u64, members: usize) -> Result<DemoOutcome, SimError> {
     s.set_disk_latency(&cur, LatencyModel::healthy())?;
     s.run_for(secs(2.0))?;
     stop.set(true);
-    s.run_clients(secs(20.0))?;
-    s.trace_status();
-    let w = writes.borrow();
-    Ok(DemoOutcome {
-        seed,
-        trace_hash: s.trace_hash(),
-        trace: s.trace().lines(),
-        acked: w.acked.len(),
-        failed: w.failed,
-        leader_changes: names.iter().map(|n| s.leader_changes(n)).sum(),
-        sim_secs: s.elapsed().as_secs_f64(),
-    })
+    let r = s.run_clients(secs(20.0));
+    std::mem::swap(&mut *out.borrow_mut(), &mut *writes.borrow_mut());
+    r.map(|_| ())
 }

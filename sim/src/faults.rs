@@ -7,7 +7,8 @@
 //!
 //! Semantics worth knowing:
 //! - Partitions hold bytes back at the sender (TCP retransmission), they do not reset
-//!   connections; a crashed host's connections are reset by turmoil.
+//!   connections. A crashed host sends nothing while dying (no FIN/RST, as after a power
+//!   loss); peers' connections to it are reset when they next send.
 //! - `Pause` freezes a node's network (both directions) and its disk syncs (the raft loop
 //!   blocks in its next fdatasync), like a SIGSTOP as seen from outside; its timers still run.
 //! - `Clock` (skew, drift) sets the node's simulated wall clock ([`Simulation::wall_clock`]).
@@ -177,7 +178,7 @@ impl Simulation {
                 // Stale handles fail from here on, so nothing the dying tasks do on drop lands.
                 disk.crash(model);
                 self.links().resume(&node);
-                self.turmoil().crash(node.as_str());
+                self.quiet_teardown(&node, false);
                 self.set_slot_down(&node)?;
             }
             Fault::Restart(node) => {
@@ -187,7 +188,7 @@ impl Simulation {
                 }
                 self.set_slot_down(&node)?;
                 self.links().resume(&node);
-                self.turmoil().bounce(node.as_str());
+                self.quiet_teardown(&node, true);
             }
             Fault::Pause(node) => {
                 self.links().pause(&node);

@@ -73,7 +73,13 @@ pub fn start_writer(
             let (w, at, in_flight) = (w.clone(), at.clone(), in_flight.clone());
             in_flight.set(in_flight.get() + 1);
             tasks.push(tokio::task::spawn_local(async move {
-                match c.put(key.clone(), value.clone(), None).await {
+                // tonic's own timeout does not cover waiting for a (re)connection.
+                let put = c.put(key.clone(), value.clone(), None);
+                let res = match tokio::time::timeout(crate::client::REQUEST_TIMEOUT, put).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err("client timeout".to_string()),
+                };
+                match res {
                     Ok(r) => {
                         let rev = r.header().map(|h| h.revision()).unwrap_or(0);
                         tracing::info!(target: "sim::client", key = %key, member = %member, rev, "put ok");

@@ -16,6 +16,7 @@ fn first_difference(a: &[String], b: &[String]) -> String {
 fn check(members: usize, seed: u64, other: u64) {
     let a = demo::run(seed, members).unwrap();
     let b = demo::run(seed, members).unwrap();
+    assert_eq!(a.error, None, "seed {seed}: scenario stopped early");
     assert!(a.acked > 200, "too few acknowledged writes: {}", a.acked);
     assert!(a.leader_changes > members as u64, "no leader change: {a:?}");
     for msg in ["fault", "member starting", "raft leader changed", "put ok"] {

@@ -427,6 +427,34 @@ impl Simulation {
         })
     }
 
+    /// Crashes (or, with `restart`, kills and restarts) a member's host so that nothing it
+    /// sends while dying reaches anyone. Its sockets are closed by task drops, whose order
+    /// follows tokio's process-wide task ids (the current-thread runtime shards its task list
+    /// by id), so FIN/RST segments sent during the teardown would reach peers in an order that
+    /// depends on what else ran in the process. Cutting the host's links during the teardown
+    /// drops them all: peers learn of the death when they next send (RST), as after a power
+    /// loss. In-flight segments on those links are lost too.
+    pub(crate) fn quiet_teardown(&mut self, node: &str, restart: bool) {
+        let others: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| m.name.clone())
+            .chain(self.clients.keys().cloned())
+            .filter(|h| h != node)
+            .collect();
+        for o in &others {
+            self.sim.partition(node, o.as_str());
+        }
+        if restart {
+            self.sim.bounce(node);
+        } else {
+            self.sim.crash(node);
+        }
+        for o in &others {
+            self.sim.repair(node, o.as_str());
+        }
+    }
+
     pub(crate) fn set_slot_down(&self, name: &str) -> Result<(), SimError> {
         let m = self.member(name)?;
         let mut s = m.slot.borrow_mut();
