@@ -161,6 +161,11 @@ impl Config {
         Duration::from_millis(self.heartbeat_interval)
     }
 
+    /// Election timeout.
+    pub fn election_timeout(&self) -> Duration {
+        Duration::from_millis(self.election_timeout)
+    }
+
     /// Election timeout in ticks (etcd: election-timeout / heartbeat-interval).
     pub fn election_ticks(&self) -> usize {
         (self.election_timeout / self.heartbeat_interval.max(1)) as usize

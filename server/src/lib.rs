@@ -10,6 +10,7 @@ pub mod api;
 pub mod backend;
 pub mod config;
 pub mod etcdserver;
+pub mod lease;
 pub mod membership;
 pub mod mvcc;
 pub mod rafthttp;

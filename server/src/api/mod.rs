@@ -8,12 +8,15 @@
 mod cluster;
 mod http;
 mod kv;
+mod lease;
 mod maintenance;
 mod watch;
 
 use crate::etcdserver::EtcdServer;
 use crate::seam::NetListener;
-use etcd_client::proto::{PbClusterServer, PbKvServer, PbMaintenanceServer, PbWatchServer};
+use etcd_client::proto::{
+    PbClusterServer, PbKvServer, PbLeaseServer, PbMaintenanceServer, PbWatchServer,
+};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -33,6 +36,7 @@ pub fn client_router(server: EtcdServer) -> axum::Router {
     .add_service(PbMaintenanceServer::new(maintenance::MaintenanceApi::new(
         server.clone(),
     )))
+    .add_service(PbLeaseServer::new(lease::LeaseApi::new(server.clone())))
     .add_service(PbWatchServer::new(watch::WatchApi::new(
         server.clone(),
         server.watch_hub(),

@@ -1,29 +1,37 @@
-//! Applying committed raft entries to the MVCC store (etcd's `apply.go`, KV part).
+//! Applying committed raft entries (etcd's `apply.go`): KV requests to the MVCC store, lease
+//! grants and revokes to the lessor, member attributes to the member table.
 //!
-//! Owns: decoding an entry's `InternalRaftRequest`, running it against the store, recording the
-//! consistent index in the same backend batch, and the deterministic checks etcd makes at
-//! apply time (e.g. a put's lease must exist).
+//! Owns: decoding an entry's `InternalRaftRequest`, running it, recording the consistent index
+//! in the same backend batch, and handing each applied revision's events to the lessor (key
+//! attachments) and the watch hub.
 //!
-//! Must never: read a clock or an RNG (every member must reach the same state from the same
-//! entries), or panic on an entry's bytes.
+//! Must never: let a clock or an RNG change replicated state (the only clock read sets the
+//! leader's local lease expiry), or panic on an entry's bytes. Lock order: store, then lessor,
+//! then the watch hub or the member table.
 
 use super::request::{ApplyResult, InternalRaftRequest, Op, OpResponse};
 use super::ServerError;
+use crate::lease::Lessor;
 use crate::membership::{save_member, Cluster};
 use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::Store;
-use etcd_client::proto::PbTxnOpRequest;
+use etcd_client::proto::{
+    PbDeleteRequest, PbLeaseGrantResponse, PbLeaseRevokeResponse, PbResponseHeader, PbTxnOpRequest,
+    PbTxnRequest, PbTxnRequestOp,
+};
 use prost::Message as _;
 use raft::eraftpb::Entry;
 use std::sync::{Arc, Mutex};
 
 use super::raft_node::lock;
 
-/// Applies entries to the shared store and member table.
+/// Applies entries to the shared store, lessor and member table.
 #[derive(Clone)]
 pub struct Applier {
     /// The store, shared with the API's reads.
     pub store: Arc<Mutex<Store>>,
+    /// Leases.
+    pub lessor: Arc<Mutex<Lessor>>,
     /// The member table, shared with the API.
     pub cluster: Arc<Mutex<Cluster>>,
     /// Watchers, told about each applied revision's events.
@@ -48,7 +56,74 @@ impl Applier {
         };
         let result = match req.op {
             None => Err(tonic::Status::invalid_argument("etcdserver: empty request")),
-            Some(Op::MemberAttrSet(a)) => {
+            Some(op) => self.apply_op(&mut store, op),
+        };
+        let events = store.take_events();
+        if !events.is_empty() {
+            lock(&self.lessor).observe(&events);
+            self.hub.notify(store.current_revision(), &events);
+        }
+        store.set_consistent_index(e.index, e.term);
+        Ok(Some((req.id, result)))
+    }
+
+    fn apply_op(&self, store: &mut Store, op: Op) -> ApplyResult {
+        let kv = |e: crate::mvcc::MvccError| e.to_status();
+        let header = |store: &Store| {
+            Some(PbResponseHeader {
+                revision: store.current_revision(),
+                ..Default::default()
+            })
+        };
+        match op {
+            Op::Put(r) => store.put(&r).map(OpResponse::Put).map_err(kv),
+            Op::DeleteRange(r) => store
+                .delete_range(&r)
+                .map(OpResponse::DeleteRange)
+                .map_err(kv),
+            Op::Txn(r) => store.txn(&r).map(OpResponse::Txn).map_err(kv),
+            Op::Compaction(r) => store.compact(&r).map(OpResponse::Compaction).map_err(kv),
+            Op::LeaseGrant(r) => {
+                let now = tokio::time::Instant::now();
+                let ttl = lock(&self.lessor)
+                    .grant(store.backend_mut(), r.id, r.ttl, now)
+                    .map_err(|e| e.to_status())?;
+                Ok(OpResponse::LeaseGrant(PbLeaseGrantResponse {
+                    header: header(store),
+                    id: r.id,
+                    ttl,
+                    error: String::new(),
+                }))
+            }
+            Op::LeaseRevoke(r) => {
+                let keys = lock(&self.lessor)
+                    .keys_of(r.id)
+                    .map_err(|e| e.to_status())?;
+                if !keys.is_empty() {
+                    // All of the lease's keys go in one revision, as one txn.
+                    let deletes = keys
+                        .into_iter()
+                        .map(|key| PbTxnRequestOp {
+                            request: Some(PbTxnOpRequest::RequestDeleteRange(PbDeleteRequest {
+                                key,
+                                range_end: Vec::new(),
+                                prev_kv: false,
+                            })),
+                        })
+                        .collect();
+                    let txn = PbTxnRequest {
+                        compare: Vec::new(),
+                        success: deletes,
+                        failure: Vec::new(),
+                    };
+                    store.txn(&txn).map_err(kv)?;
+                }
+                lock(&self.lessor).remove(store.backend_mut(), r.id);
+                Ok(OpResponse::LeaseRevoke(PbLeaseRevokeResponse {
+                    header: header(store),
+                }))
+            }
+            Op::MemberAttrSet(a) => {
                 let mut cluster = lock(&self.cluster);
                 match cluster.set_attributes(&a) {
                     Some(m) => {
@@ -58,14 +133,7 @@ impl Applier {
                     None => Err(tonic::Status::not_found("etcdserver: member not found")),
                 }
             }
-            Some(op) => apply_op(&mut store, op),
-        };
-        let events = store.take_events();
-        if !events.is_empty() {
-            self.hub.notify(store.current_revision(), &events);
         }
-        store.set_consistent_index(e.index, e.term);
-        Ok(Some((req.id, result)))
     }
 
     /// Records an entry as applied without running anything.
@@ -80,51 +148,18 @@ impl Applier {
     }
 
     /// Replaces the store's state with a snapshot's; returns the store's consistent index
-    /// afterwards (at least `index`).
+    /// afterwards (at least `index`). Leases are reloaded from it; watchers catch up.
     pub fn restore(&self, data: &[u8], index: u64, term: u64) -> Result<u64, ServerError> {
         let mut store = lock(&self.store);
         store.restore_snapshot(data, index, term)?;
         store.commit(true)?;
+        let mut lessor = lock(&self.lessor);
+        let primary = lessor.is_primary();
+        *lessor = Lessor::load(&store, lessor.min_ttl())?;
+        if primary {
+            lessor.promote(tokio::time::Instant::now(), std::time::Duration::ZERO);
+        }
         self.hub.unsync_all();
         Ok(store.consistent_index())
-    }
-}
-
-fn apply_op(store: &mut Store, op: Op) -> ApplyResult {
-    if lease_of(&op).is_some() {
-        // Leases arrive with the lease issue; until then no lease exists.
-        return Err(tonic::Status::not_found(
-            "etcdserver: requested lease not found",
-        ));
-    }
-    let r = match op {
-        Op::Put(r) => store.put(&r).map(OpResponse::Put),
-        Op::DeleteRange(r) => store.delete_range(&r).map(OpResponse::DeleteRange),
-        Op::Txn(r) => store.txn(&r).map(OpResponse::Txn),
-        Op::Compaction(r) => store.compact(&r).map(OpResponse::Compaction),
-        Op::MemberAttrSet(_) => {
-            return Err(tonic::Status::internal(
-                "member attributes are not a KV request",
-            ))
-        }
-    };
-    r.map_err(|e| e.to_status())
-}
-
-/// The first non-zero lease a write names, if any (puts, and puts inside txns).
-fn lease_of(op: &Op) -> Option<i64> {
-    fn in_ops(ops: &[etcd_client::proto::PbTxnRequestOp]) -> Option<i64> {
-        ops.iter().find_map(|o| match &o.request {
-            Some(PbTxnOpRequest::RequestPut(p)) if p.lease != 0 => Some(p.lease),
-            Some(PbTxnOpRequest::RequestTxn(t)) => {
-                in_ops(&t.success).or_else(|| in_ops(&t.failure))
-            }
-            _ => None,
-        })
-    }
-    match op {
-        Op::Put(p) if p.lease != 0 => Some(p.lease),
-        Op::Txn(t) => in_ops(&t.success).or_else(|| in_ops(&t.failure)),
-        _ => None,
     }
 }

@@ -10,10 +10,12 @@
 
 use super::apply::Applier;
 use super::raft_node::{Inputs, LoopSettings, RaftNode};
+use super::request::Op;
 use super::status::{RaftStatus, ServerMetrics};
 use super::storage::NodeStorage;
-use super::{EtcdServer, ServerError, Shared};
+use super::{lock, EtcdServer, ServerError, Shared};
 use crate::config::{split_urls, url_host_port, Config};
+use crate::lease::Lessor;
 use crate::membership::{load_members, save_member, Cluster, MemberAttributes};
 use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::{BackendOptions, Store};
@@ -153,6 +155,10 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         "starting member"
     );
     store.record_events(true);
+    let lessor = Lessor::load(&store, Lessor::min_ttl_for(cfg.election_timeout()))?;
+    let lessor = Arc::new(Mutex::new(lessor));
+    let checker = lessor.clone();
+    store.set_lease_checker(Box::new(move |id| lock(&checker).exists(id)));
     let store = Arc::new(Mutex::new(store));
     let hub = Arc::new(WatchHub::default());
     let storage = NodeStorage {
@@ -202,6 +208,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             cluster: cluster.clone(),
             store: store.clone(),
             hub: hub.clone(),
+            lessor: lessor.clone(),
             status: status.clone(),
             metrics: metrics.clone(),
             proposals: prop_tx,
@@ -210,6 +217,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
                 ChaCha8Rng::from_rng(&mut seeds)
                     .map_err(|e| ServerError::Inconsistent(format!("seed request ids: {e}")))?,
             ),
+            net: world.net.clone(),
         }),
     };
 
@@ -250,6 +258,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         snapshotter,
         applier: Applier {
             store,
+            lessor: lessor.clone(),
             cluster,
             hub: hub.clone(),
         },
@@ -278,6 +287,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     };
     let raft = tokio::spawn(node.run(inputs));
     listeners.push(tokio::spawn(sync_watchers(server.clone(), hub)));
+    listeners.push(tokio::spawn(revoke_expired_leases(server.clone())));
     listeners.push(tokio::spawn(publish_attributes(
         server.clone(),
         MemberAttributes {
@@ -316,14 +326,31 @@ async fn sync_watchers(server: EtcdServer, hub: Arc<WatchHub>) {
     }
 }
 
+/// etcd's revokeExpiredLeases loop: every 500 ms the leader proposes a revoke for each expired
+/// lease (at most 1000 per round); followers never do.
+async fn revoke_expired_leases(server: EtcdServer) {
+    let mut every = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        every.tick().await;
+        let expired = lock(&server.lessor()).expired(tokio::time::Instant::now(), 1000);
+        for id in expired {
+            tracing::info!(lease = %format!("{id:x}"), "revoking expired lease");
+            let s = server.clone();
+            tokio::spawn(async move {
+                let req = etcd_client::proto::PbLeaseRevokeRequest { id };
+                if let Err(e) = s.propose(Op::LeaseRevoke(req)).await {
+                    tracing::debug!(lease = %format!("{id:x}"), error = %e, "revoke of expired lease failed");
+                }
+            });
+        }
+    }
+}
+
 /// etcd's publishV3: record this member's name and client URLs through raft, retrying until
 /// it succeeds, so that every member lists them.
 async fn publish_attributes(server: EtcdServer, attrs: MemberAttributes) {
     loop {
-        match server
-            .propose(crate::etcdserver::request::Op::MemberAttrSet(attrs.clone()))
-            .await
-        {
+        match server.propose(Op::MemberAttrSet(attrs.clone())).await {
             Ok(_) => {
                 tracing::info!(name = %attrs.name, client_urls = ?attrs.client_urls, "published local member to cluster through raft");
                 return;

@@ -18,6 +18,7 @@ pub use raft_node::lock;
 pub use status::{RaftStatus, ServerMetrics, FSYNC_BUCKETS};
 
 use crate::config::{Config, ConfigError};
+use crate::lease::Lessor;
 use crate::membership::Cluster;
 use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::Store;
@@ -83,11 +84,13 @@ struct Shared {
     cluster: Arc<Mutex<Cluster>>,
     store: Arc<Mutex<Store>>,
     hub: Arc<WatchHub>,
+    lessor: Arc<Mutex<Lessor>>,
     status: Arc<Mutex<RaftStatus>>,
     metrics: Arc<ServerMetrics>,
     proposals: mpsc::Sender<Proposal>,
     reads: mpsc::Sender<ReadWaiter>,
     request_ids: Mutex<ChaCha8Rng>,
+    net: Arc<dyn crate::seam::Network>,
 }
 
 fn timed_out() -> tonic::Status {
@@ -127,6 +130,26 @@ impl EtcdServer {
     /// The MVCC store (held briefly: the apply loop needs it too).
     pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         lock(&self.inner.store)
+    }
+
+    /// The network this member talks through (for forwarding to the leader).
+    pub fn net(&self) -> Arc<dyn crate::seam::Network> {
+        self.inner.net.clone()
+    }
+
+    /// A fresh lease id (etcd: from the request id generator, positive, non-zero).
+    pub fn new_lease_id(&self) -> i64 {
+        loop {
+            let id = (lock(&self.inner.request_ids).gen::<u64>() & ((1 << 63) - 1)) as i64;
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    /// The lessor (held briefly; lock it after the store when both are needed).
+    pub fn lessor(&self) -> Arc<Mutex<Lessor>> {
+        self.inner.lessor.clone()
     }
 
     /// The watch registry.

@@ -313,6 +313,15 @@ impl RaftNode {
     }
 
     fn on_soft_state(&mut self, leader: u64, role: StateRole) {
+        let was_leader = lock(&self.status).is_leader;
+        let is_leader = role == StateRole::Leader;
+        if is_leader && !was_leader {
+            // etcd's lessor.Promote: remaining TTLs restart, extended by an election timeout.
+            let extend = self.settings.heartbeat * self.settings.election_ticks as u32;
+            lock(&self.applier.lessor).promote(Instant::now(), extend);
+        } else if was_leader && !is_leader {
+            lock(&self.applier.lessor).demote();
+        }
         let mut st = lock(&self.status);
         if leader != st.leader && leader != raft::INVALID_ID {
             st.leader_changes += 1;

@@ -7,8 +7,9 @@
 
 use crate::membership::MemberAttributes;
 use etcd_client::proto::{
-    PbCompactionRequest, PbCompactionResponse, PbDeleteRequest, PbDeleteResponse, PbPutRequest,
-    PbPutResponse, PbTxnRequest, PbTxnResponse,
+    PbCompactionRequest, PbCompactionResponse, PbDeleteRequest, PbDeleteResponse,
+    PbLeaseGrantRequest, PbLeaseGrantResponse, PbLeaseRevokeRequest, PbLeaseRevokeResponse,
+    PbPutRequest, PbPutResponse, PbTxnRequest, PbTxnResponse,
 };
 
 /// A write proposed through raft (etcd's `etcdserverpb.InternalRaftRequest`, the KV subset).
@@ -18,7 +19,7 @@ pub struct InternalRaftRequest {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The operation.
-    #[prost(oneof = "Op", tags = "4, 5, 6, 7, 1100")]
+    #[prost(oneof = "Op", tags = "4, 5, 6, 7, 8, 9, 1100")]
     pub op: Option<Op>,
 }
 
@@ -37,6 +38,12 @@ pub enum Op {
     /// KV.Compact.
     #[prost(message, tag = "7")]
     Compaction(PbCompactionRequest),
+    /// Lease.LeaseGrant (the id is chosen by the proposing member).
+    #[prost(message, tag = "8")]
+    LeaseGrant(PbLeaseGrantRequest),
+    /// Lease.LeaseRevoke (from a client, or from the leader when a lease expires).
+    #[prost(message, tag = "9")]
+    LeaseRevoke(PbLeaseRevokeRequest),
     /// A member publishes its name and client URLs (etcd's ClusterMemberAttrSet).
     #[prost(message, tag = "1100")]
     MemberAttrSet(MemberAttributes),
@@ -53,6 +60,10 @@ pub enum OpResponse {
     Txn(PbTxnResponse),
     /// KV.Compact.
     Compaction(PbCompactionResponse),
+    /// Lease.LeaseGrant.
+    LeaseGrant(PbLeaseGrantResponse),
+    /// Lease.LeaseRevoke.
+    LeaseRevoke(PbLeaseRevokeResponse),
     /// Member attributes recorded.
     MemberAttrSet,
 }

@@ -8,7 +8,7 @@
 
 mod sender;
 
-pub use sender::PeerSender;
+pub use sender::{channel_to, PeerSender};
 
 use crate::seam::Network;
 use futures::StreamExt;
