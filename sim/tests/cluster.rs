@@ -290,3 +290,44 @@ fn lying_disks_lose_acknowledged_writes_and_the_check_notices() {
     let err = verdict.expect_err("lying fsync lost nothing?");
     assert!(err.contains("acknowledged write"), "{err}");
 }
+
+#[test]
+fn paused_leader_is_replaced_and_steps_down_on_resume() {
+    let mut s = cluster(10, 3);
+    let old = s.await_leader(secs(10.0)).unwrap();
+    let stop = Rc::new(Cell::new(false));
+    let all = names(&s);
+    start_writer(&mut s, "c0", all, secs(0.05), stop.clone()).unwrap();
+    s.run_for(secs(0.5)).unwrap();
+    s.pause(&old).unwrap();
+    s.run_until("a new leader", secs(10.0), |s| {
+        s.leader().is_some_and(|l| l != old)
+    })
+    .unwrap();
+    s.resume(&old).unwrap();
+    let new = s.await_leader(secs(10.0)).unwrap();
+    assert_ne!(new, old);
+    assert!(!s.status(&old).unwrap().is_leader);
+    stop.set(true);
+    s.run_clients(secs(20.0)).unwrap();
+}
+
+#[test]
+fn leader_that_cannot_send_loses_leadership() {
+    let mut s = cluster(11, 3);
+    let old = s.await_leader(secs(10.0)).unwrap();
+    let followers: Vec<String> = names(&s).into_iter().filter(|n| *n != old).collect();
+    let f: Vec<&str> = followers.iter().map(String::as_str).collect();
+    s.partition_oneway(&[old.as_str()], &f).unwrap();
+    s.run_until("a new leader", secs(10.0), |s| {
+        s.leader().is_some_and(|l| l != old)
+    })
+    .unwrap();
+    // The old leader still hears the others, sees the higher term and steps down.
+    s.run_until("the old leader to step down", secs(5.0), |s| {
+        s.status(&old).is_some_and(|st| !st.is_leader)
+    })
+    .unwrap();
+    s.heal().unwrap();
+    s.await_leader(secs(10.0)).unwrap();
+}
