@@ -38,6 +38,11 @@ pub fn start_writer(
     period: Duration,
     stop: Rc<Cell<bool>>,
 ) -> Result<Rc<RefCell<Writes>>, SimError> {
+    if members.is_empty() {
+        return Err(SimError::Config(
+            "a writer needs at least one member".into(),
+        ));
+    }
     let writes = Rc::new(RefCell::new(Writes::default()));
     let w = writes.clone();
     let cname = name.to_string();
