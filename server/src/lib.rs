@@ -6,6 +6,7 @@
 //! - [`backend`]: redb on the seam's disk, etcd's buckets as tables.
 //! - [`mvcc`]: revisions, key index, Range/Put/DeleteRange/Txn/Compact semantics.
 
+pub mod alarm;
 pub mod api;
 pub mod backend;
 pub mod config;

@@ -31,13 +31,22 @@ async fn etcdctl_lease_commands() {
     etcdctl_ok(&eps, &["put", "--lease", &id, "lk1", "v"], None);
     etcdctl_ok(&eps, &["put", "--lease", &id, "lk2", "v"], None);
     let ttl = etcdctl_ok(&follower, &["lease", "timetolive", &id, "--keys"], None);
-    assert!(ttl.contains(&format!("lease {id} granted with TTL(30s)")), "{ttl}");
+    assert!(
+        ttl.contains(&format!("lease {id} granted with TTL(30s)")),
+        "{ttl}"
+    );
     assert!(ttl.contains("attached keys([lk1 lk2])"), "{ttl}");
     // keep-alive through a follower is forwarded to the leader
     let ka = etcdctl_ok(&follower, &["lease", "keep-alive", "--once", &id], None);
-    assert!(ka.contains(&format!("lease {id} keepalived with TTL(30)")), "{ka}");
+    assert!(
+        ka.contains(&format!("lease {id} keepalived with TTL(30)")),
+        "{ka}"
+    );
     let list = etcdctl_ok(&eps, &["lease", "list"], None);
-    assert!(list.contains("found 1 leases") && list.contains(&id), "{list}");
+    assert!(
+        list.contains("found 1 leases") && list.contains(&id),
+        "{list}"
+    );
     // a put with an unknown lease fails like etcd
     let bad = etcdctl(&eps, &["put", "--lease", "1234", "x", "y"], None);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("requested lease not found"));
@@ -57,7 +66,10 @@ async fn etcdctl_lease_commands() {
     // expiry: a 2 s lease nobody keeps alive is revoked by the leader, keys and all
     let id = lease_id(&etcdctl_ok(&eps, &["lease", "grant", "2"], None));
     etcdctl_ok(&eps, &["put", "--lease", &id, "ek", "v"], None);
-    assert_eq!(etcdctl_ok(&eps, &["get", "ek", "--print-value-only"], None), "v\n");
+    assert_eq!(
+        etcdctl_ok(&eps, &["get", "ek", "--print-value-only"], None),
+        "v\n"
+    );
     let mut expired = false;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -66,6 +78,9 @@ async fn etcdctl_lease_commands() {
             break;
         }
     }
-    assert!(expired, "key with an expired 2 s lease still there after 6 s");
+    assert!(
+        expired,
+        "key with an expired 2 s lease still there after 6 s"
+    );
     assert!(leader_id != 0);
 }

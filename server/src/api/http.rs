@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 #[derive(Deserialize, Default)]
 struct HealthParams {
     serializable: Option<String>,
+    exclude: Option<String>,
 }
 
 /// `/health` and `/version`.
@@ -38,6 +39,13 @@ async fn health(
             Json(json!({"health": "false", "reason": reason})),
         )
     };
+    let excluded: Vec<&str> = p.exclude.as_deref().unwrap_or("").split(',').collect();
+    for a in s.alarms().list(0) {
+        let name = crate::alarm::alarm_name(a.alarm);
+        if !excluded.contains(&name) {
+            return unhealthy(&format!("ALARM {name}"));
+        }
+    }
     if !serializable {
         if s.status().leader == 0 {
             return unhealthy("RAFT NO LEADER");

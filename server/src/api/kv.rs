@@ -44,6 +44,18 @@ fn txn_is_serializable(r: &PbTxnRequest) -> bool {
         })
 }
 
+/// Whether a txn may add data (a put in any branch), for the quota check.
+fn txn_puts(r: &PbTxnRequest) -> bool {
+    r.success
+        .iter()
+        .chain(&r.failure)
+        .any(|op| match &op.request {
+            Some(PbTxnOpRequest::RequestPut(_)) => true,
+            Some(PbTxnOpRequest::RequestTxn(t)) => txn_puts(t),
+            _ => false,
+        })
+}
+
 fn unexpected() -> Status {
     Status::internal("etcdserver: unexpected response type")
 }
@@ -78,6 +90,7 @@ impl PbKvService for KvApi {
     async fn put(&self, req: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
         let r = req.into_inner();
         validate_put(&r)?;
+        self.server.check_quota(r.key.len() + r.value.len())?;
         match self.server.propose(Op::Put(r)).await? {
             OpResponse::Put(mut resp) => {
                 self.fill(&mut resp.header);
@@ -118,6 +131,9 @@ impl PbKvService for KvApi {
                 self.fill(&mut resp.header);
                 return Ok(Response::new(resp));
             }
+        }
+        if txn_puts(&r) {
+            self.server.check_quota(prost::Message::encoded_len(&r))?;
         }
         match self.server.propose(Op::Txn(r)).await? {
             OpResponse::Txn(mut resp) => {

@@ -115,6 +115,7 @@ impl PbLeaseService for LeaseApi {
         req: Request<PbLeaseGrantRequest>,
     ) -> Result<Response<PbLeaseGrantResponse>, Status> {
         let mut r = req.into_inner();
+        self.server.check_quota(16)?;
         if r.id == 0 {
             r.id = self.server.new_lease_id();
         }

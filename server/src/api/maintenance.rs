@@ -1,9 +1,15 @@
-//! etcd's Maintenance service: Status and Alarm now; the rest arrives with the maintenance issue.
+//! etcd's Maintenance service: Status, Alarm, Defragment, Hash, HashKV, Snapshot, MoveLeader.
 //!
-//! Owns: reporting this member's raft and backend state in etcd's Status form.
+//! Owns: reporting this member's raft and backend state in etcd's Status form, alarm
+//! activation/deactivation through raft, local maintenance (defragment, hashes, snapshot
+//! stream) and leadership transfer.
 //!
-//! Must never: report a value it does not know as if it knew it.
+//! Must never: report a value it does not know as if it knew it. Downgrade arrives with the
+//! release-lines work and says so.
 
+use crate::alarm;
+use sha2::Digest as _;
+use crate::etcdserver::request::{Op, OpResponse};
 use crate::etcdserver::EtcdServer;
 use crate::version;
 use etcd_client::proto::{
@@ -12,7 +18,12 @@ use etcd_client::proto::{
     PbMaintenanceService, PbMoveLeaderRequest, PbMoveLeaderResponse, PbSnapshotRequest,
     PbSnapshotResponse, PbStatusRequest, PbStatusResponse,
 };
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+
+/// Bytes per Snapshot message (etcd sends 32 KiB chunks).
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
 
 /// The Maintenance service.
 pub struct MaintenanceApi {
@@ -26,25 +37,28 @@ impl MaintenanceApi {
     }
 }
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "etcdserver: {what} is not supported by this server yet"
-    ))
-}
-
 #[tonic::async_trait]
 impl PbMaintenanceService for MaintenanceApi {
     async fn alarm(&self, r: Request<PbAlarmRequest>) -> Result<Response<PbAlarmResponse>, Status> {
-        // action 0 = GET. No alarm can be raised yet (quota arrives with the maintenance issue),
-        // so the list is truthfully empty; activating or deactivating is not supported yet.
-        if r.into_inner().action != 0 {
-            return Err(not_yet("alarm activate/deactivate"));
+        let r = r.into_inner();
+        if r.action == alarm::ACTION_GET {
+            let rev = self.server.store().current_revision();
+            return Ok(Response::new(PbAlarmResponse {
+                header: Some(self.server.header(rev)),
+                alarms: self.server.alarms().list(r.alarm),
+            }));
         }
-        let rev = self.server.store().current_revision();
-        Ok(Response::new(PbAlarmResponse {
-            header: Some(self.server.header(rev)),
-            alarms: Vec::new(),
-        }))
+        if r.action != alarm::ACTION_ACTIVATE && r.action != alarm::ACTION_DEACTIVATE {
+            return Err(Status::invalid_argument("etcdserver: invalid alarm action"));
+        }
+        match self.server.propose(Op::Alarm(r)).await? {
+            OpResponse::Alarm(mut resp) => {
+                let rev = resp.header.as_ref().map(|h| h.revision).unwrap_or_default();
+                resp.header = Some(self.server.header(rev));
+                Ok(Response::new(resp))
+            }
+            _ => Err(Status::internal("etcdserver: unexpected response type")),
+        }
     }
 
     async fn status(
@@ -60,11 +74,20 @@ impl PbMaintenanceService for MaintenanceApi {
                 store.db_size_in_use(),
             )
         };
-        let quota = match self.server.config().quota_backend_bytes {
-            0 => 2 * 1024 * 1024 * 1024,
-            q => q as i64,
-        };
-        let mut errors = Vec::new();
+        let quota = self.server.quota_bytes();
+        let mut errors: Vec<String> = self
+            .server
+            .alarms()
+            .list(0)
+            .iter()
+            .map(|a| {
+                format!(
+                    "memberID:{} alarm:{}",
+                    a.member_id,
+                    alarm::alarm_name(a.alarm)
+                )
+            })
+            .collect();
         if st.leader == 0 {
             errors.push("etcdserver: no leader".to_string());
         }
@@ -89,40 +112,119 @@ impl PbMaintenanceService for MaintenanceApi {
         &self,
         _r: Request<PbDefragmentRequest>,
     ) -> Result<Response<PbDefragmentResponse>, Status> {
-        Err(not_yet("defragment"))
+        tracing::info!("starting defragment");
+        let rev = {
+            let mut store = self.server.store();
+            store
+                .backend_mut()
+                .defragment()
+                .map_err(|e| Status::internal(format!("etcdserver: defragment: {e}")))?;
+            store.current_revision()
+        };
+        tracing::info!("finished defragment");
+        Ok(Response::new(PbDefragmentResponse {
+            header: Some(self.server.header(rev)),
+        }))
     }
 
     async fn hash(&self, _r: Request<PbHashRequest>) -> Result<Response<PbHashResponse>, Status> {
-        Err(not_yet("hash"))
+        // etcd hashes the whole backend file; ours is the CRC-32C of every bucket's content.
+        let (data, rev) = {
+            let store = self.server.store();
+            let data = store.snapshot_data().map_err(|e| e.to_status())?;
+            (data, store.current_revision())
+        };
+        Ok(Response::new(PbHashResponse {
+            header: Some(self.server.header(rev)),
+            hash: crc32c::crc32c(&data),
+        }))
     }
 
     async fn hash_kv(
         &self,
-        _r: Request<PbHashKvRequest>,
+        r: Request<PbHashKvRequest>,
     ) -> Result<Response<PbHashKvResponse>, Status> {
-        Err(not_yet("hashkv"))
+        let rev = r.into_inner().revision;
+        let (hash, current, compact) = self
+            .server
+            .store()
+            .hash_kv(rev)
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(PbHashKvResponse {
+            header: Some(self.server.header(current)),
+            hash,
+            compact_revision: compact.max(0),
+            hash_revision: if rev == 0 { current } else { rev },
+        }))
     }
 
-    type SnapshotStream = futures::stream::Empty<Result<PbSnapshotResponse, Status>>;
+    type SnapshotStream = ReceiverStream<Result<PbSnapshotResponse, Status>>;
 
     async fn snapshot(
         &self,
         _r: Request<PbSnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(not_yet("snapshot"))
+        let (data, rev) = {
+            let store = self.server.store();
+            let data = store.snapshot_data().map_err(|e| e.to_status())?;
+            (data, store.current_revision())
+        };
+        // etcd streams a database of whole 512-byte pages followed by its SHA-256; etcdctl
+        // checks that shape. Pad our dump to whole pages (trailing zeros), then append the hash.
+        let mut data = data;
+        data.resize(data.len().div_ceil(512) * 512, 0);
+        let digest = sha2::Sha256::digest(&data);
+        data.extend_from_slice(&digest);
+        let header = self.server.header(rev);
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let total = data.len();
+            let mut sent = 0;
+            for chunk in data.chunks(SNAPSHOT_CHUNK) {
+                sent += chunk.len();
+                let resp = PbSnapshotResponse {
+                    header: Some(header),
+                    remaining_bytes: (total - sent) as u64,
+                    blob: chunk.to_vec(),
+                    version: version::STORAGE_VERSION.to_string(),
+                };
+                if tx.send(Ok(resp)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn move_leader(
         &self,
-        _r: Request<PbMoveLeaderRequest>,
+        r: Request<PbMoveLeaderRequest>,
     ) -> Result<Response<PbMoveLeaderResponse>, Status> {
-        Err(not_yet("move-leader"))
+        let target = r.into_inner().target_id;
+        let st = self.server.status();
+        if !st.is_leader {
+            return Err(Status::failed_precondition("etcdserver: not leader"));
+        }
+        if self.server.cluster().member(target).is_none() {
+            return Err(Status::failed_precondition(
+                "etcdserver: bad leader transferee",
+            ));
+        }
+        if target != st.leader {
+            self.server.move_leader(target).await?;
+        }
+        let rev = self.server.store().current_revision();
+        Ok(Response::new(PbMoveLeaderResponse {
+            header: Some(self.server.header(rev)),
+        }))
     }
 
     async fn downgrade(
         &self,
         _r: Request<PbDowngradeRequest>,
     ) -> Result<Response<PbDowngradeResponse>, Status> {
-        Err(not_yet("downgrade"))
+        Err(Status::unimplemented(
+            "etcdserver: downgrade is not supported by this server yet",
+        ))
     }
 }

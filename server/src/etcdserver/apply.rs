@@ -11,13 +11,14 @@
 
 use super::request::{ApplyResult, InternalRaftRequest, Op, OpResponse};
 use super::ServerError;
+use crate::alarm::{alarm_name, no_space, Alarms, ACTION_ACTIVATE, ACTION_DEACTIVATE, NOSPACE};
 use crate::lease::Lessor;
 use crate::membership::{save_member, Cluster};
 use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::Store;
 use etcd_client::proto::{
-    PbDeleteRequest, PbLeaseGrantResponse, PbLeaseRevokeResponse, PbResponseHeader, PbTxnOpRequest,
-    PbTxnRequest, PbTxnRequestOp,
+    PbAlarmResponse, PbDeleteRequest, PbLeaseGrantResponse, PbLeaseRevokeResponse,
+    PbResponseHeader, PbTxnOpRequest, PbTxnRequest, PbTxnRequestOp,
 };
 use prost::Message as _;
 use raft::eraftpb::Entry;
@@ -36,6 +37,8 @@ pub struct Applier {
     pub cluster: Arc<Mutex<Cluster>>,
     /// Watchers, told about each applied revision's events.
     pub hub: Arc<WatchHub>,
+    /// Active alarms (a NOSPACE alarm caps the applier).
+    pub alarms: Arc<Mutex<Alarms>>,
 }
 
 impl Applier {
@@ -75,6 +78,9 @@ impl Applier {
                 ..Default::default()
             })
         };
+        if lock(&self.alarms).has(NOSPACE) && writes_data(&op) {
+            return Err(no_space());
+        }
         match op {
             Op::Put(r) => store.put(&r).map(OpResponse::Put).map_err(kv),
             Op::DeleteRange(r) => store
@@ -123,6 +129,36 @@ impl Applier {
                     header: header(store),
                 }))
             }
+            Op::Alarm(r) => {
+                let mut alarms = lock(&self.alarms);
+                let changed = match r.action {
+                    ACTION_ACTIVATE => alarms.activate(store.backend_mut(), r.member_id, r.alarm),
+                    ACTION_DEACTIVATE => {
+                        alarms.deactivate(store.backend_mut(), r.member_id, r.alarm)
+                    }
+                    _ => false,
+                };
+                if changed {
+                    tracing::warn!(
+                        member = %format!("{:x}", r.member_id),
+                        alarm = alarm_name(r.alarm),
+                        action = if r.action == ACTION_ACTIVATE { "activate" } else { "deactivate" },
+                        "alarm changed"
+                    );
+                }
+                let alarms = if changed {
+                    vec![etcd_client::proto::PbAlarmMember {
+                        member_id: r.member_id,
+                        alarm: r.alarm,
+                    }]
+                } else {
+                    Vec::new()
+                };
+                Ok(OpResponse::Alarm(PbAlarmResponse {
+                    header: header(store),
+                    alarms,
+                }))
+            }
             Op::MemberAttrSet(a) => {
                 let mut cluster = lock(&self.cluster);
                 match cluster.set_attributes(&a) {
@@ -156,10 +192,28 @@ impl Applier {
         let mut lessor = lock(&self.lessor);
         let primary = lessor.is_primary();
         *lessor = Lessor::load(&store, lessor.min_ttl())?;
+        *lock(&self.alarms) =
+            Alarms::load(store.backend()).map_err(crate::mvcc::MvccError::from)?;
         if primary {
             lessor.promote(tokio::time::Instant::now(), std::time::Duration::ZERO);
         }
         self.hub.unsync_all();
         Ok(store.consistent_index())
+    }
+}
+
+/// What a NOSPACE alarm refuses (etcd's applierV3Capped): puts, txns that put, lease grants.
+fn writes_data(op: &Op) -> bool {
+    fn has_put(ops: &[PbTxnRequestOp]) -> bool {
+        ops.iter().any(|o| match &o.request {
+            Some(PbTxnOpRequest::RequestPut(_)) => true,
+            Some(PbTxnOpRequest::RequestTxn(t)) => has_put(&t.success) || has_put(&t.failure),
+            _ => false,
+        })
+    }
+    match op {
+        Op::Put(_) | Op::LeaseGrant(_) => true,
+        Op::Txn(t) => has_put(&t.success) || has_put(&t.failure),
+        _ => false,
     }
 }

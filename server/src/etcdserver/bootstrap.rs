@@ -14,6 +14,7 @@ use super::request::Op;
 use super::status::{RaftStatus, ServerMetrics};
 use super::storage::NodeStorage;
 use super::{lock, EtcdServer, ServerError, Shared};
+use crate::alarm::Alarms;
 use crate::config::{split_urls, url_host_port, Config};
 use crate::lease::Lessor;
 use crate::membership::{load_members, save_member, Cluster, MemberAttributes};
@@ -155,6 +156,9 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         "starting member"
     );
     store.record_events(true);
+    let alarms = Arc::new(Mutex::new(
+        Alarms::load(store.backend()).map_err(crate::mvcc::MvccError::from)?,
+    ));
     let lessor = Lessor::load(&store, Lessor::min_ttl_for(cfg.election_timeout()))?;
     let lessor = Arc::new(Mutex::new(lessor));
     let checker = lessor.clone();
@@ -195,6 +199,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let (inbound_tx, inbound_rx) = mpsc::channel(4096);
     let (prop_tx, prop_rx) = mpsc::channel(1024);
     let (read_tx, read_rx) = mpsc::channel(1024);
+    let (transfer_tx, transfer_rx) = mpsc::channel(8);
     let (stop_tx, stop_rx) = oneshot::channel();
 
     let cluster = Arc::new(Mutex::new(cluster));
@@ -209,6 +214,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             store: store.clone(),
             hub: hub.clone(),
             lessor: lessor.clone(),
+            alarms: alarms.clone(),
+            transfers: transfer_tx,
             status: status.clone(),
             metrics: metrics.clone(),
             proposals: prop_tx,
@@ -258,6 +265,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         snapshotter,
         applier: Applier {
             store,
+            alarms: alarms.clone(),
             lessor: lessor.clone(),
             cluster,
             hub: hub.clone(),
@@ -283,6 +291,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         reports_tx,
         proposals: prop_rx,
         reads: read_rx,
+        transfers: transfer_rx,
         stop: stop_rx,
     };
     let raft = tokio::spawn(node.run(inputs));

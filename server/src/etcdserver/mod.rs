@@ -17,6 +17,7 @@ pub use bootstrap::{start, ServerHandle};
 pub use raft_node::lock;
 pub use status::{RaftStatus, ServerMetrics, FSYNC_BUCKETS};
 
+use crate::alarm::Alarms;
 use crate::config::{Config, ConfigError};
 use crate::lease::Lessor;
 use crate::membership::Cluster;
@@ -85,6 +86,8 @@ struct Shared {
     store: Arc<Mutex<Store>>,
     hub: Arc<WatchHub>,
     lessor: Arc<Mutex<Lessor>>,
+    alarms: Arc<Mutex<Alarms>>,
+    transfers: mpsc::Sender<u64>,
     status: Arc<Mutex<RaftStatus>>,
     metrics: Arc<ServerMetrics>,
     proposals: mpsc::Sender<Proposal>,
@@ -150,6 +153,63 @@ impl EtcdServer {
     /// The lessor (held briefly; lock it after the store when both are needed).
     pub fn lessor(&self) -> Arc<Mutex<Lessor>> {
         self.inner.lessor.clone()
+    }
+
+    /// Active alarms.
+    pub fn alarms(&self) -> Alarms {
+        lock(&self.inner.alarms).clone()
+    }
+
+    /// `--quota-backend-bytes` (0 means etcd's default, 2 GiB).
+    pub fn quota_bytes(&self) -> i64 {
+        match self.inner.cfg.quota_backend_bytes {
+            0 => 2 * 1024 * 1024 * 1024,
+            q => q as i64,
+        }
+    }
+
+    /// etcd's quota check before a write that adds data: over the quota, the member raises a
+    /// NOSPACE alarm through raft and the write is refused.
+    pub fn check_quota(&self, cost: usize) -> Result<(), tonic::Status> {
+        if lock(&self.inner.alarms).has(crate::alarm::NOSPACE) {
+            return Err(crate::alarm::no_space());
+        }
+        let size = self.store().db_size();
+        if size + cost as i64 <= self.quota_bytes() {
+            return Ok(());
+        }
+        let s = self.clone();
+        tokio::spawn(async move {
+            let req = etcd_client::proto::PbAlarmRequest {
+                action: crate::alarm::ACTION_ACTIVATE,
+                member_id: s.member_id(),
+                alarm: crate::alarm::NOSPACE,
+            };
+            if let Err(e) = s.propose(Op::Alarm(req)).await {
+                tracing::warn!(error = %e, "cannot raise the NOSPACE alarm");
+            }
+        });
+        Err(crate::alarm::no_space())
+    }
+
+    /// Asks raft to hand leadership to `target` (etcd's MoveLeader); waits until it has or the
+    /// request times out.
+    pub async fn move_leader(&self, target: u64) -> Result<(), tonic::Status> {
+        self.inner
+            .transfers
+            .send(target)
+            .await
+            .map_err(|_| stopped())?;
+        let deadline = Instant::now() + self.inner.cfg.request_timeout();
+        while Instant::now() < deadline {
+            if self.status().leader == target {
+                return Ok(());
+            }
+            tokio::time::sleep(self.inner.cfg.heartbeat()).await;
+        }
+        Err(tonic::Status::deadline_exceeded(
+            "etcdserver: leadership transfer timeout",
+        ))
     }
 
     /// The watch registry.

@@ -59,6 +59,8 @@ pub struct Inputs {
     pub proposals: mpsc::Receiver<Proposal>,
     /// Linearizable read requests from the API.
     pub reads: mpsc::Receiver<ReadWaiter>,
+    /// Leadership transfer targets (MoveLeader).
+    pub transfers: mpsc::Receiver<u64>,
     /// Stop signal.
     pub stop: oneshot::Receiver<()>,
 }
@@ -183,6 +185,10 @@ impl RaftNode {
                     while let Ok(r) = inputs.reads.try_recv() {
                         reads.pending.push(r);
                     }
+                }
+                Some(target) = inputs.transfers.recv() => {
+                    tracing::info!(target = %format!("{target:x}"), "leadership transfer requested");
+                    self.raw.transfer_leader(target);
                 }
                 _ = batch.tick() => self.applier.commit(true)?,
             }

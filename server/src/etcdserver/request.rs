@@ -7,9 +7,9 @@
 
 use crate::membership::MemberAttributes;
 use etcd_client::proto::{
-    PbCompactionRequest, PbCompactionResponse, PbDeleteRequest, PbDeleteResponse,
-    PbLeaseGrantRequest, PbLeaseGrantResponse, PbLeaseRevokeRequest, PbLeaseRevokeResponse,
-    PbPutRequest, PbPutResponse, PbTxnRequest, PbTxnResponse,
+    PbAlarmRequest, PbAlarmResponse, PbCompactionRequest, PbCompactionResponse, PbDeleteRequest,
+    PbDeleteResponse, PbLeaseGrantRequest, PbLeaseGrantResponse, PbLeaseRevokeRequest,
+    PbLeaseRevokeResponse, PbPutRequest, PbPutResponse, PbTxnRequest, PbTxnResponse,
 };
 
 /// A write proposed through raft (etcd's `etcdserverpb.InternalRaftRequest`, the KV subset).
@@ -19,7 +19,7 @@ pub struct InternalRaftRequest {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The operation.
-    #[prost(oneof = "Op", tags = "4, 5, 6, 7, 8, 9, 1100")]
+    #[prost(oneof = "Op", tags = "4, 5, 6, 7, 8, 9, 10, 1100")]
     pub op: Option<Op>,
 }
 
@@ -44,6 +44,9 @@ pub enum Op {
     /// Lease.LeaseRevoke (from a client, or from the leader when a lease expires).
     #[prost(message, tag = "9")]
     LeaseRevoke(PbLeaseRevokeRequest),
+    /// Maintenance.Alarm activate/deactivate.
+    #[prost(message, tag = "10")]
+    Alarm(PbAlarmRequest),
     /// A member publishes its name and client URLs (etcd's ClusterMemberAttrSet).
     #[prost(message, tag = "1100")]
     MemberAttrSet(MemberAttributes),
@@ -64,6 +67,8 @@ pub enum OpResponse {
     LeaseGrant(PbLeaseGrantResponse),
     /// Lease.LeaseRevoke.
     LeaseRevoke(PbLeaseRevokeResponse),
+    /// Maintenance.Alarm.
+    Alarm(PbAlarmResponse),
     /// Member attributes recorded.
     MemberAttrSet,
 }
