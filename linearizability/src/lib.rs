@@ -15,6 +15,7 @@ pub mod html;
 pub mod model;
 pub mod models;
 pub mod parse;
+pub mod watch;
 
 pub use checker::{
     check, check_with, CheckOptions, CheckReport, CheckResult, Counterexample, LinStep,
