@@ -183,6 +183,8 @@ fn fsync_slower_than_the_election_timeout_loses_leadership() {
     );
     assert!(!s.trace().lines_with_msg("slow fdatasync").is_empty());
     assert!(s.disk(&old).unwrap().stats().max_sync >= secs(2.5));
+    let summary: serde_json::Value = serde_json::from_str(&s.summary_json()).unwrap();
+    assert_eq!(summary["faults"].as_array().unwrap().len(), 1, "{summary}");
 }
 
 #[test]

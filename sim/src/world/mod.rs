@@ -476,6 +476,45 @@ impl Simulation {
         Duration::from_secs(EPOCH_SECS)
     }
 
+    /// A JSON summary of the run so far: seed, simulated seconds, trace hash and length, each
+    /// member's state (up, incarnations, leader changes, exit reason) and the faults applied.
+    pub fn summary_json(&self) -> String {
+        let members: Vec<serde_json::Value> = self
+            .members
+            .iter()
+            .map(|m| {
+                let slot = m.slot.borrow();
+                serde_json::json!({
+                    "name": m.name,
+                    "up": slot.server.is_some(),
+                    "incarnations": slot.incarnations,
+                    "leader_changes": self.leader_changes(&m.name),
+                    "exit": slot.exit,
+                    "disk": {
+                        "syncs": m.disk.stats().syncs,
+                        "max_sync_ms": m.disk.stats().max_sync.as_millis() as u64,
+                        "faults_fired": m.disk.stats().faults_fired,
+                    },
+                })
+            })
+            .collect();
+        let faults: Vec<serde_json::Value> = self
+            .faults_applied
+            .iter()
+            .map(|(t, f)| serde_json::json!({"t": crate::trace::fmt_time(*t), "fault": f}))
+            .collect();
+        serde_json::json!({
+            "seed": self.seed(),
+            "sim_secs": self.elapsed().as_secs_f64(),
+            "trace_hash": self.trace_hash(),
+            "trace_lines": self.trace.len(),
+            "leader": self.leader(),
+            "members": members,
+            "faults": faults,
+        })
+        .to_string()
+    }
+
     /// Every fault applied so far, with its simulated time.
     pub fn faults_applied(&self) -> &[(Duration, String)] {
         &self.faults_applied
