@@ -116,6 +116,7 @@ fn main() {
     let h = JsonHistory::Etcd {
         operations,
         faults: Vec::new(),
+        watches: Vec::new(),
     };
     match serde_json::to_string(&h) {
         Ok(s) => println!("{s}"),

@@ -11,18 +11,21 @@ use std::time::Duration;
 
 use crate::checker::{check_with, CheckOptions, CheckReport, CheckResult};
 use crate::history::{FaultWindow, Operation};
-use crate::html::render_html;
+use crate::html::{render_html, render_run_html};
 use crate::model::Model;
-use crate::models::etcd::Etcd;
+use crate::models::etcd::{Etcd, EtcdRequest, EtcdResponse};
 use crate::models::kv::Kv;
 use crate::models::register::Register;
 use crate::parse::{
     parse_jepsen_etcd, parse_json, parse_porcupine_kv, Format, JsonHistory, ParseError,
 };
+use crate::run::check_etcd_run;
+use crate::watch::WatcherHistory;
 
 /// Exit code: linearizable.
 pub const EXIT_LINEARIZABLE: i32 = 0;
-/// Exit code: not linearizable.
+/// Exit code: not linearizable (or, for an etcd history with watches, a watch guarantee
+/// violated).
 pub const EXIT_NOT_LINEARIZABLE: i32 = 1;
 /// Exit code: usage or parse error.
 pub const EXIT_USAGE: i32 = 2;
@@ -73,10 +76,11 @@ pub enum Loaded {
         Vec<Operation<<Kv as Model>::Input, <Kv as Model>::Output>>,
         Vec<FaultWindow>,
     ),
-    /// etcd operations.
+    /// etcd operations, with any watch histories recorded alongside.
     Etcd(
         Vec<Operation<<Etcd as Model>::Input, <Etcd as Model>::Output>>,
         Vec<FaultWindow>,
+        Vec<WatcherHistory>,
     ),
 }
 
@@ -105,7 +109,11 @@ pub fn load(path: &Path, format: Option<Format>) -> Result<Loaded, CliError> {
         Format::Json => match parse_json(&text).map_err(parse_err)? {
             JsonHistory::Register { operations, faults } => Loaded::Register(operations, faults),
             JsonHistory::Kv { operations, faults } => Loaded::Kv(operations, faults),
-            JsonHistory::Etcd { operations, faults } => Loaded::Etcd(operations, faults),
+            JsonHistory::Etcd {
+                operations,
+                faults,
+                watches,
+            } => Loaded::Etcd(operations, faults, watches),
         },
     })
 }
@@ -221,6 +229,37 @@ fn run_check<M: Model>(
     Ok(exit_code(&report.result))
 }
 
+/// An etcd history with watches: the verdict line, a watch line and one line per violation;
+/// exit code 1 if either check fails.
+fn run_etcd_with_watches(
+    ops: &[Operation<EtcdRequest, EtcdResponse>],
+    faults: &[FaultWindow],
+    watches: &[WatcherHistory],
+    args: &CheckArgs,
+) -> Result<i32, CliError> {
+    let run = check_etcd_run(ops, watches, &args.options);
+    println!("{}", run.explain(ops));
+    println!(
+        "checked {} operations and {} watch events in {:.3} ms (linearizability {:.3} ms, watch {:.3} ms)",
+        ops.len(),
+        run.watch.events,
+        ms(run.elapsed),
+        ms(run.linearizability.elapsed),
+        ms(run.watch_elapsed)
+    );
+    if let Some(out) = &args.html {
+        write_file(
+            out,
+            &render_run_html(ops, &run, faults, &args.file.to_string_lossy()),
+        )?;
+        println!("wrote {}", out.display());
+    }
+    Ok(match exit_code(&run.linearizability.result) {
+        EXIT_LINEARIZABLE if !run.watch.ok() => EXIT_NOT_LINEARIZABLE,
+        code => code,
+    })
+}
+
 #[allow(clippy::disallowed_methods)] // This crate is not simulated: plain file output is right here.
 fn write_file(path: &Path, content: &str) -> Result<(), CliError> {
     std::fs::write(path, content).map_err(|source| CliError::Io {
@@ -235,7 +274,10 @@ pub fn check_main(args: &[String]) -> i32 {
     let result = parse_args(args, true).and_then(|a| match load(&a.file, a.format)? {
         Loaded::Register(ops, faults) => run_check(&Register, &ops, &faults, &a),
         Loaded::Kv(ops, faults) => run_check(&Kv, &ops, &faults, &a),
-        Loaded::Etcd(ops, faults) => run_check(&Etcd::for_history(&ops), &ops, &faults, &a),
+        Loaded::Etcd(ops, faults, watches) if !watches.is_empty() => {
+            run_etcd_with_watches(&ops, &faults, &watches, &a)
+        }
+        Loaded::Etcd(ops, faults, _) => run_check(&Etcd::for_history(&ops), &ops, &faults, &a),
     });
     match result {
         Ok(code) => code,
@@ -304,7 +346,7 @@ pub fn bench_check_main(args: &[String]) -> i32 {
             let (verdict, best) = match load(path, None)? {
                 Loaded::Register(ops, _) => bench_one(&Register, &ops, &a.options),
                 Loaded::Kv(ops, _) => bench_one(&Kv, &ops, &a.options),
-                Loaded::Etcd(ops, _) => bench_one(&Etcd::for_history(&ops), &ops, &a.options),
+                Loaded::Etcd(ops, _, _) => bench_one(&Etcd::for_history(&ops), &ops, &a.options),
             };
             total += best;
             let name = path

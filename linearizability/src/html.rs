@@ -1,7 +1,8 @@
 //! The HTML view of a check: one self-contained page (inline CSS, SVG and a little JS, no
 //! external assets) with a row per client, operations as bars on the time axis, the (longest
 //! partial) linearization, the first operation that cannot be placed with the model state at
-//! that point, and optional fault windows.
+//! that point, optional fault windows, and (for a combined etcd run check) the watch
+//! violations.
 //!
 //! Owns: presentation only. Must never influence verdicts nor fetch anything at view time.
 
@@ -11,6 +12,8 @@ use std::fmt::Write;
 use crate::checker::{CheckReport, CheckResult, Verdict};
 use crate::history::{FaultWindow, Operation};
 use crate::model::Model;
+use crate::models::etcd::{EtcdRequest, EtcdResponse};
+use crate::run::{EtcdRunReport, TimelineSource};
 
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -36,6 +39,7 @@ h1{font-size:18px;margin:0 0 4px} .verdict{font-size:15px;font-weight:600;margin
 table{border-collapse:collapse;margin-top:12px;background:#fff} td,th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
 tr.failed td{background:#ffe3e3} tr.sel td{background:#fff3b0} .state{font-family:monospace;white-space:pre-wrap;max-width:60em}
 .failbox{border:2px solid #c62828;background:#fff5f5;padding:8px;margin:10px 0}
+.watch{margin:0 0 12px} table.violations{margin:4px 0 0}
 rect.op{cursor:pointer} rect.op.sel{stroke:#000;stroke-width:2}
 "#;
 
@@ -53,6 +57,80 @@ pub fn render_html<M: Model>(
     report: &CheckReport<M::State>,
     faults: &[FaultWindow],
     title: &str,
+) -> String {
+    render_page(model, history, report, faults, title, "")
+}
+
+/// Renders the page for a combined etcd run check ([`crate::run::check_etcd_run`]): the
+/// linearizability view plus a section listing the watch violations.
+pub fn render_run_html(
+    history: &[Operation<EtcdRequest, EtcdResponse>],
+    run: &EtcdRunReport,
+    faults: &[FaultWindow],
+    title: &str,
+) -> String {
+    let w = &run.watch;
+    let mut section = String::new();
+    let (class, text) = if w.ok() {
+        ("ok", "every watch guarantee holds".to_string())
+    } else {
+        let n = w.violations.len() + w.suppressed;
+        (
+            "bad",
+            format!("{n} watch violation{}", if n == 1 { "" } else { "s" }),
+        )
+    };
+    let _ = write!(
+        section,
+        r#"<div class="watch"><div class="verdict {class}">watch: {} &mdash; {} watchers, {} events, checked against the {} in {:.3} ms</div>"#,
+        esc(&text),
+        w.watchers,
+        w.events,
+        match run.timeline {
+            TimelineSource::Linearization => "linearization's events",
+            TimelineSource::WatchUnion => "union of the watchers' events",
+        },
+        run.watch_elapsed.as_secs_f64() * 1e3
+    );
+    if !w.violations.is_empty() {
+        section.push_str(r#"<table class="violations"><tr><th>guarantee</th><th>watcher</th><th>response</th><th>revision</th><th>key</th><th>expected</th><th>got</th></tr>"#);
+        for v in &w.violations {
+            let _ = write!(
+                section,
+                r#"<tr class="failed"><td>{}</td><td>#{} (id {})</td><td>{}</td><td>{}</td><td>{}</td><td class="state">{}</td><td class="state">{}</td></tr>"#,
+                v.guarantee,
+                v.watcher,
+                v.watcher_id,
+                v.response.map_or(String::new(), |r| format!("#{r}")),
+                v.revision,
+                esc(v.key.as_deref().unwrap_or("")),
+                esc(&v.expected),
+                esc(&v.got)
+            );
+        }
+        section.push_str("</table>");
+        if w.suppressed > 0 {
+            let _ = write!(section, "<p>&hellip; and {} more</p>", w.suppressed);
+        }
+    }
+    section.push_str("</div>");
+    render_page(
+        &run.model,
+        history,
+        &run.linearizability,
+        faults,
+        title,
+        &section,
+    )
+}
+
+fn render_page<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    report: &CheckReport<M::State>,
+    faults: &[FaultWindow],
+    title: &str,
+    extra: &str,
 ) -> String {
     // Position of each operation in its partition's linearization, and the state after it.
     let mut placed: HashMap<usize, (usize, usize, usize)> = HashMap::new(); // op -> (partition, step, index)
@@ -196,6 +274,7 @@ pub fn render_html<M: Model>(
         report.partitions.len(),
         report.elapsed.as_secs_f64() * 1e3
     );
+    body.push_str(extra);
     body.push_str(r##"<div class="legend"><span><i class="sw" style="background:#66bb6a"></i>linearized</span><span><i class="sw" style="background:#b0bec5"></i>not placed</span><span><i class="sw" style="background:#cfd8dc"></i>unknown outcome (may not have happened)</span><span><i class="sw" style="background:#e53935"></i>cannot be placed</span><span><i class="sw" style="background:#ffe0b2"></i>fault window</span></div>"##);
     let _ = write!(body, r#"<div class="scroll">{svg}</div>"#);
 
@@ -311,5 +390,39 @@ mod tests {
         assert!(page.contains("partition &lt;n1&gt;"));
         assert!(page.contains("t&lt;1&gt;"));
         assert!(page.contains("#e53935"), "failed op highlighted");
+    }
+
+    #[test]
+    fn run_page_lists_watch_violations() {
+        use crate::models::etcd::{KeyRange, KeyValue};
+        use crate::watch::{WatchEvent, WatchResponse, WatcherHistory};
+        let w = WatcherHistory {
+            id: 4,
+            range: KeyRange::key("a"),
+            start_revision: 1,
+            responses: vec![WatchResponse {
+                revision: 2,
+                events: vec![WatchEvent::put(
+                    KeyValue {
+                        key: "a".into(),
+                        value: "<x>".into(),
+                        create_revision: 2,
+                        mod_revision: 2,
+                        version: 1,
+                        lease: 0,
+                    },
+                    None,
+                )],
+                ..WatchResponse::default()
+            }],
+            ..WatcherHistory::default()
+        };
+        let mut w2 = w.clone();
+        w2.responses.push(w.responses[0].clone()); // delivered twice
+        let run = crate::run::check_etcd_run(&[], &[w, w2], &crate::CheckOptions::default());
+        let page = render_run_html(&[], &run, &[], "run");
+        assert!(page.contains("1 watch violation"), "{page}");
+        assert!(page.contains("<td>unique</td>"));
+        assert!(page.contains("&lt;x&gt;"), "escaped");
     }
 }

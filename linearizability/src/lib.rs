@@ -15,6 +15,7 @@ pub mod html;
 pub mod model;
 pub mod models;
 pub mod parse;
+pub mod run;
 pub mod watch;
 
 pub use checker::{

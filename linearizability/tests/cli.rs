@@ -91,3 +91,44 @@ fn bench_check_runs_a_directory() {
     assert_eq!(bench_check_main(&args(&[&data("kv")])), 0);
     assert_eq!(bench_check_main(&args(&["/nonexistent-dir"])), EXIT_USAGE);
 }
+
+#[test]
+fn etcd_history_with_watches_checks_both() {
+    let ok_run = r#"{"model":"etcd","operations":[
+        {"client":0,"call":0,"ret":1,"input":{"put":{"key":"a","value":"1"}},
+         "output":{"ok":{"revision":2,"result":{"put":{}}}}}
+    ],"watches":[{"id":1,"key":"a","start_revision":1,"responses":[
+        {"revision":2,"events":[{"type":"put","kv":{"key":"a","value":"1","create_revision":2,"mod_revision":2,"version":1}}]}
+    ]}]}"#;
+    let html = std::env::temp_dir().join(format!("lin-watch-{}.html", std::process::id()));
+    let html = html.to_string_lossy().into_owned();
+    assert_eq!(
+        check_main(&args(&[
+            &temp_file("watch-ok.json", ok_run),
+            "--html",
+            &html
+        ])),
+        EXIT_LINEARIZABLE
+    );
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(page.contains("every watch guarantee holds"));
+    // The same event delivered twice: linearizable, but a watch guarantee is broken.
+    let dup = ok_run.replace(
+        r#"]}
+    ]}]}"#,
+        r#"]},
+        {"revision":2,"events":[{"type":"put","kv":{"key":"a","value":"1","create_revision":2,"mod_revision":2,"version":1}}]}
+    ]}]}"#,
+    );
+    assert_ne!(dup, ok_run);
+    assert_eq!(
+        check_main(&args(&[
+            &temp_file("watch-dup.json", &dup),
+            "--html",
+            &html
+        ])),
+        EXIT_NOT_LINEARIZABLE
+    );
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(page.contains("<td>unique</td>"), "{page}");
+}

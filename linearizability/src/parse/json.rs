@@ -1,5 +1,6 @@
 //! Our own JSON history format: `{"model": "register"|"kv"|"etcd", "operations": [...],
-//! "faults": [...]}` where operations are serialized [`Operation`]s.
+//! "faults": [...]}` where operations are serialized [`Operation`]s; an etcd history may add
+//! `"watches": [...]`, serialized [`WatcherHistory`]s.
 //!
 //! Owns: the JSON envelope. Must never panic on malformed input.
 
@@ -10,6 +11,7 @@ use crate::history::{validate, FaultWindow, Operation};
 use crate::models::etcd::{EtcdRequest, EtcdResponse};
 use crate::models::kv::{KvInput, KvOutput};
 use crate::models::register::{RegisterInput, RegisterOutput};
+use crate::watch::WatcherHistory;
 
 /// A history in our JSON format, tagged by model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +40,9 @@ pub enum JsonHistory {
         /// Fault windows for the HTML view.
         #[serde(default)]
         faults: Vec<FaultWindow>,
+        /// Watch histories recorded in the same run (checked by `crate::run`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        watches: Vec<WatcherHistory>,
     },
 }
 

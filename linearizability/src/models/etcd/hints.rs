@@ -10,6 +10,7 @@
 //! - fully explained versions: a key seen with (create c, mod m, version n) was put exactly n
 //!   times in [c, m]; if known-outcome writes account for all n, no unknown write put it then.
 //!
+//! - the same from key-values observed outside the history (watch PUT events), if given;
 //! - the highest revision any known response carries: an unknown write creating a higher one
 //!   would come after every known operation, which is the same as never happening (only used
 //!   when no known response is an error, since an error may follow such a write).
@@ -137,6 +138,15 @@ fn observed<'a>(result: &'a OpResult, header: i64, out: &mut Vec<(&'a KeyValue, 
 impl Hints {
     /// Gathers the evidence in `history`.
     pub fn gather(history: &[Operation<EtcdRequest, EtcdResponse>]) -> Hints {
+        Self::gather_with(history, &[])
+    }
+
+    /// Gathers the evidence in `history` plus key-values observed elsewhere, each current at
+    /// its own mod revision (e.g. the key-values of watch PUT events).
+    pub fn gather_with(
+        history: &[Operation<EtcdRequest, EtcdResponse>],
+        extra: &[KeyValue],
+    ) -> Hints {
         let mut hints = Hints::default();
         let mut put_count: HashMap<(&str, &str), usize> = HashMap::new();
         for op in history {
@@ -149,6 +159,7 @@ impl Hints {
         let mut intervals: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
         let mut known_puts: HashMap<&str, Vec<i64>> = HashMap::new();
         let mut max_revision = Some(i64::MIN);
+        let mut kvs: Vec<(&KeyValue, i64)> = extra.iter().map(|kv| (kv, kv.mod_revision)).collect();
         for op in history {
             if let Some(EtcdResponse::Error(_)) = &op.output {
                 max_revision = None;
@@ -167,24 +178,23 @@ impl Hints {
             for k in known_put_keys(&op.input, result) {
                 known_puts.entry(k).or_default().push(*revision);
             }
-            let mut kvs = Vec::new();
             observed(result, *revision, &mut kvs);
-            for (kv, current_at) in kvs {
-                // Unchanged from its mod revision to where it was seen.
-                if current_at > kv.mod_revision {
-                    intervals
-                        .entry(kv.key.clone())
-                        .or_default()
-                        .push((kv.mod_revision + 1, current_at));
-                }
-                seen.insert((&kv.key, &kv.value), kv.mod_revision);
-                snapshots.insert((&kv.key, kv.create_revision, kv.mod_revision, kv.version));
-                hints
-                    .written_at
-                    .entry(kv.mod_revision)
+        }
+        for (kv, current_at) in kvs {
+            // Unchanged from its mod revision to where it was seen.
+            if current_at > kv.mod_revision {
+                intervals
+                    .entry(kv.key.clone())
                     .or_default()
-                    .insert(kv.key.clone());
+                    .push((kv.mod_revision + 1, current_at));
             }
+            seen.insert((&kv.key, &kv.value), kv.mod_revision);
+            snapshots.insert((&kv.key, kv.create_revision, kv.mod_revision, kv.version));
+            hints
+                .written_at
+                .entry(kv.mod_revision)
+                .or_default()
+                .insert(kv.key.clone());
         }
         for op in history.iter().filter(|op| op.output.is_none()) {
             for kv in request_puts(&op.input) {

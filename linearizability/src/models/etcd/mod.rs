@@ -48,6 +48,15 @@ impl Etcd {
     /// (smaller states make the search faster), and gathers [`Hints`] about unknown-outcome
     /// writes from the responses.
     pub fn for_history(history: &[Operation<EtcdRequest, EtcdResponse>]) -> Self {
+        Self::for_history_with(history, &[])
+    }
+
+    /// Like [`Etcd::for_history`], also using key-values observed outside the history (the
+    /// key-values of watch PUT events) as evidence about unknown-outcome writes.
+    pub fn for_history_with(
+        history: &[Operation<EtcdRequest, EtcdResponse>],
+        observed: &[KeyValue],
+    ) -> Self {
         fn past_read(op: &RequestOp) -> bool {
             match op {
                 RequestOp::Range(r) => r.revision != 0,
@@ -63,7 +72,7 @@ impl Etcd {
         Etcd {
             keep_history,
             initial_revision: 1,
-            hints: Arc::new(Hints::gather(history)),
+            hints: Arc::new(Hints::gather_with(history, observed)),
         }
     }
 

@@ -1,0 +1,141 @@
+//! Tests of the combined etcd-run check.
+
+use super::*;
+use crate::models::etcd::KeyRange;
+use crate::models::etcd::{OpResult, PutRequest, RangeRequest, RangeResult};
+use crate::watch::{Guarantee, WatchEvent, WatchResponse};
+
+fn put(key: &str, value: &str) -> EtcdRequest {
+    EtcdRequest::Put(PutRequest {
+        key: key.into(),
+        value: value.into(),
+        ..PutRequest::default()
+    })
+}
+
+fn get(key: &str) -> EtcdRequest {
+    EtcdRequest::Range(RangeRequest {
+        range: KeyRange::key(key),
+        ..RangeRequest::default()
+    })
+}
+
+fn ok(revision: i64, result: OpResult) -> EtcdResponse {
+    EtcdResponse::Ok { revision, result }
+}
+
+fn kv(key: &str, value: &str, create: i64, modr: i64, version: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: value.into(),
+        create_revision: create,
+        mod_revision: modr,
+        version,
+        lease: 0,
+    }
+}
+
+fn put_ok(revision: i64) -> EtcdResponse {
+    ok(revision, OpResult::Put { prev_kv: None })
+}
+
+/// put a=1 (rev 2), an unknown put a=2 (rev 3, shown only by the watch), put b=1 (rev 4), and
+/// a read of a (`read` = what it returned).
+fn history(read: KeyValue) -> Vec<Operation<EtcdRequest, EtcdResponse>> {
+    vec![
+        Operation::new(0, 0, 1, put("a", "1"), put_ok(2)),
+        Operation::unknown(1, 2, 3, put("a", "2")),
+        Operation::new(0, 4, 5, put("b", "1"), put_ok(4)),
+        Operation::new(
+            0,
+            6,
+            7,
+            get("a"),
+            ok(
+                4,
+                OpResult::Range(RangeResult {
+                    kvs: vec![read],
+                    count: 1,
+                    more: false,
+                }),
+            ),
+        ),
+    ]
+}
+
+fn watcher(prev_kv: bool) -> WatcherHistory {
+    let ev = |revision, events| WatchResponse {
+        revision,
+        events,
+        ..WatchResponse::default()
+    };
+    let prev = |p: KeyValue| if prev_kv { Some(p) } else { None };
+    WatcherHistory {
+        id: 7,
+        range: KeyRange::range("", "\0"),
+        start_revision: 1,
+        filters: vec![],
+        prev_kv,
+        responses: vec![
+            ev(2, vec![WatchEvent::put(kv("a", "1", 2, 2, 1), None)]),
+            ev(
+                3,
+                vec![WatchEvent::put(
+                    kv("a", "2", 2, 3, 2),
+                    prev(kv("a", "1", 2, 2, 1)),
+                )],
+            ),
+            ev(4, vec![WatchEvent::put(kv("b", "1", 4, 4, 1), None)]),
+        ],
+    }
+}
+
+#[test]
+fn linearizable_run_with_correct_watch() {
+    let h = history(kv("a", "2", 2, 3, 2));
+    let w = vec![watcher(true)];
+    let run = check_etcd_run(&h, &w, &CheckOptions::default());
+    assert!(run.ok(), "{}", run.explain(&h));
+    assert_eq!(run.timeline, TimelineSource::Linearization);
+    // The unknown put was resolved at revision 3 (the watch pinned it).
+    assert_eq!(run.model.hints.pins["a"]["2"], 3);
+    let s = run.summary(&h);
+    assert_eq!(s.linearizability, "linearizable");
+    assert!(s.watch_ok);
+    assert_eq!((s.watchers, s.watch_events), (1, 3));
+    let back: RunSummary = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back.watch_violations, s.watch_violations);
+    assert_eq!(back.watch_timeline, TimelineSource::Linearization);
+}
+
+#[test]
+fn watch_violations_are_reported_with_a_linearizable_history() {
+    let h = history(kv("a", "2", 2, 3, 2));
+    let mut w = vec![watcher(true)];
+    w[0].responses[1].events[0].prev_kv = None; // wrong prev_kv
+    w[0].responses.remove(0); // revision 2 missing: not resumable
+    let run = check_etcd_run(&h, &w, &CheckOptions::default());
+    assert_eq!(run.verdict(), Verdict::Linearizable);
+    assert!(!run.ok());
+    assert!(run.watch.has(Guarantee::PrevKv));
+    assert!(run.watch.has(Guarantee::Resumable));
+    let text = run.explain(&h);
+    assert!(text.contains("[prev_kv] watcher #0 (id 7)"), "{text}");
+}
+
+#[test]
+fn a_non_linearizable_run_checks_watches_against_their_union() {
+    // The read claims a=1 at revision 4, but the watch shows a=2 written at 3.
+    let h = history(kv("a", "1", 2, 2, 1));
+    let mut w = vec![watcher(false), watcher(false)];
+    w[1].id = 8;
+    w[1].responses[2].events[0].kv.value = "9".into(); // the watchers disagree about b
+    let run = check_etcd_run(&h, &w, &CheckOptions::default());
+    assert_eq!(run.verdict(), Verdict::NotLinearizable);
+    assert_eq!(run.timeline, TimelineSource::WatchUnion);
+    assert!(run.watch.has(Guarantee::Consistent));
+    let s = run.summary(&h);
+    assert_eq!(s.linearizability, "not linearizable");
+    assert_eq!(s.failed_op, Some(3));
+    insta::assert_snapshot!("non_linearizable_run", run.explain(&h));
+}
