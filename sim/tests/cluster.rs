@@ -333,3 +333,28 @@ fn leader_that_cannot_send_loses_leadership() {
     s.heal().unwrap();
     s.await_leader(secs(10.0)).unwrap();
 }
+
+#[test]
+fn full_disk_surfaces_enospc_to_the_member() {
+    let mut s = cluster(12, 3);
+    let leader = s.await_leader(secs(10.0)).unwrap();
+    let victim = names(&s).into_iter().find(|n| *n != leader).unwrap();
+    let stop = Rc::new(Cell::new(false));
+    start_writer(&mut s, "c0", vec![leader.clone()], secs(0.01), stop.clone()).unwrap();
+    s.run_for(secs(1.0)).unwrap();
+    let used = s.disk(&victim).unwrap().used();
+    s.apply(sim::Fault::DiskCapacity {
+        node: victim.clone(),
+        bytes: Some(used + 16 * 1024),
+    })
+    .unwrap();
+    s.run_until("the full member to stop", secs(20.0), |s| {
+        s.exit_reason(&victim).is_some()
+    })
+    .unwrap();
+    let reason = s.exit_reason(&victim).unwrap();
+    assert!(reason.contains("No space left on device"), "{reason}");
+    assert!(s.disk(&victim).unwrap().stats().faults_fired >= 1);
+    stop.set(true);
+    s.run_clients(secs(20.0)).unwrap();
+}

@@ -174,6 +174,18 @@ impl SimDisk {
         self.lock().fs.files()
     }
 
+    /// Live files with their current (page-cache) sizes, sorted by path.
+    pub fn file_sizes(&self) -> Vec<(PathBuf, u64)> {
+        let g = self.lock();
+        g.fs.files()
+            .into_iter()
+            .map(|p| {
+                let len = g.fs.lookup(&p).and_then(|i| g.fs.len(i).ok()).unwrap_or(0);
+                (p, len)
+            })
+            .collect()
+    }
+
     /// The durable content of `path` (what a power loss keeping nothing unsynced would leave),
     /// `None` if its directory entry is not durable.
     pub fn durable_content(&self, path: &Path) -> Option<Vec<u8>> {
