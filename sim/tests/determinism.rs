@@ -19,7 +19,14 @@ fn check(members: usize, seed: u64, other: u64) {
     assert_eq!(a.error, None, "seed {seed}: scenario stopped early");
     assert!(a.acked > 200, "too few acknowledged writes: {}", a.acked);
     assert!(a.leader_changes > members as u64, "no leader change: {a:?}");
-    for msg in ["fault", "member starting", "raft leader changed", "put ok"] {
+    for msg in [
+        "fault",
+        "member starting",
+        "raft leader changed",
+        "put ok",
+        "slow fdatasync",
+        "status",
+    ] {
         let needle = format!("\"msg\":\"{msg}\"");
         assert!(
             a.trace.iter().any(|l| l.contains(&needle)),
