@@ -1,11 +1,30 @@
-//! etcd-sim: the scenario harness and the `etcd-sim` CLI.
+//! etcd-sim: the scenario harness and the `etcd-sim` CLI (DESIGN.md §7).
 //!
 //! Modules:
-//! - [`bench`]: the load generator (`etcd-sim bench`) against any etcd-compatible endpoints.
-//! - [`smoke`]: the current main job: a local 3-member cluster of our server under a checked
-//!   workload (replaced by the scenario catalogue once the simulator lands).
-//! - [`stats`]: latency percentiles.
+//! - [`workload`]: the etcd and kubernetes traffic profiles and watchers on simulated clients.
+//! - [`exec`]: requests in the checker's etcd vocabulary executed through `etcd-client`.
+//! - [`history`]: what clients observed (records, watch logs) and the checker's history.
+//! - [`nemesis`]: fault schedules as data, applied through the simulator's fault API.
+//! - [`catalogue`]: the named scenarios with their expectations.
+//! - [`runner`]: one scenario on one seed: timeline, liveness, collection.
+//! - [`checks`]: linearizability, serializable reads, watch guarantees.
+//! - [`sweep`]: the disk latency sweep (table and SVG plot).
+//! - [`report`]: `summary.json`, the verdict, report directories, tables.
+//! - [`cli`]: `list`, `run`, `replay`, `sweep`.
+//! - [`bench`], [`stats`]: the real-mode load generator and latency statistics.
+//! - [`smoke`]: the real-mode smoke job (`etcd-sim smoke`): a local 3-member cluster on
+//!   loopback under a checked workload.
 
 pub mod bench;
+pub mod catalogue;
+pub mod checks;
+pub mod cli;
+pub mod exec;
+pub mod history;
+pub mod nemesis;
+pub mod report;
+pub mod runner;
 pub mod smoke;
 pub mod stats;
+pub mod sweep;
+pub mod workload;

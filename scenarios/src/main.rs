@@ -1,28 +1,81 @@
 //! The `etcd-sim` command line.
 //!
-//! Owns: parsing subcommands and turning results into output and exit codes.
+//! Owns: parsing subcommands and turning results into output and exit codes (0 pass, 1 fail,
+//! 2 usage: unknown scenario, malformed seed range, bad fault-schedule file).
 //!
 //! Must never: hide a failure behind exit code 0.
 
 use clap::{Parser, Subcommand};
+use scenarios::cli::{self, Usage};
 use scenarios::{bench, smoke};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
     name = "etcd-sim",
     version,
-    about = "etcd-compatible server harness: run, bench, check"
+    about = "etcd-compatible server harness: simulated scenarios, checks, benchmarks"
 )]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
 
+/// Where reports go unless `--report-dir` says otherwise.
+const REPORTS: &str = "target/etcd-sim/reports";
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// The main job: a local 3-member cluster under a checked workload; prints a summary.
-    Run(smoke::RunArgs),
+    /// Scenario names with one-line descriptions.
+    List,
+    /// Run scenarios in simulation (no name: the whole catalogue on the default seeds).
+    Run {
+        /// Scenario name (see `etcd-sim list`).
+        scenario: Option<String>,
+        /// Every scenario of the catalogue.
+        #[arg(long)]
+        all: bool,
+        /// One seed.
+        #[arg(long, conflicts_with = "seeds")]
+        seed: Option<u64>,
+        /// A seed range: A..B (B exclusive) or A..=B.
+        #[arg(long)]
+        seeds: Option<String>,
+        /// Where report directories go.
+        #[arg(long, alias = "report", default_value = REPORTS)]
+        report_dir: PathBuf,
+        /// A fault schedule (JSON) instead of the one drawn from the seed.
+        #[arg(long)]
+        faults: Option<PathBuf>,
+    },
+    /// Re-run a report (directory or summary.json) and confirm the identical trace_hash.
+    Replay {
+        /// The report directory or its summary.json.
+        report: PathBuf,
+        /// Where the new report goes.
+        #[arg(long, default_value = "target/etcd-sim/replays")]
+        report_dir: PathBuf,
+    },
+    /// Run scenarios over a seed range: progress, a table, replay commands for failures.
+    Sweep {
+        /// Scenario name.
+        scenario: Option<String>,
+        /// Every scenario of the catalogue.
+        #[arg(long)]
+        all: bool,
+        /// A seed range: A..B (B exclusive) or A..=B.
+        #[arg(long, default_value = "0..20")]
+        seeds: String,
+        /// Where report directories go.
+        #[arg(long, default_value = "target/etcd-sim/sweeps")]
+        report_dir: PathBuf,
+        /// Worker threads (default: one per CPU).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Real mode: a local 3-member cluster of etcd-server on loopback under a checked workload.
+    Smoke(smoke::RunArgs),
     /// Load generator against etcd v3 endpoints (ours or real etcd).
     Bench(bench::BenchArgs),
     /// Check a history file for linearizability:
@@ -40,63 +93,78 @@ enum Cmd {
     },
 }
 
+fn outcome(r: anyhow::Result<bool>, what: &str) -> ExitCode {
+    match r {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) if e.downcast_ref::<Usage>().is_some() => {
+            eprintln!("etcd-sim {what}: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("etcd-sim {what}: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn seeds(seed: Option<u64>, seeds: Option<&str>) -> Result<Option<Vec<u64>>, Usage> {
+    match (seed, seeds) {
+        (Some(s), _) => Ok(Some(vec![s])),
+        (None, Some(r)) => cli::parse_seeds(r).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match &cli.cmd {
-        Cmd::Check { args } => return exit(linearizability::cli::check_main(args)),
-        Cmd::BenchCheck { args } => return exit(linearizability::cli::bench_check_main(args)),
-        _ => {}
-    }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("etcd-sim: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
     match cli.cmd {
-        Cmd::Run(args) => match rt.block_on(smoke::run(&args)) {
+        Cmd::List => {
+            cli::list();
+            ExitCode::SUCCESS
+        }
+        Cmd::Run {
+            scenario,
+            all,
+            seed,
+            seeds: range,
+            report_dir,
+            faults,
+        } => {
+            let r = seeds(seed, range.as_deref())
+                .map_err(anyhow::Error::from)
+                .and_then(|s| {
+                    cli::run(scenario.as_deref(), all, s, &report_dir, faults.as_deref())
+                });
+            outcome(r, "run")
+        }
+        Cmd::Replay { report, report_dir } => outcome(cli::replay(&report, &report_dir), "replay"),
+        Cmd::Sweep {
+            scenario,
+            all,
+            seeds: range,
+            report_dir,
+            jobs,
+        } => {
+            let r = cli::parse_seeds(&range)
+                .map_err(anyhow::Error::from)
+                .and_then(|s| cli::sweep(scenario.as_deref(), all, s, &report_dir, jobs));
+            outcome(r, "sweep")
+        }
+        Cmd::Check { args } => exit(linearizability::cli::check_main(&args)),
+        Cmd::BenchCheck { args } => exit(linearizability::cli::bench_check_main(&args)),
+        Cmd::Smoke(args) => with_runtime(|rt| match rt.block_on(smoke::run(&args)) {
             Ok((s, dir)) => {
-                println!("scenario   {}", s.scenario);
-                println!("seed       {}", s.seed);
-                println!("members    {}", s.members);
-                println!("ops        {} ({} failed)", s.ops, s.failed);
-                println!(
-                    "put p50/p99  {:.2} / {:.2} ms",
-                    s.put_latency.p50_ms, s.put_latency.p99_ms
-                );
-                println!(
-                    "get p50/p99  {:.2} / {:.2} ms",
-                    s.get_latency.p50_ms, s.get_latency.p99_ms
-                );
-                println!(
-                    "keys verified on every member: {}",
-                    s.acknowledged_writes_verified
-                );
-                println!("final revisions {:?}", s.final_revisions);
-                println!(
-                    "history    {} ({:.1} ms to check)",
-                    s.linearizability, s.checker_ms
-                );
-                println!(
-                    "verdict    {}   ({:.1} s wall)",
-                    s.verdict.to_uppercase(),
-                    s.wall_seconds
-                );
-                println!("report     {}", dir.display());
+                smoke::print(&s, &dir);
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("etcd-sim run: FAIL: {e:#}");
-                eprintln!("replay: etcd-sim run --seed {}", args.seed);
+                eprintln!("etcd-sim smoke: FAIL: {e:#}");
+                eprintln!("replay: etcd-sim smoke --seed {}", args.seed);
                 ExitCode::from(1)
             }
-        },
-        Cmd::Check { .. } | Cmd::BenchCheck { .. } => ExitCode::from(2),
-        Cmd::Bench(args) => match rt.block_on(bench::run(&args)) {
+        }),
+        Cmd::Bench(args) => with_runtime(|rt| match rt.block_on(bench::run(&args)) {
             Ok(r) => {
                 bench::print(&r, args.json);
                 ExitCode::SUCCESS
@@ -105,7 +173,20 @@ fn main() -> ExitCode {
                 eprintln!("etcd-sim bench: {e:#}");
                 ExitCode::from(2)
             }
-        },
+        }),
+    }
+}
+
+fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => f(&rt),
+        Err(e) => {
+            eprintln!("etcd-sim: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

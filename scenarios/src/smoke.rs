@@ -1,4 +1,4 @@
-//! `etcd-sim run`: the current main job — a local 3-member cluster of our server (real mode:
+//! `etcd-sim smoke`: real mode — a local 3-member cluster of our server (real mode:
 //! loopback TCP, files with fdatasync in a temp dir) under a small mixed workload.
 //!
 //! Owns: starting the members in-process, the workload (unique value per write), recording the
@@ -72,7 +72,7 @@ pub struct Summary {
     pub verdict: String,
 }
 
-/// Arguments of `etcd-sim run`.
+/// Arguments of `etcd-sim smoke`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// Workload seed.
@@ -326,6 +326,37 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
         );
     }
     Ok((summary, dir))
+}
+
+/// Prints the smoke summary.
+pub fn print(s: &Summary, dir: &Path) {
+    println!("scenario   {}", s.scenario);
+    println!("seed       {}", s.seed);
+    println!("members    {}", s.members);
+    println!("ops        {} ({} failed)", s.ops, s.failed);
+    println!(
+        "put p50/p99  {:.2} / {:.2} ms",
+        s.put_latency.p50_ms, s.put_latency.p99_ms
+    );
+    println!(
+        "get p50/p99  {:.2} / {:.2} ms",
+        s.get_latency.p50_ms, s.get_latency.p99_ms
+    );
+    println!(
+        "keys verified on every member: {}",
+        s.acknowledged_writes_verified
+    );
+    println!("final revisions {:?}", s.final_revisions);
+    println!(
+        "history    {} ({:.1} ms to check)",
+        s.linearizability, s.checker_ms
+    );
+    println!(
+        "verdict    {}   ({:.1} s wall)",
+        s.verdict.to_uppercase(),
+        s.wall_seconds
+    );
+    println!("report     {}", dir.display());
 }
 
 #[allow(clippy::disallowed_methods)]

@@ -1,0 +1,232 @@
+//! The checks every run gets: linearizability of the client history (the checker's etcd
+//! model, which checks revisions) together with the watch guarantees
+//! (`linearizability::run::check_etcd_run`), serializable reads against the linearization,
+//! and the summary that collects them.
+//!
+//! Owns: turning a run's records into a checker history, running the checker with a deadline,
+//! checking each serializable read against the store at its header revision in the found
+//! linearization, and filling the [`Summary`]. Must never: pass a run the checker could not
+//! decide (`unknown` fails the run).
+
+use crate::catalogue::Scenario;
+use crate::history::{to_checker, Record};
+use crate::nemesis::{AppliedFault, FaultSchedule};
+use crate::report::{CheckerSummary, OpsSummary, Summary, WatchSummary};
+use crate::runner::{worst_fsync_p99_ms, Collected, Driver};
+use crate::stats::summarize;
+use linearizability::models::etcd::{Etcd, EtcdRequest, EtcdResponse, EtcdState, RangeRequest};
+use linearizability::run::check_etcd_run;
+use linearizability::{CheckOptions, CheckReport, CheckResult, FaultWindow};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The checker gives up (verdict unknown, run failed) after this much wall time.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Fault windows for the HTML view (µs, as the history).
+pub fn fault_windows(applied: &[AppliedFault]) -> Vec<FaultWindow> {
+    applied
+        .iter()
+        .map(|a| FaultWindow {
+            start: a.start_ms * 1000,
+            end: a.end_ms * 1000,
+            label: a.what.clone(),
+        })
+        .collect()
+}
+
+/// Serializable reads whose result is not the store at their header revision (per the
+/// linearization the checker found). Returns (checked, violations).
+pub fn stale_reads(
+    model: &Etcd,
+    records: &[Record],
+    report: &CheckReport<EtcdState>,
+) -> (usize, Vec<String>) {
+    let Some(part) = report.partitions.first() else {
+        return (0, Vec::new());
+    };
+    // The store at each revision: the state after the last step that reached it.
+    let mut at: BTreeMap<i64, &EtcdState> = BTreeMap::new();
+    at.insert(part.init.revision, &part.init);
+    for step in &part.linearization {
+        at.insert(step.state.revision, &step.state);
+    }
+    let max = at.keys().next_back().copied().unwrap_or(0);
+    let mut checked = 0;
+    let mut bad = Vec::new();
+    for r in records.iter().filter(|r| r.serializable) {
+        let (EtcdRequest::Range(req), Some(EtcdResponse::Ok { revision, .. })) =
+            (&r.request, &r.response)
+        else {
+            continue;
+        };
+        checked += 1;
+        let Some(state) = at.get(revision) else {
+            bad.push(format!(
+                "serializable read by client {} from {} at {} µs saw revision {revision}, which no linearization reaches (last {max})",
+                r.client, r.member, r.call_us
+            ));
+            continue;
+        };
+        let latest = EtcdRequest::Range(RangeRequest {
+            revision: 0,
+            ..req.clone()
+        });
+        let (_, expected) = model.apply(state, &latest);
+        if Some(&expected) != r.response.as_ref() {
+            bad.push(format!(
+                "serializable read by client {} from {} at {} µs: got {:?}, the store at revision {revision} answers {:?}",
+                r.client, r.member, r.call_us, r.response, expected
+            ));
+        }
+    }
+    (checked, bad)
+}
+
+/// Runs every check and builds the summary (verdict decided later by `report::judge`);
+/// returns it with `history.html` and `history.json`.
+pub fn assemble(
+    sc: &Scenario,
+    seed: u64,
+    d: &Driver,
+    c: &Collected,
+    schedule: &FaultSchedule,
+    source: &str,
+) -> (Summary, String, String) {
+    let (ops, _origin) = to_checker(&c.records, sc.stale_reads_as_linearizable);
+    let watchers: Vec<_> = c.watches.iter().flat_map(|w| w.to_checker()).collect();
+    let run = check_etcd_run(
+        &ops,
+        &watchers,
+        &CheckOptions {
+            timeout: Some(CHECK_TIMEOUT),
+            ..CheckOptions::default()
+        },
+    );
+    let run_summary = run.summary(&ops);
+    let model = &run.model;
+    let report = &run.linearizability;
+    let windows = fault_windows(&c.applied);
+    let title = format!("{} seed {seed}", sc.name);
+    let html = linearizability::html::render_html(model, &ops, report, &windows, &title);
+    let history_json = serde_json::to_string(&linearizability::parse::JsonHistory::Etcd {
+        operations: ops.clone(),
+        faults: windows,
+        watches: watchers.clone(),
+    })
+    .unwrap_or_default();
+    let (stale_checked, stale_bad) = if sc.stale_reads_as_linearizable {
+        (0, Vec::new())
+    } else {
+        stale_reads(model, &c.records, report)
+    };
+    let result = match &report.result {
+        CheckResult::Linearizable => "linearizable",
+        CheckResult::NotLinearizable(_) => "not linearizable",
+        CheckResult::Unknown => "unknown",
+    };
+    let detail = match &report.result {
+        CheckResult::NotLinearizable(_) => Some(run_summary.explanation.clone()),
+        _ => None,
+    };
+    let checker = CheckerSummary {
+        result: result.to_string(),
+        seconds: run_summary.checker_ms / 1000.0,
+        operations: ops.len(),
+        detail,
+        serializable_reads_checked: stale_checked,
+        serializable_read_violations: stale_bad,
+    };
+    let watch = WatchSummary {
+        watchers: c.watches.len(),
+        streams: watchers.len(),
+        batches: c.watches.iter().map(|w| w.batches.len()).sum(),
+        events: run_summary.watch_events,
+        interruptions: c.watches.iter().map(|w| w.interruptions.len()).sum(),
+        result: if c.watches.is_empty() {
+            "no watchers".into()
+        } else if run_summary.watch_ok {
+            "ok".into()
+        } else {
+            format!(
+                "{} violations",
+                run_summary.watch_violations.len() + run_summary.watch_violations_suppressed
+            )
+        },
+        timeline: format!("{:?}", run_summary.watch_timeline),
+        violations: run_summary
+            .watch_violations
+            .iter()
+            .take(10)
+            .map(|v| v.to_string())
+            .collect(),
+    };
+    let ops_summary = ops_summary(&c.records);
+    let trace = d.s.trace();
+    let trace_matches = sc
+        .expect
+        .trace_contains
+        .iter()
+        .map(|m| (m.to_string(), trace.lines_with_msg(m).len() as u64))
+        .collect();
+    let names = d.s.member_names();
+    let summary = Summary {
+        scenario: sc.name.to_string(),
+        seed,
+        git_commit: crate::report::GIT_COMMIT.to_string(),
+        verdict: String::new(),
+        failures: c.problems.clone(),
+        replay: crate::report::replay_command(sc.name, seed),
+        trace_hash: d.s.trace_hash(),
+        trace_lines: trace.len(),
+        sim_seconds: d.s.elapsed().as_secs_f64(),
+        wall_seconds: 0.0,
+        ops: ops_summary,
+        leader_changes: d.leader_changes(),
+        leaders: crate::runner::leaders(d).into_iter().collect(),
+        leader_changes_seen_total: names
+            .iter()
+            .map(|n| d.s.leader_changes(n))
+            .max()
+            .unwrap_or(0),
+        wal_fsync_p99_ms: worst_fsync_p99_ms(&d.s),
+        fault_schedule_source: source.to_string(),
+        fault_schedule: schedule.clone(),
+        faults: c.applied.clone(),
+        checker,
+        watch,
+        liveness: c.liveness.clone(),
+        trace_matches,
+        healthy_twin: None,
+        sweep: None,
+    };
+    (summary, html, history_json)
+}
+
+/// Operation counts and latencies.
+pub fn ops_summary(records: &[Record]) -> OpsSummary {
+    let mut write_lat: Vec<Duration> = records
+        .iter()
+        .filter(|r| r.is_write())
+        .filter_map(|r| r.latency())
+        .collect();
+    let mut read_lat: Vec<Duration> = records
+        .iter()
+        .filter(|r| !r.is_write())
+        .filter_map(|r| r.latency())
+        .collect();
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    for r in records {
+        *by_kind.entry(r.kind.clone()).or_default() += 1;
+    }
+    OpsSummary {
+        total: records.len(),
+        ok: records.iter().filter(|r| r.response.is_some()).count(),
+        unknown: records.iter().filter(|r| r.response.is_none()).count(),
+        writes_ok: write_lat.len(),
+        reads_ok: read_lat.len(),
+        write_p99_ms: summarize(&mut write_lat).p99_ms,
+        read_p99_ms: summarize(&mut read_lat).p99_ms,
+        by_kind,
+    }
+}

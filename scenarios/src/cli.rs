@@ -1,0 +1,340 @@
+//! The scenario subcommands of `etcd-sim`: `list`, `run`, `replay`, `sweep`.
+//!
+//! Owns: argument validation (unknown scenario, malformed seed range, bad fault-schedule file →
+//! one clear message and exit code 2), running seeds on worker threads, the printed tables,
+//! progress and replay commands, and exit codes (0 pass, 1 fail, 2 usage). Must never: exit 0
+//! when a run failed.
+
+use crate::catalogue::{self, Scenario};
+use crate::nemesis::FaultSchedule;
+use crate::report::{self, Summary};
+use crate::runner::{self, RunOptions};
+use anyhow::{bail, Context};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Seeds `etcd-sim run` uses when none is given.
+pub const DEFAULT_SEEDS: [u64; 2] = [1, 2];
+
+/// A usage error (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// Parses `A..B` (B exclusive), `A..=B` or a single seed.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>, Usage> {
+    let bad = || {
+        Usage(format!(
+            "malformed seed range {s:?}: use A..B (B exclusive), A..=B or N"
+        ))
+    };
+    if let Some((a, b)) = s.split_once("..=") {
+        let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if a > b {
+            return Err(bad());
+        }
+        return Ok((a..=b).collect());
+    }
+    if let Some((a, b)) = s.split_once("..") {
+        let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if a >= b {
+            return Err(bad());
+        }
+        return Ok((a..b).collect());
+    }
+    s.parse().map(|n| vec![n]).map_err(|_| bad())
+}
+
+/// Resolves scenario names (`None` + `all`: the catalogue).
+pub fn select(name: Option<&str>, all: bool) -> Result<Vec<Scenario>, Usage> {
+    match (name, all) {
+        (Some(_), true) => Err(Usage("give a scenario name or --all, not both".into())),
+        (None, _) => Ok(catalogue::catalogue()),
+        (Some(n), false) => catalogue::find(n).map(|s| vec![s]).ok_or_else(|| {
+            Usage(format!(
+                "unknown scenario {n:?}; valid: {}",
+                catalogue::names().join(", ")
+            ))
+        }),
+    }
+}
+
+/// `etcd-sim list`.
+pub fn list() {
+    for s in catalogue::catalogue() {
+        println!("{:<20} {}", s.name, s.about);
+    }
+    let n = catalogue::negative_control();
+    println!("{:<20} {}", n.name, n.about);
+}
+
+/// One finished run.
+pub struct Done {
+    /// The summary.
+    pub summary: Summary,
+    /// Its report directory.
+    pub dir: PathBuf,
+}
+
+/// Runs every (scenario, seed) pair on `jobs` threads, writing reports under `root`; calls
+/// `progress` after each. Errors of the harness itself (not of the server) abort.
+pub fn run_many(
+    jobs: Vec<(Scenario, u64)>,
+    root: &Path,
+    opts: &RunOptions,
+    threads: usize,
+    progress: &(dyn Fn(&Done, usize, usize) + Sync),
+) -> anyhow::Result<Vec<Done>> {
+    let next = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
+    let out: Mutex<Vec<(usize, Done)>> = Mutex::new(Vec::new());
+    let err: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let total = jobs.len();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, total.max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((sc, seed)) = jobs.get(i) else { break };
+                let r = runner::run(sc, *seed, opts)
+                    .and_then(|o| report::write_dir(root, &o).map(|dir| (o, dir)))
+                    .with_context(|| format!("{} seed {seed}", sc.name));
+                match r {
+                    Ok((o, dir)) => {
+                        let d = Done {
+                            summary: o.summary,
+                            dir,
+                        };
+                        let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
+                        progress(&d, n, total);
+                        if let Ok(mut v) = out.lock() {
+                            v.push((i, d));
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut g) = err.lock() {
+                            g.get_or_insert(e);
+                        }
+                        next.store(total, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let mut v = out.into_inner().unwrap_or_else(|p| p.into_inner());
+    v.sort_by_key(|(i, _)| *i);
+    Ok(v.into_iter().map(|(_, d)| d).collect())
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Prints the failures and replay commands of failed runs; returns how many failed.
+fn print_failures(done: &[Done]) -> usize {
+    let failed: Vec<&Done> = done
+        .iter()
+        .filter(|d| d.summary.verdict != "pass")
+        .collect();
+    for d in &failed {
+        println!();
+        println!("FAIL {} seed {}:", d.summary.scenario, d.summary.seed);
+        for f in &d.summary.failures {
+            println!("  - {f}");
+        }
+        println!("  report: {}", d.dir.display());
+        println!("  replay: {}", d.summary.replay);
+    }
+    failed.len()
+}
+
+/// `etcd-sim run`.
+pub fn run(
+    name: Option<&str>,
+    all: bool,
+    seeds: Option<Vec<u64>>,
+    root: &Path,
+    faults: Option<&Path>,
+) -> anyhow::Result<bool> {
+    let scenarios = select(name, all)?;
+    let seeds = seeds.unwrap_or_else(|| DEFAULT_SEEDS.to_vec());
+    let mut opts = RunOptions::default();
+    if let Some(path) = faults {
+        let members = scenarios.first().map_or(3, |s| s.members);
+        let s = FaultSchedule::load(path, members).map_err(|e| Usage(format!("{e:#}")))?;
+        opts.schedule = Some(s);
+        opts.schedule_source = Some(format!("file {}", path.display()));
+    }
+    let jobs: Vec<(Scenario, u64)> = scenarios
+        .iter()
+        .flat_map(|s| seeds.iter().map(move |seed| (s.clone(), *seed)))
+        .collect();
+    println!(
+        "running {} scenario(s) × {} seed(s) in simulation ...",
+        scenarios.len(),
+        seeds.len()
+    );
+    println!("{}", report::table_header());
+    let progress = |d: &Done, _: usize, _: usize| {
+        println!("{}", report::table_row(&d.summary));
+        let _ = std::io::stdout().flush();
+    };
+    let done = run_many(jobs, root, &opts, threads(), &progress)?;
+    for d in &done {
+        if let Some(rows) = &d.summary.sweep {
+            println!();
+            println!(
+                "disk-latency-sweep seed {} (plot: {}):",
+                d.summary.seed,
+                d.dir.join("sweep.svg").display()
+            );
+            print!("{}", crate::sweep::table(rows));
+        }
+        if let Some(t) = &d.summary.healthy_twin {
+            println!(
+                "{} seed {}: WAL fsync p99 {:.0} ms, {} leader change(s); healthy twin: {} leader change(s)",
+                d.summary.scenario,
+                d.summary.seed,
+                d.summary.wal_fsync_p99_ms.unwrap_or(0.0),
+                d.summary.leader_changes,
+                t.leader_changes
+            );
+        }
+    }
+    let failed = print_failures(&done);
+    println!();
+    println!(
+        "{} run(s): {} passed, {} failed; reports in {}",
+        done.len(),
+        done.len() - failed,
+        failed,
+        root.display()
+    );
+    Ok(failed == 0)
+}
+
+/// `etcd-sim replay DIR|summary.json`: re-runs and compares the trace hash.
+pub fn replay(path: &Path, root: &Path) -> anyhow::Result<bool> {
+    let (old, dir) = report::read_summary(path).map_err(|e| Usage(format!("{e:#}")))?;
+    let sc = catalogue::find(&old.scenario).ok_or_else(|| {
+        Usage(format!(
+            "{}: unknown scenario {:?}",
+            path.display(),
+            old.scenario
+        ))
+    })?;
+    let mut opts = RunOptions::default();
+    if old.fault_schedule_source.starts_with("file") {
+        opts.schedule = Some(old.fault_schedule.clone());
+        opts.schedule_source = Some(old.fault_schedule_source.clone());
+    }
+    if old.git_commit != report::GIT_COMMIT {
+        println!(
+            "note: recorded with commit {}, replaying with {}: the trace may differ",
+            old.git_commit,
+            report::GIT_COMMIT
+        );
+    }
+    let o = runner::run(&sc, old.seed, &opts)?;
+    let new_dir = report::write_dir(root, &o)?;
+    println!("{}", report::table_header());
+    println!("{}", report::table_row(&o.summary));
+    let same = o.summary.trace_hash == old.trace_hash;
+    println!(
+        "trace_hash {} ({}) vs recorded {} ({}): {}",
+        o.summary.trace_hash,
+        new_dir.display(),
+        old.trace_hash,
+        dir.display(),
+        if same { "identical" } else { "DIFFERENT" }
+    );
+    println!(
+        "verdict {} (recorded {})",
+        o.summary.verdict.to_uppercase(),
+        old.verdict.to_uppercase()
+    );
+    Ok(same && o.summary.verdict == old.verdict)
+}
+
+/// `etcd-sim sweep`: many seeds, a progress line, a per-scenario speed table.
+pub fn sweep(
+    name: Option<&str>,
+    all: bool,
+    seeds: Vec<u64>,
+    root: &Path,
+    jobs_n: Option<usize>,
+) -> anyhow::Result<bool> {
+    if name.is_none() && !all {
+        bail!(Usage("give a scenario name or --all".into()));
+    }
+    let scenarios = select(name, all)?;
+    let jobs: Vec<(Scenario, u64)> = scenarios
+        .iter()
+        .flat_map(|s| seeds.iter().map(move |seed| (s.clone(), *seed)))
+        .collect();
+    #[allow(clippy::disallowed_methods)] // wall time of the sweep itself
+    let wall = std::time::Instant::now();
+    let progress = |d: &Done, n: usize, total: usize| {
+        let width = 30;
+        let filled = n * width / total.max(1);
+        eprint!(
+            "\r[{}{}] {n}/{total} {} seed {} {}        ",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            d.summary.scenario,
+            d.summary.seed,
+            d.summary.verdict
+        );
+        let _ = std::io::stderr().flush();
+    };
+    let done = run_many(
+        jobs,
+        root,
+        &RunOptions::default(),
+        jobs_n.unwrap_or_else(threads),
+        &progress,
+    )?;
+    eprintln!();
+    let total_wall = wall.elapsed().as_secs_f64();
+    println!(
+        "{:<20} {:>6} {:>6} {:>10} {:>12} {:>12} {:>14}",
+        "scenario", "seeds", "failed", "wall-s", "seeds/min", "sim-s/seed", "sim-s/wall-s"
+    );
+    for sc in &scenarios {
+        let mine: Vec<&Done> = done
+            .iter()
+            .filter(|d| d.summary.scenario == sc.name)
+            .collect();
+        let wall_s: f64 = mine.iter().map(|d| d.summary.wall_seconds).sum();
+        let sim_s: f64 = mine.iter().map(|d| d.summary.sim_seconds).sum();
+        let failed = mine.iter().filter(|d| d.summary.verdict != "pass").count();
+        println!(
+            "{:<20} {:>6} {:>6} {:>10.1} {:>12.2} {:>12.1} {:>14.2}",
+            sc.name,
+            mine.len(),
+            failed,
+            wall_s,
+            mine.len() as f64 * 60.0 / wall_s.max(1e-9),
+            sim_s / mine.len().max(1) as f64,
+            sim_s / wall_s.max(1e-9)
+        );
+    }
+    let failed = print_failures(&done);
+    println!();
+    println!(
+        "{} run(s) in {:.1} s wall ({:.2} seeds/min overall with {} thread(s)): {} passed, {} failed; reports in {}",
+        done.len(),
+        total_wall,
+        done.len() as f64 * 60.0 / total_wall.max(1e-9),
+        jobs_n.unwrap_or_else(threads),
+        done.len() - failed,
+        failed,
+        root.display()
+    );
+    Ok(failed == 0)
+}

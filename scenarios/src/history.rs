@@ -1,0 +1,193 @@
+//! What the workload clients observed: every request with its simulated call and return time,
+//! its response or its unknown outcome, and every watch response.
+//!
+//! Owns: [`Record`], [`WatchLog`], the shared [`Recorder`] client hosts append to, and the
+//! conversion of records into the checker's etcd history (linearizable operations only;
+//! serializable reads are kept aside and checked against the linearization).
+//!
+//! Must never: drop a write (a write without a response is kept with an unknown outcome), or
+//! read time from anything but the simulation.
+
+use linearizability::models::etcd::{EtcdRequest, EtcdResponse, KeyRange, KeyValue};
+use linearizability::watch::{
+    WatchEvent as CheckerWatchEvent, WatchResponse as CheckerWatchResponse, WatcherHistory,
+};
+use linearizability::Operation;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// One request as seen by a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Client id (one per logical client process).
+    pub client: u64,
+    /// The client host.
+    pub host: String,
+    /// The member the request went to.
+    pub member: String,
+    /// What kind of operation this is in the traffic profile (`get`, `cas`, `k8s-update`, ...).
+    pub kind: String,
+    /// Invocation, simulated µs since the start.
+    pub call_us: u64,
+    /// Return (or give-up) time, simulated µs since the start.
+    pub ret_us: u64,
+    /// A serializable (stale-allowed) read.
+    #[serde(default)]
+    pub serializable: bool,
+    /// The request.
+    pub request: EtcdRequest,
+    /// The response; `None` = unknown outcome.
+    pub response: Option<EtcdResponse>,
+    /// Why the outcome is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Record {
+    /// Whether the request can change the store.
+    pub fn is_write(&self) -> bool {
+        !matches!(self.request, EtcdRequest::Range(_))
+    }
+
+    /// Latency of a completed request.
+    pub fn latency(&self) -> Option<Duration> {
+        self.response
+            .as_ref()
+            .map(|_| Duration::from_micros(self.ret_us.saturating_sub(self.call_us)))
+    }
+}
+
+/// One event of a watch response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// `true` for DELETE.
+    pub delete: bool,
+    /// The key-value (for a delete: key and mod revision only).
+    pub kv: KeyValue,
+}
+
+/// One watch response with events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchBatch {
+    /// Simulated µs when it arrived.
+    pub at_us: u64,
+    /// The member it came from.
+    pub member: String,
+    /// Index of the stream (in [`WatchLog::streams`]) it arrived on.
+    pub stream: usize,
+    /// Header revision.
+    pub header_revision: i64,
+    /// The events.
+    pub events: Vec<WatchEvent>,
+}
+
+/// Everything one watcher saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchLog {
+    /// Watcher id.
+    pub watcher: u64,
+    /// Watched prefix.
+    pub prefix: String,
+    /// The revision the first stream started from.
+    pub start_revision: i64,
+    /// Every (re)start: (simulated µs, member, start revision).
+    pub streams: Vec<(u64, String, i64)>,
+    /// Responses with events, in arrival order.
+    pub batches: Vec<WatchBatch>,
+    /// Why streams ended (errors, cancels).
+    pub interruptions: Vec<String>,
+}
+
+impl WatchLog {
+    /// Every stream of this watcher as the checker's watcher history (one per (re)start).
+    pub fn to_checker(&self) -> Vec<WatcherHistory> {
+        self.streams
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, start))| WatcherHistory {
+                id: self.watcher * 1000 + i as u64,
+                range: KeyRange::range(self.prefix.clone(), crate::exec::prefix_end(&self.prefix)),
+                start_revision: *start,
+                responses: self
+                    .batches
+                    .iter()
+                    .filter(|b| b.stream == i)
+                    .map(|b| CheckerWatchResponse {
+                        revision: b.header_revision,
+                        events: b
+                            .events
+                            .iter()
+                            .map(|e| {
+                                if e.delete {
+                                    CheckerWatchEvent::delete(
+                                        e.kv.key.clone(),
+                                        e.kv.mod_revision,
+                                        None,
+                                    )
+                                } else {
+                                    CheckerWatchEvent::put(e.kv.clone(), None)
+                                }
+                            })
+                            .collect(),
+                        time: Some(b.at_us),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect()
+    }
+}
+
+/// The shared log client hosts append to (all hosts run on the driving thread).
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    /// Requests.
+    pub records: Rc<RefCell<Vec<Record>>>,
+    /// Watchers.
+    pub watches: Rc<RefCell<Vec<WatchLog>>>,
+}
+
+/// Simulated time since the start, in µs (inside a host; 0 outside).
+pub fn now_us() -> u64 {
+    turmoil::sim_elapsed()
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The linearizable part of the history in the checker's types, with the index of the record
+/// each operation came from. Failed reads (no effect) are left out; failed writes stay with an
+/// unknown outcome; serializable reads are left out (see `checks::stale_reads`) unless
+/// `stale_as_linearizable` (the harness's negative control).
+pub fn to_checker(
+    records: &[Record],
+    stale_as_linearizable: bool,
+) -> (Vec<Operation<EtcdRequest, EtcdResponse>>, Vec<usize>) {
+    let mut ops = Vec::new();
+    let mut origin = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        if r.serializable && !stale_as_linearizable {
+            continue;
+        }
+        match &r.response {
+            Some(resp) => ops.push(Operation::new(
+                r.client,
+                r.call_us,
+                r.ret_us.max(r.call_us),
+                r.request.clone(),
+                resp.clone(),
+            )),
+            None if r.is_write() => ops.push(Operation::unknown(
+                r.client,
+                r.call_us,
+                r.ret_us,
+                r.request.clone(),
+            )),
+            None => continue,
+        }
+        origin.push(i);
+    }
+    (ops, origin)
+}

@@ -1,0 +1,392 @@
+//! Fault schedules as data: a list of (at, fault, duration) in milliseconds after the workload
+//! starts, drawn from the seed's `faults` stream by a scenario or read from a JSON file, and
+//! applied through the simulator's fault API.
+//!
+//! Owns: [`FaultSchedule`] (serde), node selectors resolved when a fault fires (`leader`,
+//! `follower`, `mN`), each fault's undo at the end of its window, and the record of what was
+//! applied ([`AppliedFault`]).
+//!
+//! Semantics: the end of a network fault heals every partition and link loss (the simulator
+//! has one heal); a crash window ends with a restart on the same disk; a slow-fsync window
+//! ends with a healthy disk.
+//!
+//! Must never: decide with randomness other than the run's `faults` stream, or leave a fault
+//! active past the end of the workload (the runner heals everything then).
+
+use anyhow::{bail, Context};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sim::{CrashModel, Fault, LatencyModel, Simulation};
+use std::path::Path;
+use std::time::Duration;
+
+/// What a fault does. Node selectors: `leader` (the leader when the fault fires), `follower`
+/// (a member that is not the leader then, chosen from the `faults` stream), or a member name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Cut every link of the node (members and clients).
+    Isolate {
+        /// Node selector.
+        node: String,
+    },
+    /// The node cannot send to the other members; it still hears them.
+    PartitionOneway {
+        /// Node selector.
+        node: String,
+    },
+    /// The given members on one side, the rest of the cluster on the other.
+    PartitionMinority {
+        /// Node selectors of the minority side.
+        nodes: Vec<String>,
+    },
+    /// Every member-to-member link loses writes with this probability (each loss delays the
+    /// bytes by a retransmission timeout), plus a fixed latency.
+    FlakyLinks {
+        /// Loss probability in [0, 1].
+        probability: f64,
+        /// One-way latency on member links, ms.
+        latency_ms: u64,
+    },
+    /// Power loss: unsynced writes dropped (torn at 4 KiB sectors); restart at the end.
+    Crash {
+        /// Node selector.
+        node: String,
+    },
+    /// Every member loses power at the same instant; all restart at the end.
+    CrashAll,
+    /// The node's fdatasync latency becomes log-normal with this p50/p99.
+    SlowFsync {
+        /// Node selector.
+        node: String,
+        /// Median, ms.
+        p50_ms: u64,
+        /// 99th percentile, ms.
+        p99_ms: u64,
+    },
+    /// Freeze the node's network and disk syncs (SIGSTOP seen from outside).
+    Pause {
+        /// Node selector.
+        node: String,
+    },
+}
+
+/// One entry of a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledFault {
+    /// Start, ms after the workload starts.
+    pub at_ms: u64,
+    /// How long it lasts, ms.
+    pub duration_ms: u64,
+    /// The fault.
+    pub fault: FaultKind,
+}
+
+/// A fault schedule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultSchedule {
+    /// Entries, in start order.
+    pub faults: Vec<ScheduledFault>,
+}
+
+/// A fault as it was applied, for the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedFault {
+    /// Simulated ms since the start of the simulation.
+    pub start_ms: u64,
+    /// When it was undone (ms since start).
+    pub end_ms: u64,
+    /// What, with node selectors resolved (e.g. `isolate m2 (leader)`).
+    pub what: String,
+}
+
+impl FaultSchedule {
+    /// Reads a schedule from a JSON file, checking it.
+    pub fn load(path: &Path, members: usize) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read fault schedule {}", path.display()))?;
+        let s: FaultSchedule = serde_json::from_str(&text)
+            .with_context(|| format!("parse fault schedule {}", path.display()))?;
+        s.validate(members)
+            .with_context(|| format!("fault schedule {}", path.display()))?;
+        Ok(s)
+    }
+
+    /// Checks node names and numbers.
+    pub fn validate(&self, members: usize) -> anyhow::Result<()> {
+        let check = |n: &str| -> anyhow::Result<()> {
+            match n {
+                "leader" | "follower" => Ok(()),
+                m if m
+                    .strip_prefix('m')
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| i < members) =>
+                {
+                    Ok(())
+                }
+                other => bail!(
+                    "unknown node {other:?}: use leader, follower or m0..m{}",
+                    members.saturating_sub(1)
+                ),
+            }
+        };
+        for (i, f) in self.faults.iter().enumerate() {
+            let r = match &f.fault {
+                FaultKind::Isolate { node }
+                | FaultKind::PartitionOneway { node }
+                | FaultKind::Crash { node }
+                | FaultKind::Pause { node } => check(node),
+                FaultKind::SlowFsync {
+                    node,
+                    p50_ms,
+                    p99_ms,
+                } => check(node).and_then(|_| {
+                    if p99_ms < p50_ms {
+                        bail!("p99_ms must be ≥ p50_ms")
+                    }
+                    Ok(())
+                }),
+                FaultKind::PartitionMinority { nodes } => {
+                    if nodes.is_empty() || nodes.len() * 2 >= members {
+                        bail!("a minority needs 1..{} nodes", members.div_ceil(2) - 1)
+                    }
+                    nodes.iter().try_for_each(|n| check(n))
+                }
+                FaultKind::FlakyLinks { probability, .. } => {
+                    if !(0.0..=1.0).contains(probability) {
+                        bail!("probability must be in [0, 1]")
+                    }
+                    Ok(())
+                }
+                FaultKind::CrashAll => Ok(()),
+            };
+            r.with_context(|| format!("entry {i}"))?;
+        }
+        Ok(())
+    }
+
+    /// The schedule's end (ms after the workload starts).
+    pub fn end_ms(&self) -> u64 {
+        self.faults
+            .iter()
+            .map(|f| f.at_ms + f.duration_ms)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// `count` non-overlapping windows of `min..max` ms inside `[from, until)` ms, separated by at
+/// least `gap` ms, drawn from `rng`.
+pub fn windows(
+    rng: &mut ChaCha8Rng,
+    count: usize,
+    from: u64,
+    until: u64,
+    dur: (u64, u64),
+    gap: u64,
+) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let slot = (until.saturating_sub(from)) / count.max(1) as u64;
+    for i in 0..count as u64 {
+        let d = rng
+            .gen_range(dur.0..=dur.1)
+            .min(slot.saturating_sub(gap))
+            .max(1);
+        let latest = slot.saturating_sub(d + gap).max(1);
+        let at = from + i * slot + rng.gen_range(0..latest);
+        out.push((at, d));
+    }
+    out
+}
+
+/// What the runner keeps to undo a fault.
+#[derive(Debug, Clone)]
+pub struct Active {
+    undo: Vec<Fault>,
+    index: usize,
+}
+
+fn resolve(s: &Simulation, sel: &str, rng: &mut ChaCha8Rng, avoid: &[String]) -> String {
+    let names = s.member_names();
+    let leader = s.leader();
+    match sel {
+        "leader" => leader.unwrap_or_else(|| names[0].clone()),
+        "follower" => {
+            let fs: Vec<&String> = names
+                .iter()
+                .filter(|n| Some(*n) != leader.as_ref() && !avoid.contains(n))
+                .collect();
+            if fs.is_empty() {
+                names[0].clone()
+            } else {
+                fs[rng.gen_range(0..fs.len())].clone()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn label(sel: &str, node: &str) -> String {
+    if sel == node {
+        node.to_string()
+    } else {
+        format!("{node} ({sel})")
+    }
+}
+
+/// Applies entry `index` of a schedule now; returns what it was and how to undo it.
+pub fn apply(
+    s: &mut Simulation,
+    f: &ScheduledFault,
+    index: usize,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<(String, Active)> {
+    let names = s.member_names();
+    let others = |n: &str| -> Vec<String> { names.iter().filter(|m| *m != n).cloned().collect() };
+    let (what, faults, undo) = match &f.fault {
+        FaultKind::Isolate { node } => {
+            let n = resolve(s, node, rng, &[]);
+            (
+                format!("isolate {}", label(node, &n)),
+                vec![Fault::Isolate(n)],
+                vec![Fault::Heal],
+            )
+        }
+        FaultKind::PartitionOneway { node } => {
+            let n = resolve(s, node, rng, &[]);
+            (
+                format!(
+                    "one-way partition: {} cannot send to the others",
+                    label(node, &n)
+                ),
+                vec![Fault::PartitionOneway {
+                    from: vec![n.clone()],
+                    to: others(&n),
+                }],
+                vec![Fault::Heal],
+            )
+        }
+        FaultKind::PartitionMinority { nodes } => {
+            let mut side = Vec::new();
+            for sel in nodes {
+                let n = resolve(s, sel, rng, &side);
+                side.push(n);
+            }
+            let rest: Vec<String> = names
+                .iter()
+                .filter(|m| !side.contains(m))
+                .cloned()
+                .collect();
+            (
+                format!("partition {} | {}", side.join(","), rest.join(",")),
+                vec![Fault::Partition { a: side, b: rest }],
+                vec![Fault::Heal],
+            )
+        }
+        FaultKind::FlakyLinks {
+            probability,
+            latency_ms,
+        } => {
+            let mut fs = Vec::new();
+            let mut undo = vec![Fault::Heal];
+            for a in &names {
+                for b in &names {
+                    if a == b {
+                        continue;
+                    }
+                    fs.push(Fault::LinkLoss {
+                        from: a.clone(),
+                        to: b.clone(),
+                        probability: *probability,
+                    });
+                    if a < b {
+                        fs.push(Fault::LinkLatency {
+                            a: a.clone(),
+                            b: b.clone(),
+                            latency: Duration::from_millis(*latency_ms),
+                        });
+                        undo.push(Fault::LinkLatency {
+                            a: a.clone(),
+                            b: b.clone(),
+                            latency: Duration::from_millis(1),
+                        });
+                    }
+                }
+            }
+            (
+                format!("flaky member links: loss {probability}, latency {latency_ms} ms"),
+                fs,
+                undo,
+            )
+        }
+        FaultKind::Crash { node } => {
+            let n = resolve(s, node, rng, &[]);
+            (
+                format!("power loss of {} (torn unsynced writes)", label(node, &n)),
+                vec![Fault::Crash {
+                    node: n.clone(),
+                    model: CrashModel::power_loss(),
+                }],
+                vec![Fault::Restart(n)],
+            )
+        }
+        FaultKind::CrashAll => (
+            "power loss of every member".to_string(),
+            names
+                .iter()
+                .map(|n| Fault::Crash {
+                    node: n.clone(),
+                    model: CrashModel::power_loss(),
+                })
+                .collect(),
+            names.iter().map(|n| Fault::Restart(n.clone())).collect(),
+        ),
+        FaultKind::SlowFsync {
+            node,
+            p50_ms,
+            p99_ms,
+        } => {
+            let n = resolve(s, node, rng, &[]);
+            (
+                format!(
+                    "slow fdatasync on {}: p50 {p50_ms} ms, p99 {p99_ms} ms",
+                    label(node, &n)
+                ),
+                vec![Fault::DiskLatency {
+                    node: n.clone(),
+                    model: LatencyModel::LogNormal {
+                        p50: Duration::from_millis(*p50_ms),
+                        p99: Duration::from_millis(*p99_ms),
+                    },
+                }],
+                vec![Fault::DiskLatency {
+                    node: n,
+                    model: LatencyModel::healthy(),
+                }],
+            )
+        }
+        FaultKind::Pause { node } => {
+            let n = resolve(s, node, rng, &[]);
+            (
+                format!("pause {}", label(node, &n)),
+                vec![Fault::Pause(n.clone())],
+                vec![Fault::Resume(n)],
+            )
+        }
+    };
+    for fault in faults {
+        s.apply(fault)
+            .with_context(|| format!("apply fault {index}: {what}"))?;
+    }
+    Ok((what, Active { undo, index }))
+}
+
+/// Undoes an applied fault.
+pub fn undo(s: &mut Simulation, a: Active) -> anyhow::Result<usize> {
+    for f in a.undo {
+        s.apply(f)
+            .with_context(|| format!("undo fault {}", a.index))?;
+    }
+    Ok(a.index)
+}

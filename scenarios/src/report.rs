@@ -1,0 +1,343 @@
+//! Run reports: the [`Summary`] (`summary.json`), the verdict from a scenario's expectations,
+//! the report directory (summary, history, records, watches, JSON-lines trace, `history.html`,
+//! the fault schedule, the sweep plot), and the tables the CLI prints.
+//!
+//! Owns: the report format and the verdict rule: a run passes only if the history is
+//! linearizable, serializable reads and watches hold, liveness holds after the faults heal and
+//! every scenario expectation holds. Must never: pass a run with an undecided check.
+
+use crate::catalogue::Scenario;
+use crate::nemesis::{AppliedFault, FaultSchedule};
+use crate::runner::Outcome;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The commit the binary was built from (`git describe --always --dirty`, or `unknown`).
+pub const GIT_COMMIT: &str = env!("ETCD_SIM_GIT_COMMIT");
+
+/// The command that replays a run.
+pub fn replay_command(scenario: &str, seed: u64) -> String {
+    format!("cargo run --release -p scenarios --bin etcd-sim -- run {scenario} --seed {seed}")
+}
+
+/// Request counts and latencies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpsSummary {
+    /// Requests issued.
+    pub total: usize,
+    /// With a response (including definite errors).
+    pub ok: usize,
+    /// Unknown outcome (failed or timed out).
+    pub unknown: usize,
+    /// Writes with a response.
+    pub writes_ok: usize,
+    /// Reads with a response.
+    pub reads_ok: usize,
+    /// p99 latency of answered writes, ms (simulated).
+    pub write_p99_ms: f64,
+    /// p99 latency of answered reads, ms (simulated).
+    pub read_p99_ms: f64,
+    /// Requests per traffic kind.
+    pub by_kind: BTreeMap<String, u64>,
+}
+
+/// The linearizability checker's result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckerSummary {
+    /// `linearizable`, `not linearizable` or `unknown`.
+    pub result: String,
+    /// Wall seconds the check took.
+    pub seconds: f64,
+    /// Operations checked.
+    pub operations: usize,
+    /// Why not, when not linearizable.
+    pub detail: Option<String>,
+    /// Serializable reads checked against the linearization.
+    pub serializable_reads_checked: usize,
+    /// Serializable reads that match no state of the linearization.
+    pub serializable_read_violations: Vec<String>,
+}
+
+/// Watch checks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WatchSummary {
+    /// Watchers.
+    pub watchers: usize,
+    /// Watch streams (a watcher resumes on a new stream after an interruption).
+    pub streams: usize,
+    /// Responses with events.
+    pub batches: usize,
+    /// Events.
+    pub events: usize,
+    /// Streams that ended and were resumed.
+    pub interruptions: usize,
+    /// `ok`, `no watchers` or `N violations`.
+    pub result: String,
+    /// What the watchers were held to (`Linearization` or `WatchUnion`).
+    pub timeline: String,
+    /// The first violations.
+    pub violations: Vec<String>,
+}
+
+/// Liveness after the faults heal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Liveness {
+    /// The bound for each of the two.
+    pub bound_ms: u64,
+    /// Time to a stable leader (None: not within the bound).
+    pub leader_after_heal_ms: Option<u64>,
+    /// Then time to a committed write (None: not within the bound).
+    pub write_after_heal_ms: Option<u64>,
+}
+
+/// The healthy twin of a scenario (same seed, no faults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Twin {
+    /// Its leader changes after the first election.
+    pub leader_changes: u64,
+    /// Its trace hash.
+    pub trace_hash: String,
+}
+
+/// One step of the disk latency sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepRow {
+    /// Configured fsync p99, ms.
+    pub fsync_p99_ms: u64,
+    /// WAL fsync p99 the members measured in the step, ms (histogram quantile).
+    pub measured_wal_fsync_p99_ms: Option<f64>,
+    /// Leader changes during the step.
+    pub leader_changes: u64,
+    /// Leader changes per simulated minute.
+    pub leader_changes_per_min: f64,
+    /// Writes answered in the step.
+    pub writes_ok: usize,
+    /// Writes with unknown outcome in the step.
+    pub writes_unknown: usize,
+    /// p99 latency of answered writes, ms.
+    pub write_p99_ms: f64,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Commit of the binary.
+    pub git_commit: String,
+    /// `pass` or `fail`.
+    pub verdict: String,
+    /// Why it failed.
+    pub failures: Vec<String>,
+    /// The command that replays it.
+    pub replay: String,
+    /// SHA-1 of the trace.
+    pub trace_hash: String,
+    /// Trace lines.
+    pub trace_lines: u64,
+    /// Simulated seconds.
+    pub sim_seconds: f64,
+    /// Wall seconds (whole run including checks).
+    pub wall_seconds: f64,
+    /// Requests.
+    pub ops: OpsSummary,
+    /// Leader changes after the first election (distinct leader terms seen − 1).
+    pub leader_changes: u64,
+    /// Members that led at some point.
+    pub leaders: Vec<String>,
+    /// Highest `etcd_server_leader_changes_seen_total` among members (all incarnations).
+    pub leader_changes_seen_total: u64,
+    /// Worst member's WAL fsync p99 (current incarnations), ms.
+    pub wal_fsync_p99_ms: Option<f64>,
+    /// `seed`, or the file the schedule came from.
+    pub fault_schedule_source: String,
+    /// The schedule as data.
+    pub fault_schedule: FaultSchedule,
+    /// Faults as applied.
+    pub faults: Vec<AppliedFault>,
+    /// Linearizability.
+    pub checker: CheckerSummary,
+    /// Watch guarantees.
+    pub watch: WatchSummary,
+    /// Liveness after heal.
+    pub liveness: Liveness,
+    /// Expected trace messages and how often they occur.
+    pub trace_matches: BTreeMap<String, u64>,
+    /// The healthy twin, for scenarios that expect one.
+    pub healthy_twin: Option<Twin>,
+    /// The disk sweep table.
+    pub sweep: Option<Vec<SweepRow>>,
+}
+
+/// Decides the verdict from the checks and the scenario's expectations.
+pub fn judge(sc: &Scenario, s: &mut Summary) {
+    let mut f = std::mem::take(&mut s.failures);
+    match s.checker.result.as_str() {
+        "linearizable" => {}
+        "not linearizable" => f.push(format!(
+            "history not linearizable: {}",
+            s.checker.detail.clone().unwrap_or_default()
+        )),
+        other => f.push(format!("linearizability check undecided ({other})")),
+    }
+    if let Some(v) = s.checker.serializable_read_violations.first() {
+        f.push(format!(
+            "{} serializable reads inconsistent, first: {v}",
+            s.checker.serializable_read_violations.len()
+        ));
+    }
+    if let Some(v) = s.watch.violations.first() {
+        f.push(format!("watch guarantees: {}, first: {v}", s.watch.result));
+    }
+    if s.liveness.leader_after_heal_ms.is_none() {
+        f.push(format!(
+            "liveness: no stable leader within {} ms after the faults healed",
+            s.liveness.bound_ms
+        ));
+    } else if s.liveness.write_after_heal_ms.is_none() {
+        f.push(format!(
+            "liveness: no write committed within {} ms after a leader was elected",
+            s.liveness.bound_ms
+        ));
+    }
+    if s.ops.writes_ok == 0 {
+        f.push("no write was acknowledged during the workload".into());
+    }
+    let e = &sc.expect;
+    if let Some(max) = e.max_leader_changes {
+        if s.leader_changes > max {
+            f.push(format!(
+                "expected at most {max} leader changes after the first election, saw {}",
+                s.leader_changes
+            ));
+        }
+    }
+    if let Some(min) = e.min_leader_changes {
+        if s.leader_changes < min {
+            f.push(format!(
+                "expected at least {min} leader changes, saw {}",
+                s.leader_changes
+            ));
+        }
+    }
+    for (msg, n) in &s.trace_matches {
+        if *n == 0 {
+            f.push(format!("the trace never says {msg:?}"));
+        }
+    }
+    if let Some(min) = e.min_wal_fsync_p99_ms {
+        match s.wal_fsync_p99_ms {
+            Some(p) if p > min => {}
+            other => f.push(format!(
+                "expected WAL fsync p99 above {min} ms, saw {other:?}"
+            )),
+        }
+    }
+    if let Some(t) = &s.healthy_twin {
+        if t.leader_changes > 0 {
+            f.push(format!(
+                "the same seed with a healthy disk saw {} leader changes (expected none)",
+                t.leader_changes
+            ));
+        }
+    }
+    if let Some(rows) = &s.sweep {
+        f.extend(crate::sweep::judge(rows));
+    }
+    s.verdict = if f.is_empty() { "pass" } else { "fail" }.into();
+    s.failures = f;
+}
+
+fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    let p = dir.join(name);
+    #[allow(clippy::disallowed_methods)] // reports are real files, written after the run
+    std::fs::write(&p, bytes).with_context(|| format!("write {}", p.display()))
+}
+
+/// Writes the report directory `<root>/<scenario>-seed<N>`; returns it.
+pub fn write_dir(root: &Path, o: &Outcome) -> anyhow::Result<PathBuf> {
+    let dir = root.join(format!("{}-seed{}", o.summary.scenario, o.summary.seed));
+    #[allow(clippy::disallowed_methods)]
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    write(&dir, "summary.json", serde_json::to_vec_pretty(&o.summary)?)?;
+    write(&dir, "history.json", &o.history_json)?;
+    write(&dir, "records.json", serde_json::to_vec(&o.records)?)?;
+    write(&dir, "watches.json", serde_json::to_vec(&o.watches)?)?;
+    write(&dir, "trace.jsonl", &o.trace)?;
+    write(&dir, "history.html", &o.html)?;
+    write(&dir, "faults.json", serde_json::to_vec_pretty(&o.schedule)?)?;
+    if let Some(svg) = &o.svg {
+        write(&dir, "sweep.svg", svg)?;
+    }
+    Ok(dir)
+}
+
+/// Reads a `summary.json` (or the one in a report directory).
+pub fn read_summary(path: &Path) -> anyhow::Result<(Summary, PathBuf)> {
+    let file = if path.is_dir() {
+        path.join("summary.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+    let s: Summary =
+        serde_json::from_str(&text).with_context(|| format!("parse {}", file.display()))?;
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((s, dir))
+}
+
+/// The header of the results table.
+pub fn table_header() -> String {
+    format!(
+        "{:<20} {:>5} {:>5} {:>6} {:>5} {:>4} {:>9} {:>8} {:>7} {:>7} {:>8} {:>7}  {}",
+        "scenario",
+        "seed",
+        "ops",
+        "unknwn",
+        "lchg",
+        "flt",
+        "fsync99ms",
+        "wr99ms",
+        "lin",
+        "watch",
+        "sim-s",
+        "wall-s",
+        "verdict"
+    )
+}
+
+/// One row of the results table.
+pub fn table_row(s: &Summary) -> String {
+    let lin = match s.checker.result.as_str() {
+        "linearizable" => "ok",
+        "not linearizable" => "FAIL",
+        _ => "?",
+    };
+    let watch = match s.watch.result.as_str() {
+        "ok" => "ok",
+        "no watchers" => "-",
+        _ => "FAIL",
+    };
+    format!(
+        "{:<20} {:>5} {:>5} {:>6} {:>5} {:>4} {:>9} {:>8.1} {:>7} {:>7} {:>8.1} {:>7.2}  {}",
+        s.scenario,
+        s.seed,
+        s.ops.total,
+        s.ops.unknown,
+        s.leader_changes,
+        s.faults.len(),
+        s.wal_fsync_p99_ms
+            .map_or_else(|| "-".to_string(), |p| format!("{p:.1}")),
+        s.ops.write_p99_ms,
+        lin,
+        watch,
+        s.sim_seconds,
+        s.wall_seconds,
+        s.verdict.to_uppercase()
+    )
+}

@@ -1,0 +1,250 @@
+//! `disk-latency-sweep`: one cluster under etcd traffic while every member's fsync p99 steps
+//! through 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000 ms; per step the leader changes per
+//! simulated minute, the measured WAL fsync p99 and the write p99, as a table and an SVG plot
+//! marking etcd's guidance (WAL fsync p99 < 10 ms; 2 ms for heavily loaded clusters).
+//!
+//! Owns: the step timeline, the per-step measurements, the plot and the sweep's expectations
+//! (no leader change at or below 10 ms; leader changes at the slowest steps). Must never:
+//! measure with anything but simulated time and the members' own metrics.
+
+use crate::catalogue::Scenario;
+use crate::history::Recorder;
+use crate::report::SweepRow;
+use crate::runner::{fsync_histogram, quantile_ms, timeline_for_sweep, Driver, Outcome};
+use crate::stats::summarize;
+use sim::{Fault, LatencyModel};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// The fsync p99 steps, ms.
+pub const STEPS_MS: [u64; 11] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000];
+/// Simulated time per step.
+pub const STEP: Duration = Duration::from_secs(8);
+
+/// Runs the sweep.
+pub fn run(sc: &Scenario, seed: u64) -> anyhow::Result<Outcome> {
+    let sim = crate::runner::build(sc, seed)?;
+    let mut d = Driver::new(sim);
+    let rec = Recorder::default();
+    let mut windows: Vec<(u64, Duration, Duration, Vec<u64>, Vec<u64>)> = Vec::new();
+    let collected = timeline_for_sweep(&mut d, sc, &rec, |d| {
+        for p99 in STEPS_MS {
+            let model = LatencyModel::LogNormal {
+                p50: Duration::from_micros(p99 * 1000 / 4),
+                p99: Duration::from_millis(p99),
+            };
+            for m in d.s.member_names() {
+                d.s.apply(Fault::DiskLatency { node: m, model })?;
+            }
+            let start = d.s.elapsed();
+            let before = fsync_histogram(&d.s);
+            d.run_to(start + STEP)?;
+            let after = fsync_histogram(&d.s);
+            windows.push((p99, start, d.s.elapsed(), before, after));
+        }
+        for m in d.s.member_names() {
+            d.s.apply(Fault::DiskLatency {
+                node: m,
+                model: LatencyModel::healthy(),
+            })?;
+        }
+        Ok(())
+    })?;
+    let mut rows = Vec::new();
+    for (p99, from, to, before, after) in &windows {
+        let delta: Vec<u64> = after
+            .iter()
+            .zip(before.iter().chain(std::iter::repeat(&0)))
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
+        let (lo, hi) = (from.as_micros() as u64, to.as_micros() as u64);
+        let in_step: Vec<_> = collected
+            .records
+            .iter()
+            .filter(|r| r.is_write() && r.call_us >= lo && r.call_us < hi)
+            .collect();
+        let mut lat: Vec<Duration> = in_step.iter().filter_map(|r| r.latency()).collect();
+        let changes = d.leader_changes_between(*from, *to);
+        rows.push(SweepRow {
+            fsync_p99_ms: *p99,
+            measured_wal_fsync_p99_ms: quantile_ms(&delta, 0.99),
+            leader_changes: changes,
+            leader_changes_per_min: changes as f64 * 60.0 / (*to - *from).as_secs_f64(),
+            writes_ok: lat.len(),
+            writes_unknown: in_step.len() - lat.len(),
+            write_p99_ms: summarize(&mut lat).p99_ms,
+        });
+    }
+    let (mut summary, html, history_json) =
+        crate::checks::assemble(sc, seed, &d, &collected, &Default::default(), "sweep steps");
+    let svg = plot(&rows);
+    summary.sweep = Some(rows);
+    Ok(Outcome {
+        summary,
+        records: collected.records,
+        watches: collected.watches,
+        trace: d.s.trace().to_jsonl(),
+        html,
+        history_json,
+        schedule: Default::default(),
+        svg: Some(svg),
+    })
+}
+
+/// The sweep's expectations: no leader change at or below etcd's 10 ms guidance, at least one
+/// at the slowest step (fsync p99 ≥ the 1 s election timeout).
+pub fn judge(rows: &[SweepRow]) -> Vec<String> {
+    let mut f = Vec::new();
+    for r in rows.iter().filter(|r| r.fsync_p99_ms <= 10) {
+        if r.leader_changes > 0 {
+            f.push(format!(
+                "sweep: {} leader changes at fsync p99 {} ms (within etcd's guidance)",
+                r.leader_changes, r.fsync_p99_ms
+            ));
+        }
+    }
+    let slow: u64 = rows
+        .iter()
+        .filter(|r| r.fsync_p99_ms >= 2000)
+        .map(|r| r.leader_changes)
+        .sum();
+    if slow == 0 {
+        f.push("sweep: no leader change at fsync p99 2000 ms (above the election timeout)".into());
+    }
+    f
+}
+
+/// The sweep table as text.
+pub fn table(rows: &[SweepRow]) -> String {
+    let mut s = format!(
+        "{:>12} {:>16} {:>14} {:>15} {:>10} {:>8}\n",
+        "fsync p99", "measured p99 ms", "leader chg", "leader chg/min", "write p99", "writes"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{:>9} ms {:>16} {:>14} {:>15.1} {:>7.1} ms {:>8}{}",
+            r.fsync_p99_ms,
+            r.measured_wal_fsync_p99_ms
+                .map_or_else(|| "-".into(), |m| format!("{m:.1}")),
+            r.leader_changes,
+            r.leader_changes_per_min,
+            r.write_p99_ms,
+            r.writes_ok,
+            match r.fsync_p99_ms {
+                2 => "   <- etcd guidance, heavy load (2 ms)",
+                10 => "   <- etcd guidance (10 ms)",
+                _ => "",
+            }
+        );
+    }
+    s
+}
+
+/// An SVG plot: x = fsync p99 (log), bars = leader changes/min, line = write p99 (log axis on
+/// the right), dashed lines at 2 ms and 10 ms.
+pub fn plot(rows: &[SweepRow]) -> String {
+    let (w, h, l, r, t, b) = (760.0, 420.0, 70.0, 80.0, 40.0, 60.0);
+    let pw = w - l - r;
+    let ph = h - t - b;
+    let lx = |ms: f64| l + pw * (ms.max(1.0).log10() / 2000f64.log10());
+    let max_lc = rows
+        .iter()
+        .map(|r| r.leader_changes_per_min)
+        .fold(1.0f64, f64::max)
+        .ceil();
+    let ly = |v: f64| t + ph - ph * v / max_lc;
+    let max_w = rows.iter().map(|r| r.write_p99_ms).fold(10.0f64, f64::max);
+    let wy = |ms: f64| t + ph - ph * (ms.max(1.0).log10() / max_w.log10());
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="{}" y="22" text-anchor="middle" font-size="15">disk-latency-sweep: leader changes and write p99 vs fsync p99</text>
+<line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="#000"/>
+<line x1="{l}" y1="{t}" x2="{l}" y2="{}" stroke="#000"/>
+<line x1="{}" y1="{t}" x2="{}" y2="{}" stroke="#000"/>
+"##,
+        w / 2.0,
+        t + ph,
+        l + pw,
+        t + ph,
+        t + ph,
+        l + pw,
+        l + pw,
+        t + ph
+    );
+    for g in [2.0, 10.0] {
+        let x = lx(g);
+        let label = if g == 2.0 {
+            "2 ms (heavy load)"
+        } else {
+            "10 ms (etcd guidance)"
+        };
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{t}" x2="{x:.1}" y2="{:.1}" stroke="#1a7f37" stroke-dasharray="5,4"/><text x="{:.1}" y="{:.1}" fill="#1a7f37" transform="rotate(-90 {:.1} {:.1})">{label}</text>"##,
+            t + ph,
+            x + 12.0,
+            t + 130.0,
+            x + 12.0,
+            t + 130.0
+        );
+    }
+    for r in rows {
+        let x = lx(r.fsync_p99_ms as f64);
+        let _ = writeln!(
+            s,
+            r##"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            t + ph + 16.0,
+            r.fsync_p99_ms
+        );
+        let y = ly(r.leader_changes_per_min);
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{y:.1}" width="14" height="{:.1}" fill="#c62828" opacity="0.75"><title>{} ms: {:.1} leader changes/min</title></rect>"##,
+            x - 7.0,
+            (t + ph - y).max(0.0),
+            r.fsync_p99_ms,
+            r.leader_changes_per_min
+        );
+    }
+    let pts: Vec<String> = rows
+        .iter()
+        .filter(|r| r.writes_ok > 0)
+        .map(|r| format!("{:.1},{:.1}", lx(r.fsync_p99_ms as f64), wy(r.write_p99_ms)))
+        .collect();
+    let _ = writeln!(
+        s,
+        r##"<polyline points="{}" fill="none" stroke="#1565c0" stroke-width="2"/>"##,
+        pts.join(" ")
+    );
+    for r in rows.iter().filter(|r| r.writes_ok > 0) {
+        let _ = writeln!(
+            s,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#1565c0"><title>{} ms: write p99 {:.1} ms</title></circle>"##,
+            lx(r.fsync_p99_ms as f64),
+            wy(r.write_p99_ms),
+            r.fsync_p99_ms,
+            r.write_p99_ms
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle">WAL fsync p99 (ms, log scale)</text>
+<text x="18" y="{:.1}" fill="#c62828" transform="rotate(-90 18 {:.1})" text-anchor="middle">leader changes / simulated minute (0..{max_lc})</text>
+<text x="{:.1}" y="{:.1}" fill="#1565c0" transform="rotate(90 {:.1} {:.1})" text-anchor="middle">write p99 (ms, log, 1..{max_w:.0})</text>
+</svg>
+"##,
+        l + pw / 2.0,
+        h - 15.0,
+        t + ph / 2.0,
+        t + ph / 2.0,
+        w - 30.0,
+        t + ph / 2.0,
+        w - 30.0,
+        t + ph / 2.0
+    );
+    s
+}

@@ -1,0 +1,233 @@
+//! Workloads on simulated client hosts: the *etcd* and *kubernetes* traffic profiles
+//! (DESIGN.md §7) at a set rate, with clients per member and cluster-wide, and watchers from
+//! random start revisions.
+//!
+//! Owns: [`WorkloadConfig`], starting the client hosts ([`start`]), the closed-loop driver every
+//! traffic client runs (one request at a time, paced to its share of the rate, a new client id
+//! after an unknown outcome as Jepsen does), and the [`Traffic`] trait the profiles implement.
+//!
+//! Must never: draw randomness from anything but the run's `workload/<client>` streams, use
+//! time other than the simulation's, or record a response the server did not send.
+
+pub mod etcd;
+pub mod kube;
+pub mod watch;
+
+use crate::exec::{execute, Failure};
+use crate::history::{now_us, Record, Recorder};
+use anyhow::Context;
+use linearizability::models::etcd::{EtcdRequest, EtcdResponse};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sim::{ClientCtx, Simulation};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How long a client waits for a response before recording an unknown outcome.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Which traffic the run sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// etcd traffic only.
+    Etcd,
+    /// kubernetes traffic only.
+    Kubernetes,
+    /// Both, on disjoint key prefixes, in one history.
+    Mixed,
+}
+
+/// The shape of a run's traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadConfig {
+    /// Traffic profile.
+    pub profile: Profile,
+    /// Requests per simulated second, summed over all traffic clients.
+    pub rate: u32,
+    /// Traffic clients bound to each member.
+    pub clients_per_member: usize,
+    /// Traffic clients that use every member (moving to the next one after a failure).
+    pub cluster_clients: usize,
+    /// Watchers (each on a random member, from a random start revision).
+    pub watchers: usize,
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        WorkloadConfig {
+            profile: Profile::Mixed,
+            rate: 60,
+            clients_per_member: 1,
+            cluster_clients: 2,
+            watchers: 2,
+        }
+    }
+}
+
+/// A traffic profile: what the next request is, and what the client learns from answers.
+pub trait Traffic {
+    /// The next request: (kind label, request, serializable read?).
+    fn next(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, EtcdRequest, bool);
+    /// What came back (`None`: unknown outcome).
+    fn observe(&mut self, req: &EtcdRequest, resp: Option<&EtcdResponse>);
+}
+
+/// Stops the clients and watchers of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(pub Rc<Cell<bool>>);
+
+impl Stop {
+    /// Asks every client to finish its current request and stop.
+    pub fn stop(&self) {
+        self.0.set(true);
+    }
+    /// Whether stop was asked.
+    pub fn stopped(&self) -> bool {
+        self.0.get()
+    }
+}
+
+/// Starts every client host of `cfg`: traffic clients `c0..`, watchers `w0..`.
+pub fn start(
+    s: &mut Simulation,
+    cfg: &WorkloadConfig,
+    rec: &Recorder,
+    stop: &Stop,
+) -> anyhow::Result<Vec<String>> {
+    let members = s.member_names();
+    let mut plans: Vec<(Vec<String>, bool)> = Vec::new(); // (members, kube?)
+    for m in &members {
+        for _ in 0..cfg.clients_per_member {
+            plans.push((vec![m.clone()], false));
+        }
+    }
+    for _ in 0..cfg.cluster_clients {
+        plans.push((members.clone(), false));
+    }
+    // Kubernetes-style clients alternate with etcd ones in `Mixed`.
+    for (i, p) in plans.iter_mut().enumerate() {
+        p.1 = match cfg.profile {
+            Profile::Etcd => false,
+            Profile::Kubernetes => true,
+            Profile::Mixed => i % 2 == 1,
+        };
+    }
+    let n = plans.len().max(1) as u32;
+    let period = Duration::from_secs(1) * n / cfg.rate.max(1);
+    let mut hosts = Vec::new();
+    for (i, (ms, kube)) in plans.into_iter().enumerate() {
+        let host = format!("c{i}");
+        let rng = s.rng(&format!("workload/{host}"));
+        let traffic: Box<dyn Traffic> = if kube {
+            Box::new(kube::KubeTraffic::new(i as u64))
+        } else {
+            Box::new(etcd::EtcdTraffic::new(i as u64))
+        };
+        let (rec, stop) = (rec.clone(), stop.clone());
+        s.client(&host, move |cx| {
+            drive(cx, i as u64, ms, period, rng, traffic, rec, stop)
+        })
+        .with_context(|| format!("start client {host}"))?;
+        hosts.push(host);
+    }
+    for w in 0..cfg.watchers {
+        let host = format!("w{w}");
+        let mut rng = s.rng(&format!("workload/{host}"));
+        let prefix = match cfg.profile {
+            Profile::Kubernetes => kube::PREFIX,
+            Profile::Etcd => etcd::PREFIX,
+            Profile::Mixed if w % 2 == 1 => kube::PREFIX,
+            Profile::Mixed => "/",
+        };
+        let first = members[rng.gen_range(0..members.len())].clone();
+        let (rec, stop, all) = (rec.clone(), stop.clone(), members.clone());
+        s.client(&host, move |cx| {
+            watch::run(cx, w as u64, prefix, first, all, rng, rec, stop)
+        })
+        .with_context(|| format!("start watcher {host}"))?;
+        hosts.push(host);
+    }
+    Ok(hosts)
+}
+
+/// One closed-loop traffic client.
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    cx: ClientCtx,
+    index: u64,
+    members: Vec<String>,
+    period: Duration,
+    mut rng: ChaCha8Rng,
+    mut traffic: Box<dyn Traffic>,
+    rec: Recorder,
+    stop: Stop,
+) {
+    let mut clients = BTreeMap::new();
+    let mut at = rng.gen_range(0..members.len());
+    let mut client_id = index;
+    let mut incarnation = 0u64;
+    // Spread the clients' first requests over one period.
+    let offset = period.mul_f64(rng.gen_range(0.0..1.0));
+    tokio::time::sleep(offset).await;
+    let mut next = tokio::time::Instant::now();
+    while !stop.stopped() {
+        let member = members[at % members.len()].clone();
+        let client = match clients.get(&member) {
+            Some(c) => Some(c),
+            None => match cx.client(&member).await {
+                Ok(c) => {
+                    clients.insert(member.clone(), c);
+                    clients.get(&member)
+                }
+                Err(e) => {
+                    tracing::warn!(target: "sim::client", member = %member, error = %e, "no client");
+                    None
+                }
+            },
+        };
+        let Some(client) = client else {
+            at += 1;
+            tokio::time::sleep(period).await;
+            continue;
+        };
+        let mut client = client.clone();
+        let (kind, req, serializable) = traffic.next(&mut rng);
+        let call_us = now_us();
+        let res = execute(&mut client, &req, serializable, OP_TIMEOUT).await;
+        let ret_us = now_us();
+        let (response, error) = match res {
+            Ok(r) => (Some(r), None),
+            Err(Failure::Unknown(e)) => (None, Some(e)),
+        };
+        traffic.observe(&req, response.as_ref());
+        let unknown = response.is_none();
+        rec.records.borrow_mut().push(Record {
+            client: client_id,
+            host: cx.name().to_string(),
+            member: member.clone(),
+            kind: kind.to_string(),
+            call_us,
+            ret_us,
+            serializable,
+            request: req,
+            response,
+            error,
+        });
+        if unknown {
+            // A new process identity after an indeterminate request, and another member.
+            incarnation += 1;
+            client_id = index + 1000 * incarnation;
+            at += 1;
+        }
+        next += period;
+        let now = tokio::time::Instant::now();
+        if next < now {
+            next = now;
+        }
+        tokio::time::sleep_until(next).await;
+    }
+}

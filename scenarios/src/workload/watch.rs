@@ -1,0 +1,151 @@
+//! Watchers: List+Watch on a prefix from a random start revision, resuming after every
+//! interruption from the revision after the last event seen (on the next member), recording
+//! every response with events.
+//!
+//! Owns: the watcher loop and its [`WatchLog`]. Must never: skip or reorder what the server
+//! sent (the checks in `checks::watch` judge it).
+
+use super::{Stop, OP_TIMEOUT};
+use crate::exec::{kv, prefix_end};
+use crate::history::{now_us, Recorder, WatchBatch, WatchEvent, WatchLog};
+use etcd_client::{EventType, GetOptions, WatchOptions};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use sim::ClientCtx;
+use std::time::Duration;
+
+/// How often a waiting watcher looks at the stop flag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Runs watcher `id` on `prefix` until `stop`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    cx: ClientCtx,
+    id: u64,
+    prefix: &'static str,
+    first: String,
+    members: Vec<String>,
+    mut rng: ChaCha8Rng,
+    rec: Recorder,
+    stop: Stop,
+) {
+    let slot = {
+        let mut w = rec.watches.borrow_mut();
+        w.push(WatchLog {
+            watcher: id,
+            prefix: prefix.to_string(),
+            ..Default::default()
+        });
+        w.len() - 1
+    };
+    let log = |f: &mut dyn FnMut(&mut WatchLog)| {
+        if let Some(l) = rec.watches.borrow_mut().get_mut(slot) {
+            f(l)
+        }
+    };
+    // Let some history accumulate, then pick a start revision at random in it.
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(500..3000))).await;
+    let mut at = members.iter().position(|m| *m == first).unwrap_or(0);
+    let mut next_rev = 0i64;
+    while !stop.stopped() && next_rev == 0 {
+        let member = &members[at % members.len()];
+        if let Ok(mut c) = cx.client(member).await {
+            let list = c.get(
+                prefix,
+                Some(
+                    GetOptions::new()
+                        .with_range(prefix_end(prefix))
+                        .with_count_only(),
+                ),
+            );
+            if let Ok(Ok(r)) = tokio::time::timeout(OP_TIMEOUT, list).await {
+                let current = r.header().map(|h| h.revision()).unwrap_or(1).max(1);
+                next_rev = rng.gen_range(1..=current);
+                log(&mut |l| l.start_revision = next_rev);
+                break;
+            }
+        }
+        at += 1;
+        tokio::time::sleep(POLL).await;
+    }
+    while !stop.stopped() {
+        let member = members[at % members.len()].clone();
+        let reason = watch_once(&cx, &member, prefix, &mut next_rev, &log, &stop).await;
+        if let Some(reason) = reason {
+            log(&mut |l| l.interruptions.push(format!("{member}: {reason}")));
+            at += 1;
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// One watch stream; returns why it ended (`None`: asked to stop).
+async fn watch_once(
+    cx: &ClientCtx,
+    member: &str,
+    prefix: &str,
+    next_rev: &mut i64,
+    log: &dyn Fn(&mut dyn FnMut(&mut WatchLog)),
+    stop: &Stop,
+) -> Option<String> {
+    let mut c = match cx.client(member).await {
+        Ok(c) => c,
+        Err(e) => return Some(e),
+    };
+    let opts = WatchOptions::new()
+        .with_range(prefix_end(prefix))
+        .with_start_revision(*next_rev);
+    let mut stream = match tokio::time::timeout(OP_TIMEOUT, c.watch(prefix, Some(opts))).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Some(format!("watch: {e}")),
+        Err(_) => return Some("watch: timeout".into()),
+    };
+    let start = *next_rev;
+    let mut stream_index = 0;
+    log(&mut |l| {
+        l.streams.push((now_us(), member.to_string(), start));
+        stream_index = l.streams.len() - 1;
+    });
+    loop {
+        if stop.stopped() {
+            return None;
+        }
+        let msg = match tokio::time::timeout(POLL, stream.message()).await {
+            Err(_) => continue,
+            Ok(Ok(Some(m))) => m,
+            Ok(Ok(None)) => return Some("stream closed".into()),
+            Ok(Err(e)) => return Some(format!("stream: {e}")),
+        };
+        if msg.canceled() {
+            return Some(format!(
+                "canceled: {} (compact revision {})",
+                msg.cancel_reason(),
+                msg.compact_revision()
+            ));
+        }
+        if msg.events().is_empty() {
+            continue;
+        }
+        let events: Vec<WatchEvent> = msg
+            .events()
+            .iter()
+            .filter_map(|e| {
+                e.kv().map(|k| WatchEvent {
+                    delete: e.event_type() == EventType::Delete,
+                    kv: kv(k),
+                })
+            })
+            .collect();
+        if let Some(last) = events.last() {
+            *next_rev = (*next_rev).max(last.kv.mod_revision + 1);
+        }
+        let batch = WatchBatch {
+            at_us: now_us(),
+            member: member.to_string(),
+            stream: stream_index,
+            header_revision: msg.header().map(|h| h.revision()).unwrap_or(0),
+            events,
+        };
+        log(&mut |l| l.batches.push(batch.clone()));
+    }
+}
