@@ -16,6 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+/// Largest file the simulated disk holds (files live in memory).
+pub(crate) const MAX_FILE: u64 = 16 << 30;
+/// Linux's EFBIG.
+const EFBIG: i32 = 27;
+
 /// An unsynced change to an inode's data.
 #[derive(Debug, Clone)]
 enum Op {
@@ -286,8 +291,12 @@ impl FsState {
         Ok(())
     }
 
-    /// Grows `used` for a file growing from `old` to `new` bytes, or fails with ENOSPC.
+    /// Grows `used` for a file growing from `old` to `new` bytes, or fails with ENOSPC (or
+    /// EFBIG past [`MAX_FILE`]).
     fn reserve(&mut self, old: u64, new: u64, capacity: Option<u64>) -> io::Result<()> {
+        if new > MAX_FILE {
+            return Err(io::Error::from_raw_os_error(EFBIG));
+        }
         if new > old {
             let after = self.used + (new - old);
             if capacity.is_some_and(|c| after > c) {
@@ -308,7 +317,10 @@ impl FsState {
         capacity: Option<u64>,
     ) -> io::Result<()> {
         let old = self.len(ino)?;
-        let new = old.max(offset + data.len() as u64);
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| io::Error::from_raw_os_error(EFBIG))?;
+        let new = old.max(end);
         self.reserve(old, new, capacity)?;
         self.inode_mut(ino)?.push(Op::Write {
             offset,

@@ -159,6 +159,11 @@ fn enospc_past_capacity() {
         assert_eq!(e.kind(), io::ErrorKind::StorageFull);
         assert_eq!(f.len().unwrap(), 600, "a failed write changes nothing");
         assert!(f.set_len(2000).is_err());
+        assert!(
+            f.write_at(u64::MAX - 1, b"xx").is_err(),
+            "offset overflow is an error"
+        );
+        assert!(f.set_len(1 << 40).is_err(), "absurd sizes are an error");
         // Overwrites within the file do not need space; removing frees it.
         f.write_at(0, &[2u8; 600]).unwrap();
         d.remove_file(Path::new("/data/wal/a")).unwrap();
