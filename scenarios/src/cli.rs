@@ -338,3 +338,29 @@ pub fn sweep(
     );
     Ok(failed == 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_ranges() {
+        assert_eq!(parse_seeds("0..3").unwrap(), vec![0, 1, 2]);
+        assert_eq!(parse_seeds("2..=3").unwrap(), vec![2, 3]);
+        assert_eq!(parse_seeds("7").unwrap(), vec![7]);
+        for bad in ["3..3", "5..2", "a..b", "1..", "", "-1"] {
+            assert!(parse_seeds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn selection() {
+        assert_eq!(
+            select(None, true).unwrap().len(),
+            catalogue::catalogue().len()
+        );
+        assert!(select(Some("baseline"), true).is_err());
+        let e = select(Some("nope"), false).unwrap_err();
+        assert!(e.0.contains("crash-all"), "{e}");
+    }
+}

@@ -390,3 +390,71 @@ pub fn undo(s: &mut Simulation, a: Active) -> anyhow::Result<usize> {
     }
     Ok(a.index)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn schedules_are_data() {
+        let s = FaultSchedule {
+            faults: vec![
+                ScheduledFault {
+                    at_ms: 1000,
+                    duration_ms: 2000,
+                    fault: FaultKind::SlowFsync {
+                        node: "leader".into(),
+                        p50_ms: 1300,
+                        p99_ms: 2000,
+                    },
+                },
+                ScheduledFault {
+                    at_ms: 5000,
+                    duration_ms: 100,
+                    fault: FaultKind::CrashAll,
+                },
+            ],
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(text.contains(r#""kind":"slow-fsync""#), "{text}");
+        let back: FaultSchedule = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+        assert!(s.validate(3).is_ok());
+        assert_eq!(s.end_ms(), 5100);
+        let bad = FaultSchedule {
+            faults: vec![ScheduledFault {
+                at_ms: 0,
+                duration_ms: 1,
+                fault: FaultKind::PartitionMinority {
+                    nodes: vec!["m0".into(), "m1".into()],
+                },
+            }],
+        };
+        assert!(bad.validate(3).is_err());
+    }
+
+    #[test]
+    fn windows_do_not_overlap_and_follow_the_seed() {
+        let draw = |seed| {
+            windows(
+                &mut ChaCha8Rng::seed_from_u64(seed),
+                3,
+                1000,
+                14000,
+                (1000, 3000),
+                1500,
+            )
+        };
+        let w = draw(1);
+        assert_eq!(w, draw(1));
+        assert_ne!(w, draw(2));
+        for pair in w.windows(2) {
+            assert!(pair[0].0 + pair[0].1 < pair[1].0, "{w:?}");
+        }
+        assert!(
+            w.iter().all(|(at, d)| *at >= 1000 && at + d <= 14000),
+            "{w:?}"
+        );
+    }
+}

@@ -104,6 +104,8 @@ pub struct Twin {
 /// One step of the disk latency sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepRow {
+    /// Whose disk was slow: `all members` or `leader`.
+    pub slow: String,
     /// Configured fsync p99, ms.
     pub fsync_p99_ms: u64,
     /// WAL fsync p99 the members measured in the step, ms (histogram quantile).

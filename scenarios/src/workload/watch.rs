@@ -14,6 +14,9 @@ use rand_chacha::ChaCha8Rng;
 use sim::ClientCtx;
 use std::time::Duration;
 
+/// Applies an update to this watcher's log.
+type LogFn<'a> = dyn Fn(&mut dyn FnMut(&mut WatchLog)) + 'a;
+
 /// How often a waiting watcher looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -85,7 +88,7 @@ async fn watch_once(
     member: &str,
     prefix: &str,
     next_rev: &mut i64,
-    log: &dyn Fn(&mut dyn FnMut(&mut WatchLog)),
+    log: &LogFn<'_>,
     stop: &Stop,
 ) -> Option<String> {
     let mut c = match cx.client(member).await {
