@@ -31,6 +31,50 @@ pub struct Member {
     pub is_learner: bool,
 }
 
+/// A membership change carried by a raft configuration change (as JSON in its context).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// A new member (voter or learner).
+    Add(Member),
+    /// A learner becomes a voter.
+    Promote(u64),
+    /// A member leaves.
+    Remove(u64),
+}
+
+/// Why a membership change is refused, with etcd's messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    /// Unknown member.
+    #[error("etcdserver: member not found")]
+    NotFound,
+    /// Id in use.
+    #[error("etcdserver: member ID already exist")]
+    IdExists,
+    /// Peer URL in use.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    /// `--max-learners` reached.
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// Promote of a voter.
+    #[error("etcdserver: can only promote a learner member")]
+    NotLearner,
+    /// Promote of a learner that is behind.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+}
+
+impl MembershipError {
+    /// etcd's gRPC status.
+    pub fn to_status(&self) -> tonic::Status {
+        match self {
+            MembershipError::NotFound => tonic::Status::not_found(self.to_string()),
+            _ => tonic::Status::failed_precondition(self.to_string()),
+        }
+    }
+}
+
 /// What a member publishes about itself through raft when it starts (etcd's
 /// `ClusterMemberAttrSetRequest`).
 #[derive(Clone, PartialEq, Eq, prost::Message)]
@@ -55,6 +99,27 @@ pub fn save_member(backend: &mut Backend, m: &Member) {
     // Serializing plain strings and integers cannot fail.
     let json = serde_json::to_vec(m).unwrap_or_default();
     backend.put(Bucket::Members, &member_key(m.id), &json);
+}
+
+/// Records a removed member in `members_removed` and drops it from `members`.
+pub fn save_removed(backend: &mut Backend, id: u64) {
+    backend.delete(Bucket::Members, &member_key(id));
+    backend.put(Bucket::MembersRemoved, &member_key(id), b"removed");
+}
+
+/// Reads the ids in `members_removed`.
+pub fn load_removed(backend: &Backend) -> Result<std::collections::BTreeSet<u64>, BackendError> {
+    let mut out = std::collections::BTreeSet::new();
+    backend.for_each(Bucket::MembersRemoved, b"", None, |k, _| {
+        if let Some(id) = std::str::from_utf8(k)
+            .ok()
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        {
+            out.insert(id);
+        }
+        true
+    })?;
+    Ok(out)
 }
 
 /// Reads every member from the `members` bucket, in id order.
@@ -98,6 +163,9 @@ pub struct Cluster {
     pub cluster_id: u64,
     /// Members in id order.
     pub members: Vec<Member>,
+    /// Ids of members removed from the cluster (they may never come back).
+    #[serde(default)]
+    pub removed: std::collections::BTreeSet<u64>,
 }
 
 /// etcd's computeMemberId for a member of a new cluster.
@@ -151,6 +219,7 @@ impl Cluster {
             Cluster {
                 cluster_id: cluster_id(&ids),
                 members,
+                removed: Default::default(),
             },
             self_id,
         ))
@@ -167,6 +236,76 @@ impl Cluster {
         m.name = a.name.clone();
         m.client_urls = a.client_urls.clone();
         Some(m)
+    }
+
+    /// Number of learners.
+    pub fn learner_count(&self) -> usize {
+        self.members.iter().filter(|m| m.is_learner).count()
+    }
+
+    /// Learner ids.
+    pub fn learner_ids(&self) -> Vec<u64> {
+        self.members
+            .iter()
+            .filter(|m| m.is_learner)
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// etcd's ValidateConfigurationChange, on the replicated member table (so every member
+    /// decides alike): what the change may not do.
+    pub fn validate_change(
+        &self,
+        change: &MemberChange,
+        max_learners: usize,
+    ) -> Result<(), MembershipError> {
+        match change {
+            MemberChange::Add(m) => {
+                if self.member(m.id).is_some() || self.removed.contains(&m.id) {
+                    return Err(MembershipError::IdExists);
+                }
+                if self
+                    .members
+                    .iter()
+                    .any(|x| x.peer_urls.iter().any(|u| m.peer_urls.contains(u)))
+                {
+                    return Err(MembershipError::PeerUrlExists);
+                }
+                if m.is_learner && self.learner_count() >= max_learners {
+                    return Err(MembershipError::TooManyLearners);
+                }
+            }
+            MemberChange::Promote(id) => match self.member(*id) {
+                None => return Err(MembershipError::NotFound),
+                Some(m) if !m.is_learner => return Err(MembershipError::NotLearner),
+                Some(_) => {}
+            },
+            MemberChange::Remove(id) => {
+                if self.member(*id).is_none() {
+                    return Err(MembershipError::NotFound);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a validated change.
+    pub fn apply_change(&mut self, change: &MemberChange) {
+        match change {
+            MemberChange::Add(m) => {
+                self.members.push(m.clone());
+                self.members.sort_by_key(|m| m.id);
+            }
+            MemberChange::Promote(id) => {
+                if let Some(m) = self.members.iter_mut().find(|m| m.id == *id) {
+                    m.is_learner = false;
+                }
+            }
+            MemberChange::Remove(id) => {
+                self.members.retain(|m| m.id != *id);
+                self.removed.insert(*id);
+            }
+        }
     }
 
     /// Voting member ids.

@@ -53,11 +53,15 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
         let (acked, stop, eps) = (acked.clone(), stop.clone(), eps.clone());
         tokio::spawn(async move {
             let mut n = 0u64;
+            let mut channels: Vec<Option<tonic::transport::Channel>> = vec![None; eps.len()];
             while !stop.load(Ordering::Relaxed) {
-                let ep = &eps[(n % 3) as usize];
+                let i = (n % 3) as usize;
                 let key = format!("w/{n:06}");
                 n += 1;
-                let Ok(ch) = channel(ep).await else {
+                if channels[i].is_none() {
+                    channels[i] = channel(&eps[i]).await.ok();
+                }
+                let Some(ch) = channels[i].clone() else {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
@@ -66,14 +70,17 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
                     value: b"v".to_vec(),
                     ..Default::default()
                 };
-                if let Ok(Ok(r)) = tokio::time::timeout(
+                match tokio::time::timeout(
                     Duration::from_secs(3),
                     unary::<_, PbPutResponse>(ch, "/etcdserverpb.KV/Put", req),
                 )
                 .await
                 {
-                    let rev = r.header.map(|h| h.revision).unwrap_or(0);
-                    acked.lock().expect("lock").insert(key, rev);
+                    Ok(Ok(r)) => {
+                        let rev = r.header.map(|h| h.revision).unwrap_or(0);
+                        acked.lock().expect("lock").insert(key, rev);
+                    }
+                    _ => channels[i] = None,
                 }
             }
         })
@@ -89,6 +96,17 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         c.restart(victim);
         c.wait_ready(Duration::from_secs(30)).await;
+        // Each round must see writes acknowledged after the restart, so every kill happens
+        // under a live stream of writes however slow the machine is.
+        let target = acked.lock().expect("lock").len() + 6;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while acked.lock().expect("lock").len() < target {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: no writes acknowledged after restarting member {victim}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     stop.store(true, Ordering::Relaxed);
     writer.await.expect("writer");

@@ -1,16 +1,26 @@
-//! etcd's Cluster service: MemberList now; membership changes arrive with the membership issue.
+//! etcd's Cluster service: member list, add (voter or learner), remove, update, promote.
 //!
-//! Owns: answering with the member table as this member knows it.
+//! Owns: request checks etcd makes before proposing (peer URLs in use, learner limit, promote
+//! only of a learner that is in sync with the leader) and building membership changes as raft
+//! configuration changes.
 //!
-//! Must never: change membership outside raft.
+//! Must never: change membership outside raft, or promote a learner that is behind.
 
+use crate::config::url_host_port;
+use crate::etcdserver::request::{MemberPeerUrls, Op, OpResponse};
 use crate::etcdserver::EtcdServer;
+use crate::membership::{Member, MemberChange, MembershipError};
+use crate::rafthttp::channel_to;
 use etcd_client::proto::{
-    PbClusterService, PbMemberAddRequest, PbMemberAddResponse, PbMemberListRequest,
+    PbClusterService, PbMember, PbMemberAddRequest, PbMemberAddResponse, PbMemberListRequest,
     PbMemberListResponse, PbMemberPromoteRequest, PbMemberPromoteResponse, PbMemberRemoveRequest,
     PbMemberRemoveResponse, PbMemberUpdateRequest, PbMemberUpdateResponse,
 };
+use raft::eraftpb::{ConfChange, ConfChangeType};
 use tonic::{Request, Response, Status};
+
+/// etcd's readyPercent: a learner is promotable once its log matches 90 % of the leader's.
+const LEARNER_READY_PERCENT: f64 = 0.9;
 
 /// The Cluster service.
 pub struct ClusterApi {
@@ -22,34 +32,144 @@ impl ClusterApi {
     pub fn new(server: EtcdServer) -> Self {
         ClusterApi { server }
     }
-}
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "etcdserver: {what} is not supported by this server yet (static membership only)"
-    ))
+    fn header(&self) -> Option<etcd_client::proto::PbResponseHeader> {
+        let rev = self.server.store().current_revision();
+        Some(self.server.header(rev))
+    }
+
+    async fn change(
+        &self,
+        change: MemberChange,
+        kind: ConfChangeType,
+        node: u64,
+    ) -> Result<Vec<PbMember>, Status> {
+        self.server
+            .cluster()
+            .validate_change(&change, self.server.config().max_learners as usize)
+            .map_err(|e| e.to_status())?;
+        let mut cc = ConfChange::default();
+        cc.set_change_type(kind);
+        cc.node_id = node;
+        cc.context = serde_json::to_vec(&change)
+            .map_err(|e| Status::internal(format!("encode member change: {e}")))?
+            .into();
+        match self.server.propose_conf_change(cc).await? {
+            OpResponse::Members(ms) => Ok(ms.iter().map(Member::to_pb).collect()),
+            _ => Err(Status::internal("etcdserver: unexpected response type")),
+        }
+    }
+
+    /// etcd's isLearnerReady, on the leader.
+    fn learner_ready(&self, id: u64) -> Result<(), Status> {
+        let st = self.server.status();
+        let matched = |who: u64| st.progress.iter().find(|(i, _)| *i == who).map(|(_, m)| *m);
+        let leader = matched(st.leader).unwrap_or(0);
+        let learner = matched(id).unwrap_or(0);
+        if (learner as f64) < (leader as f64) * LEARNER_READY_PERCENT {
+            return Err(MembershipError::LearnerNotReady.to_status());
+        }
+        Ok(())
+    }
+
+    /// Forwards a promote to the leader's client URL (only the leader knows learners' progress).
+    async fn forward_promote(
+        &self,
+        r: PbMemberPromoteRequest,
+    ) -> Result<Response<PbMemberPromoteResponse>, Status> {
+        let st = self.server.status();
+        let url = self
+            .server
+            .cluster()
+            .member(st.leader)
+            .and_then(|m| m.client_urls.first().cloned())
+            .ok_or_else(|| Status::unavailable("etcdserver: no leader"))?;
+        let addr = url_host_port("leader client URL", &url)
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let ch = channel_to(self.server.net(), &addr).map_err(Status::unavailable)?;
+        let mut grpc = tonic::client::Grpc::new(ch);
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let path = http::uri::PathAndQuery::from_static("/etcdserverpb.Cluster/MemberPromote");
+        grpc.unary(Request::new(r), path, tonic_prost::ProstCodec::default())
+            .await
+    }
 }
 
 #[tonic::async_trait]
 impl PbClusterService for ClusterApi {
     async fn member_add(
         &self,
-        _r: Request<PbMemberAddRequest>,
+        r: Request<PbMemberAddRequest>,
     ) -> Result<Response<PbMemberAddResponse>, Status> {
-        Err(not_yet("member add"))
+        let r = r.into_inner();
+        if r.peer_ur_ls.is_empty() {
+            return Err(Status::invalid_argument(
+                "etcdserver: member peer URLs are not provided",
+            ));
+        }
+        for u in &r.peer_ur_ls {
+            url_host_port("peer URL", u).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
+        let member = Member {
+            id: self.server.new_member_id(),
+            name: String::new(),
+            peer_urls: r.peer_ur_ls.clone(),
+            client_urls: Vec::new(),
+            is_learner: r.is_learner,
+        };
+        let kind = if r.is_learner {
+            ConfChangeType::AddLearnerNode
+        } else {
+            ConfChangeType::AddNode
+        };
+        let id = member.id;
+        let members = self
+            .change(MemberChange::Add(member.clone()), kind, id)
+            .await?;
+        Ok(Response::new(PbMemberAddResponse {
+            header: self.header(),
+            member: Some(member.to_pb()),
+            members,
+        }))
     }
+
     async fn member_remove(
         &self,
-        _r: Request<PbMemberRemoveRequest>,
+        r: Request<PbMemberRemoveRequest>,
     ) -> Result<Response<PbMemberRemoveResponse>, Status> {
-        Err(not_yet("member remove"))
+        let id = r.into_inner().id;
+        let members = self
+            .change(MemberChange::Remove(id), ConfChangeType::RemoveNode, id)
+            .await?;
+        Ok(Response::new(PbMemberRemoveResponse {
+            header: self.header(),
+            members,
+        }))
     }
+
     async fn member_update(
         &self,
-        _r: Request<PbMemberUpdateRequest>,
+        r: Request<PbMemberUpdateRequest>,
     ) -> Result<Response<PbMemberUpdateResponse>, Status> {
-        Err(not_yet("member update"))
+        let r = r.into_inner();
+        if self.server.cluster().member(r.id).is_none() {
+            return Err(MembershipError::NotFound.to_status());
+        }
+        let op = Op::MemberUpdate(MemberPeerUrls {
+            member_id: r.id,
+            peer_urls: r.peer_ur_ls,
+        });
+        match self.server.propose(op).await? {
+            OpResponse::Members(ms) => Ok(Response::new(PbMemberUpdateResponse {
+                header: self.header(),
+                members: ms.iter().map(Member::to_pb).collect(),
+            })),
+            _ => Err(Status::internal("etcdserver: unexpected response type")),
+        }
     }
+
     async fn member_list(
         &self,
         r: Request<PbMemberListRequest>,
@@ -58,16 +178,35 @@ impl PbClusterService for ClusterApi {
             self.server.linearizable_read().await?;
         }
         let cluster = self.server.cluster();
-        let rev = self.server.store().current_revision();
         Ok(Response::new(PbMemberListResponse {
-            header: Some(self.server.header(rev)),
+            header: self.header(),
             members: cluster.members.iter().map(|m| m.to_pb()).collect(),
         }))
     }
+
     async fn member_promote(
         &self,
-        _r: Request<PbMemberPromoteRequest>,
+        r: Request<PbMemberPromoteRequest>,
     ) -> Result<Response<PbMemberPromoteResponse>, Status> {
-        Err(not_yet("member promote"))
+        let r = r.into_inner();
+        let st = self.server.status();
+        if st.leader == 0 {
+            return Err(Status::unavailable("etcdserver: no leader"));
+        }
+        if !st.is_leader {
+            return self.forward_promote(r).await;
+        }
+        self.server
+            .cluster()
+            .validate_change(&MemberChange::Promote(r.id), usize::MAX)
+            .map_err(|e| e.to_status())?;
+        self.learner_ready(r.id)?;
+        let members = self
+            .change(MemberChange::Promote(r.id), ConfChangeType::AddNode, r.id)
+            .await?;
+        Ok(Response::new(PbMemberPromoteResponse {
+            header: self.header(),
+            members,
+        }))
     }
 }

@@ -27,6 +27,16 @@ impl KvApi {
         KvApi { server }
     }
 
+    /// etcd's learners serve serializable reads only.
+    fn not_learner(&self) -> Result<(), Status> {
+        if self.server.is_learner() {
+            return Err(Status::unavailable(
+                "etcdserver: rpc not supported for learner",
+            ));
+        }
+        Ok(())
+    }
+
     fn fill(&self, header: &mut Option<PbResponseHeader>) {
         let rev = header.as_ref().map(|h| h.revision).unwrap_or_default();
         *header = Some(self.server.header(rev));
@@ -69,6 +79,7 @@ impl PbKvService for KvApi {
         let r = req.into_inner();
         validate_range(&r)?;
         if !r.serializable {
+            self.not_learner()?;
             self.server.linearizable_read().await?;
         }
         let mut resp = self.server.store().range(&r).map_err(|e| e.to_status())?;
@@ -89,6 +100,7 @@ impl PbKvService for KvApi {
 
     async fn put(&self, req: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
         let r = req.into_inner();
+        self.not_learner()?;
         validate_put(&r)?;
         self.server.check_quota(r.key.len() + r.value.len())?;
         match self.server.propose(Op::Put(r)).await? {
@@ -105,6 +117,7 @@ impl PbKvService for KvApi {
         req: Request<PbDeleteRequest>,
     ) -> Result<Response<PbDeleteResponse>, Status> {
         let r = req.into_inner();
+        self.not_learner()?;
         validate_delete(&r)?;
         match self.server.propose(Op::DeleteRange(r)).await? {
             OpResponse::DeleteRange(mut resp) => {
@@ -118,6 +131,9 @@ impl PbKvService for KvApi {
     async fn txn(&self, req: Request<PbTxnRequest>) -> Result<Response<PbTxnResponse>, Status> {
         let r = req.into_inner();
         validate_txn(&r, self.server.config().max_txn_ops as usize)?;
+        if !(is_txn_readonly(&r) && txn_is_serializable(&r)) {
+            self.not_learner()?;
+        }
         if is_txn_readonly(&r) {
             if !txn_is_serializable(&r) {
                 self.server.linearizable_read().await?;
@@ -149,6 +165,7 @@ impl PbKvService for KvApi {
         req: Request<PbCompactionRequest>,
     ) -> Result<Response<PbCompactionResponse>, Status> {
         let r = req.into_inner();
+        self.not_learner()?;
         match self.server.propose(Op::Compaction(r)).await? {
             OpResponse::Compaction(mut resp) => {
                 self.fill(&mut resp.header);

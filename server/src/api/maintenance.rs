@@ -8,7 +8,6 @@
 //! release-lines work and says so.
 
 use crate::alarm;
-use sha2::Digest as _;
 use crate::etcdserver::request::{Op, OpResponse};
 use crate::etcdserver::EtcdServer;
 use crate::version;
@@ -18,6 +17,7 @@ use etcd_client::proto::{
     PbMaintenanceService, PbMoveLeaderRequest, PbMoveLeaderResponse, PbSnapshotRequest,
     PbSnapshotResponse, PbStatusRequest, PbStatusResponse,
 };
+use sha2::Digest as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};

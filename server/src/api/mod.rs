@@ -6,6 +6,7 @@
 //! Must never: panic on a request, or change state except through `EtcdServer::propose`.
 
 mod cluster;
+pub use cluster::ClusterApi;
 mod http;
 mod kv;
 mod lease;

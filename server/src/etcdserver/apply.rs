@@ -159,6 +159,17 @@ impl Applier {
                     alarms,
                 }))
             }
+            Op::MemberUpdate(u) => {
+                let mut cluster = lock(&self.cluster);
+                match cluster.members.iter_mut().find(|m| m.id == u.member_id) {
+                    Some(m) => {
+                        m.peer_urls = u.peer_urls;
+                        save_member(store.backend_mut(), m);
+                        Ok(OpResponse::Members(cluster.members.clone()))
+                    }
+                    None => Err(tonic::Status::not_found("etcdserver: member not found")),
+                }
+            }
             Op::MemberAttrSet(a) => {
                 let mut cluster = lock(&self.cluster);
                 match cluster.set_attributes(&a) {

@@ -17,7 +17,7 @@ use super::{lock, EtcdServer, ServerError, Shared};
 use crate::alarm::Alarms;
 use crate::config::{split_urls, url_host_port, Config};
 use crate::lease::Lessor;
-use crate::membership::{load_members, save_member, Cluster, MemberAttributes};
+use crate::membership::{load_members, load_removed, save_member, Cluster, MemberAttributes};
 use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::{BackendOptions, Store};
 use crate::rafthttp::{RaftService, Transport};
@@ -26,7 +26,7 @@ use crate::snap::Snapshotter;
 use crate::wal::{Wal, WalOptions, WalSnapshot};
 use raft::eraftpb::{ConfState, Snapshot};
 use raft::storage::MemStorage;
-use raft::RawNode;
+use raft::{RawNode, Storage};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -119,10 +119,13 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let (wal, mem, snapshot, mut cluster, member_id, applied) = match recovered {
         Some(r) => r,
         None => {
-            let meta = WalMetadata {
-                member_id: initial_id,
-                cluster: initial_cluster,
+            let (cluster, member_id) = if cfg.initial_cluster_state == "existing" {
+                let initial = cfg.validate()?;
+                super::join::fetch_cluster(&cfg, &world, &initial).await?
+            } else {
+                (initial_cluster, initial_id)
             };
+            let meta = WalMetadata { member_id, cluster };
             let bytes = serde_json::to_vec(&meta)
                 .map_err(|e| ServerError::Inconsistent(format!("encode wal metadata: {e}")))?;
             let wal = Wal::create(disk.clone(), &wal_dir, &bytes, wal_opts).await?;
@@ -147,6 +150,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     if !stored.is_empty() {
         cluster.members = stored;
     }
+    cluster.removed = load_removed(store.backend()).map_err(crate::mvcc::MvccError::from)?;
     let snapshot_index = snapshot.get_metadata().index;
     tracing::info!(
         member = %format!("{member_id:x}"),
@@ -230,9 +234,14 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
 
     let mut listeners = Vec::new();
     let mut peer_addrs = Vec::new();
-    let peer_router = tonic::service::Routes::new(RaftService::new(inbound_tx).into_server())
-        .prepare()
-        .into_axum_router();
+    // Peers also serve the Cluster service, so that a joining member can learn its id.
+    let peer_router =
+        tonic::service::Routes::new(RaftService::new(inbound_tx, cluster.clone()).into_server())
+            .add_service(etcd_client::proto::PbClusterServer::new(
+                crate::api::ClusterApi::new(server.clone()),
+            ))
+            .prepare()
+            .into_axum_router();
     for u in split_urls(&cfg.listen_peer_urls) {
         let addr = url_host_port("--listen-peer-urls", &u)?;
         let l = world
@@ -281,9 +290,11 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             snapshot_count: cfg.snapshot_count,
             catchup_entries: cfg.snapshot_catchup_entries,
             batch_interval: Duration::from_millis(cfg.backend_batch_interval.max(1)),
+            max_learners: cfg.max_learners as usize,
         },
         applied: applied.store,
         snapshot_index,
+        removed: false,
     };
     let inputs = Inputs {
         inbound: inbound_rx,
@@ -319,6 +330,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
 fn initial_conf_state(cluster: &Cluster) -> ConfState {
     ConfState {
         voters: cluster.voter_ids(),
+        learners: cluster.learner_ids(),
         ..Default::default()
     }
 }
@@ -453,13 +465,32 @@ async fn recover(
         }
     }
     mem.wl().append(&entries)?;
+    // raft's configuration as of the applied index is the member table's (the snapshot's may
+    // be older); changes after it come again from the log.
+    let members = load_members(store.backend()).map_err(crate::mvcc::MvccError::from)?;
+    if !members.is_empty() {
+        let current = Cluster {
+            cluster_id: meta.cluster.cluster_id,
+            members,
+            removed: Default::default(),
+        };
+        mem.wl().set_conf_state(initial_conf_state(&current));
+    }
     let mut hs = contents.hard_state;
     hs.commit = hs.commit.max(snap_index);
-    if ci > hs.commit && snap_index == 0 {
-        return Err(ServerError::Inconsistent(format!(
-            "backend consistent index {ci} is ahead of the wal's commit index {}",
-            hs.commit
-        )));
+    // The WAL's commit index is saved without an fdatasync when only it changed, so after a
+    // power loss the backend may have applied (hence the cluster committed) entries past it.
+    // Entries the WAL holds up to the consistent index are committed; past its last index the
+    // data dir contradicts itself (unless the backend came from a leader's snapshot).
+    let last = mem.last_index()?;
+    if ci > hs.commit {
+        if ci <= last {
+            hs.commit = ci;
+        } else if snap_index == 0 {
+            return Err(ServerError::Inconsistent(format!(
+                "backend consistent index {ci} is ahead of the wal's last index {last}"
+            )));
+        }
     }
     let raft_applied = ci.min(hs.commit).max(snap_index);
     mem.wl().set_hardstate(hs);

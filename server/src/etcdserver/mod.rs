@@ -8,6 +8,8 @@
 
 mod apply;
 mod bootstrap;
+mod conf_change;
+mod join;
 mod raft_node;
 pub mod request;
 mod status;
@@ -25,7 +27,7 @@ use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::Store;
 use etcd_client::proto::PbResponseHeader;
 use prost::Message as _;
-use raft_node::{Proposal, ReadWaiter};
+use raft_node::{Proposal, ProposalKind, ReadWaiter};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use request::{ApplyResult, InternalRaftRequest, Op, OpResponse};
@@ -140,10 +142,27 @@ impl EtcdServer {
         self.inner.net.clone()
     }
 
+    /// A fresh member id for `member add` (random, non-zero, not in use).
+    pub fn new_member_id(&self) -> u64 {
+        loop {
+            let id = self.request_id();
+            if id != 0 && self.cluster().member(id).is_none() {
+                return id;
+            }
+        }
+    }
+
+    /// Whether this member is a learner (learners serve only serializable reads).
+    pub fn is_learner(&self) -> bool {
+        self.cluster()
+            .member(self.inner.member_id)
+            .is_some_and(|m| m.is_learner)
+    }
+
     /// A fresh lease id (etcd: from the request id generator, positive, non-zero).
     pub fn new_lease_id(&self) -> i64 {
         loop {
-            let id = (lock(&self.inner.request_ids).gen::<u64>() & ((1 << 63) - 1)) as i64;
+            let id = (self.request_id() & ((1 << 63) - 1)) as i64;
             if id != 0 {
                 return id;
             }
@@ -231,19 +250,36 @@ impl EtcdServer {
     /// Proposes a write through raft and waits until it is applied (etcd's
     /// processInternalRaftRequestOnce). Times out after etcd's request timeout.
     pub async fn propose(&self, op: Op) -> Result<OpResponse, tonic::Status> {
-        let id = lock(&self.inner.request_ids).gen::<u64>();
+        let id = self.request_id();
         let data = InternalRaftRequest { id, op: Some(op) }.encode_to_vec();
         if data.len() as u64 > self.inner.cfg.max_request_bytes {
             return Err(tonic::Status::invalid_argument(
                 "etcdserver: request is too large",
             ));
         }
+        self.submit(id, ProposalKind::Normal(data)).await
+    }
+
+    /// Proposes a membership change (its `id` is set here) and waits until it is applied.
+    pub async fn propose_conf_change(
+        &self,
+        mut cc: raft::eraftpb::ConfChange,
+    ) -> Result<OpResponse, tonic::Status> {
+        cc.id = self.request_id();
+        self.submit(cc.id, ProposalKind::ConfChange(cc)).await
+    }
+
+    fn request_id(&self) -> u64 {
+        lock(&self.inner.request_ids).gen::<u64>()
+    }
+
+    async fn submit(&self, id: u64, kind: ProposalKind) -> Result<OpResponse, tonic::Status> {
         let deadline = Instant::now() + self.inner.cfg.request_timeout();
         loop {
             let (reply, rx) = oneshot::channel();
             let p = Proposal {
                 id,
-                data: data.clone(),
+                kind: kind.clone(),
                 reply,
             };
             self.inner.proposals.send(p).await.map_err(|_| stopped())?;

@@ -17,7 +17,7 @@ use super::{ProposeOutcome, ServerError};
 use crate::rafthttp::{PeerReport, Transport};
 use crate::snap::Snapshotter;
 use crate::wal::{Wal, WalSnapshot};
-use raft::eraftpb::{ConfState, Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{ConfChange, ConfState, Entry, EntryType, Message, Snapshot};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -33,10 +33,19 @@ use super::storage::NodeStorage;
 pub struct Proposal {
     /// Request id (key of the waiter).
     pub id: u64,
-    /// Encoded `InternalRaftRequest`.
-    pub data: Vec<u8>,
+    /// What to propose.
+    pub kind: ProposalKind,
     /// The waiter.
     pub reply: oneshot::Sender<ProposeOutcome>,
+}
+
+/// A normal entry or a membership change.
+#[derive(Clone)]
+pub enum ProposalKind {
+    /// Encoded `InternalRaftRequest`.
+    Normal(Vec<u8>),
+    /// A raft configuration change (its `id` is the request id).
+    ConfChange(ConfChange),
 }
 
 /// A linearizable read waiting for ReadIndex and apply.
@@ -78,6 +87,8 @@ pub struct LoopSettings {
     pub catchup_entries: u64,
     /// Backend batch commit interval.
     pub batch_interval: Duration,
+    /// `--max-learners`.
+    pub max_learners: usize,
 }
 
 /// Everything the loop owns.
@@ -104,6 +115,8 @@ pub struct RaftNode {
     pub applied: u64,
     /// Index of the last snapshot.
     pub snapshot_index: u64,
+    /// Set when this member applied its own removal: the loop ends.
+    pub removed: bool,
 }
 
 struct Reads {
@@ -132,6 +145,7 @@ impl RaftNode {
             waiting_apply: Vec::new(),
         };
         let mut last_tick = Instant::now();
+        let mut stop_at: Option<Instant> = None;
         let mut seen = (u64::MAX, StateRole::Follower, 0usize);
         self.rerandomize(&mut seen);
         loop {
@@ -170,6 +184,7 @@ impl RaftNode {
                         id,
                         if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure },
                     ),
+                    PeerReport::Removed => self.removed = true,
                 },
                 Some(p) = inputs.proposals.recv() => {
                     self.propose(p, &mut waiters);
@@ -201,6 +216,15 @@ impl RaftNode {
             }
             self.on_ready(&inputs.reports_tx, &mut waiters, &mut reads)
                 .await?;
+            if self.removed {
+                // etcd's stopWithDelay: a member that applied its own removal keeps running
+                // for ten heartbeats, so the others learn the removal is committed.
+                let at = *stop_at.get_or_insert_with(|| Instant::now() + 10 * hb);
+                if Instant::now() >= at {
+                    tracing::warn!("the member has been permanently removed from the cluster");
+                    return Ok(());
+                }
+            }
             self.rerandomize(&mut seen);
             self.publish_status();
         }
@@ -218,7 +242,11 @@ impl RaftNode {
         waiters: &mut BTreeMap<u64, oneshot::Sender<ProposeOutcome>>,
     ) {
         let leader = self.raw.raft.leader_id;
-        match self.raw.propose(Vec::new(), p.data) {
+        let proposed = match p.kind {
+            ProposalKind::Normal(data) => self.raw.propose(Vec::new(), data),
+            ProposalKind::ConfChange(cc) => self.raw.propose_conf_change(Vec::new(), cc),
+        };
+        match proposed {
             Ok(()) => {
                 waiters.insert(p.id, p.reply);
             }
@@ -354,21 +382,22 @@ impl RaftNode {
         }
         let started = Instant::now();
         for e in entries {
+            if matches!(
+                e.get_entry_type(),
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2
+            ) {
+                if self.on_conf_change(&e, waiters)? {
+                    self.removed = true;
+                }
+                self.applied = self.applied.max(e.index);
+                continue;
+            }
             if e.index <= self.applied {
                 continue;
             }
-            match e.get_entry_type() {
-                EntryType::EntryNormal => {
-                    if let Some((id, result)) = self.applier.apply_entry(&e)? {
-                        if let Some(w) = waiters.remove(&id) {
-                            let _ = w.send(ProposeOutcome::Applied(result));
-                        }
-                    }
-                }
-                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    // Membership changes arrive with the membership issue; a static cluster
-                    // never proposes one. Record the index so it is not re-applied.
-                    self.applier.mark_applied(e.index, e.term)?;
+            if let Some((id, result)) = self.applier.apply_entry(&e)? {
+                if let Some(w) = waiters.remove(&id) {
+                    let _ = w.send(ProposeOutcome::Applied(result));
                 }
             }
             self.applied = e.index;
@@ -451,6 +480,12 @@ impl RaftNode {
         st.applied = self.applied;
         st.leader = r.leader_id;
         st.is_leader = r.state == StateRole::Leader;
+        st.progress.clear();
+        if st.is_leader {
+            st.progress
+                .extend(r.prs().iter().map(|(id, pr)| (*id, pr.matched)));
+            st.progress.sort_unstable();
+        }
     }
 }
 

@@ -19,7 +19,7 @@ pub struct InternalRaftRequest {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The operation.
-    #[prost(oneof = "Op", tags = "4, 5, 6, 7, 8, 9, 10, 1100")]
+    #[prost(oneof = "Op", tags = "4, 5, 6, 7, 8, 9, 10, 1100, 1101")]
     pub op: Option<Op>,
 }
 
@@ -50,6 +50,20 @@ pub enum Op {
     /// A member publishes its name and client URLs (etcd's ClusterMemberAttrSet).
     #[prost(message, tag = "1100")]
     MemberAttrSet(MemberAttributes),
+    /// Cluster.MemberUpdate: new peer URLs for a member (no raft configuration change).
+    #[prost(message, tag = "1101")]
+    MemberUpdate(MemberPeerUrls),
+}
+
+/// A member's new peer URLs.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MemberPeerUrls {
+    /// The member.
+    #[prost(uint64, tag = "1")]
+    pub member_id: u64,
+    /// Its peer URLs.
+    #[prost(string, repeated, tag = "2")]
+    pub peer_urls: Vec<String>,
 }
 
 /// The response of an applied operation (header revision set, other header fields not yet).
@@ -71,6 +85,8 @@ pub enum OpResponse {
     Alarm(PbAlarmResponse),
     /// Member attributes recorded.
     MemberAttrSet,
+    /// A membership change was applied; the members afterwards.
+    Members(Vec<crate::membership::Member>),
 }
 
 /// What the proposer gets back: the response or etcd's gRPC error.

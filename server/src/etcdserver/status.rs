@@ -24,6 +24,8 @@ pub struct RaftStatus {
     pub applied: u64,
     /// Leader changes seen by this member.
     pub leader_changes: u64,
+    /// On the leader: each member's matched log index, by id.
+    pub progress: Vec<(u64, u64)>,
 }
 
 /// Upper bounds (seconds) of etcd's `etcd_disk_wal_fsync_duration_seconds` buckets.

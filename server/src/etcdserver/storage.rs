@@ -47,24 +47,41 @@ impl Storage for NodeStorage {
     fn last_index(&self) -> raft::Result<u64> {
         self.mem.last_index()
     }
+    /// The snapshot sent to a lagging follower: the backend as it is now, labelled with the
+    /// backend's own applied index and the configuration as of now (a member added after the
+    /// last local snapshot must find itself in it, or raft refuses to restore it).
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let meta = self.snapshot.get_metadata();
-        if meta.index == 0 || meta.index < request_index {
+        if self.snapshot.get_metadata().index == 0 {
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
         }
-        let data = match super::lock(&self.store).snapshot_data() {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the backend for a snapshot; retrying later");
-                return Err(raft::Error::Store(
-                    StorageError::SnapshotTemporarilyUnavailable,
-                ));
-            }
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, "cannot build a snapshot ({what}); retrying later");
+            raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)
         };
-        let mut snap = self.snapshot.clone();
+        let (data, index) = {
+            let store = super::lock(&self.store);
+            let data = store
+                .snapshot_data()
+                .map_err(|e| unavailable("backend", &e))?;
+            (data, store.consistent_index())
+        };
+        if index < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        let term = self.mem.term(index).map_err(|e| unavailable("term", &e))?;
+        let mut conf_state = self.mem.initial_state()?.conf_state;
+        conf_state.voters.sort_unstable();
+        conf_state.learners.sort_unstable();
+        let mut snap = Snapshot::default();
         snap.set_data(data.into());
+        let meta = snap.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(conf_state);
         Ok(snap)
     }
 }

@@ -10,11 +10,12 @@ mod sender;
 
 pub use sender::{channel_to, PeerSender};
 
+use crate::membership::Cluster;
 use crate::seam::Network;
 use futures::StreamExt;
 use raft::eraftpb::Message;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Generated gRPC code for `proto/peer.proto`.
@@ -35,12 +36,16 @@ pub enum PeerReport {
     Unreachable(u64),
     /// A snapshot message was handed to the connection (true) or failed (false).
     Snapshot(u64, bool),
+    /// A peer says this member was removed from the cluster.
+    Removed,
 }
 
 /// All peers of this member.
 #[derive(Debug)]
 pub struct Transport {
     peers: BTreeMap<u64, PeerSender>,
+    net: Arc<dyn Network>,
+    reports: mpsc::UnboundedSender<PeerReport>,
 }
 
 impl Transport {
@@ -50,16 +55,31 @@ impl Transport {
         peers: BTreeMap<u64, String>,
         reports: mpsc::UnboundedSender<PeerReport>,
     ) -> Transport {
-        let peers = peers
-            .into_iter()
-            .map(|(id, addr)| {
-                (
-                    id,
-                    PeerSender::start(id, addr, net.clone(), reports.clone()),
-                )
-            })
-            .collect();
-        Transport { peers }
+        let mut t = Transport {
+            peers: BTreeMap::new(),
+            net,
+            reports,
+        };
+        for (id, addr) in peers {
+            t.add_peer(id, addr);
+        }
+        t
+    }
+
+    /// Starts sending to a new peer (replacing any sender it had).
+    pub fn add_peer(&mut self, id: u64, addr: String) {
+        let sender = PeerSender::start(id, addr, self.net.clone(), self.reports.clone());
+        self.peers.insert(id, sender);
+    }
+
+    /// Stops sending to a removed peer (its task ends when its queue is dropped).
+    pub fn remove_peer(&mut self, id: u64) {
+        self.peers.remove(&id);
+    }
+
+    /// Whether `id` is a known peer.
+    pub fn has_peer(&self, id: u64) -> bool {
+        self.peers.contains_key(&id)
     }
 
     /// Queues messages without waiting; drops and reports on a full queue or unknown peer.
@@ -82,16 +102,29 @@ impl Transport {
     }
 }
 
+/// What a removed member is told when it sends (etcd's rafthttp answers 410 Gone).
+pub const REMOVED_MESSAGE: &str = "the member has been permanently removed from the cluster";
+
 /// The inbound side: decodes batches and forwards them to the raft loop.
 #[derive(Debug, Clone)]
 pub struct RaftService {
     inbound: mpsc::Sender<Message>,
+    cluster: Arc<Mutex<Cluster>>,
 }
 
 impl RaftService {
-    /// Messages go to `inbound` (the raft loop's receive queue).
-    pub fn new(inbound: mpsc::Sender<Message>) -> Self {
-        RaftService { inbound }
+    /// Messages go to `inbound` (the raft loop's receive queue); senders that `cluster` lists
+    /// as removed are refused.
+    pub fn new(inbound: mpsc::Sender<Message>, cluster: Arc<Mutex<Cluster>>) -> Self {
+        RaftService { inbound, cluster }
+    }
+
+    fn is_removed(&self, id: u64) -> bool {
+        self.cluster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .removed
+            .contains(&id)
     }
 
     /// The tonic server for this service.
@@ -115,6 +148,9 @@ impl pb::raft_server::Raft for RaftService {
                 let msg: Message = protobuf::Message::parse_from_bytes(&raw).map_err(|e| {
                     tonic::Status::invalid_argument(format!("bad raft message: {e}"))
                 })?;
+                if self.is_removed(msg.from) {
+                    return Err(tonic::Status::failed_precondition(REMOVED_MESSAGE));
+                }
                 if self.inbound.send(msg).await.is_err() {
                     return Err(tonic::Status::unavailable("etcdserver: server stopped"));
                 }

@@ -111,6 +111,12 @@ async fn run(
                     }
                 }
                 res = &mut call => {
+                    if let Ok(Err(status)) = &res {
+                        if status.message() == super::REMOVED_MESSAGE {
+                            let _ = reports.send(PeerReport::Removed);
+                            return;
+                        }
+                    }
                     tracing::debug!(peer = %format!("{id:x}"), result = ?res.map(|r| r.map(|_| ())), "peer stream ended");
                     break;
                 }

@@ -349,3 +349,45 @@ pub fn http_get(ep: &str, path: &str) -> (u16, String) {
     let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (code, body)
 }
+
+impl Cluster {
+    /// Adds a member process (not yet started) that will join the running cluster; returns its
+    /// index. Its `--initial-cluster` names the running members and itself.
+    pub fn add_member(&mut self) -> usize {
+        let i = self.members.len();
+        self.members.push(Member {
+            name: format!("m{i}"),
+            client_port: free_port(),
+            peer_port: free_port(),
+            data_dir: self.dir.path().join(format!("m{i}.etcd")),
+            child: None,
+        });
+        i
+    }
+
+    /// Starts member `i` to join the running cluster (`--initial-cluster-state existing`).
+    pub fn start_joining(&mut self, i: usize) {
+        let initial = self
+            .members
+            .iter()
+            .filter(|m| m.child.is_some() || m.name == self.members[i].name)
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.initial = initial;
+        self.spawn(i, "existing");
+    }
+
+    /// Peer URL of member i.
+    pub fn peer_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.members[i].peer_port)
+    }
+
+    /// Whether member i's process has exited.
+    pub fn exited(&mut self, i: usize) -> bool {
+        match self.members[i].child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(Some(_))),
+            None => true,
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Membership with real etcdctl 3.5.1: add a learner, start it (it joins and catches up),
+//! learners refuse writes, promote it, remove another member (which stops), and the cluster
+//! keeps serving with all data on the new member.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use common::{etcdctl, etcdctl_ok, Cluster, Kind};
+use std::time::Duration;
+
+fn member_id_of(member_list_json: &str, peer_url: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(member_list_json).expect("json");
+    v["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| {
+            m["peerURLs"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|x| x == peer_url))
+        })
+        .and_then(|m| m["ID"].as_u64())
+        .unwrap_or_else(|| panic!("no member with peer URL {peer_url}: {member_list_json}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learner_add_promote_and_member_remove() {
+    let mut c = Cluster::start(
+        Kind::Ours,
+        3,
+        &[
+            "--snapshot-count=50",
+            "--experimental-snapshot-catchup-entries=10",
+        ],
+    );
+    c.wait_ready(Duration::from_secs(20)).await;
+    let eps = c.endpoints();
+    for i in 0..120 {
+        etcdctl_ok(&eps, &["put", &format!("k{i:03}"), "v"], None);
+    }
+    let new = c.add_member();
+    let peer = c.peer_url(new);
+    let out = etcdctl_ok(
+        &eps,
+        &[
+            "member",
+            "add",
+            "m3",
+            "--learner",
+            &format!("--peer-urls={peer}"),
+        ],
+        None,
+    );
+    assert!(out.contains("added to cluster"), "{out}");
+    // a second learner is refused by --max-learners=1
+    let second = etcdctl(
+        &eps,
+        &[
+            "member",
+            "add",
+            "m4",
+            "--learner",
+            "--peer-urls=http://127.0.0.1:1",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("too many learner members in cluster"));
+    // promoting before the learner runs is refused: it is not in sync
+    let list = etcdctl_ok(&eps, &["member", "list", "-w", "json"], None);
+    let learner_id = member_id_of(&list, &peer);
+    let early = etcdctl(
+        &eps,
+        &["member", "promote", &format!("{learner_id:x}")],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&early.stderr).contains("in sync with leader"),
+        "{}",
+        String::from_utf8_lossy(&early.stderr)
+    );
+
+    c.start_joining(new);
+    let learner_ep = c.endpoint(new);
+    // the learner catches up (serializable reads work) but refuses writes
+    let mut caught_up = false;
+    for _ in 0..100 {
+        let out = etcdctl(
+            &learner_ep,
+            &["get", "k119", "--consistency=s", "--print-value-only"],
+            None,
+        );
+        if String::from_utf8_lossy(&out.stdout).trim() == "v" {
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(caught_up, "learner never caught up:\n{}", c.log(new));
+    let w = etcdctl(&learner_ep, &["put", "x", "y"], None);
+    assert!(String::from_utf8_lossy(&w.stderr).contains("rpc not supported for learner"));
+    let ml = etcdctl_ok(&eps, &["member", "list"], None);
+    assert!(
+        ml.contains(", m3, ") && ml.contains(", true"),
+        "learner not listed as started learner: {ml}"
+    );
+
+    // promote, then remove member 0
+    let out = etcdctl_ok(
+        &eps,
+        &["member", "promote", &format!("{learner_id:x}")],
+        None,
+    );
+    assert!(out.contains("promoted in cluster"), "{out}");
+    let list = etcdctl_ok(&eps, &["member", "list", "-w", "json"], None);
+    let m0 = member_id_of(&list, &c.peer_url(0));
+    let rest = format!("{},{},{}", c.endpoint(1), c.endpoint(2), learner_ep);
+    let out = etcdctl_ok(&rest, &["member", "remove", &format!("{m0:x}")], None);
+    assert!(out.contains("removed from cluster"), "{out}");
+    let mut stopped = false;
+    for _ in 0..100 {
+        if c.exited(0) {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stopped, "the removed member kept running:\n{}", c.log(0));
+    c.kill(0);
+    c.wait_ready(Duration::from_secs(20)).await;
+    // the new voter takes writes and holds everything
+    assert_eq!(
+        etcdctl_ok(&learner_ep, &["put", "after", "ok"], None).trim(),
+        "OK"
+    );
+    let count = etcdctl_ok(
+        &rest,
+        &["get", "k", "--prefix", "--count-only", "-w", "fields"],
+        None,
+    );
+    assert!(count.contains("\"Count\" : 120"), "{count}");
+    assert_eq!(
+        etcdctl_ok(&rest, &["member", "list"], None).lines().count(),
+        3
+    );
+}
