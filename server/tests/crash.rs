@@ -43,6 +43,7 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
             "--election-timeout=500",
             "--snapshot-count=200",
             "--experimental-snapshot-catchup-entries=50",
+            "--log-level=info",
         ],
     );
     c.wait_ready(Duration::from_secs(20)).await;
@@ -101,10 +102,22 @@ async fn kill_dash_nine_loses_no_acknowledged_write() {
         let target = acked.lock().expect("lock").len() + 6;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while acked.lock().expect("lock").len() < target {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "round {round}: no writes acknowledged after restarting member {victim}"
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let logs: Vec<String> = (0..3)
+                    .map(|i| {
+                        let l = c.log(i);
+                        let tail: Vec<&str> = l.lines().rev().take(15).collect();
+                        format!(
+                            "--- m{i}:\n{}",
+                            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                        )
+                    })
+                    .collect();
+                panic!(
+                    "round {round}: no writes acknowledged after restarting member {victim}\n{}",
+                    logs.join("\n")
+                );
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
