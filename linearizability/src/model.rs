@@ -53,6 +53,16 @@ pub trait Model: Sync {
         None
     }
 
+    /// Whether the search should try unknown-outcome operations latest call first (instead of
+    /// earliest first) when no known-outcome operation fits. Right for models where every
+    /// write is pinned in time by the revisions it creates (etcd): the most recently called
+    /// unknown write is then the likeliest to have just taken effect, and one called long ago
+    /// that was not needed yet probably never took effect. Only the order changes, never the
+    /// verdict.
+    fn unknown_recent_first(&self) -> bool {
+        false
+    }
+
     /// Splits the history into independently checkable sub-histories (P-compositionality), as
     /// lists of operation indices. `None` checks the whole history as one.
     fn partition(

@@ -6,7 +6,8 @@
 //! buffers are reused), and must never interpret operations except through `Model::step`.
 //!
 //! Unknown-outcome operations have an infinite return time. They are kept out of the event list
-//! and tried only after the known-outcome candidates; an unknown operation whose effect would
+//! and tried only after the known-outcome candidates (earliest call first, or latest first if
+//! the model asks, see `Model::unknown_recent_first`); an unknown operation whose effect would
 //! leave the state unchanged is never placed, and the search succeeds as soon as every
 //! known-outcome operation is placed (the remaining unknown ones go after the end, where the
 //! model contract guarantees they can be answered).
@@ -149,6 +150,18 @@ impl Events {
         e
     }
 
+    /// The unplaced unknown operation (node) with the latest call at or before `front`, or 0.
+    /// With `Model::unknown_recent_first`, unknown operations are tried from there backwards.
+    #[inline]
+    fn last_unknown_called_by(&self, front: u64, placed: &[u64]) -> u32 {
+        // `u_call[0]` is the sentinel's; nodes 1.. are sorted by call time.
+        let mut node = self.u_call[1..].partition_point(|&c| c <= front);
+        while node > 0 && placed[(node - 1) / 64] & (1 << ((node - 1) % 64)) != 0 {
+            node -= 1;
+        }
+        node as u32
+    }
+
     /// The smallest progress bound among unplaced known operations.
     #[inline]
     fn min_bound(&self) -> i64 {
@@ -221,6 +234,7 @@ pub(super) fn search<M: Model>(
             .and_then(|o| model.progress_bound(&op.input, o))
     });
     let nk = ev.nk;
+    let recent_first = model.unknown_recent_first();
     let nu = ops.len() - nk;
     let kw = nk.div_ceil(64).max(1);
     let uw = nu.div_ceil(64);
@@ -278,11 +292,15 @@ pub(super) fn search<M: Model>(
                     } else {
                         ev.node_time[pos as usize]
                     };
-                    pos = ev.u_next[0];
+                    pos = if recent_first {
+                        ev.last_unknown_called_by(front, &fbits)
+                    } else {
+                        ev.u_next[0]
+                    };
                     alt = 0;
                     continue;
                 }
-            } else if pos != 0 && ev.u_call[pos as usize] <= front {
+            } else if pos != 0 && (recent_first || ev.u_call[pos as usize] <= front) {
                 nk as u32 + pos - 1
             } else {
                 NONE
@@ -425,7 +443,9 @@ pub(super) fn search<M: Model>(
                 pos = ev.next[0];
                 alt = 0;
             } else {
-                pos = if unknown_phase {
+                pos = if unknown_phase && recent_first {
+                    ev.u_prev[pos as usize]
+                } else if unknown_phase {
                     ev.u_next[pos as usize]
                 } else {
                     ev.next[pos as usize]

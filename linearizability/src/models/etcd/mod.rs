@@ -115,6 +115,21 @@ impl Model for Etcd {
             }
             _ => input,
         };
+        // The header revision says where a known response can be linearized: at the current
+        // revision for a read-only request, right after it for a write. Checking this first
+        // spares applying (and copying the store for) every misplaced candidate.
+        if let Some(EtcdResponse::Ok { revision, result }) = output {
+            let fits = match result {
+                OpResult::LeaseRevoke => {
+                    *revision == state.revision || *revision == state.revision + 1
+                }
+                r if hints::wrote(r) => *revision == state.revision + 1,
+                _ => *revision == state.revision,
+            };
+            if !fits {
+                return;
+            }
+        }
         if output.is_none() && !self.hints.may_create_next(input, state) {
             // It cannot have written here; whatever else it did changes nothing.
             if matches!(
@@ -133,6 +148,10 @@ impl Model for Etcd {
             Some(o) if *o == resp => next.push(after),
             Some(_) => {}
         }
+    }
+
+    fn unknown_recent_first(&self) -> bool {
+        true
     }
 
     fn progress(&self, state: &EtcdState) -> Option<i64> {
