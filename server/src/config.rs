@@ -39,6 +39,9 @@ pub enum ConfigError {
     /// Zero where a positive number is needed.
     #[error("{0} must be greater than 0")]
     NotPositive(&'static str),
+    /// `--feature-gates` names an unknown gate or has a bad value.
+    #[error("--feature-gates: {0}")]
+    FeatureGates(String),
     /// `--initial-cluster-state` other than new/existing.
     #[error("--initial-cluster-state must be 'new' or 'existing', got {0:?}")]
     BadClusterState(String),
@@ -171,6 +174,11 @@ impl Config {
         (self.election_timeout / self.heartbeat_interval.max(1)) as usize
     }
 
+    /// The feature gates in force (validated by [`Config::validate`]).
+    pub fn feature_gates(&self) -> crate::features::FeatureGates {
+        crate::features::FeatureGates::parse(&self.feature_gates).unwrap_or_default()
+    }
+
     /// Interval of watch progress notifications.
     pub fn watch_progress_notify_interval(&self) -> Duration {
         self.watch_progress_notify_interval
@@ -216,6 +224,8 @@ impl Config {
                 url_host_port(flag, &u)?;
             }
         }
+        crate::features::FeatureGates::parse(&self.feature_gates)
+            .map_err(ConfigError::FeatureGates)?;
         let members = parse_initial_cluster(&self.initial_cluster)?;
         if !members.iter().any(|m| m.name == self.name) {
             return Err(ConfigError::NameNotInCluster(self.name.clone()));

@@ -11,6 +11,7 @@ pub mod api;
 pub mod backend;
 pub mod config;
 pub mod etcdserver;
+pub mod features;
 pub mod lease;
 pub mod membership;
 pub mod mvcc;

@@ -1,4 +1,4 @@
-//! HTTP endpoints beside gRPC on the client port: `/health` and `/version`.
+//! HTTP endpoints beside gRPC on the client port: `/health`, `/version` and `/metrics`.
 //!
 //! Owns: etcd's JSON shapes for these endpoints (`{"health":"true","reason":""}`,
 //! `{"etcdserver":"3.6.0","etcdcluster":"3.6.0","storage":"3.6.0"}`), 503 when unhealthy.
@@ -25,6 +25,7 @@ pub fn router(server: EtcdServer) -> axum::Router {
     axum::Router::new()
         .route("/health", get(health))
         .route("/version", get(version_handler))
+        .route("/metrics", get(metrics))
         .with_state(server)
 }
 
@@ -66,4 +67,87 @@ async fn version_handler() -> Json<Value> {
         "etcdcluster": version::CLUSTER_VERSION,
         "storage": version::STORAGE_VERSION,
     }))
+}
+
+/// Prometheus text format with etcd's metric names.
+async fn metrics(State(s): State<EtcdServer>) -> String {
+    use std::fmt::Write as _;
+    let st = s.status();
+    let m = s.metrics();
+    let db = s.store().db_size();
+    let mut out = String::new();
+    let mut gauge = |name: &str, kind: &str, help: &str, v: String| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    };
+    gauge(
+        "etcd_server_has_leader",
+        "gauge",
+        "Whether or not a leader exists. 1 is existence, 0 is not.",
+        u8::from(st.leader != 0).to_string(),
+    );
+    gauge(
+        "etcd_server_is_leader",
+        "gauge",
+        "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+        u8::from(st.is_leader).to_string(),
+    );
+    gauge(
+        "etcd_server_leader_changes_seen_total",
+        "counter",
+        "The number of leader changes seen.",
+        m.leader_changes().to_string(),
+    );
+    gauge(
+        "etcd_server_heartbeat_send_failures_total",
+        "counter",
+        "The total number of leader heartbeat send failures (likely overloaded from slow disk).",
+        m.heartbeat_send_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .to_string(),
+    );
+    gauge(
+        "etcd_server_proposals_committed_total",
+        "gauge",
+        "The total number of consensus proposals committed.",
+        st.commit.to_string(),
+    );
+    gauge(
+        "etcd_server_proposals_applied_total",
+        "gauge",
+        "The total number of consensus proposals applied.",
+        st.applied.to_string(),
+    );
+    gauge(
+        "etcd_mvcc_db_total_size_in_bytes",
+        "gauge",
+        "Total size of the underlying database physically allocated in bytes.",
+        db.to_string(),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP etcd_server_version Which version is running. 1 for 'server_version' label with current version.\n# TYPE etcd_server_version gauge\netcd_server_version{{server_version=\"{}\"}} 1",
+        version::SERVER_VERSION
+    );
+    let (counts, sum) = m.wal_fsync();
+    let name = "etcd_disk_wal_fsync_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} The latency distributions of fsync called by WAL.\n# TYPE {name} histogram"
+    );
+    let mut cumulative = 0u64;
+    for (i, le) in crate::etcdserver::FSYNC_BUCKETS.iter().enumerate() {
+        cumulative += counts.get(i).copied().unwrap_or(0);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    cumulative += counts
+        .get(crate::etcdserver::FSYNC_BUCKETS.len())
+        .copied()
+        .unwrap_or(0);
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "{name}_sum {}", sum.as_secs_f64());
+    let _ = writeln!(out, "{name}_count {cumulative}");
+    out
 }
