@@ -185,8 +185,14 @@ async fn etcdctl_drives_a_three_member_cluster() {
     let (code, body) = http_get(&c.endpoint(1), "/metrics");
     assert_eq!(code, 200);
     assert!(body.contains("etcd_server_has_leader 1"), "{body}");
-    assert!(body.contains("etcd_disk_wal_fsync_duration_seconds_bucket{le=\"+Inf\"}"), "{body}");
-    assert!(body.contains("etcd_server_leader_changes_seen_total 1"), "{body}");
+    assert!(
+        body.contains("etcd_disk_wal_fsync_duration_seconds_bucket{le=\"+Inf\"}"),
+        "{body}"
+    );
+    assert!(
+        body.contains("etcd_server_leader_changes_seen_total 1"),
+        "{body}"
+    );
     let (code, body) = http_get(&c.endpoint(2), "/version");
     assert_eq!(code, 200);
     assert_eq!(json(&body)["etcdserver"], "3.6.0");

@@ -12,10 +12,11 @@
 //! - `Pause` freezes a node's network (both directions) and its disk syncs (the raft loop
 //!   blocks in its next fdatasync), like a SIGSTOP as seen from outside; its timers still run.
 //! - `Clock` (skew, drift) sets the node's simulated wall clock ([`Simulation::wall_clock`]).
-//!   The server reads no wall clock, only tokio's monotonic time, which turmoil advances at the
-//!   same rate on every host, so skew and drift change nothing the server does today; they are
-//!   recorded for scenarios and reports. Rate drift of timers would need per-host tick scaling,
-//!   which turmoil 0.7 does not offer.
+//!   The server measures lease expiry on its seam clock (`World::clock`), which here is a
+//!   `SkewedClock` fed by the node's skew and drift: a leader whose clock runs fast expires
+//!   leases early, one running slow late. Raft timers (ticks) still run on tokio time, which
+//!   turmoil advances at one rate on every host; drifting timers would need per-host tick
+//!   scaling, which turmoil 0.7 does not offer.
 //!
 //! Must never: draw randomness outside the seeded streams, or act on a host it does not know.
 
@@ -203,6 +204,10 @@ impl Simulation {
                 }
             }
             Fault::Clock { node, clock } => {
+                // The server measures lease expiry on this clock.
+                self.member(&node)?
+                    .clock
+                    .set(clock.skew_ms, clock.drift_ppm);
                 self.clocks.insert(node, clock);
             }
             Fault::DiskLatency { node, model } => self.disk(&node)?.set_latency(model),

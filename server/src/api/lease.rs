@@ -76,7 +76,7 @@ impl LeaseApi {
         match self.leader_channel()? {
             None => {
                 let ttl = lock(&self.server.lessor())
-                    .renew(id, tokio::time::Instant::now())
+                    .renew(id, self.server.now())
                     .unwrap_or(0);
                 Ok(PbLeaseKeepAliveResponse {
                     header: self.header(),
@@ -183,7 +183,7 @@ impl PbLeaseService for LeaseApi {
                 .unary(Request::new(r), path, tonic_prost::ProstCodec::default())
                 .await;
         }
-        let found = lock(&self.server.lessor()).time_to_live(r.id, tokio::time::Instant::now());
+        let found = lock(&self.server.lessor()).time_to_live(r.id, self.server.now());
         let resp = match found {
             Some((ttl, granted, keys)) => PbLeaseTimeToLiveResponse {
                 header: self.header(),

@@ -29,6 +29,8 @@ use super::raft_node::lock;
 /// Applies entries to the shared store, lessor and member table.
 #[derive(Clone)]
 pub struct Applier {
+    /// The member's clock (only the leader's lease expiry reads it).
+    pub clock: Arc<dyn crate::seam::Clock>,
     /// The store, shared with the API's reads.
     pub store: Arc<Mutex<Store>>,
     /// Leases.
@@ -90,7 +92,7 @@ impl Applier {
             Op::Txn(r) => store.txn(&r).map(OpResponse::Txn).map_err(kv),
             Op::Compaction(r) => store.compact(&r).map(OpResponse::Compaction).map_err(kv),
             Op::LeaseGrant(r) => {
-                let now = tokio::time::Instant::now();
+                let now = self.clock.now();
                 let ttl = lock(&self.lessor)
                     .grant(store.backend_mut(), r.id, r.ttl, now)
                     .map_err(|e| e.to_status())?;
@@ -206,7 +208,7 @@ impl Applier {
         *lock(&self.alarms) =
             Alarms::load(store.backend()).map_err(crate::mvcc::MvccError::from)?;
         if primary {
-            lessor.promote(tokio::time::Instant::now(), std::time::Duration::ZERO);
+            lessor.promote(self.clock.now(), std::time::Duration::ZERO);
         }
         self.hub.unsync_all();
         Ok(store.consistent_index())

@@ -229,6 +229,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
                     .map_err(|e| ServerError::Inconsistent(format!("seed request ids: {e}")))?,
             ),
             net: world.net.clone(),
+            clock: world.clock.clone(),
         }),
     };
 
@@ -273,6 +274,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         wal,
         snapshotter,
         applier: Applier {
+            clock: world.clock.clone(),
             store,
             alarms: alarms.clone(),
             lessor: lessor.clone(),
@@ -353,7 +355,7 @@ async fn revoke_expired_leases(server: EtcdServer) {
     let mut every = tokio::time::interval(Duration::from_millis(500));
     loop {
         every.tick().await;
-        let expired = lock(&server.lessor()).expired(tokio::time::Instant::now(), 1000);
+        let expired = lock(&server.lessor()).expired(server.now(), 1000);
         for id in expired {
             tracing::info!(lease = %format!("{id:x}"), "revoking expired lease");
             let s = server.clone();

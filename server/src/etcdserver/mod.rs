@@ -96,6 +96,7 @@ struct Shared {
     reads: mpsc::Sender<ReadWaiter>,
     request_ids: Mutex<ChaCha8Rng>,
     net: Arc<dyn crate::seam::Network>,
+    clock: Arc<dyn crate::seam::Clock>,
 }
 
 fn timed_out() -> tonic::Status {
@@ -135,6 +136,11 @@ impl EtcdServer {
     /// The MVCC store (held briefly: the apply loop needs it too).
     pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         lock(&self.inner.store)
+    }
+
+    /// Now, on this member's clock (lease expiry is measured on it).
+    pub fn now(&self) -> Instant {
+        self.inner.clock.now()
     }
 
     /// The network this member talks through (for forwarding to the leader).

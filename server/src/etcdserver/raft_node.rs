@@ -352,7 +352,7 @@ impl RaftNode {
         if is_leader && !was_leader {
             // etcd's lessor.Promote: remaining TTLs restart, extended by an election timeout.
             let extend = self.settings.heartbeat * self.settings.election_ticks as u32;
-            lock(&self.applier.lessor).promote(Instant::now(), extend);
+            lock(&self.applier.lessor).promote(self.applier.clock.now(), extend);
         } else if was_leader && !is_leader {
             lock(&self.applier.lessor).demote();
         }

@@ -8,10 +8,12 @@
 //! unseeded RNG (`clippy.toml` enforces this). Time comes from `tokio::time` only, which the
 //! simulator controls.
 
+pub mod clock;
 pub mod disk;
 pub mod net;
 pub mod real;
 
+pub use clock::{Clock, ClockError, SkewedClock, TokioClock};
 pub use disk::{Disk, DiskFile, OpenMode};
 pub use net::{BoxIo, NetListener, Network};
 
@@ -26,6 +28,8 @@ pub struct World {
     pub net: Arc<dyn Network>,
     /// Seed for the server's own randomness (election timeouts, request ids).
     pub seed: u64,
+    /// The clock lease expiry is measured on.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl World {
@@ -35,6 +39,7 @@ impl World {
             disk: Arc::new(real::RealDisk),
             net: Arc::new(real::RealNetwork),
             seed,
+            clock: Arc::new(TokioClock),
         }
     }
 }

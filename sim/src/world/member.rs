@@ -13,7 +13,7 @@ use crate::net::{LinkFaults, SimNetwork};
 use crate::rng::Seeds;
 use crate::SimError;
 use clap::Parser;
-use etcd_server::seam::World;
+use etcd_server::seam::{ClockError, SkewedClock, World};
 use etcd_server::{Config, EtcdServer};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -40,6 +40,7 @@ pub(crate) struct Slot {
 pub(crate) struct Member {
     pub(crate) name: String,
     pub(crate) disk: SimDisk,
+    pub(crate) clock: Arc<ClockError>,
     pub(crate) slot: Rc<RefCell<Slot>>,
 }
 
@@ -104,6 +105,8 @@ pub(crate) struct Software {
     pub(crate) links: LinkFaults,
     pub(crate) seeds: Seeds,
     pub(crate) slot: Rc<RefCell<Slot>>,
+    /// The node's clock error (skew and drift), shared by its incarnations.
+    pub(crate) clock: Arc<ClockError>,
 }
 
 impl Software {
@@ -123,6 +126,7 @@ impl Software {
             seed: self
                 .seeds
                 .derive(&format!("raft/{}/{incarnation}", self.name)),
+            clock: Arc::new(SkewedClock::new(self.clock.clone())),
         };
         tracing::info!(target: "sim::member", node = %self.name, incarnation, "member starting");
         let mut handle = match etcd_server::start(self.config.clone(), world).await {
@@ -158,6 +162,7 @@ impl Clone for Software {
             links: self.links.clone(),
             seeds: self.seeds,
             slot: self.slot.clone(),
+            clock: self.clock.clone(),
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::rng::Seeds;
 use crate::trace::Trace;
 use crate::SimError;
 use etcd_server::etcdserver::RaftStatus;
+use etcd_server::seam::ClockError;
 use etcd_server::EtcdServer;
 use member::{member_args, parse_config, Member, Slot, Software};
 use rand_chacha::ChaCha8Rng;
@@ -26,6 +27,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 use tracing::Level;
 
@@ -169,7 +171,9 @@ impl Simulation {
             let config = parse_config(name, &args)?;
             let disk = SimDisk::new(name, seeds.stream(&format!("disk/{name}")));
             let slot = Rc::new(RefCell::new(Slot::default()));
+            let clock = Arc::new(ClockError::default());
             let software = Software {
+                clock: clock.clone(),
                 name: name.clone(),
                 config,
                 disk: disk.clone(),
@@ -183,6 +187,7 @@ impl Simulation {
             world.members.push(Member {
                 name: name.clone(),
                 disk,
+                clock,
                 slot,
             });
         }
