@@ -350,12 +350,27 @@ async fn sync_watchers(server: EtcdServer, hub: Arc<WatchHub>) {
 }
 
 /// etcd's revokeExpiredLeases loop: every 500 ms the leader proposes a revoke for each expired
-/// lease (at most 1000 per round); followers never do.
+/// lease (at most 1000 per round); followers never do. Before revoking, the member confirms it
+/// is still the leader with a ReadIndex round in the same term (etcd's ensureLeadership, the
+/// fix for etcd issue 15247): a leader that was stalled, e.g. by a slow disk, must not revoke
+/// leases that were renewed on the new leader meanwhile.
 async fn revoke_expired_leases(server: EtcdServer) {
     let mut every = tokio::time::interval(Duration::from_millis(500));
     loop {
         every.tick().await;
         let expired = lock(&server.lessor()).expired(server.now(), 1000);
+        if expired.is_empty() {
+            continue;
+        }
+        let before = server.status();
+        if !before.is_leader || server.linearizable_read().await.is_err() {
+            continue;
+        }
+        let after = server.status();
+        if !after.is_leader || after.term != before.term {
+            tracing::warn!("leadership changed while checking expired leases; not revoking");
+            continue;
+        }
         for id in expired {
             tracing::info!(lease = %format!("{id:x}"), "revoking expired lease");
             let s = server.clone();
