@@ -73,3 +73,77 @@ fn a_fast_leader_clock_expires_leases_early_a_correct_one_does_not() {
         "a leader clock twice as fast should expire the 10 s lease in ~5 s, key lived {fast:?}"
     );
 }
+
+/// etcd issue 15247: a leader stalled by a slow disk loses leadership while clients keep their
+/// leases alive through another member; when its disk recovers it must not revoke those leases.
+#[test]
+fn a_leader_stalled_by_slow_fsync_does_not_revoke_leases_on_recovery() {
+    use sim::LatencyModel;
+    let mut s = Simulation::new(SimConfig::new(11, 3)).unwrap();
+    let leader = s.await_leader(Duration::from_secs(10)).unwrap();
+    let via = s.member_names().into_iter().find(|m| *m != leader).unwrap();
+    let result: Rc<RefCell<Option<Result<(), String>>>> = Rc::default();
+    let out = result.clone();
+    let target = via.clone();
+    s.client("c0", move |ctx| async move {
+        let r = async {
+            let mut c = ctx.client(&target).await?;
+            let lease = c.lease_grant(5, None).await.map_err(|e| e.to_string())?;
+            let opts = etcd_client::PutOptions::new().with_lease(lease.id());
+            c.put("held", "v", Some(opts))
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut keeper, mut acks) = c
+                .lease_keep_alive(lease.id())
+                .await
+                .map_err(|e| e.to_string())?;
+            // Keep the lease alive for 25 s of simulated time through a follower.
+            for _ in 0..25 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if keeper.keep_alive().await.is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_millis(500), acks.message()).await;
+                }
+            }
+            let r = c.get("held", None).await.map_err(|e| e.to_string())?;
+            if r.kvs().is_empty() {
+                return Err("the kept-alive lease's key was revoked".to_string());
+            }
+            Ok(())
+        }
+        .await;
+        *out.borrow_mut() = Some(r);
+    })
+    .unwrap();
+    // Write traffic, so the leader has entries to fdatasync.
+    let writer_target = s.member_names();
+    s.client("writer", move |ctx| async move {
+        let mut clients = Vec::new();
+        for m in &writer_target {
+            if let Ok(c) = ctx.client(m).await {
+                clients.push(c);
+            }
+        }
+        for n in 0..100u32 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Some(c) = clients.get_mut((n as usize) % writer_target.len().max(1)) {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), c.put(format!("w{n}"), "v", None))
+                        .await;
+            }
+        }
+    })
+    .unwrap();
+    s.run_for(Duration::from_secs(3)).unwrap();
+    s.set_disk_latency(&leader, LatencyModel::slow(Duration::from_secs(6)))
+        .unwrap();
+    s.run_for(Duration::from_secs(12)).unwrap();
+    s.set_disk_latency(&leader, LatencyModel::healthy())
+        .unwrap();
+    s.run_clients(Duration::from_secs(40)).unwrap();
+    assert!(
+        s.leader_changes(&via) >= 2,
+        "the slow disk did not cost the leader its leadership"
+    );
+    let r = result.borrow().clone();
+    assert_eq!(r, Some(Ok(())), "trace hash {}", s.trace_hash());
+}

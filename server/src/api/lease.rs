@@ -1,7 +1,7 @@
 //! etcd's Lease service: grant, revoke, keep-alive, time-to-live, list.
 //!
 //! Owns: choosing lease ids, proposing grants and revokes, and answering renewals and TTL
-//! queries on the leader — a follower forwards those to the leader's client URL, since only the
+//! queries on the leader — a follower forwards those to the leader's peer URL, since only the
 //! leader's clock decides expiry.
 //!
 //! Must never: renew or report a TTL from a follower's own (non-authoritative) clock.
@@ -53,13 +53,13 @@ impl LeaseApi {
             }
         }
         let cluster = self.server.cluster();
+        // Forwarded over the leader's peer URL (its peer port serves the Lease service too), as
+        // etcd forwards renewals to the leader's peer handler: known from the start.
         let url = cluster
             .member(st.leader)
-            .and_then(|m| m.client_urls.first().cloned())
-            .ok_or_else(|| {
-                Status::unavailable("etcdserver: leader's client URL is not known yet")
-            })?;
-        let addr = url_host_port("leader client URL", &url)
+            .and_then(|m| m.peer_urls.first().cloned())
+            .ok_or_else(|| Status::unavailable("etcdserver: leader not in the member table"))?;
+        let addr = url_host_port("leader peer URL", &url)
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let ch = channel_to(self.server.net(), &addr).map_err(Status::unavailable)?;
         *cached = Some((st.leader, ch.clone()));

@@ -10,6 +10,7 @@ pub use cluster::ClusterApi;
 mod http;
 mod kv;
 mod lease;
+pub use lease::LeaseApi;
 mod maintenance;
 mod watch;
 

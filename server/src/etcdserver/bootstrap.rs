@@ -235,11 +235,15 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
 
     let mut listeners = Vec::new();
     let mut peer_addrs = Vec::new();
-    // Peers also serve the Cluster service, so that a joining member can learn its id.
+    // Peers also serve the Cluster service, so that a joining member can learn its id, and the
+    // Lease service, so that followers can forward renewals to the leader.
     let peer_router =
         tonic::service::Routes::new(RaftService::new(inbound_tx, cluster.clone()).into_server())
             .add_service(etcd_client::proto::PbClusterServer::new(
                 crate::api::ClusterApi::new(server.clone()),
+            ))
+            .add_service(etcd_client::proto::PbLeaseServer::new(
+                crate::api::LeaseApi::new(server.clone()),
             ))
             .prepare()
             .into_axum_router();
