@@ -56,6 +56,10 @@ pub struct CheckerSummary {
     pub detail: Option<String>,
     /// Serializable reads checked against the linearization.
     pub serializable_reads_checked: usize,
+    /// Serializable reads that differ from the linearization only in values of
+    /// unknown-outcome writes (the linearization may have placed those elsewhere): not judged.
+    #[serde(default)]
+    pub serializable_reads_ambiguous: usize,
     /// Serializable reads that match no state of the linearization.
     pub serializable_read_violations: Vec<String>,
 }

@@ -82,6 +82,7 @@ fn summary_snapshot() {
         ".checker.seconds" => "[s]",
         ".checker.operations" => "[n]",
         ".checker.serializable_reads_checked" => "[n]",
+        ".checker.serializable_reads_ambiguous" => "[n]",
         ".watch.batches" => "[n]",
         ".watch.events" => "[n]",
         ".watch.streams" => "[n]",
