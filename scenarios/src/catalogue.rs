@@ -262,11 +262,39 @@ pub fn negative_control() -> Scenario {
     s
 }
 
-/// Looks a scenario up by name (the negative control included).
+/// A server defect the harness must catch: linearizable reads served without ReadIndex
+/// (`--unsafe-test-defects=skip-read-index`), with a follower cut off from the other members
+/// while its clients still reach it.
+pub const DEFECT_SKIP_READ_INDEX: &str = "defect-skip-read-index";
+
+/// The server-defect scenario (see [`DEFECT_SKIP_READ_INDEX`]); must FAIL.
+pub fn defect_skip_read_index() -> Scenario {
+    let mut s = base(
+        DEFECT_SKIP_READ_INDEX,
+        "server defect (must FAIL): linearizable reads without ReadIndex, follower cut off",
+        minority_isolated,
+    );
+    s.workload = WorkloadConfig {
+        profile: Profile::Etcd,
+        rate: 80,
+        clients_per_member: 2,
+        cluster_clients: 0,
+        watchers: 0,
+    };
+    s.flags = vec!["--unsafe-test-defects=skip-read-index".to_string()];
+    s
+}
+
+/// Scenarios that must fail: the harness's negative control and the server defects.
+pub fn must_fail() -> Vec<Scenario> {
+    vec![negative_control(), defect_skip_read_index()]
+}
+
+/// Looks a scenario up by name (the must-fail controls included).
 pub fn find(name: &str) -> Option<Scenario> {
     catalogue()
         .into_iter()
-        .chain(std::iter::once(negative_control()))
+        .chain(must_fail())
         .find(|s| s.name == name)
 }
 
@@ -275,6 +303,6 @@ pub fn names() -> Vec<&'static str> {
     catalogue()
         .iter()
         .map(|s| s.name)
-        .chain(std::iter::once(NEGATIVE_CONTROL))
+        .chain(must_fail().into_iter().map(|s| s.name))
         .collect()
 }

@@ -64,10 +64,11 @@ pub fn select(name: Option<&str>, all: bool) -> Result<Vec<Scenario>, Usage> {
 /// `etcd-sim list`.
 pub fn list() {
     for s in catalogue::catalogue() {
-        println!("{:<20} {}", s.name, s.about);
+        println!("{:<24} {}", s.name, s.about);
     }
-    let n = catalogue::negative_control();
-    println!("{:<20} {}", n.name, n.about);
+    for n in catalogue::must_fail() {
+        println!("{:<24} {}", n.name, n.about);
+    }
 }
 
 /// One finished run.

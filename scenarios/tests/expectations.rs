@@ -60,6 +60,35 @@ fn negative_control_is_caught_and_replays() {
 }
 
 #[test]
+fn server_defect_skipping_read_index_is_caught_and_replays() {
+    let sc = catalogue::find(catalogue::DEFECT_SKIP_READ_INDEX).unwrap();
+    assert!(sc.flags.iter().any(|f| f.contains("skip-read-index")));
+    let opts = RunOptions::default();
+    let caught = (1..=5u64).find_map(|seed| {
+        let o = run(&sc, seed, &opts).unwrap();
+        (o.summary.checker.result == "not linearizable").then_some((seed, o))
+    });
+    let (seed, o) = caught.expect("no seed in 1..=5 exposed reads served without ReadIndex");
+    assert_eq!(o.summary.verdict, "fail");
+    assert!(o.summary.replay.contains(&format!(
+        "run {} --seed {seed}",
+        catalogue::DEFECT_SKIP_READ_INDEX
+    )));
+    let replay = run(&sc, seed, &opts).unwrap();
+    assert_eq!(replay.summary.trace_hash, o.summary.trace_hash);
+    assert_eq!(replay.summary.checker.detail, o.summary.checker.detail);
+    // The same scenario without the defect passes on that seed.
+    let mut fixed = sc.clone();
+    fixed.flags.clear();
+    let ok = run(&fixed, seed, &opts).unwrap();
+    assert_eq!(
+        ok.summary.checker.result, "linearizable",
+        "{:#?}",
+        ok.summary.failures
+    );
+}
+
+#[test]
 fn summary_snapshot() {
     let sc = catalogue::find("partition-leader").unwrap();
     let o = run(&sc, 7, &RunOptions::default()).unwrap();

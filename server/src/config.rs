@@ -42,6 +42,9 @@ pub enum ConfigError {
     /// `--feature-gates` names an unknown gate or has a bad value.
     #[error("--feature-gates: {0}")]
     FeatureGates(String),
+    /// `--unsafe-test-defects` names an unknown defect.
+    #[error("--unsafe-test-defects: {0}")]
+    Defects(String),
     /// `--initial-cluster-state` other than new/existing.
     #[error("--initial-cluster-state must be 'new' or 'existing', got {0:?}")]
     BadClusterState(String),
@@ -132,6 +135,9 @@ pub struct Config {
         value_parser = parse_duration
     )]
     pub watch_progress_notify_interval: Duration,
+    /// Deliberate defects for harness tests (see `defects.rs`); never use in production.
+    #[arg(long = "unsafe-test-defects", default_value = "", hide = true)]
+    pub test_defects: String,
     /// Log level: debug, info, warn, error.
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
@@ -172,6 +178,13 @@ impl Config {
     /// Election timeout in ticks (etcd: election-timeout / heartbeat-interval).
     pub fn election_ticks(&self) -> usize {
         (self.election_timeout / self.heartbeat_interval.max(1)) as usize
+    }
+
+    /// Whether a deliberate defect is switched on (validated by [`Config::validate`]).
+    pub fn has_defect(&self, d: crate::defects::Defect) -> bool {
+        crate::defects::parse(&self.test_defects)
+            .map(|v| v.contains(&d))
+            .unwrap_or(false)
     }
 
     /// The feature gates in force (validated by [`Config::validate`]).
@@ -226,6 +239,7 @@ impl Config {
         }
         crate::features::FeatureGates::parse(&self.feature_gates)
             .map_err(ConfigError::FeatureGates)?;
+        crate::defects::parse(&self.test_defects).map_err(ConfigError::Defects)?;
         let members = parse_initial_cluster(&self.initial_cluster)?;
         if !members.iter().any(|m| m.name == self.name) {
             return Err(ConfigError::NameNotInCluster(self.name.clone()));

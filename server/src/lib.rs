@@ -10,6 +10,7 @@ pub mod alarm;
 pub mod api;
 pub mod backend;
 pub mod config;
+pub mod defects;
 pub mod etcdserver;
 pub mod features;
 pub mod lease;

@@ -19,12 +19,19 @@ use tonic::{Request, Response, Status};
 /// The KV service.
 pub struct KvApi {
     server: EtcdServer,
+    skip_read_index: bool,
 }
 
 impl KvApi {
     /// A KV service over `server`.
     pub fn new(server: EtcdServer) -> Self {
-        KvApi { server }
+        let skip_read_index = server
+            .config()
+            .has_defect(crate::defects::Defect::SkipReadIndex);
+        KvApi {
+            server,
+            skip_read_index,
+        }
     }
 
     /// etcd's learners serve serializable reads only.
@@ -78,7 +85,10 @@ impl PbKvService for KvApi {
     ) -> Result<Response<PbRangeResponse>, Status> {
         let r = req.into_inner();
         validate_range(&r)?;
-        if !r.serializable {
+        if !r.serializable && self.skip_read_index {
+            // Deliberate defect (harness tests only): a local read answered as linearizable.
+            self.not_learner()?;
+        } else if !r.serializable {
             self.not_learner()?;
             self.server.linearizable_read().await?;
         }

@@ -1,0 +1,46 @@
+//! Switchable server defects for testing the harness (never for production): each reproduces a
+//! class of real etcd bug, so that a scenario can prove the checker catches it.
+//!
+//! Owns: the names of the defects and parsing `--unsafe-test-defects`.
+//!
+//! Must never: be on unless that hidden flag names it.
+
+/// A deliberate defect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Defect {
+    /// Linearizable reads are served from local state without ReadIndex: a member cut off from
+    /// the leader answers with stale data (the class of etcd's stale-read bugs).
+    SkipReadIndex,
+}
+
+/// Every defect with its flag name.
+pub const DEFECTS: [(&str, Defect); 1] = [("skip-read-index", Defect::SkipReadIndex)];
+
+/// Parses a comma-separated list of defect names.
+pub fn parse(s: &str) -> Result<Vec<Defect>, String> {
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let d = DEFECTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| *d)
+            .ok_or_else(|| {
+                let known: Vec<&str> = DEFECTS.iter().map(|(n, _)| *n).collect();
+                format!("unknown defect {name:?} (known: {})", known.join(", "))
+            })?;
+        out.push(d);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_unknown_is_refused() {
+        assert_eq!(parse(""), Ok(vec![]));
+        assert_eq!(parse("skip-read-index"), Ok(vec![Defect::SkipReadIndex]));
+        assert!(parse("bogus").unwrap_err().contains("unknown defect"));
+    }
+}
