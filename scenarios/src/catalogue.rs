@@ -246,18 +246,10 @@ pub const NEGATIVE_CONTROL: &str = "negative-stale-reads";
 
 /// The negative control scenario (see [`NEGATIVE_CONTROL`]).
 pub fn negative_control() -> Scenario {
-    let mut s = base(
+    let mut s = cut_off_follower(
         NEGATIVE_CONTROL,
         "negative control (must FAIL): stale reads from an isolated follower checked as linearizable",
-        minority_isolated,
     );
-    s.workload = WorkloadConfig {
-        profile: Profile::Etcd,
-        rate: 80,
-        clients_per_member: 2,
-        cluster_clients: 0,
-        watchers: 0,
-    };
     s.stale_reads_as_linearizable = true;
     s
 }
@@ -269,11 +261,17 @@ pub const DEFECT_SKIP_READ_INDEX: &str = "defect-skip-read-index";
 
 /// The server-defect scenario (see [`DEFECT_SKIP_READ_INDEX`]); must FAIL.
 pub fn defect_skip_read_index() -> Scenario {
-    let mut s = base(
+    let mut s = cut_off_follower(
         DEFECT_SKIP_READ_INDEX,
         "server defect (must FAIL): linearizable reads without ReadIndex, follower cut off",
-        minority_isolated,
     );
+    s.flags = vec!["--unsafe-test-defects=skip-read-index".to_string()];
+    s
+}
+
+/// etcd traffic with clients on every member while a follower is cut off from the others.
+fn cut_off_follower(name: &'static str, about: &'static str) -> Scenario {
+    let mut s = base(name, about, minority_isolated);
     s.workload = WorkloadConfig {
         profile: Profile::Etcd,
         rate: 80,
@@ -281,7 +279,6 @@ pub fn defect_skip_read_index() -> Scenario {
         cluster_clients: 0,
         watchers: 0,
     };
-    s.flags = vec!["--unsafe-test-defects=skip-read-index".to_string()];
     s
 }
 

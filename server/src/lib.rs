@@ -13,6 +13,7 @@ pub mod config;
 pub mod defects;
 pub mod etcdserver;
 pub mod features;
+pub mod fileutil;
 pub mod lease;
 pub mod membership;
 pub mod mvcc;

@@ -56,20 +56,12 @@ pub enum SnapError {
 
 /// The file name of a snapshot with this term and index.
 pub fn snap_name(term: u64, index: u64) -> String {
-    format!("{term:016x}-{index:016x}.snap")
+    crate::fileutil::hex_pair_name(term, index, "snap")
 }
 
 /// Parses a snapshot file name into (term, index).
 pub fn parse_snap_name(name: &str) -> Option<(u64, u64)> {
-    let stem = name.strip_suffix(".snap")?;
-    let (a, b) = stem.split_once('-')?;
-    if a.len() != 16 || b.len() != 16 {
-        return None;
-    }
-    Some((
-        u64::from_str_radix(a, 16).ok()?,
-        u64::from_str_radix(b, 16).ok()?,
-    ))
+    crate::fileutil::parse_hex_pair_name(name, "snap")
 }
 
 /// Encodes a snapshot file's bytes.

@@ -141,20 +141,12 @@ struct Segment {
 
 /// The segment file name for a sequence number and first raft index.
 pub fn segment_name(seq: u64, first_index: u64) -> String {
-    format!("{seq:016x}-{first_index:016x}.wal")
+    crate::fileutil::hex_pair_name(seq, first_index, "wal")
 }
 
 /// Parses a segment file name into (sequence, first index).
 pub fn parse_segment_name(name: &str) -> Option<(u64, u64)> {
-    let stem = name.strip_suffix(".wal")?;
-    let (a, b) = stem.split_once('-')?;
-    if a.len() != 16 || b.len() != 16 {
-        return None;
-    }
-    Some((
-        u64::from_str_radix(a, 16).ok()?,
-        u64::from_str_radix(b, 16).ok()?,
-    ))
+    crate::fileutil::parse_hex_pair_name(name, "wal")
 }
 
 fn is_empty_hard_state(hs: &HardState) -> bool {
