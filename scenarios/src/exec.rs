@@ -215,6 +215,48 @@ pub async fn execute(
     }
 }
 
+/// Who issued a request, for its record.
+pub struct Issuer<'a> {
+    /// Client id (one per logical client process).
+    pub client: u64,
+    /// The client host.
+    pub host: &'a str,
+    /// The member the request goes to.
+    pub member: &'a str,
+    /// The operation's kind in the traffic profile.
+    pub kind: &'a str,
+}
+
+/// Executes `req` and returns its record: simulated call and return times, and the response or
+/// the reason its outcome is unknown.
+pub async fn execute_recorded(
+    c: &mut Client,
+    req: EtcdRequest,
+    serializable: bool,
+    timeout: Duration,
+    by: Issuer<'_>,
+) -> crate::history::Record {
+    let call_us = crate::history::now_us();
+    let res = execute(c, &req, serializable, timeout).await;
+    let ret_us = crate::history::now_us();
+    let (response, error) = match res {
+        Ok(r) => (Some(r), None),
+        Err(Failure::Unknown(e)) => (None, Some(e)),
+    };
+    crate::history::Record {
+        client: by.client,
+        host: by.host.to_string(),
+        member: by.member.to_string(),
+        kind: by.kind.to_string(),
+        call_us,
+        ret_us,
+        serializable,
+        request: req,
+        response,
+        error,
+    }
+}
+
 async fn execute_inner(
     c: &mut Client,
     req: &EtcdRequest,

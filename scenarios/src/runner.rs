@@ -9,7 +9,8 @@
 
 use crate::catalogue::{Kind, Scenario};
 use crate::checks;
-use crate::history::{now_us, Record, Recorder, WatchLog};
+use crate::exec::{execute_recorded, Issuer};
+use crate::history::{Record, Recorder, WatchLog};
 use crate::nemesis::{self, Active, AppliedFault, FaultSchedule};
 use crate::report::{self, Liveness, Summary};
 use crate::workload::{self, Stop, OP_TIMEOUT};
@@ -363,21 +364,15 @@ fn liveness(d: &mut Driver, rec: &Recorder) -> anyhow::Result<Liveness> {
                 value: format!("probe-{seed}-{n}"),
                 ..Default::default()
             });
-            let call_us = now_us();
-            let res = crate::exec::execute(&mut c, &req, false, Duration::from_secs(1)).await;
-            let ok = res.is_ok();
-            r.records.borrow_mut().push(Record {
+            let by = Issuer {
                 client: 9_000 + n,
-                host: "probe".into(),
-                member,
-                kind: "liveness-put".into(),
-                call_us,
-                ret_us: now_us(),
-                serializable: false,
-                request: req,
-                response: res.as_ref().ok().cloned(),
-                error: res.err().map(|e| e.to_string()),
-            });
+                host: "probe",
+                member: &member,
+                kind: "liveness-put",
+            };
+            let record = execute_recorded(&mut c, req, false, Duration::from_secs(1), by).await;
+            let ok = record.response.is_some();
+            r.records.borrow_mut().push(record);
             if ok {
                 flag.set(true);
             } else {
@@ -411,21 +406,15 @@ fn final_reads(d: &mut Driver, rec: &Recorder) -> anyhow::Result<()> {
                     range: KeyRange::range("/", "0"),
                     ..Default::default()
                 });
-                let call_us = now_us();
-                let res = crate::exec::execute(&mut c, &req, false, OP_TIMEOUT).await;
-                let ok = res.is_ok();
-                r.records.borrow_mut().push(Record {
+                let by = Issuer {
                     client: 9_500 + i as u64 * 10 + attempt,
-                    host: "final".into(),
-                    member: member.clone(),
-                    kind: "final-read".into(),
-                    call_us,
-                    ret_us: now_us(),
-                    serializable: false,
-                    request: req,
-                    response: res.as_ref().ok().cloned(),
-                    error: res.err().map(|e| e.to_string()),
-                });
+                    host: "final",
+                    member,
+                    kind: "final-read",
+                };
+                let record = execute_recorded(&mut c, req, false, OP_TIMEOUT, by).await;
+                let ok = record.response.is_some();
+                r.records.borrow_mut().push(record);
                 if ok {
                     break;
                 }

@@ -13,8 +13,8 @@ pub mod etcd;
 pub mod kube;
 pub mod watch;
 
-use crate::exec::{execute, Failure};
-use crate::history::{now_us, Record, Recorder};
+use crate::exec::{execute_recorded, Issuer};
+use crate::history::Recorder;
 use anyhow::Context;
 use linearizability::models::etcd::{EtcdRequest, EtcdResponse};
 use rand::Rng;
@@ -196,27 +196,16 @@ async fn drive(
         };
         let mut client = client.clone();
         let (kind, req, serializable) = traffic.next(&mut rng);
-        let call_us = now_us();
-        let res = execute(&mut client, &req, serializable, OP_TIMEOUT).await;
-        let ret_us = now_us();
-        let (response, error) = match res {
-            Ok(r) => (Some(r), None),
-            Err(Failure::Unknown(e)) => (None, Some(e)),
-        };
-        traffic.observe(&req, response.as_ref());
-        let unknown = response.is_none();
-        rec.records.borrow_mut().push(Record {
+        let by = Issuer {
             client: client_id,
-            host: cx.name().to_string(),
-            member: member.clone(),
-            kind: kind.to_string(),
-            call_us,
-            ret_us,
-            serializable,
-            request: req,
-            response,
-            error,
-        });
+            host: cx.name(),
+            member: &member,
+            kind,
+        };
+        let record = execute_recorded(&mut client, req, serializable, OP_TIMEOUT, by).await;
+        traffic.observe(&record.request, record.response.as_ref());
+        let unknown = record.response.is_none();
+        rec.records.borrow_mut().push(record);
         if unknown {
             // A new process identity after an indeterminate request, and another member.
             incarnation += 1;
