@@ -16,16 +16,17 @@ use etcd_client::proto::{
     PbLeaseService, PbLeaseStatus, PbLeaseTimeToLiveRequest, PbLeaseTimeToLiveResponse,
 };
 use futures::StreamExt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
-/// The Lease service.
+/// The Lease service (cheap to clone: keep-alive streams share the leader connection).
+#[derive(Clone)]
 pub struct LeaseApi {
     server: EtcdServer,
-    leader: Mutex<Option<(u64, Channel)>>,
+    leader: Arc<Mutex<Option<(u64, Channel)>>>,
 }
 
 impl LeaseApi {
@@ -33,7 +34,7 @@ impl LeaseApi {
     pub fn new(server: EtcdServer) -> Self {
         LeaseApi {
             server,
-            leader: Mutex::new(None),
+            leader: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -155,7 +156,7 @@ impl PbLeaseService for LeaseApi {
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
         let mut incoming = req.into_inner();
         let (tx, rx) = mpsc::channel(16);
-        let api = LeaseApi::new(self.server.clone());
+        let api = self.clone();
         tokio::spawn(async move {
             while let Some(Ok(r)) = incoming.next().await {
                 let resp = api.renew(r.id).await;
