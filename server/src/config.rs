@@ -187,11 +187,6 @@ impl Config {
             .unwrap_or(false)
     }
 
-    /// The feature gates in force (validated by [`Config::validate`]).
-    pub fn feature_gates(&self) -> crate::features::FeatureGates {
-        crate::features::FeatureGates::parse(&self.feature_gates).unwrap_or_default()
-    }
-
     /// Interval of watch progress notifications.
     pub fn watch_progress_notify_interval(&self) -> Duration {
         self.watch_progress_notify_interval
