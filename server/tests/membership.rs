@@ -31,6 +31,7 @@ async fn learner_add_promote_and_member_remove() {
         &[
             "--snapshot-count=50",
             "--experimental-snapshot-catchup-entries=10",
+            "--log-level=info",
         ],
     );
     c.wait_ready(Duration::from_secs(20)).await;
@@ -126,12 +127,29 @@ async fn learner_add_promote_and_member_remove() {
     }
     assert!(stopped, "the removed member kept running:\n{}", c.log(0));
     c.kill(0);
-    c.wait_ready(Duration::from_secs(20)).await;
+    // If member 0 led, the others still name it leader until their election timeout: wait for
+    // a leader among the remaining members before writing.
+    let mut elected = false;
+    for _ in 0..100 {
+        if c.wait_ready(Duration::from_secs(20)).await != m0 {
+            elected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(elected, "no new leader after removing member 0");
     // the new voter takes writes and holds everything
-    assert_eq!(
-        etcdctl_ok(&learner_ep, &["put", "after", "ok"], None).trim(),
-        "OK"
-    );
+    let put = etcdctl(&learner_ep, &["put", "after", "ok"], None);
+    if !put.status.success() {
+        let logs: Vec<String> = (0..c.members.len())
+            .map(|i| format!("--- m{i}:\n{}", c.log(i)))
+            .collect();
+        panic!(
+            "put on the promoted member failed: {}\n{}",
+            String::from_utf8_lossy(&put.stderr),
+            logs.join("\n")
+        );
+    }
     let count = etcdctl_ok(
         &rest,
         &["get", "k", "--prefix", "--count-only", "-w", "fields"],
