@@ -2,7 +2,8 @@
 //!
 //! Owns: a stream's watchers (ids, filters, prev_kv, progress_notify), turning the hub's
 //! batches into `WatchResponse`s (etcd's serverWatchStream), created/canceled responses,
-//! progress requests and periodic progress notifications.
+//! progress requests and periodic progress notifications, and splitting a response too large
+//! for the client into fragments for watchers that asked for them (etcd's sendFragments).
 //!
 //! Must never: block the apply loop (the hub only `try_send`s to a stream), or send a
 //! watcher's events before its `created` response.
@@ -34,15 +35,20 @@ pub struct WatchApi {
     server: EtcdServer,
     hub: Arc<WatchHub>,
     progress_interval: Duration,
+    fragment_limit: usize,
 }
 
 impl WatchApi {
     /// A Watch service over `server`'s watch hub.
     pub fn new(server: EtcdServer, hub: Arc<WatchHub>, progress_interval: Duration) -> Self {
+        // etcd's watch server: maxRequestBytes plus the gRPC overhead.
+        let fragment_limit =
+            (server.config().max_request_bytes as usize).saturating_add(super::GRPC_OVERHEAD_BYTES);
         WatchApi {
             server,
             hub,
             progress_interval,
+            fragment_limit,
         }
     }
 }
@@ -53,6 +59,7 @@ struct WatcherOpts {
     no_delete: bool,
     prev_kv: bool,
     progress_notify: bool,
+    fragment: bool,
 }
 
 struct StreamCtx {
@@ -62,6 +69,8 @@ struct StreamCtx {
     next_id: i64,
     watchers: BTreeMap<i64, WatcherOpts>,
     out: mpsc::Sender<Result<PbWatchResponse, Status>>,
+    /// A response of at least this many bytes is split for watchers that asked for fragments.
+    fragment_limit: usize,
 }
 
 #[tonic::async_trait]
@@ -81,6 +90,7 @@ impl PbWatchService for WatchApi {
             next_id: 0,
             watchers: BTreeMap::new(),
             out,
+            fragment_limit: self.fragment_limit,
         };
         tokio::spawn(run_stream(ctx, incoming, self.progress_interval));
         Ok(Response::new(ReceiverStream::new(out_rx)))
@@ -158,6 +168,7 @@ impl StreamCtx {
                         no_delete: c.filters.contains(&FILTER_NODELETE),
                         prev_kv: c.prev_kv,
                         progress_notify: c.progress_notify,
+                        fragment: c.fragment,
                     },
                 );
                 let header = {
@@ -232,7 +243,15 @@ impl StreamCtx {
             events,
             ..Default::default()
         };
-        self.send(resp).await
+        if !opts.fragment {
+            return self.send(resp).await;
+        }
+        for part in fragments(resp, self.fragment_limit) {
+            if !self.send(part).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// The key's value just before the event (etcd reads it at mod_revision - 1; a compacted
@@ -273,5 +292,110 @@ impl StreamCtx {
             }
         }
         true
+    }
+}
+
+/// `WatchResponse.events`' field number.
+const EVENTS_FIELD: u32 = 11;
+
+/// etcd's sendFragments: a response of at least `limit` encoded bytes with two or more events
+/// is split into several, each filled with events until the next one would bring it to `limit`
+/// (at least one event each); all but the last carry `fragment = true`.
+fn fragments(resp: PbWatchResponse, limit: usize) -> Vec<PbWatchResponse> {
+    use prost::Message as _;
+    if resp.events.len() < 2 || resp.encoded_len() < limit {
+        return vec![resp];
+    }
+    let mut base = resp;
+    let events = std::mem::take(&mut base.events);
+    base.fragment = true;
+    let base_len = base.encoded_len();
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut size = base_len;
+    for ev in events {
+        let ev_len = prost::encoding::message::encoded_len(EVENTS_FIELD, &ev);
+        if !cur.is_empty() && size + ev_len >= limit {
+            out.push(PbWatchResponse {
+                events: std::mem::take(&mut cur),
+                ..base.clone()
+            });
+            size = base_len;
+        }
+        size += ev_len;
+        cur.push(ev);
+    }
+    out.push(PbWatchResponse {
+        events: cur,
+        fragment: false,
+        ..base
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etcd_client::proto::{PbEvent, PbKeyValue};
+    use prost::Message as _;
+
+    fn response(n: usize, value_len: usize) -> PbWatchResponse {
+        PbWatchResponse {
+            watch_id: 3,
+            events: (0..n)
+                .map(|i| PbEvent {
+                    r#type: event_type::PUT,
+                    kv: Some(PbKeyValue {
+                        key: format!("k{i:04}").into_bytes(),
+                        value: vec![b'v'; value_len],
+                        mod_revision: 9,
+                        create_revision: 9,
+                        version: 1,
+                        lease: 0,
+                    }),
+                    prev_kv: None,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn small_or_single_event_responses_are_not_fragmented() {
+        let r = response(10, 10);
+        assert_eq!(fragments(r.clone(), r.encoded_len() + 1), vec![r]);
+        let one = response(1, 10_000);
+        assert_eq!(fragments(one.clone(), 100), vec![one]);
+    }
+
+    #[test]
+    fn fragments_follow_etcd_send_fragments() {
+        let r = response(50, 100);
+        let limit = 1000;
+        let parts = fragments(r.clone(), limit);
+        assert!(parts.len() > 1, "{} parts", parts.len());
+        let last = parts.len() - 1;
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(p.fragment, i != last);
+            assert_eq!(p.watch_id, 3);
+            assert!(!p.events.is_empty());
+            // etcd's rule: below the limit, or a single event.
+            let mut as_sent = p.clone();
+            as_sent.fragment = true;
+            assert!(as_sent.encoded_len() < limit || p.events.len() == 1);
+            // ... and full: the next event would have reached the limit.
+            if i != last {
+                as_sent.events.push(parts[i + 1].events[0].clone());
+                assert!(as_sent.encoded_len() >= limit);
+            }
+        }
+        let all: Vec<PbEvent> = parts.into_iter().flat_map(|p| p.events).collect();
+        assert_eq!(all, r.events);
+        // Events bigger than the limit go one per fragment.
+        let big = fragments(response(3, 5000), 1000);
+        assert_eq!(
+            big.iter().map(|p| p.events.len()).collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
     }
 }
