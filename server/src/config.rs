@@ -135,6 +135,31 @@ pub struct Config {
         value_parser = parse_duration
     )]
     pub watch_progress_notify_interval: Duration,
+    /// etcd 3.5's switch for lease checkpoints (same as `--feature-gates=LeaseCheckpoint=true`).
+    #[arg(
+        long = "experimental-enable-lease-checkpoint",
+        default_value_t = false,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub enable_lease_checkpoint: bool,
+    /// etcd 3.5's switch for persisting lease checkpoints (gate `LeaseCheckpointPersist`).
+    #[arg(
+        long = "experimental-enable-lease-checkpoint-persist",
+        default_value_t = false,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub enable_lease_checkpoint_persist: bool,
+    /// How often the leader checkpoints leases' remaining TTLs (Go duration).
+    #[arg(
+        long = "experimental-lease-checkpoint-interval",
+        default_value = "5m",
+        value_parser = parse_duration
+    )]
+    pub lease_checkpoint_interval: Duration,
     /// Deliberate defects for harness tests (see `defects.rs`); never use in production.
     #[arg(long = "unsafe-test-defects", default_value = "", hide = true)]
     pub test_defects: String,
@@ -190,6 +215,20 @@ impl Config {
     /// Interval of watch progress notifications.
     pub fn watch_progress_notify_interval(&self) -> Duration {
         self.watch_progress_notify_interval
+    }
+
+    /// Lease checkpointing: on with the `LeaseCheckpoint` gate or
+    /// `--experimental-enable-lease-checkpoint`; persisted with `LeaseCheckpointPersist` or
+    /// `--experimental-enable-lease-checkpoint-persist`.
+    pub fn lease_checkpointing(&self) -> crate::lease::Checkpointing {
+        let gates = crate::features::FeatureGates::parse(&self.feature_gates).unwrap_or_default();
+        let on = self.enable_lease_checkpoint || gates.enabled("LeaseCheckpoint");
+        crate::lease::Checkpointing {
+            interval: on.then_some(self.lease_checkpoint_interval),
+            persist: on
+                && (self.enable_lease_checkpoint_persist
+                    || gates.enabled("LeaseCheckpointPersist")),
+        }
     }
 
     /// etcd's request timeout: 5 s plus two election timeouts.
@@ -358,6 +397,30 @@ mod tests {
         assert_eq!(m[1].peer_urls, vec!["http://127.0.0.1:2".to_string()]);
         assert_eq!(c.data_dir(), "b.etcd");
         assert_eq!(c.election_ticks(), 10);
+    }
+
+    #[test]
+    fn lease_checkpoint_flags_and_gate() {
+        assert_eq!(cfg(&[]).lease_checkpointing().interval, None);
+        let c = cfg(&["--experimental-enable-lease-checkpoint"]);
+        assert_eq!(
+            c.lease_checkpointing().interval,
+            Some(Duration::from_secs(300))
+        );
+        let c = cfg(&[
+            "--feature-gates=LeaseCheckpoint=true",
+            "--experimental-lease-checkpoint-interval=2s",
+        ]);
+        let cp = c.lease_checkpointing();
+        assert_eq!(cp.interval, Some(Duration::from_secs(2)));
+        assert!(!cp.persist);
+        let c = cfg(&[
+            "--experimental-enable-lease-checkpoint=true",
+            "--experimental-enable-lease-checkpoint-persist",
+        ]);
+        assert!(c.lease_checkpointing().persist);
+        let c = cfg(&["--experimental-enable-lease-checkpoint=false"]);
+        assert_eq!(c.lease_checkpointing().interval, None);
     }
 
     #[test]

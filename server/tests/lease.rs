@@ -84,3 +84,101 @@ async fn etcdctl_lease_commands() {
     );
     assert!(leader_id != 0);
 }
+
+/// Waits for a leader other than `old` among the running members; returns its index.
+async fn new_leader(c: &Cluster, old: usize) -> usize {
+    for _ in 0..200 {
+        if let Some(i) = c.leader_index().await {
+            if i != old {
+                return i;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no new leader after 10 s");
+}
+
+/// A 30 s lease lives ~5 s under one leader, then the leader is killed. Returns the TTL the
+/// new leader reports and the seconds since the grant; with checkpointing on, then keeps the
+/// lease alive and moves leadership at once, and also returns the TTL after that move.
+async fn ttl_across_leader_loss(checkpoint: bool) -> (i64, f64, Option<i64>) {
+    use etcd_client::Client;
+    let extra: &[&str] = if checkpoint {
+        &[
+            "--feature-gates=LeaseCheckpoint=true",
+            "--experimental-lease-checkpoint-interval=1s",
+        ]
+    } else {
+        &[]
+    };
+    let mut c = Cluster::start(Kind::Ours, 3, extra);
+    c.wait_ready(Duration::from_secs(20)).await;
+    let leader = c.leader_index().await.expect("leader");
+    let mut cl = Client::connect([c.endpoint(leader)], None)
+        .await
+        .expect("connect");
+    let granted = std::time::Instant::now();
+    let id = cl.lease_grant(30, None).await.expect("grant").id();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    c.kill(leader);
+    let next = new_leader(&c, leader).await;
+    let mut cl = Client::connect([c.endpoint(next)], None)
+        .await
+        .expect("connect");
+    let ttl = cl.lease_time_to_live(id, None).await.expect("ttl").ttl();
+    let elapsed = granted.elapsed().as_secs_f64();
+    if !checkpoint {
+        return (ttl, elapsed, None);
+    }
+    // A keep-alive clears the checkpoint through raft: the next leader restarts the full TTL.
+    let (mut keeper, mut stream) = cl.lease_keep_alive(id).await.expect("keep-alive");
+    keeper.keep_alive().await.expect("keep-alive");
+    let ka = stream
+        .message()
+        .await
+        .expect("keep-alive")
+        .expect("response");
+    assert_eq!(ka.ttl(), 30);
+    let other = (0..3)
+        .find(|i| *i != leader && *i != next)
+        .expect("third member");
+    let target = common::status(&c.endpoint(other))
+        .await
+        .expect("status")
+        .header
+        .expect("header")
+        .member_id;
+    cl.move_leader(target).await.expect("move leader");
+    let mut cl = Client::connect([c.endpoint(other)], None)
+        .await
+        .expect("connect");
+    let after_move = cl.lease_time_to_live(id, None).await.expect("ttl").ttl();
+    (ttl, elapsed, Some(after_move))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_checkpoints_keep_the_remaining_ttl_across_leader_changes() {
+    let (on, off) = tokio::join!(ttl_across_leader_loss(true), ttl_across_leader_loss(false));
+    let (ttl_on, elapsed_on, after_move) = on;
+    let (ttl_off, _, _) = off;
+    // Checkpointed every second: the new leader restarts from the last remaining TTL (at most
+    // 1.5 s old, rounded up) plus one election timeout.
+    let bound = (30.0 - elapsed_on + 3.5).floor() as i64;
+    assert!(
+        ttl_on <= bound && ttl_on < 29,
+        "with LeaseCheckpoint: TTL {ttl_on} after {elapsed_on:.1} s (want <= {bound})"
+    );
+    assert!(ttl_on > 15, "with LeaseCheckpoint: TTL {ttl_on}");
+    // Without checkpoints the new leader restarts the full TTL (plus the election timeout).
+    assert!(
+        (29..=31).contains(&ttl_off),
+        "without LeaseCheckpoint: TTL {ttl_off}"
+    );
+    // After a keep-alive the checkpoint is cleared: a new leader does not reuse it.
+    let after_move = after_move.expect("moved");
+    assert!(
+        after_move >= 28,
+        "after keep-alive and a leader move: TTL {after_move}"
+    );
+    eprintln!("TTL with checkpoints {ttl_on} after {elapsed_on:.1} s; without {ttl_off}; after keep-alive and move {after_move}");
+}

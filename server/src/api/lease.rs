@@ -1,13 +1,13 @@
 //! etcd's Lease service: grant, revoke, keep-alive, time-to-live, list.
 //!
-//! Owns: choosing lease ids, proposing grants and revokes, and answering renewals and TTL
-//! queries on the leader — a follower forwards those to the leader's peer URL, since only the
+//! Owns: choosing lease ids, proposing grants and revokes, and answering renewals (clearing a
+//! checkpointed remaining TTL through raft first, as etcd does) and TTL queries on the leader — a follower forwards those to the leader's peer URL, since only the
 //! leader's clock decides expiry.
 //!
 //! Must never: renew or report a TTL from a follower's own (non-authoritative) clock.
 
 use crate::config::url_host_port;
-use crate::etcdserver::request::{Op, OpResponse};
+use crate::etcdserver::request::{LeaseCheckpoint, LeaseCheckpointRequest, Op, OpResponse};
 use crate::etcdserver::{lock, EtcdServer};
 use crate::rafthttp::channel_to;
 use etcd_client::proto::{
@@ -76,6 +76,19 @@ impl LeaseApi {
     async fn renew(&self, id: i64) -> Result<PbLeaseKeepAliveResponse, Status> {
         match self.leader_channel()? {
             None => {
+                if lock(&self.server.lessor()).must_clear_checkpoint(id) {
+                    // etcd's Renew: a checkpointed remaining TTL is cleared through raft first,
+                    // so that a later leader does not restart the lease from it.
+                    let clear = LeaseCheckpointRequest {
+                        checkpoints: vec![LeaseCheckpoint {
+                            id,
+                            remaining_ttl: 0,
+                        }],
+                    };
+                    if let Err(e) = self.server.propose(Op::LeaseCheckpoint(clear)).await {
+                        tracing::debug!(lease = %format!("{id:x}"), error = %e, "clearing a lease checkpoint failed");
+                    }
+                }
                 let ttl = lock(&self.server.lessor())
                     .renew(id, self.server.now())
                     .unwrap_or(0);

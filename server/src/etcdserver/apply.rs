@@ -1,12 +1,12 @@
 //! Applying committed raft entries (etcd's `apply.go`): KV requests to the MVCC store, lease
-//! grants and revokes to the lessor, member attributes to the member table.
+//! grants, revokes and checkpoints to the lessor, member attributes to the member table.
 //!
 //! Owns: decoding an entry's `InternalRaftRequest`, running it, recording the consistent index
 //! in the same backend batch, and handing each applied revision's events to the lessor (key
 //! attachments) and the watch hub.
 //!
-//! Must never: let a clock or an RNG change replicated state (the only clock read sets the
-//! leader's local lease expiry), or panic on an entry's bytes. Lock order: store, then lessor,
+//! Must never: let a clock or an RNG change replicated state (the only clock reads set the
+//! leader's local lease expiry and checkpoint schedule), or panic on an entry's bytes. Lock order: store, then lessor,
 //! then the watch hub or the member table.
 
 use super::request::{ApplyResult, InternalRaftRequest, Op, OpResponse};
@@ -131,6 +131,14 @@ impl Applier {
                     header: header(store),
                 }))
             }
+            Op::LeaseCheckpoint(r) => {
+                let now = self.clock.now();
+                let mut lessor = lock(&self.lessor);
+                for cp in r.checkpoints {
+                    lessor.checkpoint(store.backend_mut(), cp.id, cp.remaining_ttl, now);
+                }
+                Ok(OpResponse::LeaseCheckpoint)
+            }
             Op::Alarm(r) => {
                 let mut alarms = lock(&self.alarms);
                 let changed = match r.action {
@@ -204,7 +212,9 @@ impl Applier {
         store.commit(true)?;
         let mut lessor = lock(&self.lessor);
         let primary = lessor.is_primary();
+        let checkpointing = lessor.checkpointing();
         *lessor = Lessor::load(&store, lessor.min_ttl())?;
+        lessor.set_checkpointing(checkpointing);
         *lock(&self.alarms) =
             Alarms::load(store.backend()).map_err(crate::mvcc::MvccError::from)?;
         if primary {

@@ -10,7 +10,7 @@
 
 use super::apply::Applier;
 use super::raft_node::{Inputs, LoopSettings, RaftNode};
-use super::request::Op;
+use super::request::{LeaseCheckpoint, LeaseCheckpointRequest, Op};
 use super::status::{RaftStatus, ServerMetrics};
 use super::storage::NodeStorage;
 use super::{lock, EtcdServer, ServerError, Shared};
@@ -163,7 +163,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let alarms = Arc::new(Mutex::new(
         Alarms::load(store.backend()).map_err(crate::mvcc::MvccError::from)?,
     ));
-    let lessor = Lessor::load(&store, Lessor::min_ttl_for(cfg.election_timeout()))?;
+    let mut lessor = Lessor::load(&store, Lessor::min_ttl_for(cfg.election_timeout()))?;
+    lessor.set_checkpointing(cfg.lease_checkpointing());
     let lessor = Arc::new(Mutex::new(lessor));
     let checker = lessor.clone();
     store.set_lease_checker(Box::new(move |id| lock(&checker).exists(id)));
@@ -314,6 +315,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let raft = tokio::spawn(node.run(inputs));
     listeners.push(tokio::spawn(sync_watchers(server.clone(), hub)));
     listeners.push(tokio::spawn(revoke_expired_leases(server.clone())));
+    listeners.push(tokio::spawn(checkpoint_leases(server.clone())));
     listeners.push(tokio::spawn(publish_attributes(
         server.clone(),
         MemberAttributes {
@@ -384,6 +386,34 @@ async fn revoke_expired_leases(server: EtcdServer) {
                     tracing::debug!(lease = %format!("{id:x}"), error = %e, "revoke of expired lease failed");
                 }
             });
+        }
+    }
+}
+
+/// etcd's checkpointScheduledLeases: every 500 ms the leader proposes the remaining TTLs of the
+/// leases due for a checkpoint (at most 1000 per proposal; a no-op with checkpointing off).
+async fn checkpoint_leases(server: EtcdServer) {
+    let mut every = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        every.tick().await;
+        loop {
+            let due = lock(&server.lessor()).due_checkpoints(server.now(), 1000);
+            if due.is_empty() || !server.status().is_leader {
+                break;
+            }
+            let full = due.len() == 1000;
+            let req = LeaseCheckpointRequest {
+                checkpoints: due
+                    .into_iter()
+                    .map(|(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl })
+                    .collect(),
+            };
+            if let Err(e) = server.propose(Op::LeaseCheckpoint(req)).await {
+                tracing::debug!(error = %e, "lease checkpoint failed");
+            }
+            if !full {
+                break;
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ pub struct InternalRaftRequest {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The operation.
-    #[prost(oneof = "Op", tags = "4, 5, 6, 7, 8, 9, 10, 1100, 1101")]
+    #[prost(oneof = "Op", tags = "4, 5, 6, 7, 8, 9, 10, 11, 1100, 1101")]
     pub op: Option<Op>,
 }
 
@@ -47,12 +47,34 @@ pub enum Op {
     /// Maintenance.Alarm activate/deactivate.
     #[prost(message, tag = "10")]
     Alarm(PbAlarmRequest),
+    /// The leader's lease checkpoints (remaining TTLs), with the LeaseCheckpoint gate on.
+    #[prost(message, tag = "11")]
+    LeaseCheckpoint(LeaseCheckpointRequest),
     /// A member publishes its name and client URLs (etcd's ClusterMemberAttrSet).
     #[prost(message, tag = "1100")]
     MemberAttrSet(MemberAttributes),
     /// Cluster.MemberUpdate: new peer URLs for a member (no raft configuration change).
     #[prost(message, tag = "1101")]
     MemberUpdate(MemberPeerUrls),
+}
+
+/// etcd's `LeaseCheckpointRequest` (not exported by `etcd_client::proto`; same field numbers).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LeaseCheckpointRequest {
+    /// The checkpoints.
+    #[prost(message, repeated, tag = "1")]
+    pub checkpoints: Vec<LeaseCheckpoint>,
+}
+
+/// etcd's `LeaseCheckpoint`: a lease's remaining TTL as the leader saw it (0 clears it).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LeaseCheckpoint {
+    /// The lease.
+    #[prost(int64, tag = "1")]
+    pub id: i64,
+    /// Remaining TTL in seconds.
+    #[prost(int64, tag = "2")]
+    pub remaining_ttl: i64,
 }
 
 /// A member's new peer URLs.
@@ -83,6 +105,8 @@ pub enum OpResponse {
     LeaseRevoke(PbLeaseRevokeResponse),
     /// Maintenance.Alarm.
     Alarm(PbAlarmResponse),
+    /// Lease checkpoints recorded (etcd's LeaseCheckpointResponse has only a header).
+    LeaseCheckpoint,
     /// Member attributes recorded.
     MemberAttrSet,
     /// A membership change was applied; the members afterwards.

@@ -4,6 +4,11 @@
 //! which keys are attached to which lease (kept up to date from applied events), and — on the
 //! leader only — expiry times on the leader's clock: set on grant, renew and promotion (with
 //! the remaining TTL extended by an election timeout, as etcd does), cleared on demotion.
+//! With lease checkpointing on (gate `LeaseCheckpoint` or `--experimental-enable-lease-checkpoint`)
+//! also etcd's checkpoint schedule: the leader picks, every checkpoint interval, the remaining
+//! TTLs to propose; every member records applied checkpoints, and a new leader restarts a lease
+//! from its checkpointed remaining TTL instead of its full TTL. Checkpointed TTLs live in memory
+//! (as etcd 3.5 with LeaseCheckpointPersist off) unless persistence is on.
 //!
 //! Must never: revoke a lease by itself (the leader proposes a revoke through raft; every
 //! member applies it), use expiry on a follower, or let the apply path depend on a clock: grant
@@ -64,6 +69,28 @@ struct Lease {
     keys: BTreeSet<Vec<u8>>,
     /// When the lease expires; `None` on followers (never expires there).
     expiry: Option<Instant>,
+    /// The last checkpointed remaining TTL in seconds (0: none; the full TTL applies).
+    remaining_ttl: i64,
+}
+
+impl Lease {
+    /// etcd's `Lease.getRemainingTTL`: the checkpointed remaining TTL, else the TTL.
+    fn remaining_or_ttl(&self) -> i64 {
+        if self.remaining_ttl > 0 {
+            self.remaining_ttl
+        } else {
+            self.ttl
+        }
+    }
+}
+
+/// Lease checkpointing settings (etcd's checkpointer and LeaseCheckpointPersist).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpointing {
+    /// The checkpoint interval; `None`: checkpointing is off.
+    pub interval: Option<Duration>,
+    /// Whether applied checkpoints are written to the `lease` bucket.
+    pub persist: bool,
 }
 
 /// The lessor of one member.
@@ -73,6 +100,9 @@ pub struct Lessor {
     key_lease: BTreeMap<Vec<u8>, i64>,
     primary: bool,
     min_ttl: i64,
+    checkpointing: Checkpointing,
+    /// Leader only: when each lease is due for a checkpoint (etcd's leaseCheckpointHeap).
+    schedule: BTreeSet<(Instant, i64)>,
 }
 
 fn bucket_key(id: i64) -> [u8; 8] {
@@ -98,6 +128,7 @@ impl Lessor {
                             ttl: l.ttl,
                             keys: BTreeSet::new(),
                             expiry: None,
+                            remaining_ttl: l.remaining_ttl,
                         },
                     );
                 }
@@ -113,6 +144,8 @@ impl Lessor {
             key_lease: BTreeMap::new(),
             primary: false,
             min_ttl,
+            checkpointing: Checkpointing::default(),
+            schedule: BTreeSet::new(),
         };
         let all = store.range(&PbRangeRequest {
             key: vec![0],
@@ -146,21 +179,95 @@ impl Lessor {
         }
         let ttl = ttl.max(self.min_ttl);
         let expiry = self.primary.then(|| now + secs(ttl));
-        self.leases.insert(
-            id,
-            Lease {
-                ttl,
-                keys: BTreeSet::new(),
-                expiry,
-            },
-        );
-        let rec = StoredLease {
-            id,
+        let lease = Lease {
             ttl,
+            keys: BTreeSet::new(),
+            expiry,
             remaining_ttl: 0,
         };
-        backend.put(Bucket::Lease, &bucket_key(id), &rec.encode_to_vec());
+        persist(backend, id, &lease);
+        if self.primary {
+            self.schedule_checkpoint(id, lease.remaining_or_ttl(), now);
+        }
+        self.leases.insert(id, lease);
         Ok(ttl)
+    }
+
+    /// The checkpointing settings.
+    pub fn checkpointing(&self) -> Checkpointing {
+        self.checkpointing
+    }
+
+    /// Switches lease checkpointing on or off (set once at start, and kept across reloads).
+    pub fn set_checkpointing(&mut self, c: Checkpointing) {
+        self.checkpointing = c;
+        if c.interval.is_none() {
+            self.schedule.clear();
+        }
+    }
+
+    /// etcd's scheduleCheckpointIfNeeded: a lease whose remaining TTL is longer than the
+    /// checkpoint interval gets a checkpoint one interval from now.
+    fn schedule_checkpoint(&mut self, id: i64, remaining_or_ttl: i64, now: Instant) {
+        if let Some(interval) = self.checkpointing.interval {
+            if remaining_or_ttl > interval.as_secs() as i64 {
+                self.schedule.insert((now + interval, id));
+            }
+        }
+    }
+
+    /// Applies a checkpoint (every member): records the remaining TTL (0 clears it); the leader
+    /// schedules the lease's next checkpoint. Unknown leases are ignored, as etcd does.
+    pub fn checkpoint(&mut self, backend: &mut Backend, id: i64, remaining_ttl: i64, now: Instant) {
+        let Some(l) = self.leases.get_mut(&id) else {
+            return;
+        };
+        l.remaining_ttl = remaining_ttl;
+        if self.checkpointing.persist {
+            persist(backend, id, l);
+        }
+        let remaining = l.remaining_or_ttl();
+        if self.primary {
+            self.schedule_checkpoint(id, remaining, now);
+        }
+    }
+
+    /// Leader: the checkpoints due now, at most `limit` (etcd's findDueScheduledCheckpoints):
+    /// (lease, remaining TTL in whole seconds rounded up) for live leases that have used some
+    /// of their TTL.
+    pub fn due_checkpoints(&mut self, now: Instant, limit: usize) -> Vec<(i64, i64)> {
+        let mut due = Vec::new();
+        if self.checkpointing.interval.is_none() || !self.primary {
+            return due;
+        }
+        while due.len() < limit {
+            let Some(&(at, id)) = self.schedule.first() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.schedule.pop_first();
+            let Some(l) = self.leases.get(&id) else {
+                continue;
+            };
+            let Some(expiry) = l.expiry.filter(|e| *e > now) else {
+                continue;
+            };
+            let remaining = (expiry - now).as_secs_f64().ceil() as i64;
+            if remaining >= l.ttl {
+                continue;
+            }
+            due.push((id, remaining));
+        }
+        due
+    }
+
+    /// Leader, before a renewal: whether the lease has a checkpointed remaining TTL that the
+    /// renewal must first clear through raft (etcd's Renew with a checkpointer).
+    pub fn must_clear_checkpoint(&self, id: i64) -> bool {
+        self.checkpointing.interval.is_some()
+            && self.leases.get(&id).is_some_and(|l| l.remaining_ttl > 0)
     }
 
     /// The keys a revoke must delete.
@@ -216,12 +323,13 @@ impl Lessor {
         Ok(l.ttl)
     }
 
-    /// Remaining TTL in whole seconds (leader's view), granted TTL and keys.
+    /// Remaining TTL in whole seconds (leader's view; elsewhere the checkpointed remaining
+    /// TTL, if any, else the TTL), granted TTL and keys.
     pub fn time_to_live(&self, id: i64, now: Instant) -> Option<(i64, i64, Vec<Vec<u8>>)> {
         let l = self.leases.get(&id)?;
         let remaining = match l.expiry {
             Some(e) => e.saturating_duration_since(now).as_secs() as i64,
-            None => l.ttl,
+            None => l.remaining_or_ttl(),
         };
         Some((remaining, l.ttl, l.keys.iter().cloned().collect()))
     }
@@ -231,18 +339,26 @@ impl Lessor {
         self.leases.keys().copied().collect()
     }
 
-    /// Becoming leader: every lease gets its full TTL plus `extend` from now (etcd's Promote),
-    /// so leases do not expire because of the election that made this member leader.
+    /// Becoming leader: every lease gets its checkpointed remaining TTL (else its full TTL)
+    /// plus `extend` from now (etcd's Promote), so leases do not expire because of the election
+    /// that made this member leader; checkpoints are scheduled.
     pub fn promote(&mut self, now: Instant, extend: Duration) {
         self.primary = true;
-        for l in self.leases.values_mut() {
-            l.expiry = Some(now + extend + secs(l.ttl));
+        self.schedule.clear();
+        let mut scheduled = Vec::new();
+        for (id, l) in self.leases.iter_mut() {
+            l.expiry = Some(now + extend + secs(l.remaining_or_ttl()));
+            scheduled.push((*id, l.remaining_or_ttl()));
+        }
+        for (id, remaining) in scheduled {
+            self.schedule_checkpoint(id, remaining, now);
         }
     }
 
-    /// Losing leadership: no lease expires here any more.
+    /// Losing leadership: no lease expires here any more, and no checkpoints are scheduled.
     pub fn demote(&mut self) {
         self.primary = false;
+        self.schedule.clear();
         for l in self.leases.values_mut() {
             l.expiry = None;
         }
@@ -269,6 +385,16 @@ impl Lessor {
     }
 }
 
+/// Writes a lease's record to the `lease` bucket (etcd's persistTo).
+fn persist(backend: &mut Backend, id: i64, l: &Lease) {
+    let rec = StoredLease {
+        id,
+        ttl: l.ttl,
+        remaining_ttl: l.remaining_ttl,
+    };
+    backend.put(Bucket::Lease, &bucket_key(id), &rec.encode_to_vec());
+}
+
 fn secs(ttl: i64) -> Duration {
     Duration::from_secs(ttl.max(0) as u64)
 }
@@ -290,6 +416,8 @@ mod tests {
             key_lease: BTreeMap::new(),
             primary: true,
             min_ttl: 2,
+            checkpointing: Checkpointing::default(),
+            schedule: BTreeSet::new(),
         };
         for id in [1, 2] {
             l.leases.insert(
@@ -298,6 +426,7 @@ mod tests {
                     ttl: 10,
                     keys: BTreeSet::new(),
                     expiry: None,
+                    remaining_ttl: 0,
                 },
             );
         }
@@ -337,6 +466,8 @@ mod tests {
             key_lease: BTreeMap::new(),
             primary: false,
             min_ttl: 2,
+            checkpointing: Checkpointing::default(),
+            schedule: BTreeSet::new(),
         };
         l.leases.insert(
             7,
@@ -344,6 +475,7 @@ mod tests {
                 ttl: 5,
                 keys: BTreeSet::new(),
                 expiry: None,
+                remaining_ttl: 0,
             },
         );
         assert!(l.expired(now + Duration::from_secs(100), 10).is_empty());
@@ -352,5 +484,61 @@ mod tests {
         assert_eq!(l.expired(now + Duration::from_secs(6), 10), vec![7]);
         l.demote();
         assert!(l.expired(now + Duration::from_secs(100), 10).is_empty());
+    }
+
+    #[test]
+    fn checkpoints_are_scheduled_taken_and_used_on_promotion() {
+        let now = Instant::now();
+        let mut l = Lessor {
+            leases: BTreeMap::new(),
+            key_lease: BTreeMap::new(),
+            primary: false,
+            min_ttl: 2,
+            checkpointing: Checkpointing {
+                interval: Some(Duration::from_secs(2)),
+                persist: false,
+            },
+            schedule: BTreeSet::new(),
+        };
+        for (id, ttl) in [(1, 30), (2, 2)] {
+            l.leases.insert(
+                id,
+                Lease {
+                    ttl,
+                    keys: BTreeSet::new(),
+                    expiry: None,
+                    remaining_ttl: 0,
+                },
+            );
+        }
+        // Followers take no checkpoints; the leader schedules leases longer than the interval.
+        assert!(l
+            .due_checkpoints(now + Duration::from_secs(10), 10)
+            .is_empty());
+        l.promote(now, Duration::ZERO);
+        assert_eq!(l.schedule.len(), 1, "{:?}", l.schedule);
+        assert!(l
+            .due_checkpoints(now + Duration::from_secs(1), 10)
+            .is_empty());
+        let at = now + Duration::from_millis(2500);
+        assert_eq!(l.due_checkpoints(at, 10), vec![(1, 28)]);
+        assert!(l.due_checkpoints(at, 10).is_empty(), "taken once");
+        // Applied everywhere; a follower reports it, a new leader restarts the lease from it.
+        l.leases.get_mut(&1).expect("lease").remaining_ttl = 28;
+        assert!(l.must_clear_checkpoint(1) && !l.must_clear_checkpoint(2));
+        l.demote();
+        assert!(l.schedule.is_empty());
+        assert_eq!(l.time_to_live(1, at).map(|t| (t.0, t.1)), Some((28, 30)));
+        let later = now + Duration::from_secs(20);
+        l.promote(later, Duration::from_secs(1));
+        assert_eq!(l.time_to_live(1, later).map(|t| (t.0, t.1)), Some((29, 30)));
+        assert_eq!(l.expired(later + Duration::from_secs(28), 10), vec![2]);
+        assert_eq!(l.expired(later + Duration::from_secs(29), 10), vec![1, 2]);
+        // Without checkpointing nothing is scheduled or cleared.
+        l.set_checkpointing(Checkpointing::default());
+        assert!(!l.must_clear_checkpoint(1));
+        assert!(l
+            .due_checkpoints(later + Duration::from_secs(100), 10)
+            .is_empty());
     }
 }
