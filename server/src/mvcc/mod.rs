@@ -30,6 +30,8 @@ mod tests;
 mod tests_persist;
 #[cfg(test)]
 mod tests_txn;
+#[cfg(test)]
+mod tests_watch;
 
 pub use crate::backend::BackendOptions;
 pub use error::{messages, MvccError};

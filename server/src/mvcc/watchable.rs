@@ -194,19 +194,21 @@ impl WatchHub {
         let current = store.current_revision();
         let compact = store.compact_revision();
         let mut st = self.state();
-        let Some(min_rev) = st
+        if !st.watchers.values().any(|w| !w.synced) {
+            return Ok(());
+        }
+        // Like etcd's chooseAll: watchers behind the compaction are canceled below and do not
+        // count; the others are caught up from the oldest of them (a compacted watcher must
+        // never make the others skip their events).
+        let min_rev = st
             .watchers
             .values()
-            .filter(|w| !w.synced)
+            .filter(|w| !w.synced && w.next_rev >= compact)
             .map(|w| w.next_rev)
-            .min()
-        else {
-            return Ok(());
-        };
-        let (groups, covered) = if min_rev >= compact {
-            events_between(store.backend(), min_rev, current, SYNC_MAX_EVENTS)?
-        } else {
-            (Vec::new(), current)
+            .min();
+        let (groups, covered) = match min_rev {
+            Some(min_rev) => events_between(store.backend(), min_rev, current, SYNC_MAX_EVENTS)?,
+            None => (Vec::new(), current),
         };
         let mut gone = Vec::new();
         for (id, w) in st.watchers.iter_mut().filter(|(_, w)| !w.synced) {
