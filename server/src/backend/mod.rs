@@ -175,6 +175,12 @@ impl Backend {
             commits: 0,
         };
         backend.create_missing_tables()?;
+        if !existed {
+            // redb lays a new file out with ~1 MiB of regions; shrink it to what it holds, so a
+            // new member's db size (and the --quota-backend-bytes check) starts near bbolt's
+            // ~20 KiB rather than at 1 MiB.
+            backend.defragment()?;
+        }
         let index = backend.read_u64(Bucket::Meta, meta::CONSISTENT_INDEX)?;
         let term = backend.read_u64(Bucket::Meta, meta::TERM)?;
         backend.applied = (index.unwrap_or(0), term.unwrap_or(0));
