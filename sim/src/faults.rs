@@ -12,9 +12,10 @@
 //! - `Pause` freezes a node's network (both directions) and its disk syncs (the raft loop
 //!   blocks in its next fdatasync), like a SIGSTOP as seen from outside; its timers still run.
 //! - `Clock` (skew, drift) sets the node's simulated wall clock ([`Simulation::wall_clock`]).
-//!   The server measures lease expiry on its seam clock (`World::clock`), which here is a
-//!   `SkewedClock` fed by the node's skew and drift: a leader whose clock runs fast expires
-//!   leases early, one running slow late. Raft timers (ticks) still run on tokio time, which
+//!   The server measures lease expiry on its monotonic seam clock (`World::clock`), which here
+//!   is a `SkewedClock` fed by the node's drift only (a wall-clock step moves no monotonic
+//!   clock, in etcd's Go either): a leader whose clock runs fast expires leases early, one
+//!   running slow late; a skew alone changes nothing for leases. Raft timers (ticks) still run on tokio time, which
 //!   turmoil advances at one rate on every host; drifting timers would need per-host tick
 //!   scaling, which turmoil 0.7 does not offer.
 //!
@@ -205,9 +206,7 @@ impl Simulation {
             }
             Fault::Clock { node, clock } => {
                 // The server measures lease expiry on this clock.
-                self.member(&node)?
-                    .clock
-                    .set(clock.skew_ms, clock.drift_ppm);
+                self.member(&node)?.clock.set_drift(clock.drift_ppm);
                 self.clocks.insert(node, clock);
             }
             Fault::DiskLatency { node, model } => self.disk(&node)?.set_latency(model),
