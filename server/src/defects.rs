@@ -11,10 +11,20 @@ pub enum Defect {
     /// Linearizable reads are served from local state without ReadIndex: a member cut off from
     /// the leader answers with stale data (the class of etcd's stale-read bugs).
     SkipReadIndex,
+    /// The leader revokes expired leases without first confirming it still leads (etcd issue
+    /// 15247): a leader stalled by a slow disk wakes up and revokes leases the new leader kept
+    /// alive meanwhile.
+    RevokeWithoutLeadershipCheck,
 }
 
 /// Every defect with its flag name.
-pub const DEFECTS: [(&str, Defect); 1] = [("skip-read-index", Defect::SkipReadIndex)];
+pub const DEFECTS: [(&str, Defect); 2] = [
+    ("skip-read-index", Defect::SkipReadIndex),
+    (
+        "revoke-without-leadership-check",
+        Defect::RevokeWithoutLeadershipCheck,
+    ),
+];
 
 /// Parses a comma-separated list of defect names.
 pub fn parse(s: &str) -> Result<Vec<Defect>, String> {
@@ -41,6 +51,13 @@ mod tests {
     fn names_parse_and_unknown_is_refused() {
         assert_eq!(parse(""), Ok(vec![]));
         assert_eq!(parse("skip-read-index"), Ok(vec![Defect::SkipReadIndex]));
+        assert_eq!(
+            parse("skip-read-index, revoke-without-leadership-check"),
+            Ok(vec![
+                Defect::SkipReadIndex,
+                Defect::RevokeWithoutLeadershipCheck
+            ])
+        );
         assert!(parse("bogus").unwrap_err().contains("unknown defect"));
     }
 }
