@@ -172,7 +172,13 @@ pub fn check_etcd_run(
         .filter(|e| e.kind == EventType::Put)
         .map(|e| e.kv.clone())
         .collect();
-    let model = Etcd::for_history_with(history, &observed);
+    let deleted: Vec<(String, i64)> = watches
+        .iter()
+        .flat_map(|w| w.responses.iter().flat_map(|r| r.events.iter()))
+        .filter(|e| e.kind == EventType::Delete)
+        .map(|e| (e.kv.key.clone(), e.kv.mod_revision))
+        .collect();
+    let model = Etcd::for_history_with(history, &observed, &deleted);
     let linearizability = check_with(&model, history, options);
 
     let watch_start = Instant::now();

@@ -139,3 +139,57 @@ fn a_non_linearizable_run_checks_watches_against_their_union() {
     assert_eq!(s.failed_op, Some(3));
     insta::assert_snapshot!("non_linearizable_run", run.explain(&h));
 }
+
+/// Two leases (keys a and b) expire on their own: unknown `LeaseExpire` events. A watcher saw
+/// a deleted at revision 4 and b at 5. The DELETE events pin each expiry to its revision, so the
+/// linearization the watchers are held to deletes them in that order; without the pins the
+/// search places b's expiry first and the watcher is reported inconsistent.
+#[test]
+fn watch_deletes_pin_lease_expiries() {
+    let with_lease = |key: &str, lease: i64| {
+        EtcdRequest::Put(PutRequest {
+            key: key.into(),
+            value: format!("{key}1"),
+            lease,
+            ..PutRequest::default()
+        })
+    };
+    let grant = |id| EtcdRequest::LeaseGrant { id, ttl: 5 };
+    let granted = |id| ok(1, OpResult::LeaseGrant { id, ttl: 5 });
+    let h = vec![
+        Operation::new(0, 0, 1, grant(10), granted(10)),
+        Operation::new(0, 2, 3, grant(20), granted(20)),
+        Operation::new(0, 4, 5, with_lease("a", 10), put_ok(2)),
+        Operation::new(0, 6, 7, with_lease("b", 20), put_ok(3)),
+        Operation::unknown(1, 8, 9, EtcdRequest::LeaseExpire { id: 10 }),
+        Operation::unknown(2, 8, 9, EtcdRequest::LeaseExpire { id: 20 }),
+        Operation::new(0, 20, 21, put("c", "1"), put_ok(6)),
+    ];
+    let leased = |key: &str, modr, lease| KeyValue {
+        lease,
+        ..kv(key, &format!("{key}1"), modr, modr, 1)
+    };
+    let ev = |revision, events| WatchResponse {
+        revision,
+        events,
+        ..WatchResponse::default()
+    };
+    let w = vec![WatcherHistory {
+        id: 1,
+        range: KeyRange::range("", "\0"),
+        start_revision: 1,
+        filters: vec![],
+        prev_kv: false,
+        responses: vec![
+            ev(2, vec![WatchEvent::put(leased("a", 2, 10), None)]),
+            ev(3, vec![WatchEvent::put(leased("b", 3, 20), None)]),
+            ev(4, vec![WatchEvent::delete("a".to_string(), 4, None)]),
+            ev(5, vec![WatchEvent::delete("b".to_string(), 5, None)]),
+            ev(6, vec![WatchEvent::put(kv("c", "1", 6, 6, 1), None)]),
+        ],
+    }];
+    let run = check_etcd_run(&h, &w, &CheckOptions::default());
+    assert_eq!(run.model.hints.expiry_pins.get(&10), Some(&4));
+    assert_eq!(run.model.hints.expiry_pins.get(&20), Some(&5));
+    assert!(run.ok(), "{}", run.explain(&h));
+}

@@ -11,6 +11,10 @@
 //!   times in [c, m]; if known-outcome writes account for all n, no unknown write put it then.
 //!
 //! - the same from key-values observed outside the history (watch PUT events), if given;
+//! - lease expiry pins: a key put with lease L (the last put before R) and deleted at revision
+//!   R (a watch DELETE event), when no request in the history could have deleted it — no
+//!   delete covering the key, no revoke of L — was deleted by L's expiry, which therefore
+//!   created R;
 //! - the highest revision any known response carries: an unknown write creating a higher one
 //!   would come after every known operation, which is the same as never happening (only used
 //!   when no known response is an error, since an error may follow such a write).
@@ -39,6 +43,27 @@ pub struct Hints {
     pub no_unknown_puts: HashMap<String, Vec<(i64, i64)>>,
     /// No unknown-outcome write creates a revision above this.
     pub max_revision: Option<i64>,
+    /// Lease id to the revision its expiry created (see the module doc).
+    pub expiry_pins: HashMap<i64, i64>,
+}
+
+/// Whether `ops` may delete `key`.
+fn ops_may_delete(ops: &[RequestOp], key: &str) -> bool {
+    ops.iter().any(|op| match op {
+        RequestOp::DeleteRange(d) => d.range.contains(key),
+        RequestOp::Txn(t) => ops_may_delete(&t.success, key) || ops_may_delete(&t.failure, key),
+        RequestOp::Range(_) | RequestOp::Put(_) => false,
+    })
+}
+
+/// Whether a request may delete `key` (attached to `lease`) by itself.
+fn may_delete(req: &EtcdRequest, key: &str, lease: i64) -> bool {
+    match req {
+        EtcdRequest::DeleteRange(d) => d.range.contains(key),
+        EtcdRequest::Txn(t) => ops_may_delete(&t.success, key) || ops_may_delete(&t.failure, key),
+        EtcdRequest::LeaseRevoke { id } => *id == lease,
+        _ => false,
+    }
 }
 
 fn puts_of<'a>(ops: &'a [RequestOp], out: &mut Vec<(&'a str, &'a str)>) {
@@ -138,14 +163,16 @@ fn observed<'a>(result: &'a OpResult, header: i64, out: &mut Vec<(&'a KeyValue, 
 impl Hints {
     /// Gathers the evidence in `history`.
     pub fn gather(history: &[Operation<EtcdRequest, EtcdResponse>]) -> Hints {
-        Self::gather_with(history, &[])
+        Self::gather_with(history, &[], &[])
     }
 
     /// Gathers the evidence in `history` plus key-values observed elsewhere, each current at
-    /// its own mod revision (e.g. the key-values of watch PUT events).
+    /// its own mod revision (e.g. the key-values of watch PUT events), and deletions observed
+    /// elsewhere as (key, revision) (watch DELETE events).
     pub fn gather_with(
         history: &[Operation<EtcdRequest, EtcdResponse>],
         extra: &[KeyValue],
+        deleted: &[(String, i64)],
     ) -> Hints {
         let mut hints = Hints::default();
         let mut put_count: HashMap<(&str, &str), usize> = HashMap::new();
@@ -211,6 +238,8 @@ impl Hints {
             }
         }
         hints.max_revision = max_revision.filter(|&m| m > i64::MIN);
+        hints.expiry_pins = expiry_pins(history, extra, deleted, &hints.claimed);
+        hints.claimed.extend(hints.expiry_pins.values().copied());
         for revs in known_puts.values_mut() {
             revs.sort_unstable();
             revs.dedup();
@@ -246,6 +275,11 @@ impl Hints {
     /// `before.revision + 1` at all (checks that need no knowledge of what it writes).
     pub fn may_create_next(&self, req: &EtcdRequest, before: &EtcdState) -> bool {
         let rev = before.revision + 1;
+        if let EtcdRequest::LeaseExpire { id } = req {
+            if let Some(&p) = self.expiry_pins.get(id) {
+                return p == rev;
+            }
+        }
         if let Some(p) = request_puts(req)
             .iter()
             .find_map(|(k, v)| self.pins.get(*k).and_then(|m| m.get(*v)).copied())
@@ -261,6 +295,11 @@ impl Hints {
         let rev = after.revision;
         if rev == before.revision {
             return true;
+        }
+        if let EtcdRequest::LeaseExpire { id } = req {
+            if let Some(&p) = self.expiry_pins.get(id) {
+                return p == rev;
+            }
         }
         let puts = request_puts(req);
         if let Some(p) = puts
@@ -294,4 +333,74 @@ impl Hints {
         }
         true
     }
+}
+
+/// Lease expiry pins (see the module doc): for each observed deletion of a key whose last put
+/// before it carried a lease, when nothing in `history` but that lease's expiry can have
+/// deleted it and a `LeaseExpire` of the lease is in the history.
+fn expiry_pins(
+    history: &[Operation<EtcdRequest, EtcdResponse>],
+    extra: &[KeyValue],
+    deleted: &[(String, i64)],
+    claimed: &HashSet<i64>,
+) -> HashMap<i64, i64> {
+    let expiring: HashSet<i64> = history
+        .iter()
+        .filter_map(|op| match op.input {
+            EtcdRequest::LeaseExpire { id } => Some(id),
+            _ => None,
+        })
+        .collect();
+    let mut pins = HashMap::new();
+    if expiring.is_empty() {
+        return pins;
+    }
+    let mut puts: HashMap<&str, Vec<(i64, i64)>> = HashMap::new(); // key → (mod rev, lease)
+    for kv in extra {
+        puts.entry(kv.key.as_str())
+            .or_default()
+            .push((kv.mod_revision, kv.lease));
+    }
+    for op in history {
+        if let (EtcdRequest::Put(p), Some(EtcdResponse::Ok { revision, .. })) =
+            (&op.input, &op.output)
+        {
+            puts.entry(p.key.as_str())
+                .or_default()
+                .push((*revision, p.lease));
+        }
+    }
+    for v in puts.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    let mut conflicting = HashSet::new();
+    for (key, rev) in deleted {
+        if claimed.contains(rev) {
+            continue;
+        }
+        let Some(lease) = puts.get(key.as_str()).and_then(|v| {
+            let i = v.partition_point(|&(m, _)| m < *rev);
+            i.checked_sub(1).map(|j| v[j].1)
+        }) else {
+            continue;
+        };
+        if lease == 0 || !expiring.contains(&lease) {
+            continue;
+        }
+        if history.iter().any(|op| may_delete(&op.input, key, lease)) {
+            continue;
+        }
+        match pins.insert(lease, *rev) {
+            Some(other) if other != *rev => {
+                conflicting.insert(lease);
+            }
+            _ => {}
+        }
+    }
+    // Two revisions for one expiry: the evidence contradicts itself; pin nothing for it.
+    for l in conflicting {
+        pins.remove(&l);
+    }
+    pins
 }

@@ -48,14 +48,16 @@ impl Etcd {
     /// (smaller states make the search faster), and gathers [`Hints`] about unknown-outcome
     /// writes from the responses.
     pub fn for_history(history: &[Operation<EtcdRequest, EtcdResponse>]) -> Self {
-        Self::for_history_with(history, &[])
+        Self::for_history_with(history, &[], &[])
     }
 
     /// Like [`Etcd::for_history`], also using key-values observed outside the history (the
-    /// key-values of watch PUT events) as evidence about unknown-outcome writes.
+    /// key-values of watch PUT events) and deletions observed outside it (watch DELETE events,
+    /// as key and revision) as evidence about unknown-outcome writes and lease expiries.
     pub fn for_history_with(
         history: &[Operation<EtcdRequest, EtcdResponse>],
         observed: &[KeyValue],
+        deleted: &[(String, i64)],
     ) -> Self {
         fn past_read(op: &RequestOp) -> bool {
             match op {
@@ -72,7 +74,7 @@ impl Etcd {
         Etcd {
             keep_history,
             initial_revision: 1,
-            hints: Arc::new(Hints::gather_with(history, observed)),
+            hints: Arc::new(Hints::gather_with(history, observed, deleted)),
         }
     }
 
