@@ -120,6 +120,10 @@ pub struct Simulation {
     next_status: Duration,
     pub(crate) clocks: BTreeMap<String, NodeClock>,
     pub(crate) faults_applied: Vec<(Duration, String)>,
+    /// Flags every member gets (also members added later).
+    base_flags: Vec<String>,
+    /// Members stopped for good.
+    retired: std::collections::BTreeSet<String>,
     // Dropped last, so events emitted while the simulation is torn down still land here.
     _subscriber: tracing::subscriber::DefaultGuard,
 }
@@ -161,38 +165,86 @@ impl Simulation {
             next_status: Duration::ZERO,
             clocks: BTreeMap::new(),
             faults_applied: Vec::new(),
+            base_flags: Vec::new(),
+            retired: Default::default(),
             _subscriber: subscriber,
         };
         let names: Vec<String> = (0..cfg.members).map(|i| format!("m{i}")).collect();
         for (i, name) in names.iter().enumerate() {
             let mut extra = cfg.flags.clone();
             extra.extend(cfg.member_flags.get(&i).cloned().unwrap_or_default());
-            let args = member_args(name, &names, &extra);
-            let config = parse_config(name, &args)?;
-            let disk = SimDisk::new(name, seeds.stream(&format!("disk/{name}")));
-            let slot = Rc::new(RefCell::new(Slot::default()));
-            let clock = Arc::new(ClockError::default());
-            let software = Software {
-                clock: clock.clone(),
-                name: name.clone(),
-                config,
-                disk: disk.clone(),
-                links: world.links.clone(),
-                seeds,
-                slot: slot.clone(),
-            };
-            world
-                .sim
-                .host(name.as_str(), move || software.clone().run());
-            world.members.push(Member {
-                name: name.clone(),
-                disk,
-                clock,
-                slot,
-            });
+            world.register_member(name, &names, &extra)?;
         }
+        world.base_flags = cfg.flags.clone();
         tracing::info!(target: "sim", seed = cfg.seed, members = cfg.members, "simulation built");
         Ok(world)
+    }
+
+    /// Registers member `name`'s host with `--initial-cluster` naming `cluster` (itself
+    /// included) and `extra` flags applied last.
+    fn register_member(
+        &mut self,
+        name: &str,
+        cluster: &[String],
+        extra: &[String],
+    ) -> Result<(), SimError> {
+        let args = member_args(name, cluster, extra);
+        let config = parse_config(name, &args)?;
+        let disk = SimDisk::new(name, self.seeds.stream(&format!("disk/{name}")));
+        let slot = Rc::new(RefCell::new(Slot::default()));
+        let clock = Arc::new(ClockError::default());
+        let software = Software {
+            clock: clock.clone(),
+            name: name.to_string(),
+            config,
+            disk: disk.clone(),
+            links: self.links.clone(),
+            seeds: self.seeds,
+            slot: slot.clone(),
+        };
+        self.sim.host(name, move || software.clone().run());
+        self.members.push(Member {
+            name: name.to_string(),
+            disk,
+            clock,
+            slot,
+        });
+        Ok(())
+    }
+
+    /// Starts a new member `name` on an empty disk that joins the running cluster
+    /// (`--initial-cluster-state=existing`), as an operator does after `etcdctl member add`:
+    /// the member must have been added through the Cluster API first, or it refuses to start
+    /// (its exit reason says why). `--initial-cluster` names every member the simulation
+    /// knows that is up, plus the new one. `extra` flags are applied after the run's flags.
+    pub fn add_member(&mut self, name: &str, extra: &[String]) -> Result<(), SimError> {
+        if self.member(name).is_ok() || self.clients.contains_key(name) {
+            return Err(SimError::Config(format!("host {name} already exists")));
+        }
+        let mut cluster: Vec<String> = self
+            .members
+            .iter()
+            .filter(|m| m.slot.borrow().server.is_some())
+            .map(|m| m.name.clone())
+            .collect();
+        cluster.push(name.to_string());
+        let mut flags = self.base_flags.clone();
+        flags.push("--initial-cluster-state=existing".to_string());
+        flags.extend(extra.iter().cloned());
+        self.record_fault(format!("start new member {name} joining {cluster:?}"));
+        self.register_member(name, &cluster, &flags)
+    }
+
+    /// Stops member `name` for good (after `member remove`, or to retire it): its host is
+    /// crashed with its disk kept; it never restarts unless [`Fault::Restart`] is applied.
+    pub fn retire_member(&mut self, name: &str) -> Result<(), SimError> {
+        self.member(name)?;
+        self.record_fault(format!("retire member {name}"));
+        self.retired.insert(name.to_string());
+        if self.turmoil().is_host_running(name) {
+            self.quiet_teardown(name, false);
+        }
+        self.set_slot_down(name)
     }
 
     /// The run's seed.
@@ -226,9 +278,18 @@ impl Simulation {
         &self.links
     }
 
-    /// Member names, in order.
+    /// Member names, in order (retired ones included).
     pub fn member_names(&self) -> Vec<String> {
         self.members.iter().map(|m| m.name.clone()).collect()
+    }
+
+    /// Members not retired, in order.
+    pub fn active_members(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| !self.retired.contains(&m.name))
+            .map(|m| m.name.clone())
+            .collect()
     }
 
     pub(crate) fn member(&self, name: &str) -> Result<&Member, SimError> {
