@@ -7,6 +7,7 @@
 
 use crate::nemesis::{windows, FaultKind, FaultSchedule, ScheduledFault};
 use crate::workload::{Profile, WorkloadConfig};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
 
@@ -24,6 +25,17 @@ pub struct Expect {
     pub healthy_twin_stable: bool,
     /// The leader's WAL fsync p99 must exceed this (ms).
     pub min_wal_fsync_p99_ms: Option<f64>,
+    /// Operator actions that must succeed at least once (`compact`, `defrag`, `disarm`,
+    /// `member-remove`, `member-add`, `learner-add`, `promote`, `promote-refused`).
+    pub operator_ok: Vec<&'static str>,
+    /// Every running member lists this many voters (the same ones) and no learner at the end.
+    pub voters_at_end: Option<usize>,
+    /// At least this many watch streams canceled because their start was compacted.
+    pub min_compaction_cancels: Option<usize>,
+    /// At least this many writes refused with NOSPACE.
+    pub min_refused_writes: Option<usize>,
+    /// At least this many leases seen expiring.
+    pub min_lease_expiries: Option<usize>,
 }
 
 /// What kind of run a scenario is.
@@ -60,6 +72,11 @@ pub struct Scenario {
     pub stale_reads_as_linearizable: bool,
 }
 
+/// `leader` with probability `p`, else `follower`.
+fn leader_or_follower(r: &mut ChaCha8Rng, p: f64) -> String {
+    if r.gen_bool(p) { "leader" } else { "follower" }.to_string()
+}
+
 fn none(_: &mut ChaCha8Rng) -> FaultSchedule {
     FaultSchedule::default()
 }
@@ -88,31 +105,18 @@ fn partition_leader(rng: &mut ChaCha8Rng) -> FaultSchedule {
 }
 
 fn partition_one_way(rng: &mut ChaCha8Rng) -> FaultSchedule {
-    use rand::Rng;
     each(rng, 2, (2_500, 4_000), |r| FaultKind::PartitionOneway {
-        node: if r.gen_bool(0.5) {
-            "leader"
-        } else {
-            "follower"
-        }
-        .into(),
+        node: leader_or_follower(r, 0.5),
     })
 }
 
 fn partition_minority(rng: &mut ChaCha8Rng) -> FaultSchedule {
-    use rand::Rng;
     each(rng, 2, (2_500, 4_000), |r| FaultKind::PartitionMinority {
-        nodes: vec![if r.gen_bool(0.5) {
-            "leader"
-        } else {
-            "follower"
-        }
-        .into()],
+        nodes: vec![leader_or_follower(r, 0.5)],
     })
 }
 
 fn flaky_links(rng: &mut ChaCha8Rng) -> FaultSchedule {
-    use rand::Rng;
     each(rng, 1, (8_000, 10_000), |r| FaultKind::FlakyLinks {
         probability: r.gen_range(0.05..0.2),
         latency_ms: r.gen_range(5..40),
@@ -120,14 +124,8 @@ fn flaky_links(rng: &mut ChaCha8Rng) -> FaultSchedule {
 }
 
 fn crash_restart(rng: &mut ChaCha8Rng) -> FaultSchedule {
-    use rand::Rng;
     each(rng, 3, (1_000, 3_000), |r| FaultKind::Crash {
-        node: if r.gen_bool(0.3) {
-            "leader"
-        } else {
-            "follower"
-        }
-        .into(),
+        node: leader_or_follower(r, 0.3),
     })
 }
 
@@ -141,6 +139,57 @@ fn slow_fsync_leader(rng: &mut ChaCha8Rng) -> FaultSchedule {
         p50_ms: 1_300,
         p99_ms: 2_000,
     })
+}
+
+fn lease_clock_skew(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 1, (10_000, 12_000), |r| {
+        let sign = if r.gen_bool(0.5) { 1 } else { -1 };
+        FaultKind::Clock {
+            node: "leader".into(),
+            skew_ms: r.gen_range(-60_000..60_000),
+            drift_ppm: sign * r.gen_range(10_000..50_000),
+        }
+    })
+}
+
+fn slow_fsync_leases(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 1, (8_000, 10_000), |_| FaultKind::SlowFsync {
+        node: "leader".into(),
+        p50_ms: 6_000,
+        p99_ms: 6_000,
+    })
+}
+
+fn member_replace(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 1, (500, 1_000), |_| FaultKind::ReplaceMember {
+        node: "follower".into(),
+    })
+}
+
+fn learner_cut_off(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 1, (3_000, 6_000), |_| FaultKind::AddLearnerCutOff)
+}
+
+fn frequent_compaction(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 10, (50, 100), |r| FaultKind::Compact {
+        behind: r.gen_range(0..30),
+    })
+}
+
+fn defrags(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 4, (50, 100), |r| FaultKind::Defrag {
+        node: leader_or_follower(r, 0.5),
+    })
+}
+
+fn nospace_runbook(_: &mut ChaCha8Rng) -> FaultSchedule {
+    FaultSchedule {
+        faults: vec![ScheduledFault {
+            at_ms: 12_000,
+            duration_ms: 100,
+            fault: FaultKind::RecoverNospace,
+        }],
+    }
 }
 
 fn minority_isolated(rng: &mut ChaCha8Rng) -> FaultSchedule {
@@ -234,10 +283,87 @@ pub fn catalogue() -> Vec<Scenario> {
         clients_per_member: 1,
         cluster_clients: 1,
         watchers: 0,
+        ..Default::default()
     };
+    v.push(s);
+    v.extend(lease_and_maintenance());
+    v
+}
+
+/// The leases, compaction, maintenance and membership scenarios.
+fn lease_and_maintenance() -> Vec<Scenario> {
+    let mut v = Vec::new();
+    let leases = |hold: bool| crate::workload::lease::LeasePlan {
+        clients: 3,
+        ttl_s: if hold { (5, 5) } else { (2, 5) },
+        keepalives: 2,
+        hold,
+    };
+    let mut s = base(
+        "lease-clock-skew",
+        "the leader's clock steps and runs 1-5% fast or slow: leases expire within TTL x drift + tolerance",
+        lease_clock_skew,
+    );
+    s.workload.leases = leases(false);
+    s.expect.min_lease_expiries = Some(2);
+    v.push(s);
+    let mut s = base(
+        "slow-fsync-leases",
+        "the leader's fdatasync stalls 5-6 s while clients keep leases alive: none is revoked (etcd 15247)",
+        slow_fsync_leases,
+    );
+    s.workload.leases = leases(true);
+    v.push(s);
+    let mut s = base(
+        "member-replace",
+        "a follower is removed and a new, empty member added in its place; it catches up",
+        member_replace,
+    );
+    s.expect.operator_ok = vec!["member-remove", "member-add"];
+    s.expect.voters_at_end = Some(3);
+    v.push(s);
+    let mut s = base(
+        "learner-promote-under-partition",
+        "a learner is added cut off: promotion is refused until it catches up after the heal",
+        learner_cut_off,
+    );
+    s.expect.operator_ok = vec!["learner-add", "promote-refused", "promote"];
+    s.expect.voters_at_end = Some(4);
+    v.push(s);
+    let mut s = base(
+        "compaction-under-watch",
+        "compaction every ~1.4 s while watchers rewind to old revisions (canceled with compact_revision)",
+        frequent_compaction,
+    );
+    s.workload.watchers = 4;
+    s.workload.watch_rewind = true;
+    s.expect.operator_ok = vec!["compact"];
+    s.expect.min_compaction_cancels = Some(1);
+    v.push(s);
+    let mut s = base(
+        "defrag-under-load",
+        "members defragment their backend four times under traffic",
+        defrags,
+    );
+    s.workload.rate = 100;
+    s.expect.operator_ok = vec!["defrag"];
+    v.push(s);
+    let mut s = base(
+        "disk-full",
+        "a small --quota-backend-bytes fills: NOSPACE alarm, writes refused; compact + defrag + disarm recovers",
+        nospace_runbook,
+    );
+    s.flags = vec![format!("--quota-backend-bytes={DISK_FULL_QUOTA}")];
+    s.workload.profile = Profile::Etcd;
+    s.workload.value_padding = 800;
+    s.expect.operator_ok = vec!["compact", "defrag", "disarm"];
+    s.expect.min_refused_writes = Some(1);
     v.push(s);
     v
 }
+
+/// The backend quota of `disk-full` (bytes).
+pub const DISK_FULL_QUOTA: u64 = 400_000;
 
 /// The negative control: serializable reads from an isolated follower checked as if they were
 /// linearizable. A correct server serves them stale, so the checker must say "not
@@ -278,13 +404,36 @@ fn cut_off_follower(name: &'static str, about: &'static str) -> Scenario {
         clients_per_member: 2,
         cluster_clients: 0,
         watchers: 0,
+        ..Default::default()
     };
+    s
+}
+
+/// A server defect the harness must catch: etcd issue 15247, a leader stalled by a slow disk
+/// revokes leases without confirming it still leads
+/// (`--unsafe-test-defects=revoke-without-leadership-check`), under `slow-fsync-leases`.
+pub const DEFECT_REVOKE_WITHOUT_LEADERSHIP_CHECK: &str = "defect-revoke-without-leadership-check";
+
+/// The lease-revocation defect scenario (see [`DEFECT_REVOKE_WITHOUT_LEADERSHIP_CHECK`]);
+/// must FAIL.
+pub fn defect_revoke_without_leadership_check() -> Scenario {
+    let mut s = lease_and_maintenance()
+        .into_iter()
+        .find(|s| s.name == "slow-fsync-leases")
+        .unwrap_or_else(|| base("slow-fsync-leases", "", slow_fsync_leases));
+    s.name = DEFECT_REVOKE_WITHOUT_LEADERSHIP_CHECK;
+    s.about = "server defect (must FAIL): a stalled leader revokes kept-alive leases (etcd 15247)";
+    s.flags = vec!["--unsafe-test-defects=revoke-without-leadership-check".to_string()];
     s
 }
 
 /// Scenarios that must fail: the harness's negative control and the server defects.
 pub fn must_fail() -> Vec<Scenario> {
-    vec![negative_control(), defect_skip_read_index()]
+    vec![
+        negative_control(),
+        defect_skip_read_index(),
+        defect_revoke_without_leadership_check(),
+    ]
 }
 
 /// Looks a scenario up by name (the must-fail controls included).

@@ -24,12 +24,15 @@ use std::time::Duration;
 pub enum Failure {
     /// The request may or may not have taken effect.
     Unknown(String),
+    /// The server refused the request before it could take effect (`database space exceeded`:
+    /// etcd checks the quota before proposing, and the capped applier rejects it at apply).
+    Refused(String),
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Unknown(s) => write!(f, "{s}"),
+            Failure::Unknown(s) | Failure::Refused(s) => write!(f, "{s}"),
         }
     }
 }
@@ -67,6 +70,7 @@ fn classify(e: etcd_client::Error) -> Result<EtcdResponse, Failure> {
     };
     match definite(&msg) {
         Some(d) => Ok(EtcdResponse::Error(d)),
+        None if msg.contains("database space exceeded") => Err(Failure::Refused(msg)),
         None => Err(Failure::Unknown(msg)),
     }
 }
@@ -239,9 +243,10 @@ pub async fn execute_recorded(
     let call_us = crate::history::now_us();
     let res = execute(c, &req, serializable, timeout).await;
     let ret_us = crate::history::now_us();
-    let (response, error) = match res {
-        Ok(r) => (Some(r), None),
-        Err(Failure::Unknown(e)) => (None, Some(e)),
+    let (response, error, refused) = match res {
+        Ok(r) => (Some(r), None, false),
+        Err(Failure::Unknown(e)) => (None, Some(e), false),
+        Err(Failure::Refused(e)) => (None, Some(e), true),
     };
     crate::history::Record {
         client: by.client,
@@ -254,6 +259,7 @@ pub async fn execute_recorded(
         request: req,
         response,
         error,
+        refused,
     }
 }
 

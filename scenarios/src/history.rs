@@ -40,9 +40,13 @@ pub struct Record {
     pub request: EtcdRequest,
     /// The response; `None` = unknown outcome.
     pub response: Option<EtcdResponse>,
-    /// Why the outcome is unknown.
+    /// Why the outcome is unknown, or why the request was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The server refused the request before it took effect (e.g. `database space exceeded`):
+    /// no response, and no effect either.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 impl Record {
@@ -141,6 +145,36 @@ impl WatchLog {
     }
 }
 
+/// One lease's life as its client saw it (simulated µs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseLog {
+    /// Lease id.
+    pub id: i64,
+    /// The key attached to it.
+    pub key: String,
+    /// Granted TTL (s).
+    pub ttl: i64,
+    /// Successful refreshes (the grant, then keep-alives answered with TTL > 0): (call, return).
+    pub refreshes: Vec<(u64, u64)>,
+    /// Linearizable reads of the key that got an answer: (call, return, key present).
+    pub reads: Vec<(u64, u64, bool)>,
+    /// Whether the attach (put with the lease) was acknowledged.
+    pub attached: bool,
+}
+
+/// Something the operator did (schedule entries such as compaction, defrag, member changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorEvent {
+    /// Simulated ms since the start.
+    pub at_ms: u64,
+    /// Action label (`compact`, `defrag`, `member-remove`, `promote`, ...).
+    pub action: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The server's answer or what was done.
+    pub detail: String,
+}
+
 /// The shared log client hosts append to (all hosts run on the driving thread).
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
@@ -148,6 +182,24 @@ pub struct Recorder {
     pub records: Rc<RefCell<Vec<Record>>>,
     /// Watchers.
     pub watches: Rc<RefCell<Vec<WatchLog>>>,
+    /// Leases of the lease clients.
+    pub leases: Rc<RefCell<Vec<LeaseLog>>>,
+    /// What the operator did.
+    pub operator: Rc<RefCell<Vec<OperatorEvent>>>,
+}
+
+impl Recorder {
+    /// Appends an operator event stamped with the current simulated time.
+    pub fn operator_event(&self, action: &str, ok: bool, detail: impl Into<String>) {
+        let detail = detail.into();
+        tracing::info!(target: "sim::operator", action, ok, detail = %detail, "operator");
+        self.operator.borrow_mut().push(OperatorEvent {
+            at_ms: now_us() / 1000,
+            action: action.to_string(),
+            ok,
+            detail,
+        });
+    }
 }
 
 /// Simulated time since the start, in µs (inside a host; 0 outside).
@@ -159,8 +211,8 @@ pub fn now_us() -> u64 {
 
 /// The linearizable part of the history in the checker's types, with the index of the record
 /// each operation came from. Failed reads (no effect) are left out; failed writes stay with an
-/// unknown outcome; serializable reads are left out (see `checks::stale_reads`) unless
-/// `stale_as_linearizable` (the harness's negative control).
+/// unknown outcome; refused requests (no effect) are left out; serializable reads are left out
+/// (see `checks::stale_reads`) unless `stale_as_linearizable` (the harness's negative control).
 pub fn to_checker(
     records: &[Record],
     stale_as_linearizable: bool,
@@ -168,7 +220,7 @@ pub fn to_checker(
     let mut ops = Vec::new();
     let mut origin = Vec::new();
     for (i, r) in records.iter().enumerate() {
-        if r.serializable && !stale_as_linearizable {
+        if (r.serializable && !stale_as_linearizable) || r.refused {
             continue;
         }
         match &r.response {

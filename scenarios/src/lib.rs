@@ -22,6 +22,7 @@ pub mod cli;
 pub mod exec;
 pub mod history;
 pub mod nemesis;
+pub mod operator;
 pub mod report;
 pub mod runner;
 pub mod smoke;

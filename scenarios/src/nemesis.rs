@@ -8,7 +8,10 @@
 //!
 //! Semantics: the end of a network fault heals every partition and link loss (the simulator
 //! has one heal); a crash window ends with a restart on the same disk; a slow-fsync window
-//! ends with a healthy disk.
+//! ends with a healthy disk; a clock window ends with a correct clock. Operator entries
+//! (compact, defrag, NOSPACE runbook, member replace, learner add) start an operator host
+//! (`op{index}`, see `crate::operator`) when they fire; their window is how long a learner
+//! stays cut off.
 //!
 //! Must never: decide with randomness other than the run's `faults` stream, or leave a fault
 //! active past the end of the workload (the runner heals everything then).
@@ -17,7 +20,7 @@ use anyhow::{bail, Context};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sim::{CrashModel, Fault, LatencyModel, Simulation};
+use sim::{CrashModel, Fault, LatencyModel, NodeClock, Simulation};
 use std::path::Path;
 use std::time::Duration;
 
@@ -70,6 +73,36 @@ pub enum FaultKind {
         /// Node selector.
         node: String,
     },
+    /// The node's wall clock steps by `skew_ms` and its oscillator runs `drift_ppm` fast
+    /// (negative: slow) for the window; both are undone at its end.
+    Clock {
+        /// Node selector.
+        node: String,
+        /// Wall-clock step, ms.
+        skew_ms: i64,
+        /// Rate error, ppm.
+        drift_ppm: i64,
+    },
+    /// Operator: compact at `behind` revisions before the current one (recorded).
+    Compact {
+        /// How far behind the current revision.
+        behind: i64,
+    },
+    /// Operator: defragment the node's backend.
+    Defrag {
+        /// Node selector.
+        node: String,
+    },
+    /// Operator: etcd's NOSPACE runbook (compact, defragment every member, disarm).
+    RecoverNospace,
+    /// Operator: remove the member and add a new, empty one in its place.
+    ReplaceMember {
+        /// Node selector of the member to replace.
+        node: String,
+    },
+    /// Operator: add a learner that stays cut off from every other host for the window, and
+    /// try to promote it every 500 ms from the start (refused until it has caught up).
+    AddLearnerCutOff,
 }
 
 /// One entry of a schedule.
@@ -136,7 +169,24 @@ impl FaultSchedule {
                 FaultKind::Isolate { node }
                 | FaultKind::PartitionOneway { node }
                 | FaultKind::Crash { node }
-                | FaultKind::Pause { node } => check(node),
+                | FaultKind::Pause { node }
+                | FaultKind::Defrag { node }
+                | FaultKind::ReplaceMember { node } => check(node),
+                FaultKind::Clock {
+                    node, drift_ppm, ..
+                } => check(node).and_then(|_| {
+                    if drift_ppm.abs() >= 500_000 {
+                        bail!("drift_ppm must be within ±500000")
+                    }
+                    Ok(())
+                }),
+                FaultKind::Compact { behind } => {
+                    if *behind < 0 {
+                        bail!("behind must be ≥ 0")
+                    }
+                    Ok(())
+                }
+                FaultKind::RecoverNospace | FaultKind::AddLearnerCutOff => Ok(()),
                 FaultKind::SlowFsync {
                     node,
                     p50_ms,
@@ -207,7 +257,7 @@ pub struct Active {
     index: usize,
 }
 
-fn resolve(s: &Simulation, sel: &str, rng: &mut ChaCha8Rng, avoid: &[String]) -> String {
+pub(crate) fn resolve(s: &Simulation, sel: &str, rng: &mut ChaCha8Rng, avoid: &[String]) -> String {
     let names = s.member_names();
     let leader = s.leader();
     match sel {
@@ -227,7 +277,7 @@ fn resolve(s: &Simulation, sel: &str, rng: &mut ChaCha8Rng, avoid: &[String]) ->
     }
 }
 
-fn label(sel: &str, node: &str) -> String {
+pub(crate) fn label(sel: &str, node: &str) -> String {
     if sel == node {
         node.to_string()
     } else {
@@ -241,6 +291,7 @@ pub fn apply(
     f: &ScheduledFault,
     index: usize,
     rng: &mut ChaCha8Rng,
+    ctx: &mut crate::operator::OpContext,
 ) -> anyhow::Result<(String, Active)> {
     let names = s.member_names();
     let others = |n: &str| -> Vec<String> { names.iter().filter(|m| *m != n).cloned().collect() };
@@ -374,6 +425,30 @@ pub fn apply(
                 vec![Fault::Resume(n)],
             )
         }
+        FaultKind::Clock {
+            node,
+            skew_ms,
+            drift_ppm,
+        } => {
+            let n = resolve(s, node, rng, &[]);
+            let clock = |skew_ms, drift_ppm| Fault::Clock {
+                node: n.clone(),
+                clock: NodeClock { skew_ms, drift_ppm },
+            };
+            (
+                format!(
+                    "clock of {}: step {skew_ms} ms, drift {drift_ppm} ppm",
+                    label(node, &n)
+                ),
+                vec![clock(*skew_ms, *drift_ppm)],
+                vec![clock(0, 0)],
+            )
+        }
+        FaultKind::Compact { .. }
+        | FaultKind::Defrag { .. }
+        | FaultKind::RecoverNospace
+        | FaultKind::ReplaceMember { .. }
+        | FaultKind::AddLearnerCutOff => crate::operator::start(s, f, index, rng, ctx)?,
     };
     for fault in faults {
         s.apply(fault)

@@ -41,6 +41,9 @@ pub struct OpsSummary {
     pub read_p99_ms: f64,
     /// Requests per traffic kind.
     pub by_kind: BTreeMap<String, u64>,
+    /// Writes the server refused before they took effect (NOSPACE).
+    #[serde(default)]
+    pub refused: usize,
 }
 
 /// The linearizability checker's result.
@@ -177,6 +180,90 @@ pub struct Summary {
     pub healthy_twin: Option<Twin>,
     /// The disk sweep table.
     pub sweep: Option<Vec<SweepRow>>,
+    /// What the operator did (schedule entries such as compaction or member changes).
+    #[serde(default)]
+    pub operator: Vec<crate::history::OperatorEvent>,
+    /// The lease timing check, when the run had lease clients.
+    #[serde(default)]
+    pub leases: Option<crate::checks::lease::LeaseSummary>,
+    /// Each running member's view of the membership at the end (`m0: m0 m1 m2 m3(learner)`).
+    #[serde(default)]
+    pub membership: Vec<String>,
+    /// Watch streams canceled because their start revision was compacted.
+    #[serde(default)]
+    pub watch_compaction_cancels: usize,
+}
+
+/// The expectations about leases, operator actions, membership and compaction.
+fn judge_operations(e: &crate::catalogue::Expect, s: &Summary) -> Vec<String> {
+    let mut f = Vec::new();
+    if let Some(l) = &s.leases {
+        if let Some(v) = l.violations.first() {
+            f.push(format!(
+                "lease timing: {} violations, first: {v}",
+                l.violations.len()
+            ));
+        }
+    }
+    for action in &e.operator_ok {
+        if !s.operator.iter().any(|o| o.ok && o.action == *action) {
+            let tried: Vec<String> = s
+                .operator
+                .iter()
+                .filter(|o| o.action == *action)
+                .map(|o| o.detail.clone())
+                .collect();
+            f.push(format!(
+                "operator action {action} never succeeded ({tried:?})"
+            ));
+        }
+    }
+    if let Some(voters) = e.voters_at_end {
+        let want = s
+            .membership
+            .first()
+            .and_then(|l| l.split_once(": "))
+            .map(|x| x.1);
+        let agree = s
+            .membership
+            .iter()
+            .all(|l| l.split_once(": ").map(|x| x.1) == want);
+        let count = want.map_or(0, |w| {
+            w.split_whitespace()
+                .filter(|m| !m.contains("learner"))
+                .count()
+        });
+        if !agree || count != voters || want.is_some_and(|w| w.contains("learner")) {
+            f.push(format!(
+                "expected every member to list the same {voters} voters and no learner, saw {:?}",
+                s.membership
+            ));
+        }
+    }
+    let mut at_least = |min: Option<usize>, saw: usize, what: &str| {
+        if min.is_some_and(|m| saw < m) {
+            f.push(format!(
+                "expected at least {} {what}, saw {saw}",
+                min.unwrap_or(0)
+            ));
+        }
+    };
+    at_least(
+        e.min_compaction_cancels,
+        s.watch_compaction_cancels,
+        "watch streams canceled by compaction",
+    );
+    at_least(
+        e.min_refused_writes,
+        s.ops.refused,
+        "writes refused (NOSPACE)",
+    );
+    at_least(
+        e.min_lease_expiries,
+        s.leases.as_ref().map_or(0, |l| l.expired),
+        "leases seen expiring",
+    );
+    f
 }
 
 /// Decides the verdict from the checks and the scenario's expectations.
@@ -254,6 +341,7 @@ pub fn judge(sc: &Scenario, s: &mut Summary) {
     if let Some(rows) = &s.sweep {
         f.extend(crate::sweep::judge(rows));
     }
+    f.extend(judge_operations(e, s));
     s.verdict = if f.is_empty() { "pass" } else { "fail" }.into();
     s.failures = f;
 }

@@ -10,8 +10,10 @@
 use crate::catalogue::{Kind, Scenario};
 use crate::checks;
 use crate::exec::{execute_recorded, Issuer};
+use crate::history::{LeaseLog, OperatorEvent};
 use crate::history::{Record, Recorder, WatchLog};
 use crate::nemesis::{self, Active, AppliedFault, FaultSchedule};
+use crate::operator::{OpContext, WorldChange, WorldChanges, ACTION_DEADLINE};
 use crate::report::{self, Liveness, Summary};
 use crate::workload::{self, Stop, OP_TIMEOUT};
 use anyhow::Context;
@@ -67,6 +69,8 @@ pub struct Driver {
     pub s: Simulation,
     /// Terms in which some member led, with when and who first.
     pub terms: BTreeMap<u64, (Duration, String)>,
+    /// World changes operator hosts asked for, applied after each step.
+    pub changes: WorldChanges,
 }
 
 impl Driver {
@@ -75,7 +79,24 @@ impl Driver {
         Driver {
             s,
             terms: BTreeMap::new(),
+            changes: WorldChanges::default(),
         }
+    }
+
+    fn apply_changes(&mut self) -> anyhow::Result<()> {
+        for c in self.changes.drain() {
+            match c {
+                WorldChange::Start { name, flags } => self
+                    .s
+                    .add_member(&name, &flags)
+                    .with_context(|| format!("start new member {name}"))?,
+                WorldChange::Retire(name) => self
+                    .s
+                    .retire_member(&name)
+                    .with_context(|| format!("retire member {name}"))?,
+            }
+        }
+        Ok(())
     }
 
     fn observe(&mut self) {
@@ -91,7 +112,7 @@ impl Driver {
     pub fn step(&mut self) -> anyhow::Result<()> {
         self.s.step().context("simulation step")?;
         self.observe();
-        Ok(())
+        self.apply_changes()
     }
 
     /// Runs until simulated time `t`.
@@ -233,6 +254,10 @@ pub struct Collected {
     pub liveness: Liveness,
     /// Problems met while running (no first leader, clients stuck).
     pub problems: Vec<String>,
+    /// The lease clients' leases.
+    pub leases: Vec<LeaseLog>,
+    /// What the operator did.
+    pub operator: Vec<OperatorEvent>,
 }
 
 fn run_standard(sc: &Scenario, seed: u64, opts: &RunOptions) -> anyhow::Result<Outcome> {
@@ -295,11 +320,17 @@ fn timeline(
     events.sort_by_key(|(t, start, i)| (*t, *start, *i));
     let mut active: BTreeMap<usize, (Active, u64, String)> = BTreeMap::new();
     let mut applied = Vec::new();
+    let mut ops = OpContext {
+        rec: rec.clone(),
+        changes: d.changes.clone(),
+        next_member: d.s.member_names().len(),
+        hosts: Vec::new(),
+    };
     for (t, start, i) in events {
         d.run_to(t)?;
         let now_ms = d.s.elapsed().as_millis() as u64;
         if start {
-            let (what, a) = nemesis::apply(&mut d.s, &schedule.faults[i], i, &mut rng)?;
+            let (what, a) = nemesis::apply(&mut d.s, &schedule.faults[i], i, &mut rng, &mut ops)?;
             active.insert(i, (a, now_ms, what));
         } else if let Some((a, started, what)) = active.remove(&i) {
             nemesis::undo(&mut d.s, a)?;
@@ -328,17 +359,32 @@ fn timeline(
     {
         problems.push(format!("workload clients did not stop within {drain:?}"));
     }
+    let bound = ACTION_DEADLINE * 2;
+    if d.run_until(bound, |s| ops.hosts.iter().all(|h| s.client_done(h)))?
+        .is_none()
+    {
+        problems.push(format!("operator actions did not finish within {bound:?}"));
+    }
     let liveness = liveness(d, rec)?;
     final_reads(d, rec)?;
-    let records = rec.records.borrow().clone();
-    let watches = rec.watches.borrow().clone();
-    Ok(Collected {
-        records,
-        watches,
+    Ok(collect(rec, applied, liveness, problems))
+}
+
+fn collect(
+    rec: &Recorder,
+    applied: Vec<AppliedFault>,
+    liveness: Liveness,
+    problems: Vec<String>,
+) -> Collected {
+    Collected {
+        records: rec.records.borrow().clone(),
+        watches: rec.watches.borrow().clone(),
         applied,
         liveness,
         problems,
-    })
+        leases: rec.leases.borrow().clone(),
+        operator: rec.operator.borrow().clone(),
+    }
 }
 
 /// After the faults heal: time to a stable leader, then to a committed write (recorded).
@@ -346,7 +392,7 @@ fn liveness(d: &mut Driver, rec: &Recorder) -> anyhow::Result<Liveness> {
     let leader = d.run_until(LIVENESS_BOUND, |s| s.stable_leader().is_some())?;
     let done = Rc::new(Cell::new(false));
     let flag = done.clone();
-    let members = d.s.member_names();
+    let members = d.s.active_members();
     let seed = d.s.seed();
     let r = rec.clone();
     d.s.client("probe", move |cx| async move {
@@ -394,7 +440,7 @@ fn liveness(d: &mut Driver, rec: &Recorder) -> anyhow::Result<Liveness> {
 /// A linearizable read of every key from every member, recorded: acknowledged writes must be
 /// there (the checker sees these reads after everything else).
 fn final_reads(d: &mut Driver, rec: &Recorder) -> anyhow::Result<()> {
-    let members = d.s.member_names();
+    let members = d.s.active_members();
     let r = rec.clone();
     d.s.client("final", move |cx| async move {
         for (i, member) in members.iter().enumerate() {
@@ -456,13 +502,5 @@ pub fn timeline_for_sweep(
     }
     let liveness = liveness(d, rec)?;
     final_reads(d, rec)?;
-    let records = rec.records.borrow().clone();
-    let watches = rec.watches.borrow().clone();
-    Ok(Collected {
-        records,
-        watches,
-        applied: Vec::new(),
-        liveness,
-        problems,
-    })
+    Ok(collect(rec, Vec::new(), liveness, problems))
 }

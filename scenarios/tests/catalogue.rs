@@ -4,7 +4,7 @@
 use scenarios::catalogue;
 use scenarios::runner::{run, RunOptions};
 
-fn passes_and_replays(name: &str) {
+fn passes_and_replays(name: &str) -> scenarios::runner::Outcome {
     let sc = catalogue::find(name).expect("scenario exists");
     let opts = RunOptions::default();
     let a = run(&sc, 1, &opts).expect("run seed 1");
@@ -33,11 +33,74 @@ fn passes_and_replays(name: &str) {
     // Every run checks something real.
     assert!(a.summary.ops.writes_ok > 20, "{name}: {:?}", a.summary.ops);
     assert_eq!(a.summary.checker.result, "linearizable");
+    a
 }
 
 #[test]
 fn baseline() {
     passes_and_replays("baseline");
+}
+
+#[test]
+fn lease_clock_skew() {
+    let o = passes_and_replays("lease-clock-skew");
+    let l = o.summary.leases.expect("lease check ran");
+    assert!(l.expired >= 2 && l.violations.is_empty(), "{l:?}");
+    assert!(l.fast_ppm > 0 || l.slow_ppm > 0, "{l:?}");
+}
+
+#[test]
+fn slow_fsync_leases() {
+    let o = passes_and_replays("slow-fsync-leases");
+    let l = o.summary.leases.expect("lease check ran");
+    assert!(l.refreshes > 10 && l.violations.is_empty(), "{l:?}");
+}
+
+#[test]
+fn member_replace() {
+    let o = passes_and_replays("member-replace");
+    // m3 replaced a follower; every member that runs lists the same three.
+    assert_eq!(o.summary.membership.len(), 3, "{:?}", o.summary.membership);
+    assert!(o.summary.membership.iter().all(|m| m.contains("m3")));
+}
+
+#[test]
+fn learner_promote_under_partition() {
+    let o = passes_and_replays("learner-promote-under-partition");
+    let refused = o
+        .summary
+        .operator
+        .iter()
+        .position(|e| e.action == "promote-refused");
+    let promoted = o
+        .summary
+        .operator
+        .iter()
+        .position(|e| e.action == "promote" && e.ok);
+    assert!(
+        refused < promoted && refused.is_some(),
+        "{:?}",
+        o.summary.operator
+    );
+}
+
+#[test]
+fn compaction_under_watch() {
+    let o = passes_and_replays("compaction-under-watch");
+    assert!(o.summary.watch_compaction_cancels > 0);
+    assert!(o.summary.watch.events > 100, "{:?}", o.summary.watch);
+}
+
+#[test]
+fn defrag_under_load() {
+    passes_and_replays("defrag-under-load");
+}
+
+#[test]
+fn disk_full() {
+    let o = passes_and_replays("disk-full");
+    assert!(o.summary.ops.refused > 0, "{:?}", o.summary.ops);
+    assert!(o.trace.contains("NOSPACE"));
 }
 
 #[test]
@@ -94,7 +157,14 @@ fn the_catalogue_is_what_the_tests_cover() {
             "crash-restart",
             "crash-all",
             "slow-fsync-leader",
-            "disk-latency-sweep"
+            "disk-latency-sweep",
+            "lease-clock-skew",
+            "slow-fsync-leases",
+            "member-replace",
+            "learner-promote-under-partition",
+            "compaction-under-watch",
+            "defrag-under-load",
+            "disk-full"
         ]
     );
 }

@@ -89,6 +89,35 @@ fn server_defect_skipping_read_index_is_caught_and_replays() {
 }
 
 #[test]
+fn lease_revocation_by_a_stalled_leader_is_caught_and_the_fix_passes() {
+    let sc = catalogue::find(catalogue::DEFECT_REVOKE_WITHOUT_LEADERSHIP_CHECK).unwrap();
+    assert!(sc
+        .flags
+        .iter()
+        .any(|f| f.contains("revoke-without-leadership-check")));
+    let opts = RunOptions::default();
+    let caught = (1..=3u64).find_map(|seed| {
+        let o = run(&sc, seed, &opts).unwrap();
+        let leases = o.summary.leases.clone().expect("lease check ran");
+        (!leases.violations.is_empty()).then_some((seed, o))
+    });
+    let (seed, o) = caught.expect("no seed in 1..=3 exposed the revoked leases");
+    assert_eq!(o.summary.verdict, "fail");
+    assert!(
+        o.summary
+            .failures
+            .iter()
+            .any(|f| f.contains("lease timing") && f.contains("cannot expire before")),
+        "{:#?}",
+        o.summary.failures
+    );
+    // The same scenario with the fix (etcd's ensureLeadership) passes on that seed.
+    let fixed = catalogue::find("slow-fsync-leases").unwrap();
+    let ok = run(&fixed, seed, &opts).unwrap();
+    assert_eq!(ok.summary.verdict, "pass", "{:#?}", ok.summary.failures);
+}
+
+#[test]
 fn summary_snapshot() {
     let sc = catalogue::find("partition-leader").unwrap();
     let o = run(&sc, 7, &RunOptions::default()).unwrap();

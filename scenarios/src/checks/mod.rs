@@ -8,6 +8,8 @@
 //! linearization, and filling the [`Summary`]. Must never: pass a run the checker could not
 //! decide (`unknown` fails the run).
 
+pub mod lease;
+
 use crate::catalogue::Scenario;
 use crate::history::{to_checker, Record};
 use crate::nemesis::{AppliedFault, FaultSchedule};
@@ -268,12 +270,80 @@ pub fn assemble(
         trace_matches,
         healthy_twin: None,
         sweep: None,
+        operator: c.operator.clone(),
+        leases: lease_summary(sc, d, c, schedule),
+        membership: membership(d),
+        watch_compaction_cancels: c
+            .watches
+            .iter()
+            .flat_map(|w| &w.interruptions)
+            .filter(|i| i.contains("compacted"))
+            .count(),
     };
     (summary, html, history_json)
 }
 
+/// The lease timing check, for runs with lease clients: drift bounds from the schedule's
+/// clock entries, leader changes from the driver.
+fn lease_summary(
+    sc: &Scenario,
+    d: &Driver,
+    c: &Collected,
+    schedule: &FaultSchedule,
+) -> Option<lease::LeaseSummary> {
+    if sc.workload.leases.clients == 0 {
+        return None;
+    }
+    let drifts = schedule.faults.iter().filter_map(|f| match f.fault {
+        crate::nemesis::FaultKind::Clock { drift_ppm, .. } => Some(drift_ppm),
+        _ => None,
+    });
+    let (fast, slow) = drifts.fold((0i64, 0i64), |(f, s), x| (f.max(x), s.max(-x)));
+    let first = d.terms.values().map(|(t, _)| *t).min();
+    let changes: Vec<u64> = d
+        .terms
+        .values()
+        .filter(|(t, _)| Some(*t) != first)
+        .map(|(t, _)| t.as_micros() as u64)
+        .collect();
+    Some(lease::check(&c.leases, fast, slow, &changes))
+}
+
+/// Each running member's member list at the end: `m0: m0 m1 m3(learner)`.
+fn membership(d: &Driver) -> Vec<String> {
+    d.s.active_members()
+        .iter()
+        .filter_map(|m| {
+            let cluster = d.s.server(m)?.cluster();
+            let mut names: Vec<String> = cluster
+                .members
+                .iter()
+                .map(|x| {
+                    let name = if x.name.is_empty() {
+                        x.peer_urls.join(",")
+                    } else {
+                        x.name.clone()
+                    };
+                    if x.is_learner {
+                        format!("{name}(learner)")
+                    } else {
+                        name
+                    }
+                })
+                .collect();
+            names.sort();
+            Some(format!("{m}: {}", names.join(" ")))
+        })
+        .collect()
+}
+
 /// Operation counts and latencies.
-pub fn ops_summary(records: &[Record]) -> OpsSummary {
+pub fn ops_summary(all: &[Record]) -> OpsSummary {
+    // Lease expiry events are the server's, not requests.
+    let records: Vec<&Record> = all
+        .iter()
+        .filter(|r| !matches!(r.request, EtcdRequest::LeaseExpire { .. }))
+        .collect();
     let mut write_lat: Vec<Duration> = records
         .iter()
         .filter(|r| r.is_write())
@@ -285,13 +355,17 @@ pub fn ops_summary(records: &[Record]) -> OpsSummary {
         .filter_map(|r| r.latency())
         .collect();
     let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
-    for r in records {
+    for r in &records {
         *by_kind.entry(r.kind.clone()).or_default() += 1;
     }
     OpsSummary {
         total: records.len(),
         ok: records.iter().filter(|r| r.response.is_some()).count(),
-        unknown: records.iter().filter(|r| r.response.is_none()).count(),
+        unknown: records
+            .iter()
+            .filter(|r| r.response.is_none() && !r.refused)
+            .count(),
+        refused: records.iter().filter(|r| r.refused).count(),
         writes_ok: write_lat.len(),
         reads_ok: read_lat.len(),
         write_p99_ms: summarize(&mut write_lat).p99_ms,
@@ -317,6 +391,7 @@ mod tests {
             request,
             response,
             error: None,
+            refused: false,
         }
     }
 

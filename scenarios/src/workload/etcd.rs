@@ -32,6 +32,8 @@ pub struct EtcdTraffic {
     seen: BTreeMap<String, i64>,
     /// Leases this client granted and has not revoked (or whose fate is unknown).
     leases: Vec<i64>,
+    /// Bytes of padding appended to every value.
+    padding: usize,
 }
 
 impl EtcdTraffic {
@@ -42,12 +44,19 @@ impl EtcdTraffic {
             seq: 0,
             seen: BTreeMap::new(),
             leases: Vec::new(),
+            padding: 0,
         }
+    }
+
+    /// Appends `bytes` of padding to every value (to fill a backend quickly).
+    pub fn with_padding(mut self, bytes: usize) -> Self {
+        self.padding = bytes;
+        self
     }
 
     fn value(&mut self) -> String {
         self.seq += 1;
-        format!("c{}-{}", self.id, self.seq)
+        format!("c{}-{}{}", self.id, self.seq, ".".repeat(self.padding))
     }
 
     fn lease_id(&mut self) -> i64 {

@@ -11,6 +11,7 @@
 
 pub mod etcd;
 pub mod kube;
+pub mod lease;
 pub mod watch;
 
 use crate::exec::{execute_recorded, Issuer};
@@ -54,6 +55,16 @@ pub struct WorkloadConfig {
     pub cluster_clients: usize,
     /// Watchers (each on a random member, from a random start revision).
     pub watchers: usize,
+    /// Lease clients (none by default).
+    #[serde(default)]
+    pub leases: lease::LeasePlan,
+    /// Watchers start a new stream from an older revision (drawn from the revisions they have
+    /// seen) every 1-2 s, as clients resuming from a stale bookmark do.
+    #[serde(default)]
+    pub watch_rewind: bool,
+    /// Bytes of padding in every value the etcd traffic writes.
+    #[serde(default)]
+    pub value_padding: usize,
 }
 
 impl Default for WorkloadConfig {
@@ -64,6 +75,9 @@ impl Default for WorkloadConfig {
             clients_per_member: 1,
             cluster_clients: 2,
             watchers: 2,
+            leases: lease::LeasePlan::default(),
+            watch_rewind: false,
+            value_padding: 0,
         }
     }
 }
@@ -91,7 +105,8 @@ impl Stop {
     }
 }
 
-/// Starts every client host of `cfg`: traffic clients `c0..`, watchers `w0..`.
+/// Starts every client host of `cfg`: traffic clients `c0..`, watchers `w0..`, lease
+/// clients `l0..`.
 pub fn start(
     s: &mut Simulation,
     cfg: &WorkloadConfig,
@@ -125,7 +140,7 @@ pub fn start(
         let traffic: Box<dyn Traffic> = if kube {
             Box::new(kube::KubeTraffic::new(i as u64))
         } else {
-            Box::new(etcd::EtcdTraffic::new(i as u64))
+            Box::new(etcd::EtcdTraffic::new(i as u64).with_padding(cfg.value_padding))
         };
         let (rec, stop) = (rec.clone(), stop.clone());
         s.client(&host, move |cx| {
@@ -145,10 +160,32 @@ pub fn start(
         };
         let first = members[rng.gen_range(0..members.len())].clone();
         let (rec, stop, all) = (rec.clone(), stop.clone(), members.clone());
+        let rewind = cfg.watch_rewind;
         s.client(&host, move |cx| {
-            watch::run(cx, w as u64, prefix, first, all, rng, rec, stop)
+            let w = watch::Watcher {
+                id: w as u64,
+                prefix,
+                members: all,
+                rewind,
+            };
+            watch::run(cx, w, first, rng, rec, stop)
         })
         .with_context(|| format!("start watcher {host}"))?;
+        hosts.push(host);
+    }
+    for l in 0..cfg.leases.clients {
+        let host = format!("l{l}");
+        let rng = s.rng(&format!("workload/{host}"));
+        let (rec, stop, all, plan) = (
+            rec.clone(),
+            stop.clone(),
+            members.clone(),
+            cfg.leases.clone(),
+        );
+        s.client(&host, move |cx| {
+            lease::run(cx, l as u64, all, plan, rng, rec, stop)
+        })
+        .with_context(|| format!("start lease client {host}"))?;
         hosts.push(host);
     }
     Ok(hosts)

@@ -1,6 +1,8 @@
 //! Watchers: List+Watch on a prefix from a random start revision, resuming after every
 //! interruption from the revision after the last event seen (on the next member), recording
-//! every response with events.
+//! every response with events. A watch canceled because its start revision was compacted
+//! resumes from the compact revision the server named (a new stream, held to what it promises
+//! from there, as a reflector's re-list and watch is).
 //!
 //! Owns: the watcher loop and its [`WatchLog`]. Must never: skip or reorder what the server
 //! sent (the checks in `checks::watch` judge it).
@@ -20,18 +22,34 @@ type LogFn<'a> = dyn Fn(&mut dyn FnMut(&mut WatchLog)) + 'a;
 /// How often a waiting watcher looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Runs watcher `id` on `prefix` until `stop`.
-#[allow(clippy::too_many_arguments)]
+/// What a watcher watches and how.
+#[derive(Debug, Clone)]
+pub struct Watcher {
+    /// Watcher id.
+    pub id: u64,
+    /// Watched prefix.
+    pub prefix: &'static str,
+    /// Members it may use.
+    pub members: Vec<String>,
+    /// Restart from an older revision every 1-2 s.
+    pub rewind: bool,
+}
+
+/// Runs watcher `w` (first on member `first`) until `stop`.
 pub async fn run(
     cx: ClientCtx,
-    id: u64,
-    prefix: &'static str,
+    w: Watcher,
     first: String,
-    members: Vec<String>,
     mut rng: ChaCha8Rng,
     rec: Recorder,
     stop: Stop,
 ) {
+    let Watcher {
+        id,
+        prefix,
+        members,
+        rewind,
+    } = w;
     let slot = {
         let mut w = rec.watches.borrow_mut();
         w.push(WatchLog {
@@ -73,7 +91,13 @@ pub async fn run(
     }
     while !stop.stopped() {
         let member = members[at % members.len()].clone();
-        let reason = watch_once(&cx, &member, prefix, &mut next_rev, &log, &stop).await;
+        let until = rewind.then(|| {
+            tokio::time::Instant::now() + Duration::from_millis(rng.gen_range(1_000..2_000))
+        });
+        let reason = watch_once(&cx, &member, prefix, &mut next_rev, &log, &stop, until).await;
+        if reason.as_deref() == Some(REWIND) {
+            next_rev = rng.gen_range(1..=next_rev.max(1));
+        }
         if let Some(reason) = reason {
             log(&mut |l| l.interruptions.push(format!("{member}: {reason}")));
             at += 1;
@@ -82,7 +106,11 @@ pub async fn run(
     }
 }
 
-/// One watch stream; returns why it ended (`None`: asked to stop).
+/// Why a rewinding watcher ended a stream on purpose.
+const REWIND: &str = "rewind to an older revision";
+
+/// One watch stream; returns why it ended (`None`: asked to stop). With `until`, it ends then
+/// with [`REWIND`].
 async fn watch_once(
     cx: &ClientCtx,
     member: &str,
@@ -90,6 +118,7 @@ async fn watch_once(
     next_rev: &mut i64,
     log: &LogFn<'_>,
     stop: &Stop,
+    until: Option<tokio::time::Instant>,
 ) -> Option<String> {
     let mut c = match cx.client(member).await {
         Ok(c) => c,
@@ -113,6 +142,9 @@ async fn watch_once(
         if stop.stopped() {
             return None;
         }
+        if until.is_some_and(|u| tokio::time::Instant::now() >= u) {
+            return Some(REWIND.into());
+        }
         let msg = match tokio::time::timeout(POLL, stream.message()).await {
             Err(_) => continue,
             Ok(Ok(Some(m))) => m,
@@ -120,11 +152,14 @@ async fn watch_once(
             Ok(Err(e)) => return Some(format!("stream: {e}")),
         };
         if msg.canceled() {
-            return Some(format!(
-                "canceled: {} (compact revision {})",
-                msg.cancel_reason(),
-                msg.compact_revision()
-            ));
+            if msg.compact_revision() > *next_rev {
+                *next_rev = msg.compact_revision();
+            }
+            return Some(if msg.compact_revision() > 0 {
+                format!("canceled: compacted at {}", msg.compact_revision())
+            } else {
+                format!("canceled: {}", msg.cancel_reason())
+            });
         }
         if msg.events().is_empty() {
             continue;
