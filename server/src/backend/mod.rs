@@ -7,11 +7,15 @@
 //! transaction), and the read buffer (every read merges the uncommitted batch over the last
 //! durable commit, so reads see applied-but-uncommitted writes). A crash loses the uncommitted
 //! batch and nothing else; the WAL replays the entries after the surviving consistent index.
+//! With an offload (real mode) the periodic batch commit runs on another thread, as etcd's
+//! backend goroutine does: the raft loop goes on applying into a new batch, and reads see the
+//! new batch, then the one being written, then the database.
 //!
 //! Must never: touch the host file system (all I/O goes through [`crate::seam::Disk`]), read a
 //! clock other than `tokio::time`, commit part of a batch without its consistent index, or
 //! panic on a damaged file (corruption is a [`BackendError::Corrupt`] naming the file).
 
+mod batch;
 mod buckets;
 mod error;
 mod reader;
@@ -19,12 +23,15 @@ mod snapshot;
 mod storage;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_offload;
 
 pub use buckets::{meta, Bucket};
 pub use error::BackendError;
 pub use reader::BucketReader;
 
-use crate::seam::{Disk, DiskFile, OpenMode};
+use crate::seam::{Disk, DiskFile, Offload, OpenMode};
+use batch::{write_batch, InFlight};
 use redb::ReadableDatabase;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,7 +80,11 @@ type Buffer = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 pub struct Backend {
     path: PathBuf,
     file: Arc<dyn DiskFile>,
-    db: redb::Database,
+    db: Arc<redb::Database>,
+    /// Where batch commits run (`None`: inline).
+    offload: Option<Arc<dyn Offload>>,
+    /// The batch being committed on the offload thread.
+    in_flight: Option<InFlight>,
     opts: BackendOptions,
     buffer: BTreeMap<Bucket, Buffer>,
     pending_ops: u64,
@@ -164,7 +175,9 @@ impl Backend {
         let mut backend = Backend {
             path: path.to_path_buf(),
             file,
-            db,
+            db: Arc::new(db),
+            offload: None,
+            in_flight: None,
             opts,
             buffer: BTreeMap::new(),
             pending_ops: 0,
@@ -254,6 +267,7 @@ impl Backend {
         Ok(BucketReader::new(
             &self.path,
             self.buffer.get(&bucket),
+            self.in_flight.as_ref().and_then(|f| f.batch.get(&bucket)),
             table,
         ))
     }
@@ -343,6 +357,7 @@ impl Backend {
     /// commit. Returns whether a commit happened. An error is fatal for the member (etcd panics):
     /// the batch stays buffered, but redb may refuse further commits.
     pub fn commit(&mut self, force: bool) -> Result<bool, BackendError> {
+        self.finish_in_flight(true)?;
         if self.pending_ops == 0 && !self.index_dirty {
             self.last_commit = tokio::time::Instant::now();
             return Ok(false);
@@ -350,41 +365,73 @@ impl Backend {
         if !force && !self.commit_due() {
             return Ok(false);
         }
-        let mut wtx = self.begin_write()?;
-        for (bucket, entries) in &self.buffer {
-            let mut table = wtx
-                .open_table(bucket.table())
-                .map_err(|e| BackendError::from_redb(&self.path, "open table", e))?;
-            for (k, v) in entries {
-                let res = match v {
-                    Some(v) => table.insert(k.as_slice(), v.as_slice()).map(|_| ()),
-                    None => table.remove(k.as_slice()).map(|_| ()),
-                };
-                res.map_err(|e| BackendError::from_redb(&self.path, "write", e))?;
-            }
-        }
-        {
-            let mut table = wtx
-                .open_table(Bucket::Meta.table())
-                .map_err(|e| BackendError::from_redb(&self.path, "open table", e))?;
-            let (index, term) = self.applied;
-            table
-                .insert(meta::CONSISTENT_INDEX, index.to_be_bytes().as_slice())
-                .map_err(|e| BackendError::from_redb(&self.path, "write", e))?;
-            table
-                .insert(meta::TERM, term.to_be_bytes().as_slice())
-                .map_err(|e| BackendError::from_redb(&self.path, "write", e))?;
-        }
-        wtx.set_quick_repair(self.opts.quick_repair);
-        wtx.commit()
-            .map_err(|e| BackendError::from_redb(&self.path, "commit", e))?;
+        write_batch(
+            &self.db,
+            &self.path,
+            &self.buffer,
+            self.applied,
+            self.opts.quick_repair,
+        )?;
         self.buffer.clear();
         self.pending_ops = 0;
-        self.durable = self.applied;
         self.index_dirty = false;
+        self.durable = self.applied;
         self.last_commit = tokio::time::Instant::now();
         self.commits += 1;
         Ok(true)
+    }
+
+    /// The periodic batch commit (`force`: the batch interval ticked; else only if due). With
+    /// an offload it starts writing the batch on the offload thread and returns at once (a
+    /// batch still being written defers this one); without, it is [`Self::commit`].
+    pub fn commit_batch(&mut self, force: bool) -> Result<bool, BackendError> {
+        let Some(offload) = self.offload.clone() else {
+            return self.commit(force);
+        };
+        self.finish_in_flight(false)?;
+        if self.in_flight.is_some() {
+            return Ok(false);
+        }
+        if self.pending_ops == 0 && !self.index_dirty {
+            self.last_commit = tokio::time::Instant::now();
+            return Ok(false);
+        }
+        if !force && !self.commit_due() {
+            return Ok(false);
+        }
+        let batch = std::mem::take(&mut self.buffer);
+        self.in_flight = Some(InFlight::start(
+            offload.as_ref(),
+            self.db.clone(),
+            &self.path,
+            batch,
+            self.applied,
+            self.opts.quick_repair,
+        ));
+        self.pending_ops = 0;
+        self.index_dirty = false;
+        self.last_commit = tokio::time::Instant::now();
+        Ok(true)
+    }
+
+    /// Runs batch commits on `offload` from now on.
+    pub fn set_offload(&mut self, offload: Option<Arc<dyn Offload>>) {
+        self.offload = offload;
+    }
+
+    /// Learns the outcome of the batch being written, if it has finished (`wait`: waits).
+    fn finish_in_flight(&mut self, wait: bool) -> Result<(), BackendError> {
+        let Some(outcome) = self.in_flight.as_ref().and_then(|f| f.outcome(wait)) else {
+            return Ok(());
+        };
+        let done = self.in_flight.take();
+        outcome?;
+        if let Some(f) = done {
+            // New writes since it started are counted in `pending_ops`/`index_dirty` already.
+            self.durable = f.applied;
+            self.commits += 1;
+        }
+        Ok(())
     }
 
     /// Size of the database file in bytes (etcd's `dbSize`).
@@ -409,8 +456,16 @@ impl Backend {
     /// Commits, then compacts the file (etcd's defragment).
     pub fn defragment(&mut self) -> Result<(), BackendError> {
         self.commit(true)?;
+        let path = self.path.clone();
+        let db = Arc::get_mut(&mut self.db).ok_or_else(|| {
+            BackendError::io(
+                &path,
+                "defragment",
+                std::io::Error::other("the database is still in use by a commit"),
+            )
+        })?;
         for _ in 0..16 {
-            let more = self.db.compact().map_err(|e| BackendError::Db {
+            let more = db.compact().map_err(|e| BackendError::Db {
                 path: self.path.clone(),
                 op: "defragment",
                 source: Box::new(e.into()),
@@ -487,6 +542,8 @@ impl Backend {
                 format!("snapshot consistent index {index} is below the raft snapshot index {min_index}"),
             ));
         }
+        // A batch still being written would land after (and over) the snapshot.
+        self.finish_in_flight(true)?;
         let wtx = self.begin_write()?;
         {
             let mut tables = Vec::new();
@@ -521,4 +578,14 @@ impl Backend {
 
 fn be_u64(v: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
+impl Drop for Backend {
+    /// A batch still being written finishes before the database is closed (a reopen in the
+    /// same process must not race it).
+    fn drop(&mut self) {
+        if let Some(f) = self.in_flight.take() {
+            let _ = f.outcome(true);
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! Reads of one bucket: the uncommitted batch merged over a redb read transaction (etcd's
-//! read buffer over bbolt's read tx).
+//! Reads of one bucket: the uncommitted batch, over the batch being committed (if any), over a
+//! redb read transaction (etcd's read buffer over bbolt's read tx).
 
 use super::{BackendError, Buffer};
 use std::ops::Bound;
@@ -11,14 +11,46 @@ type Table = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 pub struct BucketReader<'a> {
     path: &'a Path,
     buffer: Option<&'a Buffer>,
+    committing: Option<&'a Buffer>,
     table: Table,
 }
 
+type Entry<'a> = (&'a Vec<u8>, &'a Option<Vec<u8>>);
+
+/// Two sorted batch ranges merged in key order; on equal keys the newer one wins.
+struct Newer<'a, A: Iterator<Item = Entry<'a>>, B: Iterator<Item = Entry<'a>>> {
+    newer: std::iter::Peekable<A>,
+    older: std::iter::Peekable<B>,
+}
+
+impl<'a, A: Iterator<Item = Entry<'a>>, B: Iterator<Item = Entry<'a>>> Iterator
+    for Newer<'a, A, B>
+{
+    type Item = Entry<'a>;
+    fn next(&mut self) -> Option<Entry<'a>> {
+        match (self.newer.peek(), self.older.peek()) {
+            (Some(n), Some(o)) if n.0 == o.0 => {
+                self.older.next();
+                self.newer.next()
+            }
+            (Some(n), Some(o)) if o.0 < n.0 => self.older.next(),
+            (Some(_), _) => self.newer.next(),
+            (None, _) => self.older.next(),
+        }
+    }
+}
+
 impl<'a> BucketReader<'a> {
-    pub(super) fn new(path: &'a Path, buffer: Option<&'a Buffer>, table: Table) -> Self {
+    pub(super) fn new(
+        path: &'a Path,
+        buffer: Option<&'a Buffer>,
+        committing: Option<&'a Buffer>,
+        table: Table,
+    ) -> Self {
         BucketReader {
             path,
             buffer,
+            committing,
             table,
         }
     }
@@ -34,7 +66,11 @@ impl<'a> BucketReader<'a> {
         key: &[u8],
         f: impl FnOnce(&[u8]) -> T,
     ) -> Result<Option<T>, BackendError> {
-        if let Some(v) = self.buffer.and_then(|b| b.get(key)) {
+        if let Some(v) = self
+            .buffer
+            .and_then(|b| b.get(key))
+            .or_else(|| self.committing.and_then(|b| b.get(key)))
+        {
             return Ok(v.as_deref().map(f));
         }
         let got = self
@@ -61,12 +97,21 @@ impl<'a> BucketReader<'a> {
             None => Bound::Unbounded,
         };
         let bounds = (Bound::Included(start), upper);
-        let mut buffered = self
+        let newer = self
             .buffer
             .map(|b| b.range::<[u8], _>(bounds))
             .into_iter()
-            .flatten()
-            .peekable();
+            .flatten();
+        let older = self
+            .committing
+            .map(|b| b.range::<[u8], _>(bounds))
+            .into_iter()
+            .flatten();
+        let mut buffered = Newer {
+            newer: newer.peekable(),
+            older: older.peekable(),
+        }
+        .peekable();
         let iter = self
             .table
             .range::<&[u8]>(bounds)

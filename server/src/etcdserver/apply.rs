@@ -204,6 +204,11 @@ impl Applier {
         Ok(lock(&self.store).commit(force)?)
     }
 
+    /// The periodic batch commit (in the background in real mode; see `Store::commit_batch`).
+    pub fn commit_batch(&self, force: bool) -> Result<(), ServerError> {
+        Ok(lock(&self.store).commit_batch(force)?)
+    }
+
     /// Replaces the store's state with a snapshot's; returns the store's consistent index
     /// afterwards (at least `index`). Leases are reloaded from it; watchers catch up.
     pub fn restore(&self, data: &[u8], index: u64, term: u64) -> Result<u64, ServerError> {

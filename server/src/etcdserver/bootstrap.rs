@@ -109,6 +109,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         },
     )
     .await?;
+    store.set_offload(world.offload.clone());
     let snapshotter = Snapshotter::new(disk.clone(), &snap_dir);
 
     let recovered = if Wal::exists(&*disk, &wal_dir) {

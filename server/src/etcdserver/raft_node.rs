@@ -205,7 +205,7 @@ impl RaftNode {
                     tracing::info!(target = %format!("{target:x}"), "leadership transfer requested");
                     self.raw.transfer_leader(target);
                 }
-                _ = batch.tick() => self.applier.commit(true)?,
+                _ = batch.tick() => self.applier.commit_batch(true)?,
             }
             self.rerandomize(&mut seen);
             if reads.inflight.is_none() && !reads.pending.is_empty() {
@@ -402,7 +402,7 @@ impl RaftNode {
             }
             self.applied = e.index;
         }
-        self.applier.commit(false)?;
+        self.applier.commit_batch(false)?;
         let took = started.elapsed();
         if took > APPLY_WARN {
             tracing::warn!(took = ?took, expected_duration = ?APPLY_WARN, "apply request took too long");

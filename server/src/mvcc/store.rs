@@ -162,6 +162,18 @@ impl Store {
         Ok(())
     }
 
+    /// The periodic batch commit: on the backend's offload thread when it has one (see
+    /// `Backend::commit_batch`), else as [`Self::commit`].
+    pub fn commit_batch(&mut self, force: bool) -> Result<(), MvccError> {
+        self.backend.commit_batch(force)?;
+        Ok(())
+    }
+
+    /// Runs the backend's batch commits on `offload` (real mode).
+    pub fn set_offload(&mut self, offload: Option<std::sync::Arc<dyn crate::seam::Offload>>) {
+        self.backend.set_offload(offload);
+    }
+
     /// The store revision (1 for an empty store, as in etcd).
     pub fn current_revision(&self) -> i64 {
         self.current_rev

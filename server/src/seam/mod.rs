@@ -11,11 +11,13 @@
 pub mod clock;
 pub mod disk;
 pub mod net;
+pub mod offload;
 pub mod real;
 
 pub use clock::{Clock, ClockError, SkewedClock, TokioClock};
 pub use disk::{Disk, DiskFile, OpenMode};
 pub use net::{BoxIo, NetListener, Network};
+pub use offload::Offload;
 
 use std::sync::Arc;
 
@@ -30,6 +32,8 @@ pub struct World {
     pub seed: u64,
     /// The clock lease expiry is measured on.
     pub clock: Arc<dyn Clock>,
+    /// Where blocking work runs concurrently (`None`: inline, as in the simulator).
+    pub offload: Option<Arc<dyn Offload>>,
 }
 
 impl World {
@@ -40,6 +44,7 @@ impl World {
             net: Arc::new(real::RealNetwork),
             seed,
             clock: Arc::new(TokioClock),
+            offload: Some(Arc::new(real::ThreadOffload::new())),
         }
     }
 }

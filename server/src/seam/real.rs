@@ -119,3 +119,43 @@ impl Network for RealNetwork {
         Ok(BoxIo(Box::new(s)))
     }
 }
+
+/// A job for [`ThreadOffload`].
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Runs jobs one after another on one worker thread (the backend's commits, like etcd's
+/// backend goroutine); if the thread could not be made, runs them inline.
+#[derive(Debug)]
+pub struct ThreadOffload {
+    tx: std::sync::mpsc::Sender<Job>,
+}
+
+impl ThreadOffload {
+    /// Starts the worker thread.
+    pub fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        // If the thread cannot start, `rx` is dropped and every job runs inline.
+        let _ = std::thread::Builder::new()
+            .name("backend-commit".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            });
+        ThreadOffload { tx }
+    }
+}
+
+impl Default for ThreadOffload {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl super::Offload for ThreadOffload {
+    fn run(&self, job: Job) {
+        if let Err(back) = self.tx.send(job) {
+            (back.0)();
+        }
+    }
+}

@@ -127,6 +127,8 @@ impl Software {
                 .seeds
                 .derive(&format!("raft/{}/{incarnation}", self.name)),
             clock: Arc::new(SkewedClock::new(self.clock.clone())),
+            // Blocking work runs inline: threads would make the run depend on the OS.
+            offload: None,
         };
         tracing::info!(target: "sim::member", node = %self.name, incarnation, "member starting");
         let mut handle = match etcd_server::start(self.config.clone(), world).await {
