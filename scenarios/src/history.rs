@@ -10,7 +10,8 @@
 
 use linearizability::models::etcd::{EtcdRequest, EtcdResponse, KeyRange, KeyValue};
 use linearizability::watch::{
-    WatchEvent as CheckerWatchEvent, WatchResponse as CheckerWatchResponse, WatcherHistory,
+    WatchEvent as CheckerWatchEvent, WatchFilter, WatchResponse as CheckerWatchResponse,
+    WatcherHistory,
 };
 use linearizability::Operation;
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,9 @@ pub struct WatchEvent {
     pub delete: bool,
     /// The key-value (for a delete: key and mod revision only).
     pub kv: KeyValue,
+    /// The previous key-value, for watchers that asked for it (absent if the key did not exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_kv: Option<KeyValue>,
 }
 
 /// One watch response with events.
@@ -94,6 +98,12 @@ pub struct WatchLog {
     pub watcher: u64,
     /// Watched prefix.
     pub prefix: String,
+    /// Whether it asked for previous key-values.
+    #[serde(default)]
+    pub prev_kv: bool,
+    /// Its filter, if any (`noput`: deletes only, `nodelete`: puts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     /// The revision the first stream started from.
     pub start_revision: i64,
     /// Every (re)start: (simulated µs, member, start revision).
@@ -114,6 +124,12 @@ impl WatchLog {
                 id: self.watcher * 1000 + i as u64,
                 range: KeyRange::range(self.prefix.clone(), crate::exec::prefix_end(&self.prefix)),
                 start_revision: *start,
+                prev_kv: self.prev_kv,
+                filters: match self.filter.as_deref() {
+                    Some("noput") => vec![WatchFilter::NoPut],
+                    Some("nodelete") => vec![WatchFilter::NoDelete],
+                    _ => Vec::new(),
+                },
                 responses: self
                     .batches
                     .iter()
@@ -128,10 +144,10 @@ impl WatchLog {
                                     CheckerWatchEvent::delete(
                                         e.kv.key.clone(),
                                         e.kv.mod_revision,
-                                        None,
+                                        e.prev_kv.clone(),
                                     )
                                 } else {
-                                    CheckerWatchEvent::put(e.kv.clone(), None)
+                                    CheckerWatchEvent::put(e.kv.clone(), e.prev_kv.clone())
                                 }
                             })
                             .collect(),
@@ -139,7 +155,6 @@ impl WatchLog {
                         ..Default::default()
                     })
                     .collect(),
-                ..Default::default()
             })
             .collect()
     }

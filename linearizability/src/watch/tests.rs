@@ -336,6 +336,23 @@ fn detects_wrong_prev_kv() {
     assert_only(&ws, &[Guarantee::PrevKv]);
 }
 
+/// etcd reads an event's previous key-value at the revision before it and leaves it out when
+/// that revision is compacted: a missing prev_kv at or below the compaction is no violation,
+/// above it still is.
+#[test]
+fn prev_kv_may_be_missing_where_the_history_was_compacted() {
+    let mut ws = watchers();
+    ws[0].responses[3].events[0].prev_kv = None; // the event at revision 4
+    let mut t = timeline();
+    t.compacted_to = 4;
+    let report = check_watches(&ws, &t);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    t.compacted_to = 3;
+    let report = check_watches(&ws, &t);
+    assert_eq!(report.violations.len(), 1, "{:#?}", report.violations);
+    assert_eq!(report.violations[0].guarantee, Guarantee::PrevKv);
+}
+
 #[test]
 fn detects_wrong_is_create() {
     // An update presented as a create (and so not the committed event either).

@@ -58,6 +58,10 @@ pub struct Timeline {
     index: HashMap<(i64, String), usize>,
     /// Every committed event up to this revision is known.
     pub last_revision: i64,
+    /// The highest compaction in the committed history (0: none known). etcd reads a watch
+    /// event's previous key-value at the revision before it, so an event at or below this
+    /// revision may come without one (etcd omits it when that read is compacted).
+    pub compacted_to: i64,
 }
 
 impl Timeline {
@@ -72,6 +76,7 @@ impl Timeline {
             events,
             index,
             last_revision,
+            compacted_to: 0,
         }
     }
 
@@ -202,7 +207,9 @@ impl Timeline {
             }
             before = after;
         }
-        Self::build(events, before.revision)
+        let mut t = Self::build(events, before.revision);
+        t.compacted_to = before.compact_revision.max(0);
+        t
     }
 
     /// Every event, by (revision, key).

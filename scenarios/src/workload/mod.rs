@@ -74,7 +74,7 @@ impl Default for WorkloadConfig {
             rate: 60,
             clients_per_member: 1,
             cluster_clients: 2,
-            watchers: 2,
+            watchers: 3,
             leases: lease::LeasePlan::default(),
             watch_rewind: false,
             value_padding: 0,
@@ -162,11 +162,19 @@ pub fn start(
         let (rec, stop, all) = (rec.clone(), stop.clone(), members.clone());
         let rewind = cfg.watch_rewind;
         s.client(&host, move |cx| {
+            // Even watchers ask for previous key-values; every third filters (NOPUT, then
+            // NODELETE, alternating).
             let w = watch::Watcher {
                 id: w as u64,
                 prefix,
                 members: all,
                 rewind,
+                prev_kv: w % 2 == 0,
+                filter: match (w % 3, (w / 3) % 2) {
+                    (2, 0) => Some("noput"),
+                    (2, _) => Some("nodelete"),
+                    _ => None,
+                },
             };
             watch::run(cx, w, first, rng, rec, stop)
         })

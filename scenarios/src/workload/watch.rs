@@ -10,7 +10,7 @@
 use super::{Stop, OP_TIMEOUT};
 use crate::exec::{kv, prefix_end};
 use crate::history::{now_us, Recorder, WatchBatch, WatchEvent, WatchLog};
-use etcd_client::{EventType, GetOptions, WatchOptions};
+use etcd_client::{EventType, GetOptions, WatchFilterType, WatchOptions};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::ClientCtx;
@@ -33,6 +33,10 @@ pub struct Watcher {
     pub members: Vec<String>,
     /// Restart from an older revision every 1-2 s.
     pub rewind: bool,
+    /// Ask for previous key-values.
+    pub prev_kv: bool,
+    /// `noput` or `nodelete`, if any.
+    pub filter: Option<&'static str>,
 }
 
 /// Runs watcher `w` (first on member `first`) until `stop`.
@@ -49,12 +53,17 @@ pub async fn run(
         prefix,
         members,
         rewind,
+        prev_kv,
+        filter,
     } = w;
+    let shape = Shape { prev_kv, filter };
     let slot = {
         let mut w = rec.watches.borrow_mut();
         w.push(WatchLog {
             watcher: id,
             prefix: prefix.to_string(),
+            prev_kv,
+            filter: filter.map(str::to_string),
             ..Default::default()
         });
         w.len() - 1
@@ -94,7 +103,16 @@ pub async fn run(
         let until = rewind.then(|| {
             tokio::time::Instant::now() + Duration::from_millis(rng.gen_range(1_000..2_000))
         });
-        let reason = watch_once(&cx, &member, prefix, &mut next_rev, &log, &stop, until).await;
+        let reason = watch_once(
+            &cx,
+            &member,
+            prefix,
+            shape,
+            &mut next_rev,
+            &log,
+            (&stop, until),
+        )
+        .await;
         if reason.as_deref() == Some(REWIND) {
             next_rev = rng.gen_range(1..=next_rev.max(1));
         }
@@ -109,24 +127,39 @@ pub async fn run(
 /// Why a rewinding watcher ended a stream on purpose.
 const REWIND: &str = "rewind to an older revision";
 
-/// One watch stream; returns why it ended (`None`: asked to stop). With `until`, it ends then
-/// with [`REWIND`].
+/// What a watch stream asks for besides its range.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    prev_kv: bool,
+    filter: Option<&'static str>,
+}
+
+/// One watch stream; returns why it ended (`None`: asked to stop). With a deadline (`until`),
+/// it ends then with [`REWIND`].
 async fn watch_once(
     cx: &ClientCtx,
     member: &str,
     prefix: &str,
+    shape: Shape,
     next_rev: &mut i64,
     log: &LogFn<'_>,
-    stop: &Stop,
-    until: Option<tokio::time::Instant>,
+    (stop, until): (&Stop, Option<tokio::time::Instant>),
 ) -> Option<String> {
     let mut c = match cx.client(member).await {
         Ok(c) => c,
         Err(e) => return Some(e),
     };
-    let opts = WatchOptions::new()
+    let mut opts = WatchOptions::new()
         .with_range(prefix_end(prefix))
         .with_start_revision(*next_rev);
+    if shape.prev_kv {
+        opts = opts.with_prev_key();
+    }
+    opts = match shape.filter {
+        Some("noput") => opts.with_filters([WatchFilterType::NoPut]),
+        Some("nodelete") => opts.with_filters([WatchFilterType::NoDelete]),
+        _ => opts,
+    };
     let mut stream = match tokio::time::timeout(OP_TIMEOUT, c.watch(prefix, Some(opts))).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Some(format!("watch: {e}")),
@@ -171,6 +204,7 @@ async fn watch_once(
                 e.kv().map(|k| WatchEvent {
                     delete: e.event_type() == EventType::Delete,
                     kv: kv(k),
+                    prev_kv: e.prev_kv().map(kv),
                 })
             })
             .collect();
