@@ -146,7 +146,8 @@ impl Backend {
             }
         }
 
-        let storage = DiskStorage { file: file.clone() };
+        let storage = DiskStorage::new(file.clone(), path.to_path_buf())
+            .map_err(|e| BackendError::io(path, "read", e))?;
         let mut builder = redb::Builder::new();
         builder
             .set_cache_size(opts.cache_size_bytes)

@@ -367,3 +367,36 @@ async fn flipped_bytes_with_verify_are_an_error_not_a_panic() {
     let err = res.unwrap_err();
     assert!(err.to_string().contains("/x/db"), "{err}");
 }
+
+/// Bytes that change under an open database (bit rot, a bad read) are an error naming the
+/// file and the offset, from reads and from commits — never a redb panic.
+#[tokio::test]
+async fn blocks_damaged_after_open_are_errors_naming_file_and_offset() {
+    let disk = Arc::new(CrashDisk::default());
+    let path = PathBuf::from("/x/db");
+    let mut o = opts();
+    o.cache_size_bytes = 0; // every read goes to the file
+    let mut b = Backend::open(disk.clone(), &path, o).await.unwrap();
+    for i in 0..2000u32 {
+        b.put(Bucket::Key, &i.to_be_bytes(), &[7u8; 100]);
+    }
+    b.commit(true).unwrap();
+    let f = disk.file(&path).unwrap();
+    for off in (4096..f.len_now()).step_by(4096) {
+        f.flip_byte(off + 100);
+    }
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        b.for_each(Bucket::Key, &[], None, |_, _| true)
+    }))
+    .expect("no panic");
+    let err = read.expect_err("damaged pages must not be read as data");
+    let text = err.to_string();
+    assert!(
+        text.contains("/x/db: block at offset") && text.contains("changed under the database"),
+        "{text}"
+    );
+    b.put(Bucket::Key, b"zz", b"1");
+    let commit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.commit(true)))
+        .expect("no panic");
+    assert!(commit.is_err(), "{commit:?}");
+}
