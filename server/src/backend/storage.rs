@@ -94,22 +94,26 @@ impl redb::StorageBackend for DiskStorage {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        let sums = self.sums.read().map_err(|_| self.poisoned())?;
         self.file.read_at(offset, out)?;
-        let mut scratch = Vec::new();
+        // Blocks the read covers whole are checked (redb's pages); partial reads (its header)
+        // are left to redb's own header checksums, so they cost no extra I/O.
+        let sums = self.sums.read().map_err(|_| self.poisoned())?;
         for b in Self::blocks_of(offset, out.len()) {
             let Some(Some((sum, n))) = sums.blocks.get(b as usize).copied() else {
                 continue;
             };
-            let bytes = self.block_bytes(b, n as usize, (offset, out), &mut scratch)?;
-            if crc(bytes) != sum {
+            let start = b * BLOCK;
+            if start < offset || start + u64::from(n) > offset + out.len() as u64 {
+                continue;
+            }
+            let i = (start - offset) as usize;
+            if crc(&out[i..i + n as usize]) != sum {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "{}: block at offset {} ({n} bytes) changed under the database \
+                        "{}: block at offset {start} ({n} bytes) changed under the database \
                          (checksum mismatch)",
                         self.path.display(),
-                        b * BLOCK
                     ),
                 ));
             }
@@ -134,20 +138,27 @@ impl redb::StorageBackend for DiskStorage {
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        let mut sums = self.sums.write().map_err(|_| self.poisoned())?;
+        // redb never reads a page while another thread writes it (copy-on-write), so the I/O
+        // runs outside the lock; only the table update is under it.
         self.file.write_at(offset, data)?;
-        let len = sums.len.max(offset + data.len() as u64);
-        sums.len = len;
+        let len = {
+            let mut sums = self.sums.write().map_err(|_| self.poisoned())?;
+            sums.len = sums.len.max(offset + data.len() as u64);
+            sums.len
+        };
         let mut scratch = Vec::new();
+        let mut fresh = Vec::new();
         for b in Self::blocks_of(offset, data.len()) {
             let n = (len - b * BLOCK).min(BLOCK) as usize;
             let bytes = self.block_bytes(b, n, (offset, data), &mut scratch)?;
-            let entry = Some((crc(bytes), n as u32));
-            let i = b as usize;
+            fresh.push((b as usize, (crc(bytes), n as u32)));
+        }
+        let mut sums = self.sums.write().map_err(|_| self.poisoned())?;
+        for (i, entry) in fresh {
             if sums.blocks.len() <= i {
                 sums.blocks.resize(i + 1, None);
             }
-            sums.blocks[i] = entry;
+            sums.blocks[i] = Some(entry);
         }
         Ok(())
     }
