@@ -358,3 +358,46 @@ fn full_disk_surfaces_enospc_to_the_member() {
     stop.set(true);
     s.run_clients(secs(20.0)).unwrap();
 }
+
+#[test]
+fn a_backend_that_reads_back_flipped_bits_is_refused_and_the_cluster_carries_on() {
+    let mut s = cluster(9, 3);
+    let leader = s.await_leader(secs(10.0)).unwrap();
+    let victim = names(&s).into_iter().find(|n| *n != leader).unwrap();
+    let stop = Rc::new(Cell::new(false));
+    let all = names(&s);
+    let w = start_writer(&mut s, "c0", all, secs(0.02), stop.clone()).unwrap();
+    s.run_for(secs(1.0)).unwrap();
+    // Every read of the victim's database file now returns one flipped bit: the restart must
+    // refuse the file with an error naming it, not serve it or panic.
+    let db = "/var/lib/etcd/member/snap/db";
+    s.disk(&victim)
+        .unwrap()
+        .inject(sim::FaultRule::always(sim::DiskFault::ReadBitFlip, db));
+    s.restart(&victim).unwrap();
+    s.run_until(
+        "the damaged member to refuse its backend",
+        secs(10.0),
+        |s| s.exit_reason(&victim).is_some(),
+    )
+    .unwrap();
+    // e.g. "start failed: mvcc: backend /var/lib/etcd/member/snap/db: open: Not a redb
+    // database: magic number mismatch" (the header read was hit first).
+    let reason = s.exit_reason(&victim).unwrap();
+    assert!(
+        reason.starts_with("start failed") && reason.contains(db),
+        "{reason}"
+    );
+    s.run_for(secs(2.0)).unwrap();
+    stop.set(true);
+    s.run_clients(secs(20.0)).unwrap();
+    let acked = w.borrow().acked.clone();
+    assert!(acked.len() >= 40, "{}", acked.len());
+    assert!(s.stable_leader().is_some_and(|l| l != victim));
+    for m in names(&s).into_iter().filter(|m| *m != victim) {
+        let data = read_all(&mut s, &m).unwrap();
+        for (k, v) in &acked {
+            assert_eq!(data.get(k), Some(v), "{k} lost on {m}");
+        }
+    }
+}
