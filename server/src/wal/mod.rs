@@ -22,6 +22,8 @@ pub mod record;
 mod replay;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sync;
 
 pub use error::WalError;
 
