@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{channel, unary, Cluster, Kind};
+use common::{channel, normalize_ids, unary, Cluster, Kind};
 use etcd_client::proto::{
     PbCompactionRequest, PbCompactionResponse, PbCompare, PbDeleteRequest, PbDeleteResponse,
     PbPutRequest, PbPutResponse, PbRangeRequest, PbRangeResponse, PbTargetUnion, PbTxnOpRequest,
@@ -196,27 +196,6 @@ fn generate(seed: u64) -> impl FnMut(i64, usize) -> Req {
     }
 }
 
-/// Strips what legitimately differs between two clusters: ids and raft terms.
-fn normalize(s: String) -> String {
-    let mut out = s;
-    for field in ["cluster_id: ", "member_id: ", "raft_term: "] {
-        let mut res = String::new();
-        let mut rest = out.as_str();
-        while let Some(i) = rest.find(field) {
-            res.push_str(&rest[..i + field.len()]);
-            rest = &rest[i + field.len()..];
-            let end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            res.push('_');
-            rest = &rest[end..];
-        }
-        res.push_str(rest);
-        out = res;
-    }
-    out
-}
-
 async fn exec(ep: &str, req: &Req) -> String {
     let ch = channel(ep).await.expect("connect");
     let r = match req.clone() {
@@ -236,7 +215,7 @@ async fn exec(ep: &str, req: &Req) -> String {
             .await
             .map(|x| format!("{x:?}")),
     };
-    normalize(match r {
+    normalize_ids(match r {
         Ok(s) => s,
         Err(st) => format!("ERROR {:?}: {}", st.code(), st.message()),
     })

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{channel, unary, Cluster, Kind};
+use common::{channel, normalize_ids, unary, Cluster, Kind};
 use etcd_client::proto::{
     PbDeleteRequest, PbDeleteResponse, PbEvent, PbLeaseGrantRequest, PbLeaseGrantResponse,
     PbLeaseLeasesRequest, PbLeaseLeasesResponse, PbLeaseRevokeRequest, PbLeaseRevokeResponse,
@@ -165,27 +165,6 @@ fn generate(rng: &mut ChaCha8Rng, m: &Model, n: usize) -> Req {
     }
 }
 
-/// Replaces the digits after each of `fields` with `_` (ids and terms differ between clusters).
-fn normalize(s: String) -> String {
-    let mut out = s;
-    for field in ["cluster_id: ", "member_id: ", "raft_term: "] {
-        let mut res = String::new();
-        let mut rest = out.as_str();
-        while let Some(i) = rest.find(field) {
-            res.push_str(&rest[..i + field.len()]);
-            rest = &rest[i + field.len()..];
-            let end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            res.push('_');
-            rest = &rest[end..];
-        }
-        res.push_str(rest);
-        out = res;
-    }
-    out
-}
-
 /// Runs one request; returns its normalized response (or error).
 async fn exec(ep: &str, req: &Req) -> String {
     let ch = channel(ep).await.expect("connect");
@@ -231,7 +210,7 @@ async fn exec(ep: &str, req: &Req) -> String {
             dbg(&x)
         }),
     };
-    normalize(match r {
+    normalize_ids(match r {
         Ok(s) => s,
         Err(st) => format!("ERROR {:?}: {}", st.code(), st.message()),
     })

@@ -458,17 +458,22 @@ mod tests {
         assert_eq!(l.keys_of(3), Err(LeaseError::NotFound));
     }
 
-    #[test]
-    fn expiry_only_on_the_leader_and_promotion_extends() {
-        let now = Instant::now();
-        let mut l = Lessor {
+    /// An empty follower lessor (min TTL 2 s) with `checkpointing`.
+    fn follower_lessor(checkpointing: Checkpointing) -> Lessor {
+        Lessor {
             leases: BTreeMap::new(),
             key_lease: BTreeMap::new(),
             primary: false,
             min_ttl: 2,
-            checkpointing: Checkpointing::default(),
+            checkpointing,
             schedule: BTreeSet::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn expiry_only_on_the_leader_and_promotion_extends() {
+        let now = Instant::now();
+        let mut l = follower_lessor(Checkpointing::default());
         l.leases.insert(
             7,
             Lease {
@@ -489,17 +494,10 @@ mod tests {
     #[test]
     fn checkpoints_are_scheduled_taken_and_used_on_promotion() {
         let now = Instant::now();
-        let mut l = Lessor {
-            leases: BTreeMap::new(),
-            key_lease: BTreeMap::new(),
-            primary: false,
-            min_ttl: 2,
-            checkpointing: Checkpointing {
-                interval: Some(Duration::from_secs(2)),
-                persist: false,
-            },
-            schedule: BTreeSet::new(),
-        };
+        let mut l = follower_lessor(Checkpointing {
+            interval: Some(Duration::from_secs(2)),
+            persist: false,
+        });
         for (id, ttl) in [(1, 30), (2, 2)] {
             l.leases.insert(
                 id,

@@ -391,3 +391,25 @@ impl Cluster {
         }
     }
 }
+
+/// Strips what legitimately differs between two clusters in a debug-printed response: the
+/// digits after `cluster_id: `, `member_id: ` and `raft_term: ` become `_`.
+pub fn normalize_ids(s: String) -> String {
+    let mut out = s;
+    for field in ["cluster_id: ", "member_id: ", "raft_term: "] {
+        let mut res = String::new();
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find(field) {
+            res.push_str(&rest[..i + field.len()]);
+            rest = &rest[i + field.len()..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            res.push('_');
+            rest = &rest[end..];
+        }
+        res.push_str(rest);
+        out = res;
+    }
+    out
+}
