@@ -359,11 +359,7 @@ impl Backend {
     /// the batch stays buffered, but redb may refuse further commits.
     pub fn commit(&mut self, force: bool) -> Result<bool, BackendError> {
         self.finish_in_flight(true)?;
-        if self.pending_ops == 0 && !self.index_dirty {
-            self.last_commit = tokio::time::Instant::now();
-            return Ok(false);
-        }
-        if !force && !self.commit_due() {
+        if !self.should_commit(force) {
             return Ok(false);
         }
         write_batch(
@@ -374,10 +370,8 @@ impl Backend {
             self.opts.quick_repair,
         )?;
         self.buffer.clear();
-        self.pending_ops = 0;
-        self.index_dirty = false;
+        self.batch_taken();
         self.durable = self.applied;
-        self.last_commit = tokio::time::Instant::now();
         self.commits += 1;
         Ok(true)
     }
@@ -390,14 +384,7 @@ impl Backend {
             return self.commit(force);
         };
         self.finish_in_flight(false)?;
-        if self.in_flight.is_some() {
-            return Ok(false);
-        }
-        if self.pending_ops == 0 && !self.index_dirty {
-            self.last_commit = tokio::time::Instant::now();
-            return Ok(false);
-        }
-        if !force && !self.commit_due() {
+        if self.in_flight.is_some() || !self.should_commit(force) {
             return Ok(false);
         }
         let batch = std::mem::take(&mut self.buffer);
@@ -409,10 +396,25 @@ impl Backend {
             self.applied,
             self.opts.quick_repair,
         ));
+        self.batch_taken();
+        Ok(true)
+    }
+
+    /// Whether to commit now: there is something to commit, and `force` or it is due. With
+    /// nothing to commit, the batch interval restarts.
+    fn should_commit(&mut self, force: bool) -> bool {
+        if self.pending_ops == 0 && !self.index_dirty {
+            self.last_commit = tokio::time::Instant::now();
+            return false;
+        }
+        force || self.commit_due()
+    }
+
+    /// The current batch has gone to be written: a new one starts.
+    fn batch_taken(&mut self) {
         self.pending_ops = 0;
         self.index_dirty = false;
         self.last_commit = tokio::time::Instant::now();
-        Ok(true)
     }
 
     /// Runs batch commits on `offload` from now on.
