@@ -146,12 +146,21 @@ impl Driver {
         (self.terms.len() as u64).saturating_sub(1)
     }
 
-    /// Leader changes whose term first led in `[from, to)`.
-    pub fn leader_changes_between(&self, from: Duration, to: Duration) -> u64 {
+    /// When each leader change after the first election happened (a new term first led).
+    pub fn leader_change_times(&self) -> Vec<Duration> {
         let first = self.terms.values().map(|(t, _)| *t).min();
         self.terms
             .values()
-            .filter(|(t, _)| Some(*t) != first && *t >= from && *t < to)
+            .map(|(t, _)| *t)
+            .filter(|t| Some(*t) != first)
+            .collect()
+    }
+
+    /// Leader changes whose term first led in `[from, to)`.
+    pub fn leader_changes_between(&self, from: Duration, to: Duration) -> u64 {
+        self.leader_change_times()
+            .into_iter()
+            .filter(|t| *t >= from && *t < to)
             .count() as u64
     }
 }

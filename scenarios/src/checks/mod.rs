@@ -299,12 +299,10 @@ fn lease_summary(
         _ => None,
     });
     let (fast, slow) = drifts.fold((0i64, 0i64), |(f, s), x| (f.max(x), s.max(-x)));
-    let first = d.terms.values().map(|(t, _)| *t).min();
     let changes: Vec<u64> = d
-        .terms
-        .values()
-        .filter(|(t, _)| Some(*t) != first)
-        .map(|(t, _)| t.as_micros() as u64)
+        .leader_change_times()
+        .iter()
+        .map(|t| t.as_micros() as u64)
         .collect();
     Some(lease::check(&c.leases, fast, slow, &changes))
 }
