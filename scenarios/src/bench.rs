@@ -7,7 +7,7 @@
 
 use crate::stats::{summarize, LatencySummary};
 use anyhow::{bail, Context};
-use etcd_client::{Client, GetOptions};
+use etcd_api::client::{put_request, range_request, Client};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -91,14 +91,15 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
     let mut clients = Vec::with_capacity(args.clients);
     for i in 0..args.clients {
         let ep = &args.endpoints[i % args.endpoints.len()];
-        let c = Client::connect([ep.as_str()], None)
+        let c = Client::connect(ep)
             .await
             .with_context(|| format!("connect to {ep}"))?;
         clients.push(c);
     }
     if args.op == BenchOp::Range {
         clients[0]
-            .put(key(0, args.key_size), value.clone(), None)
+            .kv
+            .put(put_request(key(0, args.key_size), value.clone()))
             .await
             .context("seed the key to range over")?;
     }
@@ -127,17 +128,17 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchResult> {
                 }
                 let t = Instant::now();
                 let r = match op {
-                    BenchOp::Put => c
-                        .put(key(i % space, key_size), value.clone(), None)
-                        .await
-                        .map(|_| ()),
+                    BenchOp::Put => {
+                        c.kv.put(put_request(key(i % space, key_size), value.clone()))
+                            .await
+                            .map(|_| ())
+                    }
                     BenchOp::Range => {
-                        let opts = if serializable {
-                            GetOptions::new().with_serializable()
-                        } else {
-                            GetOptions::new()
+                        let get = etcd_api::etcdserverpb::RangeRequest {
+                            serializable,
+                            ..range_request(key(0, key_size))
                         };
-                        c.get(key(0, key_size), Some(opts)).await.map(|_| ())
+                        c.kv.range(get).await.map(|_| ())
                     }
                 };
                 match r {

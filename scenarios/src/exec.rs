@@ -1,7 +1,7 @@
 //! Executing a request written in the checker's etcd vocabulary against a real etcd v3 client,
 //! and translating the answer back into that vocabulary.
 //!
-//! Owns: the mapping `EtcdRequest` → `etcd_client` call and `etcd_client` response →
+//! Owns: the mapping `EtcdRequest` → etcd v3 gRPC request and gRPC response →
 //! `EtcdResponse`, and the classification of errors into *definite* (the request did not take
 //! effect: compacted, future revision, lease not found/exists) and *unknown outcome* (anything
 //! else: unavailable, timeout, leader changed, connection reset).
@@ -9,10 +9,9 @@
 //! Must never: invent a response field the server did not send, or classify an error as
 //! definite unless etcd guarantees the request had no effect.
 
-use etcd_client::{
-    Client, Compare as EcCompare, CompareOp as EcOp, DeleteOptions, GetOptions, LeaseGrantOptions,
-    PutOptions, Txn, TxnOp, TxnOpResponse,
-};
+use etcd_api::client::Client;
+use etcd_api::etcdserverpb as pb;
+use etcd_api::mvccpb;
 use linearizability::models::etcd::{
     Compare, CompareOp, CompareTarget, DeleteRangeRequest, EtcdError, EtcdRequest, EtcdResponse,
     KeyValue, OpResult, PutRequest, RangeRequest, RangeResult, RequestOp, TxnRequest,
@@ -37,15 +36,15 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Converts an `etcd_client` key-value.
-pub fn kv(k: &etcd_client::KeyValue) -> KeyValue {
+/// Converts a wire key-value.
+pub fn kv(k: &mvccpb::KeyValue) -> KeyValue {
     KeyValue {
-        key: String::from_utf8_lossy(k.key()).into_owned(),
-        value: String::from_utf8_lossy(k.value()).into_owned(),
-        create_revision: k.create_revision(),
-        mod_revision: k.mod_revision(),
-        version: k.version(),
-        lease: k.lease(),
+        key: String::from_utf8_lossy(&k.key).into_owned(),
+        value: String::from_utf8_lossy(&k.value).into_owned(),
+        create_revision: k.create_revision,
+        mod_revision: k.mod_revision,
+        version: k.version,
+        lease: k.lease,
     }
 }
 
@@ -63,146 +62,149 @@ fn definite(msg: &str) -> Option<EtcdError> {
     }
 }
 
-fn classify(e: etcd_client::Error) -> Result<EtcdResponse, Failure> {
-    let msg = match &e {
-        etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
-        other => other.to_string(),
-    };
+/// Sorts an RPC's error status into a definite error, a refusal or an unknown outcome.
+pub fn classify(status: &tonic::Status) -> Result<EtcdResponse, Failure> {
+    let msg = status.message().to_string();
     match definite(&msg) {
         Some(d) => Ok(EtcdResponse::Error(d)),
         None if msg.contains("database space exceeded") => Err(Failure::Refused(msg)),
+        None if msg.is_empty() => Err(Failure::Unknown(status.code().to_string())),
         None => Err(Failure::Unknown(msg)),
     }
 }
 
-fn get_options(r: &RangeRequest, serializable: bool) -> GetOptions {
-    let mut o = GetOptions::new();
-    if let Some(end) = &r.range.range_end {
-        o = o.with_range(end.as_bytes().to_vec());
-    }
-    if r.revision != 0 {
-        o = o.with_revision(r.revision);
-    }
-    if r.limit != 0 {
-        o = o.with_limit(r.limit);
-    }
-    if r.count_only {
-        o = o.with_count_only();
-    }
-    if r.keys_only {
-        o = o.with_keys_only();
-    }
-    if serializable {
-        o = o.with_serializable();
-    }
-    o
+fn range_end(end: &Option<String>) -> Vec<u8> {
+    end.as_deref()
+        .map(|e| e.as_bytes().to_vec())
+        .unwrap_or_default()
 }
 
-fn delete_options(d: &DeleteRangeRequest) -> DeleteOptions {
-    let mut o = DeleteOptions::new();
-    if let Some(end) = &d.range.range_end {
-        o = o.with_range(end.as_bytes().to_vec());
+fn range_request(r: &RangeRequest, serializable: bool) -> pb::RangeRequest {
+    pb::RangeRequest {
+        key: r.range.key.as_bytes().to_vec(),
+        range_end: range_end(&r.range.range_end),
+        revision: r.revision,
+        limit: r.limit,
+        count_only: r.count_only,
+        keys_only: r.keys_only,
+        serializable,
+        ..Default::default()
     }
-    if d.prev_kv {
-        o = o.with_prev_key();
-    }
-    o
 }
 
-fn put_options(p: &PutRequest) -> PutOptions {
-    let mut o = PutOptions::new();
-    if p.lease != 0 {
-        o = o.with_lease(p.lease);
+fn delete_request(d: &DeleteRangeRequest) -> pb::DeleteRangeRequest {
+    pb::DeleteRangeRequest {
+        key: d.range.key.as_bytes().to_vec(),
+        range_end: range_end(&d.range.range_end),
+        prev_kv: d.prev_kv,
     }
-    if p.prev_kv {
-        o = o.with_prev_key();
-    }
-    o
 }
 
-fn compare(c: &Compare) -> EcCompare {
-    let op = match c.op {
-        CompareOp::Equal => EcOp::Equal,
-        CompareOp::Greater => EcOp::Greater,
-        CompareOp::Less => EcOp::Less,
-        CompareOp::NotEqual => EcOp::NotEqual,
+fn put_request(p: &PutRequest) -> pb::PutRequest {
+    pb::PutRequest {
+        key: p.key.as_bytes().to_vec(),
+        value: p.value.as_bytes().to_vec(),
+        lease: p.lease,
+        prev_kv: p.prev_kv,
+        ..Default::default()
+    }
+}
+
+fn compare(c: &Compare) -> pb::Compare {
+    use pb::compare::{CompareResult as R, CompareTarget as T, TargetUnion as U};
+    let result = match c.op {
+        CompareOp::Equal => R::Equal,
+        CompareOp::Greater => R::Greater,
+        CompareOp::Less => R::Less,
+        CompareOp::NotEqual => R::NotEqual,
     };
-    let key = c.range.key.as_str();
-    let cmp = match &c.target {
-        CompareTarget::Value(v) => EcCompare::value(key, op, v.as_str()),
-        CompareTarget::Version(v) => EcCompare::version(key, op, *v),
-        CompareTarget::Create(v) => EcCompare::create_revision(key, op, *v),
-        CompareTarget::Mod(v) => EcCompare::mod_revision(key, op, *v),
-        CompareTarget::Lease(v) => EcCompare::lease(key, op, *v),
+    let (target, union) = match &c.target {
+        CompareTarget::Value(v) => (T::Value, U::Value(v.as_bytes().to_vec())),
+        CompareTarget::Version(v) => (T::Version, U::Version(*v)),
+        CompareTarget::Create(v) => (T::Create, U::CreateRevision(*v)),
+        CompareTarget::Mod(v) => (T::Mod, U::ModRevision(*v)),
+        CompareTarget::Lease(v) => (T::Lease, U::Lease(*v)),
     };
-    match &c.range.range_end {
-        Some(end) => cmp.with_range(end.as_bytes().to_vec()),
-        None => cmp,
+    pb::Compare {
+        result: result as i32,
+        target: target as i32,
+        key: c.range.key.as_bytes().to_vec(),
+        range_end: range_end(&c.range.range_end),
+        target_union: Some(union),
     }
 }
 
-fn txn_op(op: &RequestOp) -> TxnOp {
-    match op {
-        RequestOp::Range(r) => TxnOp::get(r.range.key.as_str(), Some(get_options(r, false))),
-        RequestOp::Put(p) => TxnOp::put(p.key.as_str(), p.value.as_str(), Some(put_options(p))),
-        RequestOp::DeleteRange(d) => TxnOp::delete(d.range.key.as_str(), Some(delete_options(d))),
-        RequestOp::Txn(t) => TxnOp::txn(txn(t)),
+fn txn_op(op: &RequestOp) -> pb::RequestOp {
+    use pb::request_op::Request;
+    let request = match op {
+        RequestOp::Range(r) => Request::RequestRange(range_request(r, false)),
+        RequestOp::Put(p) => Request::RequestPut(put_request(p)),
+        RequestOp::DeleteRange(d) => Request::RequestDeleteRange(delete_request(d)),
+        RequestOp::Txn(t) => Request::RequestTxn(txn_request(t)),
+    };
+    pb::RequestOp {
+        request: Some(request),
     }
 }
 
-fn txn(t: &TxnRequest) -> Txn {
-    Txn::new()
-        .when(t.compare.iter().map(compare).collect::<Vec<_>>())
-        .and_then(t.success.iter().map(txn_op).collect::<Vec<_>>())
-        .or_else(t.failure.iter().map(txn_op).collect::<Vec<_>>())
+fn txn_request(t: &TxnRequest) -> pb::TxnRequest {
+    pb::TxnRequest {
+        compare: t.compare.iter().map(compare).collect(),
+        success: t.success.iter().map(txn_op).collect(),
+        failure: t.failure.iter().map(txn_op).collect(),
+    }
 }
 
-fn range_result(r: &etcd_client::GetResponse) -> RangeResult {
+fn range_result(r: &pb::RangeResponse) -> RangeResult {
     RangeResult {
-        kvs: r.kvs().iter().map(kv).collect(),
-        count: r.count(),
-        more: r.more(),
+        kvs: r.kvs.iter().map(kv).collect(),
+        count: r.count,
+        more: r.more,
     }
 }
 
-fn txn_result(r: &etcd_client::TxnResponse, t: &TxnRequest) -> OpResult {
-    let branch = if r.succeeded() {
-        &t.success
-    } else {
-        &t.failure
-    };
+/// A put's answer: its previous value only when the request asked for it.
+fn put_result(p: &pb::PutResponse, asked_prev_kv: bool) -> OpResult {
+    OpResult::Put {
+        prev_kv: p.prev_kv.as_ref().filter(|_| asked_prev_kv).map(kv),
+    }
+}
+
+fn delete_result(d: &pb::DeleteRangeResponse, asked_prev_kv: bool) -> OpResult {
+    OpResult::DeleteRange {
+        deleted: d.deleted,
+        prev_kvs: if asked_prev_kv {
+            d.prev_kvs.iter().map(kv).collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn txn_result(r: &pb::TxnResponse, t: &TxnRequest) -> OpResult {
+    use pb::response_op::Response;
+    let branch = if r.succeeded { &t.success } else { &t.failure };
     let responses = r
-        .op_responses()
+        .responses
         .iter()
         .zip(branch.iter())
-        .map(|(resp, req)| match (resp, req) {
-            (TxnOpResponse::Get(g), _) => OpResult::Range(range_result(g)),
-            (TxnOpResponse::Put(p), RequestOp::Put(pr)) => OpResult::Put {
-                prev_kv: if pr.prev_kv {
-                    p.prev_key().map(kv)
-                } else {
-                    None
-                },
-            },
-            (TxnOpResponse::Put(p), _) => OpResult::Put {
-                prev_kv: p.prev_key().map(kv),
-            },
-            (TxnOpResponse::Delete(d), _) => OpResult::DeleteRange {
-                deleted: d.deleted(),
-                prev_kvs: d.prev_kvs().iter().map(kv).collect(),
-            },
-            (TxnOpResponse::Txn(inner), RequestOp::Txn(it)) => txn_result(inner, it),
-            (TxnOpResponse::Txn(inner), _) => txn_result(inner, &TxnRequest::default()),
+        .filter_map(|(resp, req)| match (resp.response.as_ref()?, req) {
+            (Response::ResponseRange(g), _) => Some(OpResult::Range(range_result(g))),
+            (Response::ResponsePut(p), RequestOp::Put(pr)) => Some(put_result(p, pr.prev_kv)),
+            (Response::ResponsePut(p), _) => Some(put_result(p, true)),
+            (Response::ResponseDeleteRange(d), _) => Some(delete_result(d, true)),
+            (Response::ResponseTxn(inner), RequestOp::Txn(it)) => Some(txn_result(inner, it)),
+            (Response::ResponseTxn(inner), _) => Some(txn_result(inner, &TxnRequest::default())),
         })
         .collect();
     OpResult::Txn {
-        succeeded: r.succeeded(),
+        succeeded: r.succeeded,
         responses,
     }
 }
 
-fn rev(h: Option<&etcd_client::ResponseHeader>) -> i64 {
-    h.map(|h| h.revision()).unwrap_or(0)
+fn rev(h: Option<&pb::ResponseHeader>) -> i64 {
+    h.map(|h| h.revision).unwrap_or(0)
 }
 
 /// Sends `req` through `c` (a serializable read when `serializable`), giving up after
@@ -268,80 +270,69 @@ async fn execute_inner(
     req: &EtcdRequest,
     serializable: bool,
 ) -> Result<EtcdResponse, Failure> {
-    let ok = |revision, result| EtcdResponse::Ok { revision, result };
-    match req {
-        EtcdRequest::Range(r) => match c
-            .get(r.range.key.as_str(), Some(get_options(r, serializable)))
-            .await
-        {
-            Ok(resp) => Ok(ok(rev(resp.header()), OpResult::Range(range_result(&resp)))),
-            Err(e) => classify(e),
-        },
-        EtcdRequest::Put(p) => {
-            match c
-                .put(p.key.as_str(), p.value.as_str(), Some(put_options(p)))
+    let ok = |revision, result| Ok(EtcdResponse::Ok { revision, result });
+    let answer = match req {
+        EtcdRequest::Range(r) => {
+            c.kv.range(range_request(r, serializable))
                 .await
-            {
-                Ok(resp) => Ok(ok(
-                    rev(resp.header()),
-                    OpResult::Put {
-                        prev_kv: if p.prev_kv {
-                            resp.prev_key().map(kv)
-                        } else {
-                            None
-                        },
-                    },
-                )),
-                Err(e) => classify(e),
-            }
+                .map(|resp| {
+                    let resp = resp.into_inner();
+                    (
+                        rev(resp.header.as_ref()),
+                        OpResult::Range(range_result(&resp)),
+                    )
+                })
         }
-        EtcdRequest::DeleteRange(d) => match c
-            .delete(d.range.key.as_str(), Some(delete_options(d)))
-            .await
-        {
-            Ok(resp) => Ok(ok(
-                rev(resp.header()),
-                OpResult::DeleteRange {
-                    deleted: resp.deleted(),
-                    prev_kvs: if d.prev_kv {
-                        resp.prev_kvs().iter().map(kv).collect()
-                    } else {
-                        Vec::new()
-                    },
-                },
-            )),
-            Err(e) => classify(e),
-        },
-        EtcdRequest::Txn(t) => match c.txn(txn(t)).await {
-            Ok(resp) => Ok(ok(rev(resp.header()), txn_result(&resp, t))),
-            Err(e) => classify(e),
-        },
+        EtcdRequest::Put(p) => c.kv.put(put_request(p)).await.map(|resp| {
+            let resp = resp.into_inner();
+            (rev(resp.header.as_ref()), put_result(&resp, p.prev_kv))
+        }),
+        EtcdRequest::DeleteRange(d) => c.kv.delete_range(delete_request(d)).await.map(|resp| {
+            let resp = resp.into_inner();
+            (rev(resp.header.as_ref()), delete_result(&resp, d.prev_kv))
+        }),
+        EtcdRequest::Txn(t) => c.kv.txn(txn_request(t)).await.map(|resp| {
+            let resp = resp.into_inner();
+            (rev(resp.header.as_ref()), txn_result(&resp, t))
+        }),
         EtcdRequest::LeaseGrant { id, ttl } => {
-            match c
-                .lease_grant(*ttl, Some(LeaseGrantOptions::new().with_id(*id)))
-                .await
-            {
-                Ok(resp) => Ok(ok(
-                    rev(resp.header()),
-                    OpResult::LeaseGrant {
-                        id: resp.id(),
-                        ttl: resp.ttl(),
-                    },
-                )),
-                Err(e) => classify(e),
-            }
+            let grant = pb::LeaseGrantRequest { ttl: *ttl, id: *id };
+            c.lease.lease_grant(grant).await.map(|resp| {
+                let resp = resp.into_inner();
+                let result = OpResult::LeaseGrant {
+                    id: resp.id,
+                    ttl: resp.ttl,
+                };
+                (rev(resp.header.as_ref()), result)
+            })
         }
-        EtcdRequest::LeaseRevoke { id } => match c.lease_revoke(*id).await {
-            Ok(resp) => Ok(ok(rev(resp.header()), OpResult::LeaseRevoke)),
-            Err(e) => classify(e),
-        },
-        EtcdRequest::Compact { revision } => match c.compact(*revision, None).await {
-            Ok(resp) => Ok(ok(rev(resp.header()), OpResult::Compact)),
-            Err(e) => classify(e),
-        },
-        EtcdRequest::LeaseExpire { .. } => Err(Failure::Unknown(
-            "LeaseExpire is an event, not a request".into(),
-        )),
+        EtcdRequest::LeaseRevoke { id } => {
+            let revoke = pb::LeaseRevokeRequest { id: *id };
+            c.lease.lease_revoke(revoke).await.map(|resp| {
+                (
+                    rev(resp.into_inner().header.as_ref()),
+                    OpResult::LeaseRevoke,
+                )
+            })
+        }
+        EtcdRequest::Compact { revision } => {
+            let compact = pb::CompactionRequest {
+                revision: *revision,
+                physical: false,
+            };
+            c.kv.compact(compact)
+                .await
+                .map(|resp| (rev(resp.into_inner().header.as_ref()), OpResult::Compact))
+        }
+        EtcdRequest::LeaseExpire { .. } => {
+            return Err(Failure::Unknown(
+                "LeaseExpire is an event, not a request".into(),
+            ))
+        }
+    };
+    match answer {
+        Ok((revision, result)) => ok(revision, result),
+        Err(status) => classify(&status),
     }
 }
 

@@ -17,7 +17,8 @@ use crate::history::Recorder;
 use crate::nemesis::{label, resolve, FaultKind, ScheduledFault};
 use crate::workload::OP_TIMEOUT;
 use anyhow::Context;
-use etcd_client::{AlarmAction, AlarmOptions, AlarmType, Client, GetOptions, MemberAddOptions};
+use etcd_api::client::Client;
+use etcd_api::etcdserverpb as pb;
 use linearizability::models::etcd::{EtcdRequest, EtcdResponse};
 use rand_chacha::ChaCha8Rng;
 use sim::ClientCtx;
@@ -185,22 +186,21 @@ pub fn start(
     })
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-async fn timed<T, E: std::fmt::Display>(
-    f: impl Future<Output = Result<T, E>>,
+/// Runs one RPC with the operator's timeout; an error is the server's message.
+async fn timed<T>(
+    f: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(OP_TIMEOUT, f).await {
-        Ok(r) => r.map_err(err),
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(status)) if status.message().is_empty() => Err(status.code().to_string()),
+        Ok(Err(status)) => Err(status.message().to_string()),
         Err(_) => Err(format!("timed out after {OP_TIMEOUT:?}")),
     }
 }
 
 impl Operator {
     async fn client(&self, member: &str) -> Result<Client, String> {
-        self.cx.client(member).await
+        self.cx.client(member)
     }
 
     /// Runs `f` against each member in turn (skipping `avoid`) until one succeeds or the
@@ -233,11 +233,14 @@ impl Operator {
     async fn revision(&self) -> Result<i64, String> {
         let (_, rev) = self
             .on_any(&[], |mut c| async move {
-                let opts = GetOptions::new()
-                    .with_range(prefix_end("/"))
-                    .with_count_only();
-                let r = timed(c.get("/", Some(opts))).await?;
-                Ok(r.header().map(|h| h.revision()).unwrap_or(0))
+                let count = pb::RangeRequest {
+                    key: b"/".to_vec(),
+                    range_end: prefix_end("/").into_bytes(),
+                    count_only: true,
+                    ..Default::default()
+                };
+                let r = timed(c.kv.range(count)).await?;
+                Ok(r.header.map(|h| h.revision).unwrap_or(0))
             })
             .await?;
         Ok(rev)
@@ -276,7 +279,9 @@ impl Operator {
     /// Defragments `member`'s backend.
     pub async fn defrag(&self, member: &str) {
         let r = match self.client(member).await {
-            Ok(mut c) => timed(c.defragment()).await.map(|_| ()),
+            Ok(mut c) => timed(c.maintenance.defragment(pb::DefragmentRequest {}))
+                .await
+                .map(|_| ()),
             Err(e) => Err(e),
         };
         match r {
@@ -299,17 +304,25 @@ impl Operator {
         let r = self
             .on_any(&[], |mut c| async move {
                 // As `etcdctl alarm disarm`: list the alarms, deactivate each one.
-                let raised = timed(c.alarm(AlarmAction::Get, AlarmType::None, None)).await?;
-                for a in raised.alarms() {
-                    let mut opts = AlarmOptions::new();
-                    opts.with_member(a.member_id());
-                    timed(c.alarm(AlarmAction::Deactivate, a.alarm(), Some(opts))).await?;
+                let list = || pb::AlarmRequest {
+                    action: pb::alarm_request::AlarmAction::Get as i32,
+                    member_id: 0,
+                    alarm: pb::AlarmType::None as i32,
+                };
+                let raised = timed(c.maintenance.alarm(list())).await?;
+                for a in raised.alarms {
+                    let disarm = pb::AlarmRequest {
+                        action: pb::alarm_request::AlarmAction::Deactivate as i32,
+                        member_id: a.member_id,
+                        alarm: a.alarm,
+                    };
+                    timed(c.maintenance.alarm(disarm)).await?;
                 }
-                let left = timed(c.alarm(AlarmAction::Get, AlarmType::None, None)).await?;
-                if left.alarms().is_empty() {
+                let left = timed(c.maintenance.alarm(list())).await?;
+                if left.alarms.is_empty() {
                     Ok(())
                 } else {
-                    Err(format!("alarms still raised: {}", left.alarms().len()))
+                    Err(format!("alarms still raised: {}", left.alarms.len()))
                 }
             })
             .await;
@@ -335,7 +348,8 @@ impl Operator {
         };
         match self
             .on_any(&avoid, |mut c| async move {
-                timed(c.member_remove(old_id)).await.map(|_| ())
+                let remove = pb::MemberRemoveRequest { id: old_id };
+                timed(c.cluster.member_remove(remove)).await.map(|_| ())
             })
             .await
         {
@@ -360,8 +374,11 @@ impl Operator {
             .on_any(avoid, |mut c| {
                 let url = url.clone();
                 async move {
-                    let opts = learner.then(|| MemberAddOptions::new().with_is_learner());
-                    timed(c.member_add([url], opts)).await.map(|_| ())
+                    let add = pb::MemberAddRequest {
+                        peer_ur_ls: vec![url],
+                        is_learner: learner,
+                    };
+                    timed(c.cluster.member_add(add)).await.map(|_| ())
                 }
             })
             .await;
@@ -389,11 +406,11 @@ impl Operator {
             .on_any(avoid, |mut c| {
                 let url = url.clone();
                 async move {
-                    let l = timed(c.member_list()).await?;
-                    Ok(l.members()
+                    let l = timed(c.cluster.member_list(pb::MemberListRequest::default())).await?;
+                    Ok(l.members
                         .iter()
-                        .find(|m| m.peer_urls().contains(&url))
-                        .map(|m| m.id()))
+                        .find(|m| m.peer_ur_ls.contains(&url))
+                        .map(|m| m.id))
                 }
             })
             .await;
@@ -414,7 +431,9 @@ impl Operator {
             let mut done = false;
             for m in &self.members {
                 let r = match self.client(m).await {
-                    Ok(mut c) => timed(c.member_promote(id)).await.map(|_| ()),
+                    Ok(mut c) => timed(c.cluster.member_promote(pb::MemberPromoteRequest { id }))
+                        .await
+                        .map(|_| ()),
                     Err(e) => Err(e),
                 };
                 match r {

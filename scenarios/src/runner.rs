@@ -411,7 +411,7 @@ fn liveness(d: &mut Driver, rec: &Recorder) -> anyhow::Result<Liveness> {
             let member = members[at % members.len()].clone();
             at += 1;
             n += 1;
-            let Ok(mut c) = cx.client(&member).await else {
+            let Ok(mut c) = cx.client(&member) else {
                 continue;
             };
             let req = EtcdRequest::Put(PutRequest {
@@ -454,7 +454,7 @@ fn final_reads(d: &mut Driver, rec: &Recorder) -> anyhow::Result<()> {
     d.s.client("final", move |cx| async move {
         for (i, member) in members.iter().enumerate() {
             for attempt in 0..3u64 {
-                let Ok(mut c) = cx.client(member).await else {
+                let Ok(mut c) = cx.client(member) else {
                     continue;
                 };
                 let req = EtcdRequest::Range(RangeRequest {

@@ -10,7 +10,7 @@
 use crate::stats::{summarize, LatencySummary};
 use anyhow::{bail, Context};
 use clap::Parser;
-use etcd_client::{Client, GetOptions};
+use etcd_api::client::{prefix_range_request, put_request, range_request, Client};
 use etcd_server::seam::World;
 use etcd_server::{Config, ServerHandle};
 use linearizability::models::kv::{Kv, KvInput, KvOutput};
@@ -144,7 +144,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
         let seed = args.seed;
         tasks.push(tokio::spawn(async move {
             let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(31).wrapping_add(ci as u64));
-            let mut c = Client::connect([ep.as_str()], None).await?;
+            let mut c = Client::connect(&ep).await?;
             let mut hist = Vec::new();
             for n in 0..ops {
                 let key = format!("k{}", rng.gen_range(0..8));
@@ -153,7 +153,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
                     let value = format!("c{ci}-{n}");
                     let r = tokio::time::timeout(
                         Duration::from_secs(10),
-                        c.put(key.clone(), value.clone(), None),
+                        c.kv.put(put_request(key.clone(), value.clone())),
                     )
                     .await;
                     let ok = matches!(r, Ok(Ok(_)));
@@ -167,14 +167,15 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
                         ok,
                     });
                 } else {
-                    let r = tokio::time::timeout(Duration::from_secs(10), c.get(key.clone(), None))
-                        .await;
+                    let get = c.kv.range(range_request(key.clone()));
+                    let r = tokio::time::timeout(Duration::from_secs(10), get).await;
                     let (ok, value) = match r {
                         Ok(Ok(resp)) => (
                             true,
-                            resp.kvs()
+                            resp.into_inner()
+                                .kvs
                                 .first()
-                                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+                                .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
                         ),
                         _ => (false, None),
                     };
@@ -208,43 +209,39 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
     }
     let mut final_revisions = Vec::new();
     let mut problems = Vec::new();
-    let mut sync = Client::connect([eps[0].as_str()], None).await?;
+    let mut sync = Client::connect(&eps[0]).await?;
     let target = sync
-        .get("k0", None)
+        .kv
+        .range(range_request("k0"))
         .await?
-        .header()
-        .map(|h| h.revision())
+        .into_inner()
+        .header
+        .map(|h| h.revision)
         .unwrap_or(0);
+    let local_read = || etcd_api::etcdserverpb::RangeRequest {
+        serializable: true,
+        ..prefix_range_request("k")
+    };
     for ep in &eps {
-        let mut c = Client::connect([ep.as_str()], None).await?;
+        let mut c = Client::connect(ep).await?;
         let mut rev = 0;
         for _ in 0..100 {
-            let r = c
-                .get(
-                    "k",
-                    Some(GetOptions::new().with_prefix().with_serializable()),
-                )
-                .await?;
-            rev = r.header().map(|h| h.revision()).unwrap_or(0);
+            let r = c.kv.range(local_read()).await?.into_inner();
+            rev = r.header.map(|h| h.revision).unwrap_or(0);
             if rev >= target {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         final_revisions.push(rev);
-        let r = c
-            .get(
-                "k",
-                Some(GetOptions::new().with_prefix().with_serializable()),
-            )
-            .await?;
+        let r = c.kv.range(local_read()).await?.into_inner();
         let held: BTreeMap<String, String> = r
-            .kvs()
+            .kvs
             .iter()
             .map(|kv| {
                 (
-                    String::from_utf8_lossy(kv.key()).into_owned(),
-                    String::from_utf8_lossy(kv.value()).into_owned(),
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    String::from_utf8_lossy(&kv.value).into_owned(),
                 )
             })
             .collect();

@@ -7,7 +7,7 @@
 //! Must never: change outside the apply path (every member holds the same alarms).
 
 use crate::backend::{Backend, BackendError, Bucket};
-use etcd_client::proto::PbAlarmMember;
+use etcd_api::etcdserverpb as pb;
 use std::collections::BTreeSet;
 
 /// etcd's AlarmType NOSPACE.
@@ -82,11 +82,11 @@ impl Alarms {
     }
 
     /// The alarms in etcd's API form, optionally only of one type (0 = all).
-    pub fn list(&self, t: i32) -> Vec<PbAlarmMember> {
+    pub fn list(&self, t: i32) -> Vec<pb::AlarmMember> {
         self.set
             .iter()
             .filter(|(_, a)| t == 0 || *a == t)
-            .map(|(m, a)| PbAlarmMember {
+            .map(|(m, a)| pb::AlarmMember {
                 member_id: *m,
                 alarm: *a,
             })

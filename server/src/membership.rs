@@ -8,7 +8,7 @@
 
 use crate::backend::{Backend, BackendError, Bucket};
 use crate::config::{Config, ConfigError, InitialMember};
-use etcd_client::proto::PbMember;
+use etcd_api::etcdserverpb as pb;
 use serde::{Deserialize, Serialize};
 
 /// One member as the cluster knows it (serialized with etcd's JSON field names, as etcd stores
@@ -145,8 +145,8 @@ pub fn load_members(backend: &Backend) -> Result<Vec<Member>, BackendError> {
 
 impl Member {
     /// The etcd API form.
-    pub fn to_pb(&self) -> PbMember {
-        PbMember {
+    pub fn to_pb(&self) -> pb::Member {
+        pb::Member {
             id: self.id,
             name: self.name.clone(),
             peer_ur_ls: self.peer_urls.clone(),

@@ -1,4 +1,4 @@
-//! Clients on simulated hosts: real tonic/etcd-client over turmoil TCP.
+//! Clients on simulated hosts: real tonic gRPC clients (`etcd_api::client`) over turmoil TCP.
 //!
 //! Owns: [`ClientCtx`], what a client host's code gets (its name, its network, the members'
 //! client addresses), and tonic channels whose connector goes through [`SimNetwork`], so the
@@ -74,11 +74,10 @@ impl ClientCtx {
         )
     }
 
-    /// An `etcd-client` client talking to `member` only.
-    pub async fn client(&self, member: &str) -> Result<etcd_client::Client, String> {
-        let ch = self.channel(member)?;
-        etcd_client::Client::from_channel(etcd_client::Channel::Tonic(ch), None)
-            .await
+    /// An etcd v3 client talking to `member` only (lazy: it connects on first use).
+    pub fn client(&self, member: &str) -> Result<etcd_api::client::Client, String> {
+        self.channel(member)
+            .map(etcd_api::client::Client::new)
             .map_err(|e| format!("etcd client for {member}: {e}"))
     }
 }

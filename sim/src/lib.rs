@@ -5,7 +5,7 @@
 //! simulated time, a simulated network ([`SimNetwork`] over turmoil TCP, so tonic and HTTP/2 run
 //! for real) and a simulated disk per node ([`SimDisk`]: page cache vs durable bytes, fsync
 //! latency from a per-node distribution, crashes that tear unsynced writes, directory-entry
-//! durability, EIO/ENOSPC/bit flips). Client hosts run real `etcd-client` code
+//! durability, EIO/ENOSPC/bit flips). Client hosts run real tonic gRPC clients
 //! ([`ClientCtx`]). Every random choice derives from one seed ([`Seeds`]: one `ChaCha8Rng`
 //! stream per concern; tokio's own RNG is seeded by turmoil because the workspace builds with
 //! `--cfg tokio_unstable`), and everything that happens is written to a JSON-lines [`Trace`]

@@ -8,6 +8,7 @@
 //! time other than the simulated clock.
 
 use crate::{SimError, Simulation};
+use etcd_api::etcdserverpb as pb;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -49,7 +50,7 @@ pub fn start_writer(
     s.client(name, move |cx| async move {
         let mut clients = BTreeMap::new();
         for m in &members {
-            match cx.client(m).await {
+            match cx.client(m) {
                 Ok(c) => {
                     clients.insert(m.clone(), c);
                 }
@@ -79,14 +80,18 @@ pub fn start_writer(
             in_flight.set(in_flight.get() + 1);
             tasks.push(tokio::task::spawn_local(async move {
                 // tonic's own timeout does not cover waiting for a (re)connection.
-                let put = c.put(key.clone(), value.clone(), None);
+                let put = c.kv.put(pb::PutRequest {
+                    key: key.clone().into_bytes(),
+                    value: value.clone().into_bytes(),
+                    ..Default::default()
+                });
                 let res = match tokio::time::timeout(crate::client::REQUEST_TIMEOUT, put).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Ok(r) => r.map(tonic::Response::into_inner).map_err(|e| e.to_string()),
                     Err(_) => Err("client timeout".to_string()),
                 };
                 match res {
                     Ok(r) => {
-                        let rev = r.header().map(|h| h.revision()).unwrap_or(0);
+                        let rev = r.header.map(|h| h.revision).unwrap_or(0);
                         tracing::info!(target: "sim::client", key = %key, member = %member, rev, "put ok");
                         w.borrow_mut().acked.insert(key, value);
                     }
@@ -135,16 +140,22 @@ async fn read_once(
     cx: &crate::ClientCtx,
     member: &str,
 ) -> Result<BTreeMap<String, String>, String> {
-    let mut c = cx.client(member).await?;
-    let resp = c
-        .get("", Some(etcd_client::GetOptions::new().with_all_keys()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut c = cx.client(member)?;
+    let every_key = pb::RangeRequest {
+        key: vec![0],
+        range_end: vec![0],
+        ..Default::default()
+    };
+    let resp =
+        c.kv.range(every_key)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
     let mut map = BTreeMap::new();
-    for kv in resp.kvs() {
+    for kv in resp.kvs {
         map.insert(
-            String::from_utf8_lossy(kv.key()).into_owned(),
-            String::from_utf8_lossy(kv.value()).into_owned(),
+            String::from_utf8_lossy(&kv.key).into_owned(),
+            String::from_utf8_lossy(&kv.value).into_owned(),
         );
     }
     Ok(map)

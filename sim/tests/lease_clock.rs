@@ -2,11 +2,33 @@
 //! nobody keeps alive dies after about half its TTL of simulated time; on a correct clock it
 //! lives at least its TTL.
 
+use etcd_api::etcdserverpb as pb;
 use sim::faults::{Fault, NodeClock};
 use sim::{SimConfig, Simulation};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
+
+fn grant(ttl: i64) -> pb::LeaseGrantRequest {
+    pb::LeaseGrantRequest { ttl, id: 0 }
+}
+
+/// A put of `key` = `v` attached to `lease` (none when 0).
+fn put_with_lease(key: &str, lease: i64) -> pb::PutRequest {
+    pb::PutRequest {
+        key: key.as_bytes().to_vec(),
+        value: b"v".to_vec(),
+        lease,
+        ..Default::default()
+    }
+}
+
+fn get(key: &str) -> pb::RangeRequest {
+    pb::RangeRequest {
+        key: key.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
 
 /// Grants a 10 s lease, attaches a key, and reports when (sim time) the key disappeared.
 fn key_lifetime(seed: u64, leader_drift_ppm: i64) -> Duration {
@@ -25,22 +47,22 @@ fn key_lifetime(seed: u64, leader_drift_ppm: i64) -> Duration {
     let (g, d) = (granted_at.clone(), gone_at.clone());
     let start = s.elapsed();
     s.client("c0", move |ctx| async move {
-        let Ok(mut c) = ctx.client(&leader).await else {
+        let Ok(mut c) = ctx.client(&leader) else {
             return;
         };
-        let Ok(lease) = c.lease_grant(10, None).await else {
+        let Ok(lease) = c.lease.lease_grant(grant(10)).await else {
             return;
         };
-        let opts = etcd_client::PutOptions::new().with_lease(lease.id());
-        if c.put("k", "v", Some(opts)).await.is_err() {
+        let put = put_with_lease("k", lease.into_inner().id);
+        if c.kv.put(put).await.is_err() {
             return;
         }
         let t0 = tokio::time::Instant::now();
         *g.borrow_mut() = Some(Duration::ZERO);
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if let Ok(r) = c.get("k", None).await {
-                if r.kvs().is_empty() {
+            if let Ok(r) = c.kv.range(get("k")).await {
+                if r.into_inner().kvs.is_empty() {
                     *d.borrow_mut() = Some(t0.elapsed());
                     return;
                 }
@@ -87,25 +109,28 @@ fn a_leader_stalled_by_slow_fsync_does_not_revoke_leases_on_recovery() {
     let target = via.clone();
     s.client("c0", move |ctx| async move {
         let r = async {
-            let mut c = ctx.client(&target).await?;
-            let lease = c.lease_grant(5, None).await.map_err(|e| e.to_string())?;
-            let opts = etcd_client::PutOptions::new().with_lease(lease.id());
-            c.put("held", "v", Some(opts))
+            let mut c = ctx.client(&target)?;
+            let lease = c
+                .lease
+                .lease_grant(grant(5))
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner();
+            c.kv.put(put_with_lease("held", lease.id))
                 .await
                 .map_err(|e| e.to_string())?;
-            let (mut keeper, mut acks) = c
-                .lease_keep_alive(lease.id())
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut keeper = c.keep_alive(lease.id).await.map_err(|e| e.to_string())?;
             // Keep the lease alive for 25 s of simulated time through a follower.
             for _ in 0..25 {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if keeper.keep_alive().await.is_ok() {
-                    let _ = tokio::time::timeout(Duration::from_millis(500), acks.message()).await;
+                let again = pb::LeaseKeepAliveRequest { id: lease.id };
+                if keeper.requests.send(again).await.is_ok() {
+                    let ack = keeper.responses.message();
+                    let _ = tokio::time::timeout(Duration::from_millis(500), ack).await;
                 }
             }
-            let r = c.get("held", None).await.map_err(|e| e.to_string())?;
-            if r.kvs().is_empty() {
+            let r = c.kv.range(get("held")).await.map_err(|e| e.to_string())?;
+            if r.into_inner().kvs.is_empty() {
                 return Err("the kept-alive lease's key was revoked".to_string());
             }
             Ok(())
@@ -119,16 +144,15 @@ fn a_leader_stalled_by_slow_fsync_does_not_revoke_leases_on_recovery() {
     s.client("writer", move |ctx| async move {
         let mut clients = Vec::new();
         for m in &writer_target {
-            if let Ok(c) = ctx.client(m).await {
+            if let Ok(c) = ctx.client(m) {
                 clients.push(c);
             }
         }
         for n in 0..100u32 {
             tokio::time::sleep(Duration::from_millis(200)).await;
             if let Some(c) = clients.get_mut((n as usize) % writer_target.len().max(1)) {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(2), c.put(format!("w{n}"), "v", None))
-                        .await;
+                let put = c.kv.put(put_with_lease(&format!("w{n}"), 0));
+                let _ = tokio::time::timeout(Duration::from_secs(2), put).await;
             }
         }
     })

@@ -72,7 +72,7 @@ impl LeaseClient {
     /// an unknown outcome.
     async fn exec(&mut self, req: EtcdRequest, kind: &'static str) -> Record {
         let member = self.member();
-        let record = match self.cx.client(&member).await {
+        let record = match self.cx.client(&member) {
             Ok(mut c) => {
                 let by = Issuer {
                     client: self.client_id,
@@ -108,11 +108,17 @@ impl LeaseClient {
     /// One keep-alive; the TTL the server answered (> 0: refreshed).
     async fn keep_alive(&mut self, id: i64) -> Option<i64> {
         let member = self.member();
-        let mut c = self.cx.client(&member).await.ok()?;
+        let mut c = self.cx.client(&member).ok()?;
         let once = async {
-            let (mut keeper, mut acks) = c.lease_keep_alive(id).await.ok()?;
-            keeper.keep_alive().await.ok()?;
-            acks.message().await.ok().flatten().map(|r| r.ttl())
+            // The stream opens with the keep-alive; one answer is all we wait for.
+            let mut stream = c.keep_alive(id).await.ok()?;
+            stream
+                .responses
+                .message()
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.ttl)
         };
         match tokio::time::timeout(OP_TIMEOUT, once).await {
             Ok(Some(ttl)) => Some(ttl),

@@ -223,7 +223,7 @@ async fn drive(
         let member = members[at % members.len()].clone();
         let client = match clients.get(&member) {
             Some(c) => Some(c),
-            None => match cx.client(&member).await {
+            None => match cx.client(&member) {
                 Ok(c) => {
                     clients.insert(member.clone(), c);
                     clients.get(&member)

@@ -10,7 +10,8 @@
 use super::{Stop, OP_TIMEOUT};
 use crate::exec::{kv, prefix_end};
 use crate::history::{now_us, Recorder, WatchBatch, WatchEvent, WatchLog};
-use etcd_client::{EventType, GetOptions, WatchFilterType, WatchOptions};
+use etcd_api::etcdserverpb as pb;
+use etcd_api::mvccpb;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::ClientCtx;
@@ -79,17 +80,16 @@ pub async fn run(
     let mut next_rev = 0i64;
     while !stop.stopped() && next_rev == 0 {
         let member = &members[at % members.len()];
-        if let Ok(mut c) = cx.client(member).await {
-            let list = c.get(
-                prefix,
-                Some(
-                    GetOptions::new()
-                        .with_range(prefix_end(prefix))
-                        .with_count_only(),
-                ),
-            );
+        if let Ok(mut c) = cx.client(member) {
+            let list = c.kv.range(pb::RangeRequest {
+                key: prefix.as_bytes().to_vec(),
+                range_end: prefix_end(prefix).into_bytes(),
+                count_only: true,
+                ..Default::default()
+            });
             if let Ok(Ok(r)) = tokio::time::timeout(OP_TIMEOUT, list).await {
-                let current = r.header().map(|h| h.revision()).unwrap_or(1).max(1);
+                let header = r.into_inner().header;
+                let current = header.map(|h| h.revision).unwrap_or(1).max(1);
                 next_rev = rng.gen_range(1..=current);
                 log(&mut |l| l.start_revision = next_rev);
                 break;
@@ -145,24 +145,31 @@ async fn watch_once(
     log: &LogFn<'_>,
     (stop, until): (&Stop, Option<tokio::time::Instant>),
 ) -> Option<String> {
-    let mut c = match cx.client(member).await {
+    let mut c = match cx.client(member) {
         Ok(c) => c,
         Err(e) => return Some(e),
     };
-    let mut opts = WatchOptions::new()
-        .with_range(prefix_end(prefix))
-        .with_start_revision(*next_rev);
-    if shape.prev_kv {
-        opts = opts.with_prev_key();
-    }
-    opts = match shape.filter {
-        Some("noput") => opts.with_filters([WatchFilterType::NoPut]),
-        Some("nodelete") => opts.with_filters([WatchFilterType::NoDelete]),
-        _ => opts,
+    use pb::watch_create_request::FilterType;
+    let filters = match shape.filter {
+        Some("noput") => vec![FilterType::Noput as i32],
+        Some("nodelete") => vec![FilterType::Nodelete as i32],
+        _ => Vec::new(),
     };
-    let mut stream = match tokio::time::timeout(OP_TIMEOUT, c.watch(prefix, Some(opts))).await {
+    let create = pb::WatchCreateRequest {
+        key: prefix.as_bytes().to_vec(),
+        range_end: prefix_end(prefix).into_bytes(),
+        start_revision: *next_rev,
+        prev_kv: shape.prev_kv,
+        filters,
+        ..Default::default()
+    };
+    let create = pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)),
+    };
+    // `requests` stays alive with the stream: dropping it would close our side.
+    let mut stream = match tokio::time::timeout(OP_TIMEOUT, c.watch(create)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Some(format!("watch: {e}")),
+        Ok(Err(e)) => return Some(format!("watch: {}", e.message())),
         Err(_) => return Some("watch: timeout".into()),
     };
     let start = *next_rev;
@@ -178,33 +185,33 @@ async fn watch_once(
         if until.is_some_and(|u| tokio::time::Instant::now() >= u) {
             return Some(REWIND.into());
         }
-        let msg = match tokio::time::timeout(POLL, stream.message()).await {
+        let msg = match tokio::time::timeout(POLL, stream.responses.message()).await {
             Err(_) => continue,
             Ok(Ok(Some(m))) => m,
             Ok(Ok(None)) => return Some("stream closed".into()),
-            Ok(Err(e)) => return Some(format!("stream: {e}")),
+            Ok(Err(e)) => return Some(format!("stream: {}", e.message())),
         };
-        if msg.canceled() {
-            if msg.compact_revision() > *next_rev {
-                *next_rev = msg.compact_revision();
+        if msg.canceled {
+            if msg.compact_revision > *next_rev {
+                *next_rev = msg.compact_revision;
             }
-            return Some(if msg.compact_revision() > 0 {
-                format!("canceled: compacted at {}", msg.compact_revision())
+            return Some(if msg.compact_revision > 0 {
+                format!("canceled: compacted at {}", msg.compact_revision)
             } else {
-                format!("canceled: {}", msg.cancel_reason())
+                format!("canceled: {}", msg.cancel_reason)
             });
         }
-        if msg.events().is_empty() {
+        if msg.events.is_empty() {
             continue;
         }
         let events: Vec<WatchEvent> = msg
-            .events()
+            .events
             .iter()
             .filter_map(|e| {
-                e.kv().map(|k| WatchEvent {
-                    delete: e.event_type() == EventType::Delete,
+                e.kv.as_ref().map(|k| WatchEvent {
+                    delete: e.r#type == mvccpb::event::EventType::Delete as i32,
                     kv: kv(k),
-                    prev_kv: e.prev_kv().map(kv),
+                    prev_kv: e.prev_kv.as_ref().map(kv),
                 })
             })
             .collect();
@@ -215,7 +222,7 @@ async fn watch_once(
             at_us: now_us(),
             member: member.to_string(),
             stream: stream_index,
-            header_revision: msg.header().map(|h| h.revision()).unwrap_or(0),
+            header_revision: msg.header.map(|h| h.revision).unwrap_or(0),
             events,
         };
         log(&mut |l| l.batches.push(batch.clone()));

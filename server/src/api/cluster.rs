@@ -11,11 +11,7 @@ use crate::etcdserver::request::{MemberPeerUrls, Op, OpResponse};
 use crate::etcdserver::EtcdServer;
 use crate::membership::{Member, MemberChange, MembershipError};
 use crate::rafthttp::channel_to;
-use etcd_client::proto::{
-    PbClusterService, PbMember, PbMemberAddRequest, PbMemberAddResponse, PbMemberListRequest,
-    PbMemberListResponse, PbMemberPromoteRequest, PbMemberPromoteResponse, PbMemberRemoveRequest,
-    PbMemberRemoveResponse, PbMemberUpdateRequest, PbMemberUpdateResponse,
-};
+use etcd_api::etcdserverpb as pb;
 use raft::eraftpb::{ConfChange, ConfChangeType};
 use tonic::{Request, Response, Status};
 
@@ -33,7 +29,7 @@ impl ClusterApi {
         ClusterApi { server }
     }
 
-    fn header(&self) -> Option<etcd_client::proto::PbResponseHeader> {
+    fn header(&self) -> Option<pb::ResponseHeader> {
         let rev = self.server.store().current_revision();
         Some(self.server.header(rev))
     }
@@ -43,7 +39,7 @@ impl ClusterApi {
         change: MemberChange,
         kind: ConfChangeType,
         node: u64,
-    ) -> Result<Vec<PbMember>, Status> {
+    ) -> Result<Vec<pb::Member>, Status> {
         self.server
             .cluster()
             .validate_change(&change, self.server.config().max_learners as usize)
@@ -75,8 +71,8 @@ impl ClusterApi {
     /// Forwards a promote to the leader's client URL (only the leader knows learners' progress).
     async fn forward_promote(
         &self,
-        r: PbMemberPromoteRequest,
-    ) -> Result<Response<PbMemberPromoteResponse>, Status> {
+        r: pb::MemberPromoteRequest,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
         let st = self.server.status();
         let url = self
             .server
@@ -98,11 +94,11 @@ impl ClusterApi {
 }
 
 #[tonic::async_trait]
-impl PbClusterService for ClusterApi {
+impl pb::cluster_server::Cluster for ClusterApi {
     async fn member_add(
         &self,
-        r: Request<PbMemberAddRequest>,
-    ) -> Result<Response<PbMemberAddResponse>, Status> {
+        r: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
         let r = r.into_inner();
         if r.peer_ur_ls.is_empty() {
             return Err(Status::invalid_argument(
@@ -128,7 +124,7 @@ impl PbClusterService for ClusterApi {
         let members = self
             .change(MemberChange::Add(member.clone()), kind, id)
             .await?;
-        Ok(Response::new(PbMemberAddResponse {
+        Ok(Response::new(pb::MemberAddResponse {
             header: self.header(),
             member: Some(member.to_pb()),
             members,
@@ -137,13 +133,13 @@ impl PbClusterService for ClusterApi {
 
     async fn member_remove(
         &self,
-        r: Request<PbMemberRemoveRequest>,
-    ) -> Result<Response<PbMemberRemoveResponse>, Status> {
+        r: Request<pb::MemberRemoveRequest>,
+    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
         let id = r.into_inner().id;
         let members = self
             .change(MemberChange::Remove(id), ConfChangeType::RemoveNode, id)
             .await?;
-        Ok(Response::new(PbMemberRemoveResponse {
+        Ok(Response::new(pb::MemberRemoveResponse {
             header: self.header(),
             members,
         }))
@@ -151,8 +147,8 @@ impl PbClusterService for ClusterApi {
 
     async fn member_update(
         &self,
-        r: Request<PbMemberUpdateRequest>,
-    ) -> Result<Response<PbMemberUpdateResponse>, Status> {
+        r: Request<pb::MemberUpdateRequest>,
+    ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
         let r = r.into_inner();
         if self.server.cluster().member(r.id).is_none() {
             return Err(MembershipError::NotFound.to_status());
@@ -162,7 +158,7 @@ impl PbClusterService for ClusterApi {
             peer_urls: r.peer_ur_ls,
         });
         match self.server.propose(op).await? {
-            OpResponse::Members(ms) => Ok(Response::new(PbMemberUpdateResponse {
+            OpResponse::Members(ms) => Ok(Response::new(pb::MemberUpdateResponse {
                 header: self.header(),
                 members: ms.iter().map(Member::to_pb).collect(),
             })),
@@ -172,13 +168,13 @@ impl PbClusterService for ClusterApi {
 
     async fn member_list(
         &self,
-        r: Request<PbMemberListRequest>,
-    ) -> Result<Response<PbMemberListResponse>, Status> {
+        r: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
         if r.into_inner().linearizable {
             self.server.linearizable_read().await?;
         }
         let cluster = self.server.cluster();
-        Ok(Response::new(PbMemberListResponse {
+        Ok(Response::new(pb::MemberListResponse {
             header: self.header(),
             members: cluster.members.iter().map(|m| m.to_pb()).collect(),
         }))
@@ -186,8 +182,8 @@ impl PbClusterService for ClusterApi {
 
     async fn member_promote(
         &self,
-        r: Request<PbMemberPromoteRequest>,
-    ) -> Result<Response<PbMemberPromoteResponse>, Status> {
+        r: Request<pb::MemberPromoteRequest>,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
         let r = r.into_inner();
         let st = self.server.status();
         if st.leader == 0 {
@@ -204,7 +200,7 @@ impl PbClusterService for ClusterApi {
         let members = self
             .change(MemberChange::Promote(r.id), ConfChangeType::AddNode, r.id)
             .await?;
-        Ok(Response::new(PbMemberPromoteResponse {
+        Ok(Response::new(pb::MemberPromoteResponse {
             header: self.header(),
             members,
         }))

@@ -9,11 +9,7 @@
 use crate::etcdserver::request::{Op, OpResponse};
 use crate::etcdserver::EtcdServer;
 use crate::mvcc::{is_txn_readonly, validate_delete, validate_put, validate_range, validate_txn};
-use etcd_client::proto::{
-    PbCompactionRequest, PbCompactionResponse, PbDeleteRequest, PbDeleteResponse, PbKvService,
-    PbPutRequest, PbPutResponse, PbRangeRequest, PbRangeResponse, PbRangeStreamResponse,
-    PbResponseHeader, PbTxnOpRequest, PbTxnRequest, PbTxnResponse,
-};
+use etcd_api::etcdserverpb as pb;
 use tonic::{Request, Response, Status};
 
 /// The KV service.
@@ -44,31 +40,31 @@ impl KvApi {
         Ok(())
     }
 
-    fn fill(&self, header: &mut Option<PbResponseHeader>) {
+    fn fill(&self, header: &mut Option<pb::ResponseHeader>) {
         let rev = header.as_ref().map(|h| h.revision).unwrap_or_default();
         *header = Some(self.server.header(rev));
     }
 }
 
 /// Whether every range of a read-only txn is serializable (etcd's isTxnSerializable).
-fn txn_is_serializable(r: &PbTxnRequest) -> bool {
+fn txn_is_serializable(r: &pb::TxnRequest) -> bool {
     r.success
         .iter()
         .chain(&r.failure)
         .all(|op| match &op.request {
-            Some(PbTxnOpRequest::RequestRange(x)) => x.serializable,
+            Some(pb::request_op::Request::RequestRange(x)) => x.serializable,
             _ => true,
         })
 }
 
 /// Whether a txn may add data (a put in any branch), for the quota check.
-fn txn_puts(r: &PbTxnRequest) -> bool {
+fn txn_puts(r: &pb::TxnRequest) -> bool {
     r.success
         .iter()
         .chain(&r.failure)
         .any(|op| match &op.request {
-            Some(PbTxnOpRequest::RequestPut(_)) => true,
-            Some(PbTxnOpRequest::RequestTxn(t)) => txn_puts(t),
+            Some(pb::request_op::Request::RequestPut(_)) => true,
+            Some(pb::request_op::Request::RequestTxn(t)) => txn_puts(t),
             _ => false,
         })
 }
@@ -78,11 +74,11 @@ fn unexpected() -> Status {
 }
 
 #[tonic::async_trait]
-impl PbKvService for KvApi {
+impl pb::kv_server::Kv for KvApi {
     async fn range(
         &self,
-        req: Request<PbRangeRequest>,
-    ) -> Result<Response<PbRangeResponse>, Status> {
+        req: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
         let r = req.into_inner();
         validate_range(&r)?;
         if !r.serializable && self.skip_read_index {
@@ -97,18 +93,18 @@ impl PbKvService for KvApi {
         Ok(Response::new(resp))
     }
 
-    type RangeStreamStream = futures::stream::Empty<Result<PbRangeStreamResponse, Status>>;
+    type RangeStreamStream = futures::stream::Empty<Result<pb::RangeStreamResponse, Status>>;
 
     async fn range_stream(
         &self,
-        _req: Request<PbRangeRequest>,
+        _req: Request<pb::RangeRequest>,
     ) -> Result<Response<Self::RangeStreamStream>, Status> {
         Err(Status::unimplemented(
             "etcdserver: RangeStream is not part of the etcd 3.5/3.6 API this server emulates",
         ))
     }
 
-    async fn put(&self, req: Request<PbPutRequest>) -> Result<Response<PbPutResponse>, Status> {
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let r = req.into_inner();
         self.not_learner()?;
         validate_put(&r)?;
@@ -124,8 +120,8 @@ impl PbKvService for KvApi {
 
     async fn delete_range(
         &self,
-        req: Request<PbDeleteRequest>,
-    ) -> Result<Response<PbDeleteResponse>, Status> {
+        req: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         let r = req.into_inner();
         self.not_learner()?;
         validate_delete(&r)?;
@@ -138,7 +134,7 @@ impl PbKvService for KvApi {
         }
     }
 
-    async fn txn(&self, req: Request<PbTxnRequest>) -> Result<Response<PbTxnResponse>, Status> {
+    async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
         let r = req.into_inner();
         validate_txn(&r, self.server.config().max_txn_ops as usize)?;
         if !(is_txn_readonly(&r) && txn_is_serializable(&r)) {
@@ -172,8 +168,8 @@ impl PbKvService for KvApi {
 
     async fn compact(
         &self,
-        req: Request<PbCompactionRequest>,
-    ) -> Result<Response<PbCompactionResponse>, Status> {
+        req: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
         let r = req.into_inner();
         self.not_learner()?;
         match self.server.propose(Op::Compaction(r)).await? {

@@ -10,11 +10,7 @@ use crate::config::url_host_port;
 use crate::etcdserver::request::{LeaseCheckpoint, LeaseCheckpointRequest, Op, OpResponse};
 use crate::etcdserver::{lock, EtcdServer};
 use crate::rafthttp::channel_to;
-use etcd_client::proto::{
-    PbLeaseGrantRequest, PbLeaseGrantResponse, PbLeaseKeepAliveRequest, PbLeaseKeepAliveResponse,
-    PbLeaseLeasesRequest, PbLeaseLeasesResponse, PbLeaseRevokeRequest, PbLeaseRevokeResponse,
-    PbLeaseService, PbLeaseStatus, PbLeaseTimeToLiveRequest, PbLeaseTimeToLiveResponse,
-};
+use etcd_api::etcdserverpb as pb;
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -67,13 +63,13 @@ impl LeaseApi {
         Ok(Some(ch))
     }
 
-    fn header(&self) -> Option<etcd_client::proto::PbResponseHeader> {
+    fn header(&self) -> Option<pb::ResponseHeader> {
         let rev = self.server.store().current_revision();
         Some(self.server.header(rev))
     }
 
     /// Renews on the leader (here or forwarded); TTL 0 when the lease does not exist.
-    async fn renew(&self, id: i64) -> Result<PbLeaseKeepAliveResponse, Status> {
+    async fn renew(&self, id: i64) -> Result<pb::LeaseKeepAliveResponse, Status> {
         match self.leader_channel()? {
             None => {
                 if lock(&self.server.lessor()).must_clear_checkpoint(id) {
@@ -92,7 +88,7 @@ impl LeaseApi {
                 let ttl = lock(&self.server.lessor())
                     .renew(id, self.server.now())
                     .unwrap_or(0);
-                Ok(PbLeaseKeepAliveResponse {
+                Ok(pb::LeaseKeepAliveResponse {
                     header: self.header(),
                     id,
                     ttl,
@@ -103,10 +99,10 @@ impl LeaseApi {
                 grpc.ready()
                     .await
                     .map_err(|e| Status::unavailable(e.to_string()))?;
-                let req = Request::new(futures::stream::iter([PbLeaseKeepAliveRequest { id }]));
+                let req = Request::new(futures::stream::iter([pb::LeaseKeepAliveRequest { id }]));
                 let path =
                     http::uri::PathAndQuery::from_static("/etcdserverpb.Lease/LeaseKeepAlive");
-                let mut resp: Streaming<PbLeaseKeepAliveResponse> = grpc
+                let mut resp: Streaming<pb::LeaseKeepAliveResponse> = grpc
                     .streaming(req, path, tonic_prost::ProstCodec::default())
                     .await?
                     .into_inner();
@@ -123,11 +119,11 @@ fn unexpected() -> Status {
 }
 
 #[tonic::async_trait]
-impl PbLeaseService for LeaseApi {
+impl pb::lease_server::Lease for LeaseApi {
     async fn lease_grant(
         &self,
-        req: Request<PbLeaseGrantRequest>,
-    ) -> Result<Response<PbLeaseGrantResponse>, Status> {
+        req: Request<pb::LeaseGrantRequest>,
+    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let mut r = req.into_inner();
         self.server.check_quota(16)?;
         if r.id == 0 {
@@ -145,8 +141,8 @@ impl PbLeaseService for LeaseApi {
 
     async fn lease_revoke(
         &self,
-        req: Request<PbLeaseRevokeRequest>,
-    ) -> Result<Response<PbLeaseRevokeResponse>, Status> {
+        req: Request<pb::LeaseRevokeRequest>,
+    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
         match self
             .server
             .propose(Op::LeaseRevoke(req.into_inner()))
@@ -161,11 +157,11 @@ impl PbLeaseService for LeaseApi {
         }
     }
 
-    type LeaseKeepAliveStream = ReceiverStream<Result<PbLeaseKeepAliveResponse, Status>>;
+    type LeaseKeepAliveStream = ReceiverStream<Result<pb::LeaseKeepAliveResponse, Status>>;
 
     async fn lease_keep_alive(
         &self,
-        req: Request<Streaming<PbLeaseKeepAliveRequest>>,
+        req: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
         let mut incoming = req.into_inner();
         let (tx, rx) = mpsc::channel(16);
@@ -184,8 +180,8 @@ impl PbLeaseService for LeaseApi {
 
     async fn lease_time_to_live(
         &self,
-        req: Request<PbLeaseTimeToLiveRequest>,
-    ) -> Result<Response<PbLeaseTimeToLiveResponse>, Status> {
+        req: Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let r = req.into_inner();
         if let Some(ch) = self.leader_channel()? {
             let mut grpc = tonic::client::Grpc::new(ch);
@@ -199,14 +195,14 @@ impl PbLeaseService for LeaseApi {
         }
         let found = lock(&self.server.lessor()).time_to_live(r.id, self.server.now());
         let resp = match found {
-            Some((ttl, granted, keys)) => PbLeaseTimeToLiveResponse {
+            Some((ttl, granted, keys)) => pb::LeaseTimeToLiveResponse {
                 header: self.header(),
                 id: r.id,
                 ttl,
                 granted_ttl: granted,
                 keys: if r.keys { keys } else { Vec::new() },
             },
-            None => PbLeaseTimeToLiveResponse {
+            None => pb::LeaseTimeToLiveResponse {
                 header: self.header(),
                 id: r.id,
                 ttl: -1,
@@ -219,12 +215,12 @@ impl PbLeaseService for LeaseApi {
 
     async fn lease_leases(
         &self,
-        _req: Request<PbLeaseLeasesRequest>,
-    ) -> Result<Response<PbLeaseLeasesResponse>, Status> {
+        _req: Request<pb::LeaseLeasesRequest>,
+    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
         let ids = lock(&self.server.lessor()).ids();
-        Ok(Response::new(PbLeaseLeasesResponse {
+        Ok(Response::new(pb::LeaseLeasesResponse {
             header: self.header(),
-            leases: ids.into_iter().map(|id| PbLeaseStatus { id }).collect(),
+            leases: ids.into_iter().map(|id| pb::LeaseStatus { id }).collect(),
         }))
     }
 }

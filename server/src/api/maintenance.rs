@@ -11,12 +11,7 @@ use crate::alarm;
 use crate::etcdserver::request::{Op, OpResponse};
 use crate::etcdserver::EtcdServer;
 use crate::version;
-use etcd_client::proto::{
-    PbAlarmRequest, PbAlarmResponse, PbDefragmentRequest, PbDefragmentResponse, PbDowngradeRequest,
-    PbDowngradeResponse, PbHashKvRequest, PbHashKvResponse, PbHashRequest, PbHashResponse,
-    PbMaintenanceService, PbMoveLeaderRequest, PbMoveLeaderResponse, PbSnapshotRequest,
-    PbSnapshotResponse, PbStatusRequest, PbStatusResponse,
-};
+use etcd_api::etcdserverpb as pb;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -38,12 +33,15 @@ impl MaintenanceApi {
 }
 
 #[tonic::async_trait]
-impl PbMaintenanceService for MaintenanceApi {
-    async fn alarm(&self, r: Request<PbAlarmRequest>) -> Result<Response<PbAlarmResponse>, Status> {
+impl pb::maintenance_server::Maintenance for MaintenanceApi {
+    async fn alarm(
+        &self,
+        r: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
         let r = r.into_inner();
         if r.action == alarm::ACTION_GET {
             let rev = self.server.store().current_revision();
-            return Ok(Response::new(PbAlarmResponse {
+            return Ok(Response::new(pb::AlarmResponse {
                 header: Some(self.server.header(rev)),
                 alarms: self.server.alarms().list(r.alarm),
             }));
@@ -63,8 +61,8 @@ impl PbMaintenanceService for MaintenanceApi {
 
     async fn status(
         &self,
-        _r: Request<PbStatusRequest>,
-    ) -> Result<Response<PbStatusResponse>, Status> {
+        _r: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let st = self.server.status();
         let (rev, db_size, db_in_use) = {
             let store = self.server.store();
@@ -91,7 +89,7 @@ impl PbMaintenanceService for MaintenanceApi {
         if st.leader == 0 {
             errors.push("etcdserver: no leader".to_string());
         }
-        Ok(Response::new(PbStatusResponse {
+        Ok(Response::new(pb::StatusResponse {
             header: Some(self.server.header(rev)),
             version: version::SERVER_VERSION.to_string(),
             db_size,
@@ -110,8 +108,8 @@ impl PbMaintenanceService for MaintenanceApi {
 
     async fn defragment(
         &self,
-        _r: Request<PbDefragmentRequest>,
-    ) -> Result<Response<PbDefragmentResponse>, Status> {
+        _r: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
         tracing::info!("starting defragment");
         let rev = {
             let mut store = self.server.store();
@@ -122,19 +120,22 @@ impl PbMaintenanceService for MaintenanceApi {
             store.current_revision()
         };
         tracing::info!("finished defragment");
-        Ok(Response::new(PbDefragmentResponse {
+        Ok(Response::new(pb::DefragmentResponse {
             header: Some(self.server.header(rev)),
         }))
     }
 
-    async fn hash(&self, _r: Request<PbHashRequest>) -> Result<Response<PbHashResponse>, Status> {
+    async fn hash(
+        &self,
+        _r: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
         // etcd hashes the whole backend file; ours is the CRC-32C of every bucket's content.
         let (data, rev) = {
             let store = self.server.store();
             let data = store.snapshot_data().map_err(|e| e.to_status())?;
             (data, store.current_revision())
         };
-        Ok(Response::new(PbHashResponse {
+        Ok(Response::new(pb::HashResponse {
             header: Some(self.server.header(rev)),
             hash: crc32c::crc32c(&data),
         }))
@@ -142,15 +143,15 @@ impl PbMaintenanceService for MaintenanceApi {
 
     async fn hash_kv(
         &self,
-        r: Request<PbHashKvRequest>,
-    ) -> Result<Response<PbHashKvResponse>, Status> {
+        r: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
         let rev = r.into_inner().revision;
         let (hash, current, compact) = self
             .server
             .store()
             .hash_kv(rev)
             .map_err(|e| e.to_status())?;
-        Ok(Response::new(PbHashKvResponse {
+        Ok(Response::new(pb::HashKvResponse {
             header: Some(self.server.header(current)),
             hash,
             compact_revision: compact.max(0),
@@ -158,11 +159,11 @@ impl PbMaintenanceService for MaintenanceApi {
         }))
     }
 
-    type SnapshotStream = ReceiverStream<Result<PbSnapshotResponse, Status>>;
+    type SnapshotStream = ReceiverStream<Result<pb::SnapshotResponse, Status>>;
 
     async fn snapshot(
         &self,
-        _r: Request<PbSnapshotRequest>,
+        _r: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         let (data, rev) = {
             let store = self.server.store();
@@ -182,7 +183,7 @@ impl PbMaintenanceService for MaintenanceApi {
             let mut sent = 0;
             for chunk in data.chunks(SNAPSHOT_CHUNK) {
                 sent += chunk.len();
-                let resp = PbSnapshotResponse {
+                let resp = pb::SnapshotResponse {
                     header: Some(header),
                     remaining_bytes: (total - sent) as u64,
                     blob: chunk.to_vec(),
@@ -198,8 +199,8 @@ impl PbMaintenanceService for MaintenanceApi {
 
     async fn move_leader(
         &self,
-        r: Request<PbMoveLeaderRequest>,
-    ) -> Result<Response<PbMoveLeaderResponse>, Status> {
+        r: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
         let target = r.into_inner().target_id;
         let st = self.server.status();
         if !st.is_leader {
@@ -214,15 +215,15 @@ impl PbMaintenanceService for MaintenanceApi {
             self.server.move_leader(target).await?;
         }
         let rev = self.server.store().current_revision();
-        Ok(Response::new(PbMoveLeaderResponse {
+        Ok(Response::new(pb::MoveLeaderResponse {
             header: Some(self.server.header(rev)),
         }))
     }
 
     async fn downgrade(
         &self,
-        _r: Request<PbDowngradeRequest>,
-    ) -> Result<Response<PbDowngradeResponse>, Status> {
+        _r: Request<pb::DowngradeRequest>,
+    ) -> Result<Response<pb::DowngradeResponse>, Status> {
         Err(Status::unimplemented(
             "etcdserver: downgrade is not supported by this server yet",
         ))

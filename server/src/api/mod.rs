@@ -16,9 +16,7 @@ mod watch;
 
 use crate::etcdserver::EtcdServer;
 use crate::seam::NetListener;
-use etcd_client::proto::{
-    PbClusterServer, PbKvServer, PbLeaseServer, PbMaintenanceServer, PbWatchServer,
-};
+use etcd_api::etcdserverpb as pb;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -30,16 +28,18 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 pub fn client_router(server: EtcdServer) -> axum::Router {
     let max = server.config().max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     let grpc = tonic::service::Routes::new(
-        PbKvServer::new(kv::KvApi::new(server.clone())).max_decoding_message_size(max),
+        pb::kv_server::KvServer::new(kv::KvApi::new(server.clone())).max_decoding_message_size(max),
     )
-    .add_service(PbClusterServer::new(cluster::ClusterApi::new(
+    .add_service(pb::cluster_server::ClusterServer::new(
+        cluster::ClusterApi::new(server.clone()),
+    ))
+    .add_service(pb::maintenance_server::MaintenanceServer::new(
+        maintenance::MaintenanceApi::new(server.clone()),
+    ))
+    .add_service(pb::lease_server::LeaseServer::new(lease::LeaseApi::new(
         server.clone(),
     )))
-    .add_service(PbMaintenanceServer::new(maintenance::MaintenanceApi::new(
-        server.clone(),
-    )))
-    .add_service(PbLeaseServer::new(lease::LeaseApi::new(server.clone())))
-    .add_service(PbWatchServer::new(watch::WatchApi::new(
+    .add_service(pb::watch_server::WatchServer::new(watch::WatchApi::new(
         server.clone(),
         server.watch_hub(),
         server.config().watch_progress_notify_interval(),

@@ -11,9 +11,8 @@
 use crate::etcdserver::EtcdServer;
 use crate::mvcc::consts::event_type;
 use crate::mvcc::watchable::{KeyRange, WatchBatch, WatchHub};
-use etcd_client::proto::{
-    PbRangeRequest, PbWatchRequest, PbWatchRequestUnion, PbWatchResponse, PbWatchService,
-};
+use etcd_api::etcdserverpb as pb;
+use etcd_api::mvccpb;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,18 +67,18 @@ struct StreamCtx {
     stream: u64,
     next_id: i64,
     watchers: BTreeMap<i64, WatcherOpts>,
-    out: mpsc::Sender<Result<PbWatchResponse, Status>>,
+    out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     /// A response of at least this many bytes is split for watchers that asked for fragments.
     fragment_limit: usize,
 }
 
 #[tonic::async_trait]
-impl PbWatchService for WatchApi {
-    type WatchStream = ReceiverStream<Result<PbWatchResponse, Status>>;
+impl pb::watch_server::Watch for WatchApi {
+    type WatchStream = ReceiverStream<Result<pb::WatchResponse, Status>>;
 
     async fn watch(
         &self,
-        req: Request<Streaming<PbWatchRequest>>,
+        req: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let incoming = req.into_inner();
         let (out, out_rx) = mpsc::channel(STREAM_QUEUE);
@@ -99,7 +98,7 @@ impl PbWatchService for WatchApi {
 
 async fn run_stream(
     mut ctx: StreamCtx,
-    mut incoming: Streaming<PbWatchRequest>,
+    mut incoming: Streaming<pb::WatchRequest>,
     progress_interval: Duration,
 ) {
     let (tx, mut batches) = mpsc::channel::<WatchBatch>(STREAM_QUEUE);
@@ -123,18 +122,18 @@ async fn run_stream(
 }
 
 impl StreamCtx {
-    async fn send(&self, r: PbWatchResponse) -> bool {
+    async fn send(&self, r: pb::WatchResponse) -> bool {
         self.out.send(Ok(r)).await.is_ok()
     }
 
-    fn header_now(&self) -> Option<etcd_client::proto::PbResponseHeader> {
+    fn header_now(&self) -> Option<pb::ResponseHeader> {
         let rev = self.server.store().current_revision();
         Some(self.server.header(rev))
     }
 
-    async fn handle(&mut self, r: PbWatchRequest, tx: &mpsc::Sender<WatchBatch>) -> bool {
+    async fn handle(&mut self, r: pb::WatchRequest, tx: &mpsc::Sender<WatchBatch>) -> bool {
         match r.request_union {
-            Some(PbWatchRequestUnion::CreateRequest(c)) => {
+            Some(pb::watch_request::RequestUnion::CreateRequest(c)) => {
                 let id = if c.watch_id != 0 {
                     c.watch_id
                 } else {
@@ -144,7 +143,7 @@ impl StreamCtx {
                     self.next_id
                 };
                 if self.watchers.contains_key(&id) || self.hub.contains(self.stream, id) {
-                    let resp = PbWatchResponse {
+                    let resp = pb::WatchResponse {
                         header: self.header_now(),
                         watch_id: id,
                         created: true,
@@ -177,7 +176,7 @@ impl StreamCtx {
                         .add(&store, self.stream, id, range, c.start_revision, tx.clone());
                     self.server.header(store.current_revision())
                 };
-                self.send(PbWatchResponse {
+                self.send(pb::WatchResponse {
                     header: Some(header),
                     watch_id: id,
                     created: true,
@@ -185,10 +184,10 @@ impl StreamCtx {
                 })
                 .await
             }
-            Some(PbWatchRequestUnion::CancelRequest(c)) => {
+            Some(pb::watch_request::RequestUnion::CancelRequest(c)) => {
                 if self.watchers.remove(&c.watch_id).is_some() {
                     self.hub.remove(self.stream, c.watch_id);
-                    let resp = PbWatchResponse {
+                    let resp = pb::WatchResponse {
                         header: self.header_now(),
                         watch_id: c.watch_id,
                         canceled: true,
@@ -198,9 +197,9 @@ impl StreamCtx {
                 }
                 true
             }
-            Some(PbWatchRequestUnion::ProgressRequest(_)) => {
+            Some(pb::watch_request::RequestUnion::ProgressRequest(_)) => {
                 if self.hub.stream_synced(self.stream) {
-                    let resp = PbWatchResponse {
+                    let resp = pb::WatchResponse {
                         header: self.header_now(),
                         watch_id: INVALID_WATCH_ID,
                         ..Default::default()
@@ -235,7 +234,7 @@ impl StreamCtx {
         } else if events.is_empty() {
             return true;
         }
-        let resp = PbWatchResponse {
+        let resp = pb::WatchResponse {
             header: Some(self.server.header(b.revision)),
             watch_id: b.watch_id,
             canceled,
@@ -256,12 +255,12 @@ impl StreamCtx {
 
     /// The key's value just before the event (etcd reads it at mod_revision - 1; a compacted
     /// revision leaves it out).
-    fn prev_kv(&self, ev: &etcd_client::proto::PbEvent) -> Option<etcd_client::proto::PbKeyValue> {
+    fn prev_kv(&self, ev: &mvccpb::Event) -> Option<mvccpb::KeyValue> {
         let kv = ev.kv.as_ref()?;
         if kv.create_revision == kv.mod_revision && ev.r#type == event_type::PUT {
             return None; // a create has no previous value
         }
-        let req = PbRangeRequest {
+        let req = pb::RangeRequest {
             key: kv.key.clone(),
             revision: kv.mod_revision - 1,
             ..Default::default()
@@ -282,7 +281,7 @@ impl StreamCtx {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            let resp = PbWatchResponse {
+            let resp = pb::WatchResponse {
                 header: self.header_now(),
                 watch_id: id,
                 ..Default::default()
@@ -301,7 +300,7 @@ const EVENTS_FIELD: u32 = 11;
 /// etcd's sendFragments: a response of at least `limit` encoded bytes with two or more events
 /// is split into several, each filled with events until the next one would bring it to `limit`
 /// (at least one event each); all but the last carry `fragment = true`.
-fn fragments(resp: PbWatchResponse, limit: usize) -> Vec<PbWatchResponse> {
+fn fragments(resp: pb::WatchResponse, limit: usize) -> Vec<pb::WatchResponse> {
     use prost::Message as _;
     if resp.events.len() < 2 || resp.encoded_len() < limit {
         return vec![resp];
@@ -316,7 +315,7 @@ fn fragments(resp: PbWatchResponse, limit: usize) -> Vec<PbWatchResponse> {
     for ev in events {
         let ev_len = prost::encoding::message::encoded_len(EVENTS_FIELD, &ev);
         if !cur.is_empty() && size + ev_len >= limit {
-            out.push(PbWatchResponse {
+            out.push(pb::WatchResponse {
                 events: std::mem::take(&mut cur),
                 ..base.clone()
             });
@@ -325,7 +324,7 @@ fn fragments(resp: PbWatchResponse, limit: usize) -> Vec<PbWatchResponse> {
         size += ev_len;
         cur.push(ev);
     }
-    out.push(PbWatchResponse {
+    out.push(pb::WatchResponse {
         events: cur,
         fragment: false,
         ..base
@@ -336,16 +335,15 @@ fn fragments(resp: PbWatchResponse, limit: usize) -> Vec<PbWatchResponse> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etcd_client::proto::{PbEvent, PbKeyValue};
     use prost::Message as _;
 
-    fn response(n: usize, value_len: usize) -> PbWatchResponse {
-        PbWatchResponse {
+    fn response(n: usize, value_len: usize) -> pb::WatchResponse {
+        pb::WatchResponse {
             watch_id: 3,
             events: (0..n)
-                .map(|i| PbEvent {
+                .map(|i| mvccpb::Event {
                     r#type: event_type::PUT,
-                    kv: Some(PbKeyValue {
+                    kv: Some(mvccpb::KeyValue {
                         key: format!("k{i:04}").into_bytes(),
                         value: vec![b'v'; value_len],
                         mod_revision: 9,
@@ -389,7 +387,7 @@ mod tests {
                 assert!(as_sent.encoded_len() >= limit);
             }
         }
-        let all: Vec<PbEvent> = parts.into_iter().flat_map(|p| p.events).collect();
+        let all: Vec<mvccpb::Event> = parts.into_iter().flat_map(|p| p.events).collect();
         assert_eq!(all, r.events);
         // Events bigger than the limit go one per fragment.
         let big = fragments(response(3, 5000), 1000);

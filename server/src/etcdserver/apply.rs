@@ -16,10 +16,7 @@ use crate::lease::Lessor;
 use crate::membership::{save_member, Cluster};
 use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::Store;
-use etcd_client::proto::{
-    PbAlarmResponse, PbDeleteRequest, PbLeaseGrantResponse, PbLeaseRevokeResponse,
-    PbResponseHeader, PbTxnOpRequest, PbTxnRequest, PbTxnRequestOp,
-};
+use etcd_api::etcdserverpb as pb;
 use prost::Message as _;
 use raft::eraftpb::Entry;
 use std::sync::{Arc, Mutex};
@@ -75,7 +72,7 @@ impl Applier {
     fn apply_op(&self, store: &mut Store, op: Op) -> ApplyResult {
         let kv = |e: crate::mvcc::MvccError| e.to_status();
         let header = |store: &Store| {
-            Some(PbResponseHeader {
+            Some(pb::ResponseHeader {
                 revision: store.current_revision(),
                 ..Default::default()
             })
@@ -96,7 +93,7 @@ impl Applier {
                 let ttl = lock(&self.lessor)
                     .grant(store.backend_mut(), r.id, r.ttl, now)
                     .map_err(|e| e.to_status())?;
-                Ok(OpResponse::LeaseGrant(PbLeaseGrantResponse {
+                Ok(OpResponse::LeaseGrant(pb::LeaseGrantResponse {
                     header: header(store),
                     id: r.id,
                     ttl,
@@ -111,15 +108,17 @@ impl Applier {
                     // All of the lease's keys go in one revision, as one txn.
                     let deletes = keys
                         .into_iter()
-                        .map(|key| PbTxnRequestOp {
-                            request: Some(PbTxnOpRequest::RequestDeleteRange(PbDeleteRequest {
-                                key,
-                                range_end: Vec::new(),
-                                prev_kv: false,
-                            })),
+                        .map(|key| pb::RequestOp {
+                            request: Some(pb::request_op::Request::RequestDeleteRange(
+                                pb::DeleteRangeRequest {
+                                    key,
+                                    range_end: Vec::new(),
+                                    prev_kv: false,
+                                },
+                            )),
                         })
                         .collect();
-                    let txn = PbTxnRequest {
+                    let txn = pb::TxnRequest {
                         compare: Vec::new(),
                         success: deletes,
                         failure: Vec::new(),
@@ -127,7 +126,7 @@ impl Applier {
                     store.txn(&txn).map_err(kv)?;
                 }
                 lock(&self.lessor).remove(store.backend_mut(), r.id);
-                Ok(OpResponse::LeaseRevoke(PbLeaseRevokeResponse {
+                Ok(OpResponse::LeaseRevoke(pb::LeaseRevokeResponse {
                     header: header(store),
                 }))
             }
@@ -157,14 +156,14 @@ impl Applier {
                     );
                 }
                 let alarms = if changed {
-                    vec![etcd_client::proto::PbAlarmMember {
+                    vec![pb::AlarmMember {
                         member_id: r.member_id,
                         alarm: r.alarm,
                     }]
                 } else {
                     Vec::new()
                 };
-                Ok(OpResponse::Alarm(PbAlarmResponse {
+                Ok(OpResponse::Alarm(pb::AlarmResponse {
                     header: header(store),
                     alarms,
                 }))
@@ -232,10 +231,12 @@ impl Applier {
 
 /// What a NOSPACE alarm refuses (etcd's applierV3Capped): puts, txns that put, lease grants.
 fn writes_data(op: &Op) -> bool {
-    fn has_put(ops: &[PbTxnRequestOp]) -> bool {
+    fn has_put(ops: &[pb::RequestOp]) -> bool {
         ops.iter().any(|o| match &o.request {
-            Some(PbTxnOpRequest::RequestPut(_)) => true,
-            Some(PbTxnOpRequest::RequestTxn(t)) => has_put(&t.success) || has_put(&t.failure),
+            Some(pb::request_op::Request::RequestPut(_)) => true,
+            Some(pb::request_op::Request::RequestTxn(t)) => {
+                has_put(&t.success) || has_put(&t.failure)
+            }
             _ => false,
         })
     }

@@ -24,6 +24,7 @@ use crate::rafthttp::{RaftService, Transport};
 use crate::seam::World;
 use crate::snap::Snapshotter;
 use crate::wal::{Wal, WalOptions, WalSnapshot};
+use etcd_api::etcdserverpb as pb;
 use raft::eraftpb::{ConfState, Snapshot};
 use raft::storage::MemStorage;
 use raft::{RawNode, Storage};
@@ -241,10 +242,10 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     // Lease service, so that followers can forward renewals to the leader.
     let peer_router =
         tonic::service::Routes::new(RaftService::new(inbound_tx, cluster.clone()).into_server())
-            .add_service(etcd_client::proto::PbClusterServer::new(
+            .add_service(pb::cluster_server::ClusterServer::new(
                 crate::api::ClusterApi::new(server.clone()),
             ))
-            .add_service(etcd_client::proto::PbLeaseServer::new(
+            .add_service(pb::lease_server::LeaseServer::new(
                 crate::api::LeaseApi::new(server.clone()),
             ))
             .prepare()
@@ -385,7 +386,7 @@ async fn revoke_expired_leases(server: EtcdServer) {
             tracing::info!(lease = %format!("{id:x}"), "revoking expired lease");
             let s = server.clone();
             tokio::spawn(async move {
-                let req = etcd_client::proto::PbLeaseRevokeRequest { id };
+                let req = pb::LeaseRevokeRequest { id };
                 if let Err(e) = s.propose(Op::LeaseRevoke(req)).await {
                     tracing::debug!(lease = %format!("{id:x}"), error = %e, "revoke of expired lease failed");
                 }

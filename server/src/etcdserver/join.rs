@@ -12,7 +12,7 @@ use crate::config::{split_urls, url_host_port, Config, InitialMember};
 use crate::membership::{Cluster, Member};
 use crate::rafthttp::channel_to;
 use crate::seam::World;
-use etcd_client::proto::{PbMemberListRequest, PbMemberListResponse};
+use etcd_api::etcdserverpb as pb;
 use std::time::Duration;
 
 /// How long to keep trying the other members.
@@ -78,13 +78,13 @@ pub async fn fetch_cluster(
     }
 }
 
-async fn ask(world: &World, peer_url: &str) -> Result<PbMemberListResponse, String> {
+async fn ask(world: &World, peer_url: &str) -> Result<pb::MemberListResponse, String> {
     let addr = url_host_port("--initial-cluster", peer_url).map_err(|e| e.to_string())?;
     let ch = channel_to(world.net.clone(), &addr)?;
     let mut grpc = tonic::client::Grpc::new(ch);
     grpc.ready().await.map_err(|e| e.to_string())?;
     let path = http::uri::PathAndQuery::from_static("/etcdserverpb.Cluster/MemberList");
-    let req = tonic::Request::new(PbMemberListRequest { linearizable: true });
+    let req = tonic::Request::new(pb::MemberListRequest { linearizable: true });
     grpc.unary(req, path, tonic_prost::ProstCodec::default())
         .await
         .map(|r| r.into_inner())

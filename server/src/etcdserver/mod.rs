@@ -16,6 +16,7 @@ mod status;
 mod storage;
 
 pub use bootstrap::{start, ServerHandle};
+use etcd_api::etcdserverpb as pb;
 pub use raft_node::lock;
 pub use status::{RaftStatus, ServerMetrics, FSYNC_BUCKETS};
 
@@ -25,7 +26,6 @@ use crate::lease::Lessor;
 use crate::membership::Cluster;
 use crate::mvcc::watchable::WatchHub;
 use crate::mvcc::Store;
-use etcd_client::proto::PbResponseHeader;
 use prost::Message as _;
 use raft_node::{Proposal, ProposalKind, ReadWaiter};
 use rand::Rng;
@@ -205,7 +205,7 @@ impl EtcdServer {
         }
         let s = self.clone();
         tokio::spawn(async move {
-            let req = etcd_client::proto::PbAlarmRequest {
+            let req = pb::AlarmRequest {
                 action: crate::alarm::ACTION_ACTIVATE,
                 member_id: s.member_id(),
                 alarm: crate::alarm::NOSPACE,
@@ -243,9 +243,9 @@ impl EtcdServer {
     }
 
     /// A response header with this member's ids, the current term and `revision`.
-    pub fn header(&self, revision: i64) -> PbResponseHeader {
+    pub fn header(&self, revision: i64) -> pb::ResponseHeader {
         let st = self.status();
-        PbResponseHeader {
+        pb::ResponseHeader {
             cluster_id: lock(&self.inner.cluster).cluster_id,
             member_id: self.inner.member_id,
             revision,

@@ -6,11 +6,7 @@
 //! Must never: apply anything itself; `apply.rs` does that.
 
 use crate::membership::MemberAttributes;
-use etcd_client::proto::{
-    PbAlarmRequest, PbAlarmResponse, PbCompactionRequest, PbCompactionResponse, PbDeleteRequest,
-    PbDeleteResponse, PbLeaseGrantRequest, PbLeaseGrantResponse, PbLeaseRevokeRequest,
-    PbLeaseRevokeResponse, PbPutRequest, PbPutResponse, PbTxnRequest, PbTxnResponse,
-};
+use etcd_api::etcdserverpb as pb;
 
 /// A write proposed through raft (etcd's `etcdserverpb.InternalRaftRequest`, the KV subset).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -28,25 +24,25 @@ pub struct InternalRaftRequest {
 pub enum Op {
     /// KV.Put.
     #[prost(message, tag = "4")]
-    Put(PbPutRequest),
+    Put(pb::PutRequest),
     /// KV.DeleteRange.
     #[prost(message, tag = "5")]
-    DeleteRange(PbDeleteRequest),
+    DeleteRange(pb::DeleteRangeRequest),
     /// KV.Txn.
     #[prost(message, tag = "6")]
-    Txn(PbTxnRequest),
+    Txn(pb::TxnRequest),
     /// KV.Compact.
     #[prost(message, tag = "7")]
-    Compaction(PbCompactionRequest),
+    Compaction(pb::CompactionRequest),
     /// Lease.LeaseGrant (the id is chosen by the proposing member).
     #[prost(message, tag = "8")]
-    LeaseGrant(PbLeaseGrantRequest),
+    LeaseGrant(pb::LeaseGrantRequest),
     /// Lease.LeaseRevoke (from a client, or from the leader when a lease expires).
     #[prost(message, tag = "9")]
-    LeaseRevoke(PbLeaseRevokeRequest),
+    LeaseRevoke(pb::LeaseRevokeRequest),
     /// Maintenance.Alarm activate/deactivate.
     #[prost(message, tag = "10")]
-    Alarm(PbAlarmRequest),
+    Alarm(pb::AlarmRequest),
     /// The leader's lease checkpoints (remaining TTLs), with the LeaseCheckpoint gate on.
     #[prost(message, tag = "11")]
     LeaseCheckpoint(LeaseCheckpointRequest),
@@ -58,7 +54,7 @@ pub enum Op {
     MemberUpdate(MemberPeerUrls),
 }
 
-/// etcd's `LeaseCheckpointRequest` (not exported by `etcd_client::proto`; same field numbers).
+/// etcd's `LeaseCheckpointRequest` (etcd's raft_internal.proto, not in the client API; same field numbers).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LeaseCheckpointRequest {
     /// The checkpoints.
@@ -92,19 +88,19 @@ pub struct MemberPeerUrls {
 #[derive(Debug, Clone)]
 pub enum OpResponse {
     /// KV.Put.
-    Put(PbPutResponse),
+    Put(pb::PutResponse),
     /// KV.DeleteRange.
-    DeleteRange(PbDeleteResponse),
+    DeleteRange(pb::DeleteRangeResponse),
     /// KV.Txn.
-    Txn(PbTxnResponse),
+    Txn(pb::TxnResponse),
     /// KV.Compact.
-    Compaction(PbCompactionResponse),
+    Compaction(pb::CompactionResponse),
     /// Lease.LeaseGrant.
-    LeaseGrant(PbLeaseGrantResponse),
+    LeaseGrant(pb::LeaseGrantResponse),
     /// Lease.LeaseRevoke.
-    LeaseRevoke(PbLeaseRevokeResponse),
+    LeaseRevoke(pb::LeaseRevokeResponse),
     /// Maintenance.Alarm.
-    Alarm(PbAlarmResponse),
+    Alarm(pb::AlarmResponse),
     /// Lease checkpoints recorded (etcd's LeaseCheckpointResponse has only a header).
     LeaseCheckpoint,
     /// Member attributes recorded.

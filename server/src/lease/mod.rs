@@ -17,7 +17,8 @@
 use crate::backend::{Backend, Bucket};
 use crate::mvcc::consts::event_type;
 use crate::mvcc::{MvccError, Store};
-use etcd_client::proto::{PbEvent, PbRangeRequest};
+use etcd_api::etcdserverpb as pb;
+use etcd_api::mvccpb;
 use prost::Message as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -147,7 +148,7 @@ impl Lessor {
             checkpointing: Checkpointing::default(),
             schedule: BTreeSet::new(),
         };
-        let all = store.range(&PbRangeRequest {
+        let all = store.range(&pb::RangeRequest {
             key: vec![0],
             range_end: vec![0],
             ..Default::default()
@@ -303,7 +304,7 @@ impl Lessor {
 
     /// Follows attachments from applied events: a put moves the key to its new lease (or
     /// none), a delete detaches it.
-    pub fn observe(&mut self, events: &[PbEvent]) {
+    pub fn observe(&mut self, events: &[mvccpb::Event]) {
         for ev in events {
             let Some(kv) = &ev.kv else { continue };
             self.detach(&kv.key);
@@ -430,9 +431,9 @@ mod tests {
                 },
             );
         }
-        let put = |k: &str, lease| PbEvent {
+        let put = |k: &str, lease| mvccpb::Event {
             r#type: event_type::PUT,
-            kv: Some(etcd_client::proto::PbKeyValue {
+            kv: Some(mvccpb::KeyValue {
                 key: k.into(),
                 lease,
                 ..Default::default()
@@ -444,9 +445,9 @@ mod tests {
         l.observe(&[put("a", 2)]);
         assert_eq!(l.keys_of(1), Ok(vec![b"b".to_vec()]));
         assert_eq!(l.keys_of(2), Ok(vec![b"a".to_vec()]));
-        let del = PbEvent {
+        let del = mvccpb::Event {
             r#type: event_type::DELETE,
-            kv: Some(etcd_client::proto::PbKeyValue {
+            kv: Some(mvccpb::KeyValue {
                 key: b"b".to_vec(),
                 ..Default::default()
             }),

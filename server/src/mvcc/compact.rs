@@ -6,7 +6,7 @@ use super::ops::header;
 use super::revision::Revision;
 use super::store::Store;
 use crate::backend::{meta, Bucket};
-use etcd_client::proto::{PbCompactionRequest, PbCompactionResponse};
+use etcd_api::etcdserverpb as pb;
 use std::collections::BTreeSet;
 
 impl Store {
@@ -15,7 +15,10 @@ impl Store {
     /// does, so a watch from there still sees the delete), drops the older ones from the index
     /// and physically from the `key` bucket, and records `scheduledCompactRev` and
     /// `finishedCompactRev` in `meta`. Does not change the store revision.
-    pub fn compact(&mut self, r: &PbCompactionRequest) -> Result<PbCompactionResponse, MvccError> {
+    pub fn compact(
+        &mut self,
+        r: &pb::CompactionRequest,
+    ) -> Result<pb::CompactionResponse, MvccError> {
         let rev = r.revision;
         if rev <= self.compact_main_rev {
             return Err(MvccError::Compacted);
@@ -30,7 +33,7 @@ impl Store {
             &Revision::new(rev, 0).to_bytes(),
         );
         self.finish_compaction(rev)?;
-        Ok(PbCompactionResponse {
+        Ok(pb::CompactionResponse {
             header: header(self.current_rev),
         })
     }

@@ -10,7 +10,7 @@ use super::error::MvccError;
 use super::key_index::{KeyIndex, Mark};
 use super::revision::Revision;
 use crate::backend::BucketReader;
-use etcd_client::proto::PbKeyValue;
+use etcd_api::mvccpb;
 use prost::Message as _;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -56,7 +56,7 @@ pub(crate) struct RangeOptions {
 /// etcd's `RangeResult`.
 #[derive(Debug, Default)]
 pub(crate) struct RangeResult {
-    pub(crate) kvs: Vec<PbKeyValue>,
+    pub(crate) kvs: Vec<mvccpb::KeyValue>,
     pub(crate) count: i64,
     pub(crate) rev: i64,
 }
@@ -65,7 +65,7 @@ pub(crate) struct RangeResult {
 #[derive(Clone, Debug)]
 pub(crate) struct Change {
     pub(crate) rev: Revision,
-    pub(crate) kv: PbKeyValue,
+    pub(crate) kv: mvccpb::KeyValue,
     pub(crate) tombstone: bool,
 }
 
@@ -222,7 +222,7 @@ impl<'s> Exec<'s> {
     }
 
     /// Reads the key-value stored at a (non-tombstone) revision.
-    fn fetch(&self, rev: Revision) -> Result<PbKeyValue, MvccError> {
+    fn fetch(&self, rev: Revision) -> Result<mvccpb::KeyValue, MvccError> {
         if rev.main == self.begin_rev + 1 {
             if let Some(c) = usize::try_from(rev.sub)
                 .ok()
@@ -234,7 +234,7 @@ impl<'s> Exec<'s> {
         let key = rev.to_bytes();
         match self
             .reader
-            .get_with(&key, |b: &[u8]| PbKeyValue::decode(b))?
+            .get_with(&key, |b: &[u8]| mvccpb::KeyValue::decode(b))?
         {
             Some(Ok(kv)) => Ok(kv),
             Some(Err(e)) => Err(MvccError::corrupt(
@@ -308,7 +308,7 @@ impl<'s> Exec<'s> {
         self.touch(key)?.put(idx_rev);
         self.changes.push(Change {
             rev: idx_rev,
-            kv: PbKeyValue {
+            kv: mvccpb::KeyValue {
                 key: key.to_vec(),
                 create_revision: created,
                 mod_revision: rev,
@@ -344,7 +344,7 @@ impl<'s> Exec<'s> {
         }
         self.changes.push(Change {
             rev: idx_rev,
-            kv: PbKeyValue {
+            kv: mvccpb::KeyValue {
                 key: key.to_vec(),
                 ..Default::default()
             },

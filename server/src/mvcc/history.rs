@@ -9,11 +9,11 @@ use super::consts::event_type;
 use super::revision::{is_tombstone, Revision};
 use super::MvccError;
 use crate::backend::{Backend, Bucket};
-use etcd_client::proto::{PbEvent, PbKeyValue};
+use etcd_api::mvccpb;
 use prost::Message as _;
 
 /// The events of one revision.
-pub type RevisionEvents = (i64, Vec<PbEvent>);
+pub type RevisionEvents = (i64, Vec<mvccpb::Event>);
 
 /// The events of revisions `from..=to`, grouped by revision (ascending). Stops early, at a
 /// revision boundary, once `max_events` events are collected; returns the groups and the last
@@ -43,7 +43,7 @@ pub fn events_between(
             covered = rev.main - 1;
             return false;
         }
-        let kv = match PbKeyValue::decode(v) {
+        let kv = match mvccpb::KeyValue::decode(v) {
             Ok(kv) => kv,
             Err(e) => {
                 bad = Some(MvccError::corrupt(k, format!("undecodable key-value: {e}")));
@@ -51,9 +51,9 @@ pub fn events_between(
             }
         };
         let ev = if is_tombstone(k) {
-            PbEvent {
+            mvccpb::Event {
                 r#type: event_type::DELETE,
-                kv: Some(PbKeyValue {
+                kv: Some(mvccpb::KeyValue {
                     key: kv.key,
                     mod_revision: rev.main,
                     ..Default::default()
@@ -61,7 +61,7 @@ pub fn events_between(
                 prev_kv: None,
             }
         } else {
-            PbEvent {
+            mvccpb::Event {
                 r#type: event_type::PUT,
                 kv: Some(kv),
                 prev_kv: None,

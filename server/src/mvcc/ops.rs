@@ -4,22 +4,20 @@
 use super::consts::{sort_order, sort_target};
 use super::error::MvccError;
 use super::exec::{Exec, KeyRange, RangeOptions};
-use etcd_client::proto::{
-    PbDeleteRequest, PbDeleteResponse, PbKeyValue, PbPutRequest, PbPutResponse, PbRangeRequest,
-    PbRangeResponse, PbResponseHeader,
-};
+use etcd_api::etcdserverpb as pb;
+use etcd_api::mvccpb;
 use std::cmp::Ordering;
 
 /// A response header carrying only the store revision (the caller fills the rest).
-pub(crate) fn header(revision: i64) -> Option<PbResponseHeader> {
-    Some(PbResponseHeader {
+pub(crate) fn header(revision: i64) -> Option<pb::ResponseHeader> {
+    Some(pb::ResponseHeader {
         revision,
         ..Default::default()
     })
 }
 
 /// etcd's `rangeLimit`: fetch everything when sorting or filtering, else one extra for `more`.
-fn range_limit(r: &PbRangeRequest) -> i64 {
+fn range_limit(r: &pb::RangeRequest) -> i64 {
     let mut limit = r.limit;
     if r.sort_order != sort_order::NONE
         || r.min_mod_revision != 0
@@ -36,7 +34,7 @@ fn range_limit(r: &PbRangeRequest) -> i64 {
 }
 
 /// etcd's applier `Range`.
-pub(crate) fn range(ex: &Exec<'_>, r: &PbRangeRequest) -> Result<PbRangeResponse, MvccError> {
+pub(crate) fn range(ex: &Exec<'_>, r: &pb::RangeRequest) -> Result<pb::RangeResponse, MvccError> {
     if !(sort_order::NONE..=sort_order::DESCEND).contains(&r.sort_order)
         || !(sort_target::KEY..=sort_target::VALUE).contains(&r.sort_target)
     {
@@ -71,7 +69,7 @@ pub(crate) fn range(ex: &Exec<'_>, r: &PbRangeRequest) -> Result<PbRangeResponse
         order = sort_order::NONE;
     }
     if order != sort_order::NONE {
-        let cmp: fn(&PbKeyValue, &PbKeyValue) -> Ordering = match r.sort_target {
+        let cmp: fn(&mvccpb::KeyValue, &mvccpb::KeyValue) -> Ordering = match r.sort_target {
             sort_target::VERSION => |a, b| a.version.cmp(&b.version),
             sort_target::CREATE => |a, b| a.create_revision.cmp(&b.create_revision),
             sort_target::MOD => |a, b| a.mod_revision.cmp(&b.mod_revision),
@@ -97,7 +95,7 @@ pub(crate) fn range(ex: &Exec<'_>, r: &PbRangeRequest) -> Result<PbRangeResponse
             kv.value.clear();
         }
     }
-    Ok(PbRangeResponse {
+    Ok(pb::RangeResponse {
         header: header(rr.rev),
         kvs,
         more,
@@ -106,13 +104,13 @@ pub(crate) fn range(ex: &Exec<'_>, r: &PbRangeRequest) -> Result<PbRangeResponse
 }
 
 /// The key's current key-value, as later ops of the request see it.
-pub(crate) fn current(ex: &Exec<'_>, key: &[u8]) -> Result<Option<PbKeyValue>, MvccError> {
+pub(crate) fn current(ex: &Exec<'_>, key: &[u8]) -> Result<Option<mvccpb::KeyValue>, MvccError> {
     let rr = ex.range_keys(&KeyRange::Single(key.to_vec()), RangeOptions::default())?;
     Ok(rr.kvs.into_iter().next())
 }
 
 /// etcd's applier `Put` (the lease existence check is the caller's).
-pub(crate) fn put(ex: &mut Exec<'_>, p: &PbPutRequest) -> Result<PbPutResponse, MvccError> {
+pub(crate) fn put(ex: &mut Exec<'_>, p: &pb::PutRequest) -> Result<pb::PutResponse, MvccError> {
     if p.ignore_value && !p.value.is_empty() {
         return Err(MvccError::ValueProvided);
     }
@@ -138,7 +136,7 @@ pub(crate) fn put(ex: &mut Exec<'_>, p: &PbPutRequest) -> Result<PbPutResponse, 
     }
     let value = value.unwrap_or_else(|| p.value.clone());
     let rev = ex.put(&p.key, value, lease)?;
-    Ok(PbPutResponse {
+    Ok(pb::PutResponse {
         header: header(rev),
         prev_kv: if p.prev_kv { prev } else { None },
     })
@@ -147,8 +145,8 @@ pub(crate) fn put(ex: &mut Exec<'_>, p: &PbPutRequest) -> Result<PbPutResponse, 
 /// etcd's applier `DeleteRange`.
 pub(crate) fn delete_range(
     ex: &mut Exec<'_>,
-    d: &PbDeleteRequest,
-) -> Result<PbDeleteResponse, MvccError> {
+    d: &pb::DeleteRangeRequest,
+) -> Result<pb::DeleteRangeResponse, MvccError> {
     let range = KeyRange::new(&d.key, &d.range_end);
     let prev_kvs = if d.prev_kv {
         ex.range_keys(&range, RangeOptions::default())?.kvs
@@ -156,7 +154,7 @@ pub(crate) fn delete_range(
         Vec::new()
     };
     let (deleted, rev) = ex.delete_range(&range)?;
-    Ok(PbDeleteResponse {
+    Ok(pb::DeleteRangeResponse {
         header: header(rev),
         deleted,
         prev_kvs,

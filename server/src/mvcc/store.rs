@@ -7,11 +7,8 @@ use super::revision::{is_tombstone, Revision};
 use super::{consts, ops, txn, LeaseChecker};
 use crate::backend::{meta, Backend, BackendOptions, Bucket};
 use crate::seam::Disk;
-use etcd_client::proto::PbEvent;
-use etcd_client::proto::{
-    PbDeleteRequest, PbDeleteResponse, PbKeyValue, PbPutRequest, PbPutResponse, PbRangeRequest,
-    PbRangeResponse, PbTxnRequest, PbTxnResponse,
-};
+use etcd_api::etcdserverpb as pb;
+use etcd_api::mvccpb;
 use prost::Message as _;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,7 +21,7 @@ pub struct Store {
     pub(super) current_rev: i64,
     pub(super) compact_main_rev: i64,
     lease_checker: Option<Box<LeaseChecker>>,
-    events: Option<Vec<PbEvent>>,
+    events: Option<Vec<mvccpb::Event>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -80,7 +77,7 @@ impl Store {
                 failure = Some(MvccError::corrupt(k, "key is not a revision"));
                 return false;
             };
-            let kv = match PbKeyValue::decode(v) {
+            let kv = match mvccpb::KeyValue::decode(v) {
                 Ok(kv) => kv,
                 Err(e) => {
                     failure = Some(MvccError::corrupt(k, format!("undecodable KeyValue: {e}")));
@@ -229,7 +226,7 @@ impl Store {
 
     /// Events of the writes applied since the last call (watch feed): PUT with the new
     /// key-value, DELETE with `{key, mod_revision}` as in etcd's watchable store.
-    pub fn take_events(&mut self) -> Vec<PbEvent> {
+    pub fn take_events(&mut self) -> Vec<mvccpb::Event> {
         self.events.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
@@ -283,7 +280,7 @@ impl Store {
         if let Some(events) = &mut self.events {
             for ch in changes {
                 let (r#type, kv) = if ch.tombstone {
-                    let kv = PbKeyValue {
+                    let kv = mvccpb::KeyValue {
                         key: ch.kv.key,
                         mod_revision: rev,
                         ..Default::default()
@@ -292,7 +289,7 @@ impl Store {
                 } else {
                     (consts::event_type::PUT, ch.kv)
                 };
-                events.push(PbEvent {
+                events.push(mvccpb::Event {
                     r#type,
                     kv: Some(kv),
                     prev_kv: None,
@@ -303,12 +300,12 @@ impl Store {
     }
 
     /// Range (also serves serializable reads: it only reads).
-    pub fn range(&self, r: &PbRangeRequest) -> Result<PbRangeResponse, MvccError> {
+    pub fn range(&self, r: &pb::RangeRequest) -> Result<pb::RangeResponse, MvccError> {
         ops::range(&self.reader()?, r)
     }
 
     /// Put.
-    pub fn put(&mut self, p: &PbPutRequest) -> Result<PbPutResponse, MvccError> {
+    pub fn put(&mut self, p: &pb::PutRequest) -> Result<pb::PutResponse, MvccError> {
         if p.lease != 0 {
             if let Some(exists) = &self.lease_checker {
                 if !exists(p.lease) {
@@ -320,19 +317,22 @@ impl Store {
     }
 
     /// DeleteRange.
-    pub fn delete_range(&mut self, d: &PbDeleteRequest) -> Result<PbDeleteResponse, MvccError> {
+    pub fn delete_range(
+        &mut self,
+        d: &pb::DeleteRangeRequest,
+    ) -> Result<pb::DeleteRangeResponse, MvccError> {
         self.write(|ex, _| ops::delete_range(ex, d))
     }
 
     /// Txn: one revision for all its writes; no revision bump if it writes nothing. A failing
     /// txn changes nothing.
-    pub fn txn(&mut self, r: &PbTxnRequest) -> Result<PbTxnResponse, MvccError> {
+    pub fn txn(&mut self, r: &pb::TxnRequest) -> Result<pb::TxnResponse, MvccError> {
         self.write(|ex, lease| txn::txn(ex, r, lease))
     }
 
     /// A read-only txn (see [`super::is_txn_readonly`]) served from local state without
     /// raft, as etcd does for serializable read-only txns. `None` if the txn writes.
-    pub fn read_txn(&self, r: &PbTxnRequest) -> Result<Option<PbTxnResponse>, MvccError> {
+    pub fn read_txn(&self, r: &pb::TxnRequest) -> Result<Option<pb::TxnResponse>, MvccError> {
         if !txn::is_txn_readonly(r) {
             return Ok(None);
         }

@@ -3,9 +3,8 @@
 use super::consts::{sort_order, sort_target};
 use super::*;
 use crate::seam::real::RealDisk;
-use etcd_client::proto::{
-    PbCompactionRequest, PbDeleteRequest, PbKeyValue, PbPutRequest, PbRangeRequest,
-};
+use etcd_api::etcdserverpb as pb;
+use etcd_api::mvccpb;
 use std::sync::Arc;
 
 pub(super) async fn open_store(dir: &std::path::Path) -> Store {
@@ -18,8 +17,8 @@ pub(super) async fn open_store(dir: &std::path::Path) -> Store {
     .unwrap()
 }
 
-pub(super) fn put_req(k: &str, v: &str) -> PbPutRequest {
-    PbPutRequest {
+pub(super) fn put_req(k: &str, v: &str) -> pb::PutRequest {
+    pb::PutRequest {
         key: k.into(),
         value: v.into(),
         ..Default::default()
@@ -30,19 +29,19 @@ pub(super) fn put(s: &mut Store, k: &str, v: &str) -> i64 {
     s.put(&put_req(k, v)).unwrap().header.unwrap().revision
 }
 
-pub(super) fn get_req(k: &str, end: &str) -> PbRangeRequest {
-    PbRangeRequest {
+pub(super) fn get_req(k: &str, end: &str) -> pb::RangeRequest {
+    pb::RangeRequest {
         key: k.into(),
         range_end: end.into(),
         ..Default::default()
     }
 }
 
-pub(super) fn get(s: &Store, k: &str) -> Option<PbKeyValue> {
+pub(super) fn get(s: &Store, k: &str) -> Option<mvccpb::KeyValue> {
     s.range(&get_req(k, "")).unwrap().kvs.into_iter().next()
 }
 
-pub(super) fn keys(kvs: &[PbKeyValue]) -> Vec<String> {
+pub(super) fn keys(kvs: &[mvccpb::KeyValue]) -> Vec<String> {
     kvs.iter()
         .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
         .collect()
@@ -50,7 +49,7 @@ pub(super) fn keys(kvs: &[PbKeyValue]) -> Vec<String> {
 
 pub(super) fn del(s: &mut Store, k: &str, end: &str) -> (i64, i64) {
     let r = s
-        .delete_range(&PbDeleteRequest {
+        .delete_range(&pb::DeleteRangeRequest {
             key: k.into(),
             range_end: end.into(),
             prev_kv: false,
@@ -93,7 +92,7 @@ async fn put_get_revisions_and_versions() {
     assert_eq!(s.current_revision(), 6);
     // History.
     let old = s
-        .range(&PbRangeRequest {
+        .range(&pb::RangeRequest {
             revision: 4,
             ..get_req("a", "")
         })
@@ -105,7 +104,7 @@ async fn put_get_revisions_and_versions() {
         "header is the current revision"
     );
     let gone = s
-        .range(&PbRangeRequest {
+        .range(&pb::RangeRequest {
             revision: 5,
             ..get_req("a", "")
         })
@@ -118,7 +117,7 @@ async fn put_prev_kv_ignore_value_ignore_lease() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open_store(dir.path()).await;
     let r = s
-        .put(&PbPutRequest {
+        .put(&pb::PutRequest {
             prev_kv: true,
             lease: 7,
             ..put_req("k", "v1")
@@ -126,7 +125,7 @@ async fn put_prev_kv_ignore_value_ignore_lease() {
         .unwrap();
     assert!(r.prev_kv.is_none());
     let r = s
-        .put(&PbPutRequest {
+        .put(&pb::PutRequest {
             prev_kv: true,
             ..put_req("k", "v2")
         })
@@ -138,7 +137,7 @@ async fn put_prev_kv_ignore_value_ignore_lease() {
     );
 
     // ignore_value keeps the value, takes the new lease.
-    s.put(&PbPutRequest {
+    s.put(&pb::PutRequest {
         ignore_value: true,
         lease: 9,
         ..put_req("k", "")
@@ -150,7 +149,7 @@ async fn put_prev_kv_ignore_value_ignore_lease() {
         (&b"v2"[..], 9, 3)
     );
     // ignore_lease keeps the lease.
-    s.put(&PbPutRequest {
+    s.put(&pb::PutRequest {
         ignore_lease: true,
         ..put_req("k", "v4")
     })
@@ -160,7 +159,7 @@ async fn put_prev_kv_ignore_value_ignore_lease() {
 
     let rev = s.current_revision();
     let e = s
-        .put(&PbPutRequest {
+        .put(&pb::PutRequest {
             ignore_value: true,
             ..put_req("missing", "")
         })
@@ -169,14 +168,14 @@ async fn put_prev_kv_ignore_value_ignore_lease() {
     assert_eq!(e.to_status().code(), tonic::Code::InvalidArgument);
     assert_eq!(e.to_status().message(), "etcdserver: key not found");
     let e = s
-        .put(&PbPutRequest {
+        .put(&pb::PutRequest {
             ignore_value: true,
             ..put_req("k", "x")
         })
         .unwrap_err();
     assert_eq!(e.to_status().message(), "etcdserver: value is provided");
     let e = s
-        .put(&PbPutRequest {
+        .put(&pb::PutRequest {
             ignore_lease: true,
             lease: 3,
             ..put_req("k", "x")
@@ -188,7 +187,7 @@ async fn put_prev_kv_ignore_value_ignore_lease() {
     // Lease hook.
     s.set_lease_checker(Box::new(|id| id == 9));
     let e = s
-        .put(&PbPutRequest {
+        .put(&pb::PutRequest {
             lease: 10,
             ..put_req("k", "x")
         })
@@ -198,7 +197,7 @@ async fn put_prev_kv_ignore_value_ignore_lease() {
         e.to_status().message(),
         "etcdserver: requested lease not found"
     );
-    s.put(&PbPutRequest {
+    s.put(&pb::PutRequest {
         lease: 9,
         ..put_req("k", "x")
     })
@@ -213,7 +212,7 @@ async fn delete_range_prefix_and_prev_kvs() {
         put(&mut s, k, k);
     }
     let r = s
-        .delete_range(&PbDeleteRequest {
+        .delete_range(&pb::DeleteRangeRequest {
             key: "b/".into(),
             range_end: "b0".into(),
             prev_kv: true,
@@ -246,7 +245,7 @@ async fn range_limit_more_count_and_ends() {
     assert_eq!((r.count, r.more), (3, false));
 
     let r = s
-        .range(&PbRangeRequest {
+        .range(&pb::RangeRequest {
             limit: 2,
             ..prefix.clone()
         })
@@ -254,7 +253,7 @@ async fn range_limit_more_count_and_ends() {
     assert_eq!(keys(&r.kvs), ["foo/a", "foo/b"]);
     assert_eq!((r.count, r.more), (3, true));
     let r = s
-        .range(&PbRangeRequest {
+        .range(&pb::RangeRequest {
             limit: 3,
             ..prefix.clone()
         })
@@ -262,7 +261,7 @@ async fn range_limit_more_count_and_ends() {
     assert_eq!((r.kvs.len(), r.count, r.more), (3, 3, false));
 
     let r = s
-        .range(&PbRangeRequest {
+        .range(&pb::RangeRequest {
             count_only: true,
             ..get_req("f", "\0")
         })
@@ -271,7 +270,7 @@ async fn range_limit_more_count_and_ends() {
     assert_eq!((r.count, r.more), (6, false));
 
     let r = s
-        .range(&PbRangeRequest {
+        .range(&pb::RangeRequest {
             keys_only: true,
             ..get_req("fop", "\0")
         })
@@ -300,7 +299,7 @@ async fn range_sort_and_filters() {
     let all = || get_req("a", "d");
     let sorted = |order, target| {
         let r = s
-            .range(&PbRangeRequest {
+            .range(&pb::RangeRequest {
                 sort_order: order,
                 sort_target: target,
                 ..all()
@@ -337,7 +336,7 @@ async fn range_sort_and_filters() {
 
     // Sorting happens before the limit.
     let r = s
-        .range(&PbRangeRequest {
+        .range(&pb::RangeRequest {
             sort_order: sort_order::DESCEND,
             sort_target: sort_target::KEY,
             limit: 1,
@@ -349,30 +348,30 @@ async fn range_sort_and_filters() {
         (vec!["c".to_string()], 3, true)
     );
 
-    let filt = |f: PbRangeRequest| keys(&s.range(&f).unwrap().kvs);
+    let filt = |f: pb::RangeRequest| keys(&s.range(&f).unwrap().kvs);
     assert_eq!(
-        filt(PbRangeRequest {
+        filt(pb::RangeRequest {
             min_mod_revision: 4,
             ..all()
         }),
         ["a", "c"]
     );
     assert_eq!(
-        filt(PbRangeRequest {
+        filt(pb::RangeRequest {
             max_mod_revision: 3,
             ..all()
         }),
         ["b"]
     );
     assert_eq!(
-        filt(PbRangeRequest {
+        filt(pb::RangeRequest {
             min_create_revision: 3,
             ..all()
         }),
         ["b", "c"]
     );
     assert_eq!(
-        filt(PbRangeRequest {
+        filt(pb::RangeRequest {
             max_create_revision: 2,
             ..all()
         }),
@@ -380,7 +379,7 @@ async fn range_sort_and_filters() {
     );
     // Count ignores filters and limit.
     let r = s
-        .range(&PbRangeRequest {
+        .range(&pb::RangeRequest {
             min_mod_revision: 5,
             limit: 1,
             ..all()
@@ -392,7 +391,7 @@ async fn range_sort_and_filters() {
     );
 
     let e = s
-        .range(&PbRangeRequest {
+        .range(&pb::RangeRequest {
             sort_target: 9,
             ..all()
         })
@@ -412,7 +411,7 @@ async fn compaction_errors_and_physical_removal() {
     put(&mut s, "a", "3"); // 7
 
     let compact = |s: &mut Store, rev| {
-        s.compact(&PbCompactionRequest {
+        s.compact(&pb::CompactionRequest {
             revision: rev,
             physical: true,
         })
@@ -440,7 +439,7 @@ async fn compaction_errors_and_physical_removal() {
     ));
 
     let at = |s: &Store, rev| {
-        s.range(&PbRangeRequest {
+        s.range(&pb::RangeRequest {
             revision: rev,
             ..get_req("\0", "\0")
         })
@@ -490,7 +489,7 @@ async fn hash_kv_tracks_content_and_errors() {
     put(&mut s, "c", "1");
     assert_eq!(s.hash_kv(3).unwrap().0, h1, "hash at a revision is stable");
     assert!(matches!(s.hash_kv(9).unwrap_err(), MvccError::FutureRev));
-    s.compact(&PbCompactionRequest {
+    s.compact(&pb::CompactionRequest {
         revision: 3,
         physical: true,
     })

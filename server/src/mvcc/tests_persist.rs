@@ -5,7 +5,7 @@ use super::*;
 use crate::backend::tests::CrashDisk;
 use crate::seam::real::RealDisk;
 use crate::seam::Disk;
-use etcd_client::proto::{PbCompactionRequest, PbRangeRequest, PbRangeResponse};
+use etcd_api::etcdserverpb as pb;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ fn workload(s: &mut Store, first_index: u64) {
             step(s);
         }
     }
-    s.compact(&PbCompactionRequest {
+    s.compact(&pb::CompactionRequest {
         revision: 12,
         physical: true,
     })
@@ -41,10 +41,10 @@ fn workload(s: &mut Store, first_index: u64) {
 }
 
 /// Everything a client can observe: every readable revision's full range, and the marks.
-fn observe(s: &Store) -> (i64, i64, Vec<Result<PbRangeResponse, String>>) {
+fn observe(s: &Store) -> (i64, i64, Vec<Result<pb::RangeResponse, String>>) {
     let mut views = Vec::new();
     for rev in 0..=s.current_revision() + 1 {
-        let r = s.range(&PbRangeRequest {
+        let r = s.range(&pb::RangeRequest {
             revision: rev,
             ..get_req("\0", "\0")
         });
@@ -86,7 +86,7 @@ async fn crash_loses_only_the_uncommitted_batch() {
     put(&mut s, "b", "1"); // rev 3, applied but not committed
     del(&mut s, "a", "");
     s.set_consistent_index(7, 1);
-    s.compact(&PbCompactionRequest {
+    s.compact(&pb::CompactionRequest {
         revision: 3,
         physical: true,
     })
@@ -106,7 +106,7 @@ async fn crash_loses_only_the_uncommitted_batch() {
     put(&mut r, "b", "1");
     del(&mut r, "a", "");
     r.set_consistent_index(7, 1);
-    r.compact(&PbCompactionRequest {
+    r.compact(&pb::CompactionRequest {
         revision: 3,
         physical: true,
     })

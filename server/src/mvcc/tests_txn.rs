@@ -3,13 +3,10 @@
 use super::consts::{compare_result as cr, compare_target as ct};
 use super::tests::{get, get_req, keys, open_store, put, put_req};
 use super::*;
-use etcd_client::proto::{
-    PbCompare, PbDeleteRequest, PbPutRequest, PbRangeRequest, PbTargetUnion, PbTxnOpRequest,
-    PbTxnOpResponse, PbTxnRequest, PbTxnRequestOp, PbTxnResponse,
-};
+use etcd_api::etcdserverpb as pb;
 
-fn cmp(key: &str, target: i32, result: i32, u: PbTargetUnion) -> PbCompare {
-    PbCompare {
+fn cmp(key: &str, target: i32, result: i32, u: pb::compare::TargetUnion) -> pb::Compare {
+    pb::Compare {
         result,
         target,
         key: key.into(),
@@ -17,45 +14,47 @@ fn cmp(key: &str, target: i32, result: i32, u: PbTargetUnion) -> PbCompare {
         target_union: Some(u),
     }
 }
-fn op_put(k: &str, v: &str) -> PbTxnRequestOp {
-    PbTxnRequestOp {
-        request: Some(PbTxnOpRequest::RequestPut(put_req(k, v))),
+fn op_put(k: &str, v: &str) -> pb::RequestOp {
+    pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestPut(put_req(k, v))),
     }
 }
-fn op_get(k: &str, end: &str) -> PbTxnRequestOp {
-    PbTxnRequestOp {
-        request: Some(PbTxnOpRequest::RequestRange(get_req(k, end))),
+fn op_get(k: &str, end: &str) -> pb::RequestOp {
+    pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestRange(get_req(k, end))),
     }
 }
-fn op_del(k: &str, end: &str) -> PbTxnRequestOp {
-    PbTxnRequestOp {
-        request: Some(PbTxnOpRequest::RequestDeleteRange(PbDeleteRequest {
-            key: k.into(),
-            range_end: end.into(),
-            prev_kv: true,
-        })),
+fn op_del(k: &str, end: &str) -> pb::RequestOp {
+    pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestDeleteRange(
+            pb::DeleteRangeRequest {
+                key: k.into(),
+                range_end: end.into(),
+                prev_kv: true,
+            },
+        )),
     }
 }
-fn op_txn(t: PbTxnRequest) -> PbTxnRequestOp {
-    PbTxnRequestOp {
-        request: Some(PbTxnOpRequest::RequestTxn(t)),
+fn op_txn(t: pb::TxnRequest) -> pb::RequestOp {
+    pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestTxn(t)),
     }
 }
 fn txn(
-    compare: Vec<PbCompare>,
-    success: Vec<PbTxnRequestOp>,
-    failure: Vec<PbTxnRequestOp>,
-) -> PbTxnRequest {
-    PbTxnRequest {
+    compare: Vec<pb::Compare>,
+    success: Vec<pb::RequestOp>,
+    failure: Vec<pb::RequestOp>,
+) -> pb::TxnRequest {
+    pb::TxnRequest {
         compare,
         success,
         failure,
     }
 }
-fn rev(r: &PbTxnResponse) -> i64 {
+fn rev(r: &pb::TxnResponse) -> i64 {
     r.header.as_ref().unwrap().revision
 }
-fn resp(r: &PbTxnResponse, i: usize) -> &PbTxnOpResponse {
+fn resp(r: &pb::TxnResponse, i: usize) -> &pb::response_op::Response {
     r.responses[i].response.as_ref().unwrap()
 }
 
@@ -65,16 +64,16 @@ async fn compares_choose_branch() {
     let mut s = open_store(dir.path()).await;
     put(&mut s, "k", "v1"); // 2
     put(&mut s, "k", "v2"); // 3, version 2, create 2
-    s.put(&PbPutRequest {
+    s.put(&pb::PutRequest {
         lease: 5,
         ..put_req("l", "x")
     })
     .unwrap(); // 4
 
-    let check = |s: &mut Store, c: PbCompare| -> bool {
+    let check = |s: &mut Store, c: pb::Compare| -> bool {
         s.txn(&txn(vec![c], vec![], vec![])).unwrap().succeeded
     };
-    use PbTargetUnion::*;
+    use pb::compare::TargetUnion::*;
     assert!(check(
         &mut s,
         cmp("k", ct::VALUE, cr::EQUAL, Value(b"v2".to_vec()))
@@ -167,7 +166,7 @@ async fn txn_is_one_revision_and_sees_its_own_writes() {
     assert!(r.succeeded);
     assert_eq!(rev(&r), 3);
     assert_eq!(s.current_revision(), 3);
-    let PbTxnOpResponse::ResponseRange(g0) = resp(&r, 0) else {
+    let pb::response_op::Response::ResponseRange(g0) = resp(&r, 0) else {
         panic!()
     };
     assert_eq!(g0.kvs[0].value, b"0");
@@ -176,22 +175,22 @@ async fn txn_is_one_revision_and_sees_its_own_writes() {
         2,
         "before any write: begin revision"
     );
-    let PbTxnOpResponse::ResponsePut(p) = resp(&r, 1) else {
+    let pb::response_op::Response::ResponsePut(p) = resp(&r, 1) else {
         panic!()
     };
     assert_eq!(p.header.as_ref().unwrap().revision, 3);
-    let PbTxnOpResponse::ResponseRange(g3) = resp(&r, 3) else {
+    let pb::response_op::Response::ResponseRange(g3) = resp(&r, 3) else {
         panic!()
     };
     assert_eq!(keys(&g3.kvs), ["a", "b"]);
     assert_eq!(g3.header.as_ref().unwrap().revision, 3);
     assert_eq!((g3.kvs[0].version, g3.kvs[0].mod_revision), (2, 3));
-    let PbTxnOpResponse::ResponseDeleteRange(d) = resp(&r, 4) else {
+    let pb::response_op::Response::ResponseDeleteRange(d) = resp(&r, 4) else {
         panic!()
     };
     assert_eq!(d.deleted, 1);
     assert_eq!(d.prev_kvs[0].value, b"1");
-    let PbTxnOpResponse::ResponseRange(g5) = resp(&r, 5) else {
+    let pb::response_op::Response::ResponseRange(g5) = resp(&r, 5) else {
         panic!()
     };
     assert_eq!(keys(&g5.kvs), ["b"]);
@@ -237,7 +236,7 @@ async fn nested_txn_compares_use_pre_txn_state() {
             "x",
             ct::VALUE,
             cr::EQUAL,
-            PbTargetUnion::Value(b"1".to_vec()),
+            pb::compare::TargetUnion::Value(b"1".to_vec()),
         )],
         vec![op_put("inner", "then"), op_get("x", "")],
         vec![op_put("inner", "else")],
@@ -245,7 +244,7 @@ async fn nested_txn_compares_use_pre_txn_state() {
     let outer = txn(vec![], vec![op_put("x", "2"), op_txn(inner)], vec![]);
     let r = s.txn(&outer).unwrap();
     assert_eq!(rev(&r), 3);
-    let PbTxnOpResponse::ResponseTxn(nested) = resp(&r, 1) else {
+    let pb::response_op::Response::ResponseTxn(nested) = resp(&r, 1) else {
         panic!()
     };
     assert!(nested.succeeded);
@@ -254,7 +253,7 @@ async fn nested_txn_compares_use_pre_txn_state() {
         0,
         "etcd leaves nested headers empty"
     );
-    let PbTxnOpResponse::ResponseRange(g) = resp(nested, 1) else {
+    let pb::response_op::Response::ResponseRange(g) = resp(nested, 1) else {
         panic!()
     };
     assert_eq!(g.kvs[0].value, b"2", "ops do see earlier writes");
@@ -263,7 +262,12 @@ async fn nested_txn_compares_use_pre_txn_state() {
 
     // Failure branch with a nested txn that itself fails.
     let inner = txn(
-        vec![cmp("x", ct::VERSION, cr::EQUAL, PbTargetUnion::Version(7))],
+        vec![cmp(
+            "x",
+            ct::VERSION,
+            cr::EQUAL,
+            pb::compare::TargetUnion::Version(7),
+        )],
         vec![op_put("n", "then")],
         vec![
             op_put("n", "else"),
@@ -275,22 +279,22 @@ async fn nested_txn_compares_use_pre_txn_state() {
             "x",
             ct::VALUE,
             cr::EQUAL,
-            PbTargetUnion::Value(b"nope".to_vec()),
+            pb::compare::TargetUnion::Value(b"nope".to_vec()),
         )],
         vec![op_put("never", "1")],
         vec![op_txn(inner)],
     );
     let r = s.txn(&outer).unwrap();
     assert!(!r.succeeded);
-    let PbTxnOpResponse::ResponseTxn(nested) = resp(&r, 0) else {
+    let pb::response_op::Response::ResponseTxn(nested) = resp(&r, 0) else {
         panic!()
     };
     assert!(!nested.succeeded);
-    let PbTxnOpResponse::ResponseTxn(deep) = resp(nested, 1) else {
+    let pb::response_op::Response::ResponseTxn(deep) = resp(nested, 1) else {
         panic!()
     };
     assert!(deep.succeeded);
-    let PbTxnOpResponse::ResponseRange(g) = resp(deep, 0) else {
+    let pb::response_op::Response::ResponseRange(g) = resp(deep, 0) else {
         panic!()
     };
     assert_eq!(g.kvs[0].value, b"else");
@@ -303,7 +307,7 @@ async fn failing_txn_changes_nothing() {
     let mut s = open_store(dir.path()).await;
     put(&mut s, "a", "1"); // 2
     put(&mut s, "a", "2"); // 3
-    s.compact(&etcd_client::proto::PbCompactionRequest {
+    s.compact(&pb::CompactionRequest {
         revision: 3,
         physical: true,
     })
@@ -313,8 +317,8 @@ async fn failing_txn_changes_nothing() {
         vec![],
         vec![
             op_put("new", "x"),
-            PbTxnRequestOp {
-                request: Some(PbTxnOpRequest::RequestPut(PbPutRequest {
+            pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
                     ignore_value: true,
                     ..put_req("new", "")
                 })),
@@ -324,8 +328,8 @@ async fn failing_txn_changes_nothing() {
     );
     assert!(matches!(s.txn(&t).unwrap_err(), MvccError::KeyNotFound));
     // A range at a compacted or future revision fails the whole txn up front.
-    let at = |rev| PbTxnRequestOp {
-        request: Some(PbTxnOpRequest::RequestRange(PbRangeRequest {
+    let at = |rev| pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestRange(pb::RangeRequest {
             revision: rev,
             ..get_req("a", "")
         })),
@@ -339,8 +343,8 @@ async fn failing_txn_changes_nothing() {
         vec![],
         vec![
             op_del("a", ""),
-            PbTxnRequestOp {
-                request: Some(PbTxnOpRequest::RequestPut(PbPutRequest {
+            pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
                     ignore_value: true,
                     ..put_req("a", "")
                 })),
@@ -353,8 +357,8 @@ async fn failing_txn_changes_nothing() {
     s.set_lease_checker(Box::new(|_| false));
     let t = txn(
         vec![],
-        vec![PbTxnRequestOp {
-            request: Some(PbTxnOpRequest::RequestPut(PbPutRequest {
+        vec![pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
                 lease: 1,
                 ..put_req("b", "1")
             })),
@@ -389,6 +393,6 @@ async fn read_only_txn_paths() {
         "a txn without writes does not bump the revision"
     );
     // Empty txn.
-    let r = s.txn(&PbTxnRequest::default()).unwrap();
+    let r = s.txn(&pb::TxnRequest::default()).unwrap();
     assert!(r.succeeded && r.responses.is_empty());
 }

@@ -3,7 +3,7 @@
 
 use super::tests::{open_store, put};
 use super::watchable::{KeyRange, WatchHub};
-use etcd_client::proto::PbCompactionRequest;
+use etcd_api::etcdserverpb as pb;
 use tokio::sync::mpsc;
 
 fn everything() -> KeyRange {
@@ -23,7 +23,7 @@ async fn a_compacted_watcher_does_not_make_others_skip_events() {
     for i in 0..10 {
         put(&mut s, &format!("k{i}"), "v"); // revisions 2..=11
     }
-    s.compact(&PbCompactionRequest {
+    s.compact(&pb::CompactionRequest {
         revision: 6,
         physical: true,
     })

@@ -8,20 +8,18 @@ use super::error::MvccError;
 use super::exec::{Exec, KeyRange, RangeOptions};
 use super::ops;
 use super::LeaseChecker;
-use etcd_client::proto::{
-    PbCompare, PbKeyValue, PbResponseHeader, PbResponseOp, PbTargetUnion, PbTxnOpRequest,
-    PbTxnOpResponse, PbTxnRequest, PbTxnRequestOp, PbTxnResponse,
-};
+use etcd_api::etcdserverpb as pb;
+use etcd_api::mvccpb;
 
 /// etcd's `isTxnReadonly`: only range ops in both branches (a nested txn counts as a write).
-pub fn is_txn_readonly(r: &PbTxnRequest) -> bool {
+pub fn is_txn_readonly(r: &pb::TxnRequest) -> bool {
     r.success
         .iter()
         .chain(&r.failure)
-        .all(|op| matches!(op.request, Some(PbTxnOpRequest::RequestRange(_))))
+        .all(|op| matches!(op.request, Some(pb::request_op::Request::RequestRange(_))))
 }
 
-fn branch(rt: &PbTxnRequest, succeeded: bool) -> &[PbTxnRequestOp] {
+fn branch(rt: &pb::TxnRequest, succeeded: bool) -> &[pb::RequestOp] {
     if succeeded {
         &rt.success
     } else {
@@ -32,9 +30,9 @@ fn branch(rt: &PbTxnRequest, succeeded: bool) -> &[PbTxnRequestOp] {
 /// Runs a txn in `ex`. On error nothing of it may be applied (the caller drops `ex`).
 pub(crate) fn txn(
     ex: &mut Exec<'_>,
-    rt: &PbTxnRequest,
+    rt: &pb::TxnRequest,
     lease_exists: Option<&LeaseChecker>,
-) -> Result<PbTxnResponse, MvccError> {
+) -> Result<pb::TxnResponse, MvccError> {
     let mut path = Vec::new();
     compare_to_path(ex, rt, &mut path);
     if !is_txn_readonly(rt) {
@@ -44,7 +42,7 @@ pub(crate) fn txn(
     }
     check_requests(ex, rt, &path, &mut 0, &mut check_range)?;
     let mut resp = apply_txn(ex, rt, &path, &mut 0)?;
-    resp.header = Some(PbResponseHeader {
+    resp.header = Some(pb::ResponseHeader {
         revision: ex.cur_rev(),
         ..Default::default()
     });
@@ -53,17 +51,17 @@ pub(crate) fn txn(
 
 /// etcd's `compareToPath`: the outcome of this txn's compares, then (depth first) of the
 /// nested txns on the chosen branch, all against the pre-txn state.
-fn compare_to_path(ex: &Exec<'_>, rt: &PbTxnRequest, path: &mut Vec<bool>) {
+fn compare_to_path(ex: &Exec<'_>, rt: &pb::TxnRequest, path: &mut Vec<bool>) {
     let ok = rt.compare.iter().all(|c| apply_compare(ex, c));
     path.push(ok);
     for op in branch(rt, ok) {
-        if let Some(PbTxnOpRequest::RequestTxn(t)) = &op.request {
+        if let Some(pb::request_op::Request::RequestTxn(t)) = &op.request {
             compare_to_path(ex, t, path);
         }
     }
 }
 
-fn apply_compare(ex: &Exec<'_>, c: &PbCompare) -> bool {
+fn apply_compare(ex: &Exec<'_>, c: &pb::Compare) -> bool {
     let Ok(rr) = ex.range_keys(
         &KeyRange::new(&c.key, &c.range_end),
         RangeOptions::default(),
@@ -75,26 +73,26 @@ fn apply_compare(ex: &Exec<'_>, c: &PbCompare) -> bool {
             // A missing key has no value to compare (nil == empty in gRPC): always false.
             return false;
         }
-        return compare_kv(c, &PbKeyValue::default());
+        return compare_kv(c, &mvccpb::KeyValue::default());
     }
     rr.kvs.iter().all(|kv| compare_kv(c, kv))
 }
 
-fn compare_kv(c: &PbCompare, kv: &PbKeyValue) -> bool {
+fn compare_kv(c: &pb::Compare, kv: &mvccpb::KeyValue) -> bool {
     let ord = match c.target {
         compare_target::VALUE => {
             let want: &[u8] = match &c.target_union {
-                Some(PbTargetUnion::Value(v)) => v,
+                Some(pb::compare::TargetUnion::Value(v)) => v,
                 _ => &[],
             };
             kv.value.as_slice().cmp(want)
         }
         target => {
             let want = match (target, &c.target_union) {
-                (compare_target::CREATE, Some(PbTargetUnion::CreateRevision(v)))
-                | (compare_target::MOD, Some(PbTargetUnion::ModRevision(v)))
-                | (compare_target::VERSION, Some(PbTargetUnion::Version(v)))
-                | (compare_target::LEASE, Some(PbTargetUnion::Lease(v))) => *v,
+                (compare_target::CREATE, Some(pb::compare::TargetUnion::CreateRevision(v)))
+                | (compare_target::MOD, Some(pb::compare::TargetUnion::ModRevision(v)))
+                | (compare_target::VERSION, Some(pb::compare::TargetUnion::Version(v)))
+                | (compare_target::LEASE, Some(pb::compare::TargetUnion::Lease(v))) => *v,
                 _ => 0,
             };
             let have = match target {
@@ -116,12 +114,12 @@ fn compare_kv(c: &PbCompare, kv: &PbKeyValue) -> bool {
     }
 }
 
-type CheckFn<'f> = dyn FnMut(&Exec<'_>, &PbTxnRequestOp) -> Result<(), MvccError> + 'f;
+type CheckFn<'f> = dyn FnMut(&Exec<'_>, &pb::RequestOp) -> Result<(), MvccError> + 'f;
 
 /// etcd's `checkRequests`: runs `f` on every non-txn op of the chosen path.
 fn check_requests(
     ex: &Exec<'_>,
-    rt: &PbTxnRequest,
+    rt: &pb::TxnRequest,
     path: &[bool],
     pos: &mut usize,
     f: &mut CheckFn<'_>,
@@ -129,7 +127,7 @@ fn check_requests(
     let ok = path.get(*pos).copied().unwrap_or(false);
     *pos += 1;
     for op in branch(rt, ok) {
-        if let Some(PbTxnOpRequest::RequestTxn(t)) = &op.request {
+        if let Some(pb::request_op::Request::RequestTxn(t)) = &op.request {
             check_requests(ex, t, path, pos, f)?;
         } else {
             f(ex, op)?;
@@ -142,10 +140,10 @@ fn check_requests(
 /// exist.
 fn check_put(
     ex: &Exec<'_>,
-    op: &PbTxnRequestOp,
+    op: &pb::RequestOp,
     lease_exists: Option<&LeaseChecker>,
 ) -> Result<(), MvccError> {
-    let Some(PbTxnOpRequest::RequestPut(p)) = &op.request else {
+    let Some(pb::request_op::Request::RequestPut(p)) = &op.request else {
         return Ok(());
     };
     if (p.ignore_value || p.ignore_lease) && ops::current(ex, &p.key)?.is_none() {
@@ -162,8 +160,8 @@ fn check_put(
 }
 
 /// etcd's `checkRequestRange`: revisions are checked against the pre-txn store.
-fn check_range(ex: &Exec<'_>, op: &PbTxnRequestOp) -> Result<(), MvccError> {
-    let Some(PbTxnOpRequest::RequestRange(r)) = &op.request else {
+fn check_range(ex: &Exec<'_>, op: &pb::RequestOp) -> Result<(), MvccError> {
+    let Some(pb::request_op::Request::RequestRange(r)) = &op.request else {
         return Ok(());
     };
     if r.revision == 0 {
@@ -179,35 +177,35 @@ fn check_range(ex: &Exec<'_>, op: &PbTxnRequestOp) -> Result<(), MvccError> {
 
 fn apply_txn(
     ex: &mut Exec<'_>,
-    rt: &PbTxnRequest,
+    rt: &pb::TxnRequest,
     path: &[bool],
     pos: &mut usize,
-) -> Result<PbTxnResponse, MvccError> {
+) -> Result<pb::TxnResponse, MvccError> {
     let succeeded = path.get(*pos).copied().unwrap_or(false);
     *pos += 1;
     let mut responses = Vec::new();
     for op in branch(rt, succeeded) {
         let response = match &op.request {
-            Some(PbTxnOpRequest::RequestRange(r)) => {
-                Some(PbTxnOpResponse::ResponseRange(ops::range(ex, r)?))
+            Some(pb::request_op::Request::RequestRange(r)) => {
+                Some(pb::response_op::Response::ResponseRange(ops::range(ex, r)?))
             }
-            Some(PbTxnOpRequest::RequestPut(p)) => {
-                Some(PbTxnOpResponse::ResponsePut(ops::put(ex, p)?))
+            Some(pb::request_op::Request::RequestPut(p)) => {
+                Some(pb::response_op::Response::ResponsePut(ops::put(ex, p)?))
             }
-            Some(PbTxnOpRequest::RequestDeleteRange(d)) => Some(
-                PbTxnOpResponse::ResponseDeleteRange(ops::delete_range(ex, d)?),
+            Some(pb::request_op::Request::RequestDeleteRange(d)) => Some(
+                pb::response_op::Response::ResponseDeleteRange(ops::delete_range(ex, d)?),
             ),
-            Some(PbTxnOpRequest::RequestTxn(t)) => {
+            Some(pb::request_op::Request::RequestTxn(t)) => {
                 let mut inner = apply_txn(ex, t, path, pos)?;
                 // etcd leaves nested txn headers empty.
-                inner.header = Some(PbResponseHeader::default());
-                Some(PbTxnOpResponse::ResponseTxn(inner))
+                inner.header = Some(pb::ResponseHeader::default());
+                Some(pb::response_op::Response::ResponseTxn(inner))
             }
             None => None,
         };
-        responses.push(PbResponseOp { response });
+        responses.push(pb::ResponseOp { response });
     }
-    Ok(PbTxnResponse {
+    Ok(pb::TxnResponse {
         header: None,
         succeeded,
         responses,

@@ -4,9 +4,7 @@
 
 use super::consts::{sort_order, sort_target};
 use super::error::messages;
-use etcd_client::proto::{
-    PbDeleteRequest, PbPutRequest, PbRangeRequest, PbTxnOpRequest, PbTxnRequest, PbTxnRequestOp,
-};
+use etcd_api::etcdserverpb as pb;
 use std::collections::BTreeSet;
 use tonic::Status;
 
@@ -15,7 +13,7 @@ fn invalid(msg: &str) -> Status {
 }
 
 /// etcd's `checkRangeRequest` (with 3.5's sort option check).
-pub fn validate_range(r: &PbRangeRequest) -> Result<(), Status> {
+pub fn validate_range(r: &pb::RangeRequest) -> Result<(), Status> {
     if r.key.is_empty() {
         return Err(invalid(messages::EMPTY_KEY));
     }
@@ -28,7 +26,7 @@ pub fn validate_range(r: &PbRangeRequest) -> Result<(), Status> {
 }
 
 /// etcd's `checkPutRequest`.
-pub fn validate_put(r: &PbPutRequest) -> Result<(), Status> {
+pub fn validate_put(r: &pb::PutRequest) -> Result<(), Status> {
     if r.key.is_empty() {
         return Err(invalid(messages::EMPTY_KEY));
     }
@@ -42,7 +40,7 @@ pub fn validate_put(r: &PbPutRequest) -> Result<(), Status> {
 }
 
 /// etcd's `checkDeleteRequest`.
-pub fn validate_delete(r: &PbDeleteRequest) -> Result<(), Status> {
+pub fn validate_delete(r: &pb::DeleteRangeRequest) -> Result<(), Status> {
     if r.key.is_empty() {
         return Err(invalid(messages::EMPTY_KEY));
     }
@@ -52,14 +50,14 @@ pub fn validate_delete(r: &PbDeleteRequest) -> Result<(), Status> {
 /// etcd's `checkTxnRequest` followed by `checkIntervals` on both branches: at most
 /// `max_txn_ops` (`--max-txn-ops`, default 128) compares/ops per level, no empty keys, and no
 /// key written twice (put/put or put inside a deleted range) on one execution path.
-pub fn validate_txn(r: &PbTxnRequest, max_txn_ops: usize) -> Result<(), Status> {
+pub fn validate_txn(r: &pb::TxnRequest, max_txn_ops: usize) -> Result<(), Status> {
     check_txn(r, max_txn_ops)?;
     check_intervals(&r.success)?;
     check_intervals(&r.failure)?;
     Ok(())
 }
 
-fn check_txn(r: &PbTxnRequest, max_txn_ops: usize) -> Result<(), Status> {
+fn check_txn(r: &pb::TxnRequest, max_txn_ops: usize) -> Result<(), Status> {
     let opc = r.compare.len().max(r.success.len()).max(r.failure.len());
     if opc > max_txn_ops {
         return Err(invalid(messages::TOO_MANY_OPS));
@@ -69,10 +67,10 @@ fn check_txn(r: &PbTxnRequest, max_txn_ops: usize) -> Result<(), Status> {
     }
     for op in r.success.iter().chain(&r.failure) {
         match &op.request {
-            Some(PbTxnOpRequest::RequestRange(x)) => validate_range(x)?,
-            Some(PbTxnOpRequest::RequestPut(x)) => validate_put(x)?,
-            Some(PbTxnOpRequest::RequestDeleteRange(x)) => validate_delete(x)?,
-            Some(PbTxnOpRequest::RequestTxn(x)) => check_txn(x, max_txn_ops - opc)?,
+            Some(pb::request_op::Request::RequestRange(x)) => validate_range(x)?,
+            Some(pb::request_op::Request::RequestPut(x)) => validate_put(x)?,
+            Some(pb::request_op::Request::RequestDeleteRange(x)) => validate_delete(x)?,
+            Some(pb::request_op::Request::RequestTxn(x)) => check_txn(x, max_txn_ops - opc)?,
             // An empty op: etcd (main) answers "key not found".
             None => return Err(invalid(messages::KEY_NOT_FOUND)),
         }
@@ -104,11 +102,11 @@ impl Interval {
 
 type Puts = BTreeSet<Vec<u8>>;
 
-fn check_intervals(reqs: &[PbTxnRequestOp]) -> Result<(Puts, Vec<Interval>), Status> {
+fn check_intervals(reqs: &[pb::RequestOp]) -> Result<(Puts, Vec<Interval>), Status> {
     let dup = || invalid(messages::DUPLICATE_KEY);
     let mut dels: Vec<Interval> = Vec::new();
     for op in reqs {
-        if let Some(PbTxnOpRequest::RequestDeleteRange(d)) = &op.request {
+        if let Some(pb::request_op::Request::RequestDeleteRange(d)) = &op.request {
             dels.push(if d.range_end.is_empty() {
                 Interval::point(&d.key)
             } else {
@@ -122,7 +120,7 @@ fn check_intervals(reqs: &[PbTxnRequestOp]) -> Result<(Puts, Vec<Interval>), Sta
     let hits = |dels: &[Interval], k: &[u8]| dels.iter().any(|iv| iv.contains(k));
     let mut puts = Puts::new();
     for op in reqs {
-        let Some(PbTxnOpRequest::RequestTxn(t)) = &op.request else {
+        let Some(pb::request_op::Request::RequestTxn(t)) = &op.request else {
             continue;
         };
         let (puts_then, dels_then) = check_intervals(&t.success)?;
@@ -151,7 +149,7 @@ fn check_intervals(reqs: &[PbTxnRequestOp]) -> Result<(Puts, Vec<Interval>), Sta
         }
     }
     for op in reqs {
-        if let Some(PbTxnOpRequest::RequestPut(p)) = &op.request {
+        if let Some(pb::request_op::Request::RequestPut(p)) = &op.request {
             if puts.contains(&p.key) || hits(&dels, &p.key) {
                 return Err(dup());
             }
@@ -164,35 +162,36 @@ fn check_intervals(reqs: &[PbTxnRequestOp]) -> Result<(Puts, Vec<Interval>), Sta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etcd_client::proto::PbTxnRequestOp;
 
-    fn put(k: &str) -> PbTxnRequestOp {
-        PbTxnRequestOp {
-            request: Some(PbTxnOpRequest::RequestPut(PbPutRequest {
+    fn put(k: &str) -> pb::RequestOp {
+        pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
                 key: k.into(),
                 ..Default::default()
             })),
         }
     }
-    fn del(k: &str, end: &str) -> PbTxnRequestOp {
-        PbTxnRequestOp {
-            request: Some(PbTxnOpRequest::RequestDeleteRange(PbDeleteRequest {
-                key: k.into(),
-                range_end: end.into(),
-                ..Default::default()
-            })),
+    fn del(k: &str, end: &str) -> pb::RequestOp {
+        pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestDeleteRange(
+                pb::DeleteRangeRequest {
+                    key: k.into(),
+                    range_end: end.into(),
+                    ..Default::default()
+                },
+            )),
         }
     }
-    fn txn(success: Vec<PbTxnRequestOp>, failure: Vec<PbTxnRequestOp>) -> PbTxnRequest {
-        PbTxnRequest {
+    fn txn(success: Vec<pb::RequestOp>, failure: Vec<pb::RequestOp>) -> pb::TxnRequest {
+        pb::TxnRequest {
             compare: vec![],
             success,
             failure,
         }
     }
-    fn nested(t: PbTxnRequest) -> PbTxnRequestOp {
-        PbTxnRequestOp {
-            request: Some(PbTxnOpRequest::RequestTxn(t)),
+    fn nested(t: pb::TxnRequest) -> pb::RequestOp {
+        pb::RequestOp {
+            request: Some(pb::request_op::Request::RequestTxn(t)),
         }
     }
     fn msg(r: Result<(), Status>) -> String {
@@ -269,32 +268,32 @@ mod tests {
             msg(validate_txn(&txn(vec![put("")], vec![]), 128)),
             messages::EMPTY_KEY
         );
-        let empty_op = PbTxnRequestOp { request: None };
+        let empty_op = pb::RequestOp { request: None };
         assert_eq!(
             msg(validate_txn(&txn(vec![empty_op], vec![]), 128)),
             messages::KEY_NOT_FOUND
         );
-        let r = PbRangeRequest {
+        let r = pb::RangeRequest {
             key: b"a".to_vec(),
             sort_order: 3,
             ..Default::default()
         };
         assert_eq!(msg(validate_range(&r)), messages::INVALID_SORT_OPTION);
-        let p = PbPutRequest {
+        let p = pb::PutRequest {
             key: b"a".to_vec(),
             value: b"v".to_vec(),
             ignore_value: true,
             ..Default::default()
         };
         assert_eq!(msg(validate_put(&p)), messages::VALUE_PROVIDED);
-        let p = PbPutRequest {
+        let p = pb::PutRequest {
             key: b"a".to_vec(),
             lease: 5,
             ignore_lease: true,
             ..Default::default()
         };
         assert_eq!(msg(validate_put(&p)), messages::LEASE_PROVIDED);
-        let s = validate_delete(&PbDeleteRequest::default()).unwrap_err();
+        let s = validate_delete(&pb::DeleteRangeRequest::default()).unwrap_err();
         assert_eq!(s.code(), tonic::Code::InvalidArgument);
     }
 }

@@ -13,7 +13,7 @@
 
 use super::history::events_between;
 use super::{MvccError, Store};
-use etcd_client::proto::PbEvent;
+use etcd_api::mvccpb;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use tokio::sync::mpsc;
@@ -27,7 +27,7 @@ pub struct WatchBatch {
     /// The stream-local watch id.
     pub watch_id: i64,
     /// Events in revision order (all events of a revision together).
-    pub events: Vec<PbEvent>,
+    pub events: Vec<mvccpb::Event>,
     /// Store revision the batch brings the watcher to (response header revision).
     pub revision: i64,
     /// Non-zero: the watcher needed history before this compacted revision and is cancelled.
@@ -80,7 +80,7 @@ struct HubState {
     watchers: BTreeMap<(u64, i64), Watcher>,
 }
 
-fn matching(range: &KeyRange, events: &[PbEvent], from_rev: i64) -> Vec<PbEvent> {
+fn matching(range: &KeyRange, events: &[mvccpb::Event], from_rev: i64) -> Vec<mvccpb::Event> {
     events
         .iter()
         .filter(|e| {
@@ -153,7 +153,7 @@ impl WatchHub {
     }
 
     /// Delivers revision `rev`'s events to synced watchers (called right after applying it).
-    pub fn notify(&self, rev: i64, events: &[PbEvent]) {
+    pub fn notify(&self, rev: i64, events: &[mvccpb::Event]) {
         let mut st = self.state();
         let mut closed = Vec::new();
         for (id, w) in st.watchers.iter_mut() {

@@ -18,10 +18,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
-/// Generated gRPC code for `proto/peer.proto`.
-pub mod pb {
-    tonic::include_proto!("etcdsim.rafthttp");
-}
+/// Generated gRPC code for the peer transport (`api/proto/etcdsim/rafthttp.proto`).
+pub use etcd_api::rafthttp as pb;
 
 /// Outgoing queue length per peer (etcd's streamBufSize).
 pub const PEER_QUEUE: usize = 4096;
