@@ -36,6 +36,9 @@ pub struct Expect {
     pub min_refused_writes: Option<usize>,
     /// At least this many leases seen expiring.
     pub min_lease_expiries: Option<usize>,
+    /// The cluster version all running members report before each `restart-as` entry and at
+    /// the end, in order.
+    pub cluster_versions: Vec<&'static str>,
 }
 
 /// What kind of run a scenario is.
@@ -176,6 +179,44 @@ fn frequent_compaction(rng: &mut ChaCha8Rng) -> FaultSchedule {
     })
 }
 
+/// A rolling upgrade to 3.6.0: a follower defragmented first (so database sizes differ), then
+/// each follower and finally the leader restarted as 3.6.0 some 4-5 s apart, with a follower
+/// isolated for 2-3 s between the first two steps.
+fn rolling_upgrade(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let entry = |at_ms, duration_ms, fault| ScheduledFault {
+        at_ms,
+        duration_ms,
+        fault,
+    };
+    let restart = |node: &str| FaultKind::RestartAs {
+        node: node.into(),
+        release: "3.6.0".into(),
+    };
+    let first = rng.gen_range(2_000..3_000);
+    let gap = rng.gen_range(4_000..5_000);
+    let mut faults = vec![
+        entry(
+            500,
+            100,
+            FaultKind::Defrag {
+                node: "follower".into(),
+            },
+        ),
+        entry(first, 1, restart("follower")),
+        entry(
+            first + 800,
+            rng.gen_range(2_000..3_000),
+            FaultKind::Isolate {
+                node: "follower".into(),
+            },
+        ),
+        entry(first + gap, 1, restart("follower")),
+        entry(first + 2 * gap, 1, restart("leader")),
+    ];
+    faults.sort_by_key(|f| f.at_ms);
+    FaultSchedule { faults }
+}
+
 fn defrags(rng: &mut ChaCha8Rng) -> FaultSchedule {
     each(rng, 4, (50, 100), |r| FaultKind::Defrag {
         node: leader_or_follower(r, 0.5),
@@ -287,7 +328,22 @@ pub fn catalogue() -> Vec<Scenario> {
     };
     v.push(s);
     v.extend(lease_and_maintenance());
+    v.extend(release_lines());
     v
+}
+
+/// Upgrades and downgrades between emulated releases.
+fn release_lines() -> Vec<Scenario> {
+    let mut s = base(
+        "rolling-upgrade-3.5-to-3.6",
+        "3 members on 3.5.20 restarted one by one as 3.6.0, leader last, a partition mid-roll: cluster version 3.5 until the last, then 3.6",
+        rolling_upgrade,
+    );
+    s.flags = vec!["--emulate-release=3.5.20".into()];
+    s.duration = Duration::from_secs(24);
+    s.expect.cluster_versions = vec!["3.5.0", "3.5.0", "3.5.0", "3.6.0"];
+    s.expect.operator_ok = vec!["defrag"];
+    vec![s]
 }
 
 /// The leases, compaction, maintenance and membership scenarios.

@@ -196,6 +196,16 @@ pub fn run(
             );
             print!("{}", crate::sweep::table(rows));
         }
+        if !d.summary.versions.is_empty() {
+            println!();
+            println!("{} seed {} versions:", d.summary.scenario, d.summary.seed);
+            for v in &d.summary.versions {
+                println!("  {:>6} ms  cluster {:<8} {}", v.at_ms, v.cluster, v.step);
+                for m in &v.members {
+                    println!("             {m}");
+                }
+            }
+        }
         if let Some(t) = &d.summary.healthy_twin {
             println!(
                 "{} seed {}: WAL fsync p99 {:.0} ms, {} leader change(s); healthy twin: {} leader change(s)",

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod catalogue;
 pub mod checks;
 pub mod cli;
+pub mod downgrade;
 pub mod exec;
 pub mod history;
 pub mod nemesis;

@@ -7,7 +7,7 @@
 
 use clap::{Parser, Subcommand};
 use scenarios::cli::{self, Usage};
-use scenarios::{bench, smoke};
+use scenarios::{bench, downgrade, smoke};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,6 +76,8 @@ enum Cmd {
     },
     /// Real mode: a local 3-member cluster of etcd-server on loopback under a checked workload.
     Smoke(smoke::RunArgs),
+    /// etcdctl 3.6's `downgrade validate|enable <X.Y> | cancel` against etcd v3 endpoints.
+    Downgrade(downgrade::DowngradeArgs),
     /// Load generator against etcd v3 endpoints (ours or real etcd).
     Bench(bench::BenchArgs),
     /// Check a history file for linearizability:
@@ -161,6 +163,16 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("etcd-sim smoke: FAIL: {e:#}");
                 eprintln!("replay: etcd-sim smoke --seed {}", args.seed);
+                ExitCode::from(1)
+            }
+        }),
+        Cmd::Downgrade(args) => with_runtime(|rt| match rt.block_on(downgrade::run(&args)) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("Error: {e}");
                 ExitCode::from(1)
             }
         }),

@@ -83,6 +83,15 @@ pub enum FaultKind {
         /// Rate error, ppm.
         drift_ppm: i64,
     },
+    /// Release change: restart the member on its disk as another etcd release (one step of a
+    /// rolling upgrade or downgrade); it stays on that release (the window's end undoes
+    /// nothing).
+    RestartAs {
+        /// Node selector.
+        node: String,
+        /// The release, e.g. `3.6.0` (one of `etcd-server`'s emulated releases).
+        release: String,
+    },
     /// Operator: compact at `behind` revisions before the current one (recorded).
     Compact {
         /// How far behind the current revision.
@@ -187,6 +196,11 @@ impl FaultSchedule {
                     Ok(())
                 }
                 FaultKind::RecoverNospace | FaultKind::AddLearnerCutOff => Ok(()),
+                FaultKind::RestartAs { node, release } => check(node).and_then(|_| {
+                    etcd_server::etcdserver::version::Release::parse(release)
+                        .map(|_| ())
+                        .map_err(|e| anyhow::anyhow!("{e}"))
+                }),
                 FaultKind::SlowFsync {
                     node,
                     p50_ms,
@@ -442,6 +456,23 @@ pub fn apply(
                 ),
                 vec![clock(*skew_ms, *drift_ppm)],
                 vec![clock(0, 0)],
+            )
+        }
+        FaultKind::RestartAs { node, release } => {
+            // A `follower` of a roll is one not yet on the release.
+            let done: Vec<String> = names
+                .iter()
+                .filter(|m| s.release_of(m).as_deref() == Some(release.as_str()))
+                .cloned()
+                .collect();
+            let n = resolve(s, node, rng, &done);
+            (
+                format!("restart {} as etcd {release}", label(node, &n)),
+                vec![Fault::RestartAs {
+                    node: n,
+                    release: release.clone(),
+                }],
+                Vec::new(),
             )
         }
         FaultKind::Compact { .. }

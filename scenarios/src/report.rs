@@ -17,9 +17,15 @@ use std::path::{Path, PathBuf};
 /// The commit the binary was built from (`git describe --always --dirty`, or `unknown`).
 pub const GIT_COMMIT: &str = env!("ETCD_SIM_GIT_COMMIT");
 
-/// The command that replays a run.
-pub fn replay_command(scenario: &str, seed: u64) -> String {
-    format!("cargo run --release -p scenarios --bin etcd-sim -- run {scenario} --seed {seed}")
+/// The command that replays a run (`schedule_source` `file PATH`: with that schedule file).
+pub fn replay_command(scenario: &str, seed: u64, schedule_source: &str) -> String {
+    let faults = schedule_source
+        .strip_prefix("file ")
+        .map(|path| format!(" --faults {path}"))
+        .unwrap_or_default();
+    format!(
+        "cargo run --release -p scenarios --bin etcd-sim -- run {scenario} --seed {seed}{faults}"
+    )
 }
 
 /// Request counts and latencies.
@@ -86,6 +92,19 @@ pub struct WatchSummary {
     pub timeline: String,
     /// The first violations.
     pub violations: Vec<String>,
+}
+
+/// Every member's versions at one step of a run with release changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersionStep {
+    /// Simulated ms since the start.
+    pub at_ms: u64,
+    /// Which step (`before restart m1 (follower) as etcd 3.6.0`, `end`).
+    pub step: String,
+    /// The cluster version every running member reports, or `mixed`/`none up`.
+    pub cluster: String,
+    /// Each member: `m0 3.6.0 cluster 3.5.0 storage unknown`, or `m0 down: <why>`.
+    pub members: Vec<String>,
 }
 
 /// Liveness after the faults heal.
@@ -192,6 +211,9 @@ pub struct Summary {
     /// Watch streams canceled because their start revision was compacted.
     #[serde(default)]
     pub watch_compaction_cancels: usize,
+    /// Versions before each release change and at the end (runs with `restart-as` entries).
+    #[serde(default)]
+    pub versions: Vec<VersionStep>,
 }
 
 /// The expectations about leases, operator actions, membership and compaction.
@@ -215,6 +237,15 @@ fn judge_operations(e: &crate::catalogue::Expect, s: &Summary) -> Vec<String> {
                 .collect();
             f.push(format!(
                 "operator action {action} never succeeded ({tried:?})"
+            ));
+        }
+    }
+    if !e.cluster_versions.is_empty() {
+        let seen: Vec<&str> = s.versions.iter().map(|v| v.cluster.as_str()).collect();
+        if seen != e.cluster_versions {
+            f.push(format!(
+                "expected the cluster version {:?} before each release change and at the end, saw {seen:?}",
+                e.cluster_versions
             ));
         }
     }

@@ -14,7 +14,7 @@ use crate::history::{LeaseLog, OperatorEvent};
 use crate::history::{Record, Recorder, WatchLog};
 use crate::nemesis::{self, Active, AppliedFault, FaultSchedule};
 use crate::operator::{OpContext, WorldChange, WorldChanges, ACTION_DEADLINE};
-use crate::report::{self, Liveness, Summary};
+use crate::report::{self, Liveness, Summary, VersionStep};
 use crate::workload::{self, Stop, OP_TIMEOUT};
 use anyhow::Context;
 use etcd_server::etcdserver::FSYNC_BUCKETS;
@@ -267,6 +267,8 @@ pub struct Collected {
     pub leases: Vec<LeaseLog>,
     /// What the operator did.
     pub operator: Vec<OperatorEvent>,
+    /// Versions before each release change and at the end.
+    pub versions: Vec<VersionStep>,
 }
 
 fn run_standard(sc: &Scenario, seed: u64, opts: &RunOptions) -> anyhow::Result<Outcome> {
@@ -329,6 +331,7 @@ fn timeline(
     events.sort_by_key(|(t, start, i)| (*t, *start, *i));
     let mut active: BTreeMap<usize, (Active, u64, String)> = BTreeMap::new();
     let mut applied = Vec::new();
+    let mut versions = Vec::new();
     let mut ops = OpContext {
         rec: rec.clone(),
         changes: d.changes.clone(),
@@ -339,6 +342,12 @@ fn timeline(
         d.run_to(t)?;
         let now_ms = d.s.elapsed().as_millis() as u64;
         if start {
+            if let nemesis::FaultKind::RestartAs { node, release } = &schedule.faults[i].fault {
+                versions.push(version_step(
+                    d,
+                    format!("before restart {node} as {release}"),
+                ));
+            }
             let (what, a) = nemesis::apply(&mut d.s, &schedule.faults[i], i, &mut rng, &mut ops)?;
             active.insert(i, (a, now_ms, what));
         } else if let Some((a, started, what)) = active.remove(&i) {
@@ -376,7 +385,50 @@ fn timeline(
     }
     let liveness = liveness(d, rec)?;
     final_reads(d, rec)?;
-    Ok(collect(rec, applied, liveness, problems))
+    if !versions.is_empty() {
+        versions.push(version_step(d, "end".into()));
+    }
+    let mut c = collect(rec, applied, liveness, problems);
+    c.versions = versions;
+    Ok(c)
+}
+
+/// Every member's versions now.
+fn version_step(d: &Driver, step: String) -> VersionStep {
+    let mut clusters = BTreeSet::new();
+    let members =
+        d.s.active_members()
+            .into_iter()
+            .map(|m| match d.s.server(&m) {
+                Some(srv) => {
+                    let v = srv.versions();
+                    clusters.insert(v.etcdcluster.clone());
+                    let storage = v.storage.unwrap_or_else(|| "-".into());
+                    format!(
+                        "{m} {} cluster {} storage {storage}",
+                        v.etcdserver, v.etcdcluster
+                    )
+                }
+                None => format!(
+                    "{m} down: {}",
+                    d.s.exit_reason(&m).unwrap_or_else(|| "starting".into())
+                ),
+            })
+            .collect();
+    let cluster = match clusters.len() {
+        0 => "none up".to_string(),
+        1 => clusters.into_iter().next().unwrap_or_default(),
+        _ => format!(
+            "mixed {}",
+            clusters.into_iter().collect::<Vec<_>>().join("/")
+        ),
+    };
+    VersionStep {
+        at_ms: d.s.elapsed().as_millis() as u64,
+        step,
+        cluster,
+        members,
+    }
 }
 
 fn collect(
@@ -393,6 +445,7 @@ fn collect(
         problems,
         leases: rec.leases.borrow().clone(),
         operator: rec.operator.borrow().clone(),
+        versions: Vec::new(),
     }
 }
 

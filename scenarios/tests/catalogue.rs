@@ -144,6 +144,31 @@ fn disk_latency_sweep() {
 }
 
 #[test]
+fn rolling_upgrade_3_5_to_3_6() {
+    let o = passes_and_replays("rolling-upgrade-3.5-to-3.6");
+    let steps: Vec<&str> = o
+        .summary
+        .versions
+        .iter()
+        .map(|v| v.cluster.as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        ["3.5.0", "3.5.0", "3.5.0", "3.6.0"],
+        "{:#?}",
+        o.summary.versions
+    );
+    let end = o.summary.versions.last().expect("an end step");
+    assert!(
+        end.members
+            .iter()
+            .all(|m| m.ends_with("3.6.0 cluster 3.6.0 storage 3.6.0")),
+        "{:#?}",
+        end.members
+    );
+}
+
+#[test]
 fn the_catalogue_is_what_the_tests_cover() {
     let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name).collect();
     assert_eq!(
@@ -164,7 +189,8 @@ fn the_catalogue_is_what_the_tests_cover() {
             "learner-promote-under-partition",
             "compaction-under-watch",
             "defrag-under-load",
-            "disk-full"
+            "disk-full",
+            "rolling-upgrade-3.5-to-3.6"
         ]
     );
 }

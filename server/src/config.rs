@@ -45,6 +45,17 @@ pub enum ConfigError {
     /// `--unsafe-test-defects` names an unknown defect.
     #[error("--unsafe-test-defects: {0}")]
     Defects(String),
+    /// `--emulate-release` names no emulated release.
+    #[error(transparent)]
+    Release(#[from] crate::etcdserver::version::VersionError),
+    /// A flag the emulated release does not have (Go's flag package's words, as etcd exits).
+    #[error("flag provided but not defined: -{flag} (etcd {release} has no --{flag})")]
+    FlagNotDefined {
+        /// The flag, without dashes.
+        flag: &'static str,
+        /// The emulated release.
+        release: String,
+    },
     /// `--initial-cluster-state` other than new/existing.
     #[error("--initial-cluster-state must be 'new' or 'existing', got {0:?}")]
     BadClusterState(String),
@@ -101,9 +112,10 @@ pub struct Config {
     /// Time (in milliseconds) for an election to timeout.
     #[arg(long = "election-timeout", default_value_t = 1000)]
     pub election_timeout: u64,
-    /// Number of committed transactions to trigger a snapshot to disk (3.6 default).
-    #[arg(long = "snapshot-count", default_value_t = 10000)]
-    pub snapshot_count: u64,
+    /// Number of committed transactions to trigger a snapshot to disk (default: 100000 on a
+    /// 3.5 release, 10000 from 3.6 on).
+    #[arg(long = "snapshot-count")]
+    pub snapshot_count: Option<u64>,
     /// Entries kept in the raft log after a snapshot, for slow followers to catch up.
     #[arg(long = "experimental-snapshot-catchup-entries", default_value_t = 5000)]
     pub snapshot_catchup_entries: u64,
@@ -160,6 +172,28 @@ pub struct Config {
         value_parser = parse_duration
     )]
     pub lease_checkpoint_interval: Duration,
+    /// How often the leader checks whether a downgrade is done (Go duration; 3.5 names it
+    /// `--experimental-downgrade-check-time`, which 3.6 still takes).
+    #[arg(
+        long = "downgrade-check-time",
+        alias = "experimental-downgrade-check-time",
+        default_value = "5s",
+        value_parser = parse_duration
+    )]
+    pub downgrade_check_time: Duration,
+    /// The etcd release this member behaves as (3.5.19, 3.5.20, 3.6.0-rc.2, 3.6.0, 3.7.0); an
+    /// upgrade or downgrade is a restart on the same data with another release.
+    #[arg(long = "emulate-release", default_value = crate::etcdserver::version::DEFAULT_RELEASE, hide = true)]
+    pub emulate_release: String,
+    /// etcd 3.5's v2 API switch (accepted and ignored on 3.5 releases: this server has no v2
+    /// API; removed in 3.6).
+    #[arg(
+        long = "enable-v2",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub enable_v2: Option<bool>,
     /// Deliberate defects for harness tests (see `defects.rs`); never use in production.
     #[arg(long = "unsafe-test-defects", default_value = "", hide = true)]
     pub test_defects: String,
@@ -231,6 +265,22 @@ impl Config {
         }
     }
 
+    /// The emulated release (validated by [`Config::validate`]).
+    pub fn release(&self) -> Result<crate::etcdserver::version::Release, ConfigError> {
+        Ok(crate::etcdserver::version::Release::parse(
+            &self.emulate_release,
+        )?)
+    }
+
+    /// `--snapshot-count`, or the release's default.
+    pub fn snapshot_count(&self) -> u64 {
+        self.snapshot_count.unwrap_or_else(|| {
+            self.release()
+                .map(|r| r.default_snapshot_count())
+                .unwrap_or(10_000)
+        })
+    }
+
     /// etcd's request timeout: 5 s plus two election timeouts.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(5000 + 2 * self.election_timeout)
@@ -247,7 +297,20 @@ impl Config {
                 heartbeat: self.heartbeat_interval,
             });
         }
-        if self.snapshot_count == 0 {
+        let release = self.release()?;
+        if !release.has_feature_gates() && !self.feature_gates.is_empty() {
+            return Err(ConfigError::FlagNotDefined {
+                flag: "feature-gates",
+                release: release.to_string(),
+            });
+        }
+        if release.has_feature_gates() && self.enable_v2.is_some() {
+            return Err(ConfigError::FlagNotDefined {
+                flag: "enable-v2",
+                release: release.to_string(),
+            });
+        }
+        if self.snapshot_count == Some(0) {
             return Err(ConfigError::NotPositive("--snapshot-count"));
         }
         if self.max_request_bytes == 0 {
@@ -421,6 +484,42 @@ mod tests {
         assert!(c.lease_checkpointing().persist);
         let c = cfg(&["--experimental-enable-lease-checkpoint=false"]);
         assert_eq!(c.lease_checkpointing().interval, None);
+    }
+
+    #[test]
+    fn each_release_takes_its_own_flags_and_defaults() {
+        assert_eq!(
+            cfg(&[]).release().map(|r| r.to_string()),
+            Ok("3.6.0".into())
+        );
+        assert_eq!(cfg(&[]).snapshot_count(), 10_000);
+        assert_eq!(cfg(&["--emulate-release=3.5.20"]).snapshot_count(), 100_000);
+        assert_eq!(
+            cfg(&["--emulate-release=3.5.20", "--snapshot-count=7"]).snapshot_count(),
+            7
+        );
+        assert!(cfg(&["--emulate-release=3.5.19", "--enable-v2"])
+            .validate()
+            .is_ok());
+        let e = cfg(&["--enable-v2=true"]).validate().unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("flag provided but not defined: -enable-v2"),
+            "{e}"
+        );
+        let e = cfg(&[
+            "--emulate-release=3.5.20",
+            "--feature-gates=LeaseCheckpoint=true",
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("flag provided but not defined: -feature-gates"),
+            "{e}"
+        );
+        let e = cfg(&["--emulate-release=3.4.23"]).validate().unwrap_err();
+        assert!(e.to_string().contains("not an emulated release"), "{e}");
     }
 
     #[test]

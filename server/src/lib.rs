@@ -20,7 +20,6 @@ pub mod mvcc;
 pub mod rafthttp;
 pub mod seam;
 pub mod snap;
-pub mod version;
 pub mod wal;
 
 pub use config::Config;

@@ -86,6 +86,14 @@ pub enum Fault {
     /// The member's software starts again on the same disk (after a crash, or as a kill and
     /// restart if it is running: then its page cache survives).
     Restart(String),
+    /// The member is restarted on the same disk as another etcd release (a rolling upgrade
+    /// or downgrade step: `--emulate-release`); it keeps that release from then on.
+    RestartAs {
+        /// The member.
+        node: String,
+        /// The release, e.g. `3.6.0`.
+        release: String,
+    },
     /// Freezes the node's network and disk syncs.
     Pause(String),
     /// Undoes `Pause`.
@@ -191,6 +199,17 @@ impl Simulation {
                 self.set_slot_down(&node)?;
                 self.links().resume(&node);
                 self.quiet_teardown(&node, true);
+            }
+            Fault::RestartAs { node, release } => {
+                let member = self.member(&node)?;
+                let mut next = member.config.borrow().clone();
+                next.emulate_release = release.clone();
+                next.release().map_err(|e| SimError::Flags {
+                    member: node.clone(),
+                    message: e.to_string(),
+                })?;
+                *member.config.borrow_mut() = next;
+                self.apply(Fault::Restart(node))?;
             }
             Fault::Pause(node) => {
                 self.links().pause(&node);

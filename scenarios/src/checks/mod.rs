@@ -247,7 +247,7 @@ pub fn assemble(
         git_commit: crate::report::GIT_COMMIT.to_string(),
         verdict: String::new(),
         failures: c.problems.clone(),
-        replay: crate::report::replay_command(sc.name, seed),
+        replay: crate::report::replay_command(sc.name, seed, source),
         trace_hash: d.s.trace_hash(),
         trace_lines: trace.len(),
         sim_seconds: d.s.elapsed().as_secs_f64(),
@@ -273,6 +273,7 @@ pub fn assemble(
         operator: c.operator.clone(),
         leases: lease_summary(sc, d, c, schedule),
         membership: membership(d),
+        versions: c.versions.clone(),
         watch_compaction_cancels: c
             .watches
             .iter()

@@ -1,18 +1,20 @@
 //! HTTP endpoints beside gRPC on the client port: `/health`, `/version` and `/metrics`.
 //!
 //! Owns: etcd's JSON shapes for these endpoints (`{"health":"true","reason":""}`,
-//! `{"etcdserver":"3.6.0","etcdcluster":"3.6.0","storage":"3.6.0"}`), 503 when unhealthy.
+//! `{"etcdserver":"3.6.0","etcdcluster":"3.6.0","storage":"3.6.0"}`, 3.5 releases without
+//! `storage`), 503 when unhealthy.
 //!
 //! Must never: block on raft longer than the request timeout.
 
+use super::health::HealthMetrics;
 use crate::etcdserver::EtcdServer;
-use crate::version;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 #[derive(Deserialize, Default)]
 struct HealthParams {
@@ -20,13 +22,19 @@ struct HealthParams {
     exclude: Option<String>,
 }
 
-/// `/health` and `/version`.
-pub fn router(server: EtcdServer) -> axum::Router {
+/// `/health`, `/version` and `/metrics` (which also shows the health checks' metrics).
+pub fn router(server: EtcdServer, health_metrics: Arc<HealthMetrics>) -> axum::Router {
+    let metrics_route = axum::Router::new()
+        .route("/metrics", get(metrics))
+        .with_state((server.clone(), health_metrics));
     axum::Router::new()
         .route("/health", get(health))
-        .route("/version", get(version_handler))
-        .route("/metrics", get(metrics))
+        .route(
+            "/version",
+            get(crate::etcdserver::version::versions_handler),
+        )
         .with_state(server)
+        .merge(metrics_route)
 }
 
 async fn health(
@@ -61,16 +69,8 @@ async fn health(
     )
 }
 
-async fn version_handler() -> Json<Value> {
-    Json(json!({
-        "etcdserver": version::SERVER_VERSION,
-        "etcdcluster": version::CLUSTER_VERSION,
-        "storage": version::STORAGE_VERSION,
-    }))
-}
-
 /// Prometheus text format with etcd's metric names.
-async fn metrics(State(s): State<EtcdServer>) -> String {
+async fn metrics(State((s, health_metrics)): State<(EtcdServer, Arc<HealthMetrics>)>) -> String {
     use std::fmt::Write as _;
     let st = s.status();
     let m = s.metrics();
@@ -129,7 +129,7 @@ async fn metrics(State(s): State<EtcdServer>) -> String {
     let _ = writeln!(
         out,
         "# HELP etcd_server_version Which version is running. 1 for 'server_version' label with current version.\n# TYPE etcd_server_version gauge\netcd_server_version{{server_version=\"{}\"}} 1",
-        version::SERVER_VERSION
+        s.release()
     );
     let (counts, sum) = m.wal_fsync();
     let name = "etcd_disk_wal_fsync_duration_seconds";
@@ -149,5 +149,6 @@ async fn metrics(State(s): State<EtcdServer>) -> String {
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
     let _ = writeln!(out, "{name}_sum {}", sum.as_secs_f64());
     let _ = writeln!(out, "{name}_count {cumulative}");
+    health_metrics.render(&mut out);
     out
 }

@@ -10,7 +10,6 @@
 use crate::alarm;
 use crate::etcdserver::request::{Op, OpResponse};
 use crate::etcdserver::EtcdServer;
-use crate::version;
 use etcd_api::etcdserverpb as pb;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
@@ -91,7 +90,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
         }
         Ok(Response::new(pb::StatusResponse {
             header: Some(self.server.header(rev)),
-            version: version::SERVER_VERSION.to_string(),
+            version: self.server.release().to_string(),
             db_size,
             leader: st.leader,
             raft_index: st.commit,
@@ -100,9 +99,17 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
             errors,
             db_size_in_use: db_in_use,
             is_learner: false,
-            storage_version: version::STORAGE_VERSION.to_string(),
+            storage_version: storage_version(&self.server),
             db_size_quota: quota,
-            downgrade_info: None,
+            // 3.5's StatusResponse has no downgrade field; 3.6 always sets it.
+            downgrade_info: (!self.server.release().is_3_5()).then(|| pb::DowngradeInfo {
+                enabled: self.server.downgrade_target().is_some(),
+                target_version: self
+                    .server
+                    .downgrade_target()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            }),
         }))
     }
 
@@ -177,6 +184,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
         let digest = sha2::Sha256::digest(&data);
         data.extend_from_slice(&digest);
         let header = self.server.header(rev);
+        let version = storage_version(&self.server);
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
             let total = data.len();
@@ -187,7 +195,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
                     header: Some(header),
                     remaining_bytes: (total - sent) as u64,
                     blob: chunk.to_vec(),
-                    version: version::STORAGE_VERSION.to_string(),
+                    version: version.clone(),
                 };
                 if tx.send(Ok(resp)).await.is_err() {
                     return;
@@ -222,10 +230,18 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
 
     async fn downgrade(
         &self,
-        _r: Request<pb::DowngradeRequest>,
+        r: Request<pb::DowngradeRequest>,
     ) -> Result<Response<pb::DowngradeResponse>, Status> {
-        Err(Status::unimplemented(
-            "etcdserver: downgrade is not supported by this server yet",
-        ))
+        crate::etcdserver::version::downgrade(&self.server, r.into_inner())
+            .await
+            .map(Response::new)
     }
+}
+
+/// The storage version as Status and Snapshot carry it: `3.6.0`, empty when the data has none.
+fn storage_version(server: &EtcdServer) -> String {
+    server
+        .storage_version()
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }

@@ -1,11 +1,13 @@
 //! The client-facing API: etcd's v3 gRPC services and the HTTP endpoints, on one port.
 //!
-//! Owns: the router (gRPC KV, Cluster, Maintenance; HTTP `/health`, `/version`) and the accept
+//! Owns: the router (gRPC KV, Cluster, Maintenance, Lease, Watch; HTTP `/health`, `/livez`,
+//! `/readyz`, `/version`, `/metrics`) and the accept
 //! loop that serves HTTP/1.1 and HTTP/2 (h2c) on the same listener, as etcd's cmux does.
 //!
 //! Must never: panic on a request, or change state except through `EtcdServer::propose`.
 
 mod cluster;
+mod health;
 pub use cluster::ClusterApi;
 mod http;
 mod kv;
@@ -46,7 +48,9 @@ pub fn client_router(server: EtcdServer) -> axum::Router {
     )))
     .prepare()
     .into_axum_router();
-    grpc.merge(http::router(server))
+    let health_metrics = std::sync::Arc::new(health::HealthMetrics::default());
+    grpc.merge(http::router(server.clone(), health_metrics.clone()))
+        .merge(health::router(server, health_metrics))
 }
 
 /// Serves connections from `listener` until it fails; each connection on its own task.

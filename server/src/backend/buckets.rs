@@ -99,3 +99,11 @@ pub mod meta {
     /// Storage version, e.g. `3.6.0` (absent in 3.5 data).
     pub const STORAGE_VERSION: &[u8] = b"storageVersion";
 }
+
+/// Keys of the `cluster` bucket, spelled as etcd spells them.
+pub mod cluster {
+    /// The cluster version, e.g. `3.6.0`.
+    pub const CLUSTER_VERSION: &[u8] = b"clusterVersion";
+    /// The downgrade job, JSON `{"target-version":"3.5.0","enabled":true}`.
+    pub const DOWNGRADE: &[u8] = b"downgrade";
+}

@@ -26,7 +26,7 @@ pub(crate) mod tests;
 #[cfg(test)]
 mod tests_offload;
 
-pub use buckets::{meta, Bucket};
+pub use buckets::{cluster, meta, Bucket};
 pub use error::BackendError;
 pub use reader::BucketReader;
 

@@ -10,6 +10,10 @@
 //! then the watch hub or the member table.
 
 use super::request::{ApplyResult, InternalRaftRequest, Op, OpResponse};
+use super::version::{
+    load_versions, set_cluster_version, set_downgrade, sync_storage_version, Release, Version,
+    VersionState,
+};
 use super::ServerError;
 use crate::alarm::{alarm_name, no_space, Alarms, ACTION_ACTIVATE, ACTION_DEACTIVATE, NOSPACE};
 use crate::lease::Lessor;
@@ -38,6 +42,10 @@ pub struct Applier {
     pub hub: Arc<WatchHub>,
     /// Active alarms (a NOSPACE alarm caps the applier).
     pub alarms: Arc<Mutex<Alarms>>,
+    /// Cluster and storage versions, shared with the API and the version monitor.
+    pub versions: Arc<Mutex<VersionState>>,
+    /// The release this member emulates (decides whether it keeps a storage version).
+    pub release: Release,
 }
 
 impl Applier {
@@ -189,6 +197,38 @@ impl Applier {
                     None => Err(tonic::Status::not_found("etcdserver: member not found")),
                 }
             }
+            Op::ClusterVersionSet(r) => {
+                // A version no release writes is skipped (logged), never a panic.
+                let version = Version::parse(&r.ver).map_err(|e| {
+                    tracing::error!(ver = %r.ver, error = %e, "cannot apply cluster version");
+                    tonic::Status::invalid_argument(format!("etcdserver: {e}"))
+                })?;
+                let mut versions = lock(&self.versions);
+                match versions.cluster {
+                    Some(from) => {
+                        tracing::info!(from = %from.major_minor(), to = %version.major_minor(), "updated cluster version")
+                    }
+                    None => {
+                        tracing::info!(cluster_version = %version.major_minor(), "set initial cluster version")
+                    }
+                }
+                set_cluster_version(store.backend_mut(), &mut versions, self.release, version);
+                Ok(OpResponse::ClusterVersionSet)
+            }
+            Op::DowngradeInfoSet(r) => {
+                let target = if r.enabled {
+                    let target = Version::parse(&r.ver).map_err(|e| {
+                        tracing::error!(ver = %r.ver, error = %e, "cannot apply downgrade target");
+                        tonic::Status::invalid_argument(format!("etcdserver: {e}"))
+                    })?;
+                    Some(target.line())
+                } else {
+                    None
+                };
+                let mut versions = lock(&self.versions);
+                set_downgrade(store.backend_mut(), &mut versions, target);
+                Ok(OpResponse::DowngradeInfoSet)
+            }
         }
     }
 
@@ -221,6 +261,10 @@ impl Applier {
         lessor.set_checkpointing(checkpointing);
         *lock(&self.alarms) =
             Alarms::load(store.backend()).map_err(crate::mvcc::MvccError::from)?;
+        let mut versions = load_versions(store.backend())
+            .map_err(|e| ServerError::Inconsistent(format!("snapshot: {e}")))?;
+        sync_storage_version(store.backend_mut(), &mut versions, self.release);
+        *lock(&self.versions) = versions;
         if primary {
             lessor.promote(self.clock.now(), std::time::Duration::ZERO);
         }

@@ -13,6 +13,7 @@ use super::raft_node::{Inputs, LoopSettings, RaftNode};
 use super::request::{LeaseCheckpoint, LeaseCheckpointRequest, Op};
 use super::status::{RaftStatus, ServerMetrics};
 use super::storage::NodeStorage;
+use super::version;
 use super::{lock, EtcdServer, ServerError, Shared};
 use crate::alarm::Alarms;
 use crate::config::{split_urls, url_host_port, Config};
@@ -165,6 +166,18 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let alarms = Arc::new(Mutex::new(
         Alarms::load(store.backend()).map_err(crate::mvcc::MvccError::from)?,
     ));
+    let release = cfg.release()?;
+    let mut versions = version::load_versions(store.backend())?;
+    let db_file = store.backend().path().display().to_string();
+    version::check_data_versions(
+        release,
+        versions.cluster,
+        versions.storage,
+        versions.downgrade_target,
+        &db_file,
+    )?;
+    version::sync_storage_version(store.backend_mut(), &mut versions, release);
+    let versions = Arc::new(Mutex::new(versions));
     let mut lessor = Lessor::load(&store, Lessor::min_ttl_for(cfg.election_timeout()))?;
     lessor.set_checkpointing(cfg.lease_checkpointing());
     let lessor = Arc::new(Mutex::new(lessor));
@@ -222,6 +235,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             hub: hub.clone(),
             lessor: lessor.clone(),
             alarms: alarms.clone(),
+            versions: versions.clone(),
+            release,
             transfers: transfer_tx,
             status: status.clone(),
             metrics: metrics.clone(),
@@ -249,7 +264,12 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
                 crate::api::LeaseApi::new(server.clone()),
             ))
             .prepare()
-            .into_axum_router();
+            .into_axum_router()
+            .merge(
+                axum::Router::new()
+                    .route("/version", axum::routing::get(version::versions_handler))
+                    .with_state(server.clone()),
+            );
     for u in split_urls(&cfg.listen_peer_urls) {
         let addr = url_host_port("--listen-peer-urls", &u)?;
         let l = world
@@ -284,6 +304,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             clock: world.clock.clone(),
             store,
             alarms: alarms.clone(),
+            versions,
+            release,
             lessor: lessor.clone(),
             cluster,
             hub: hub.clone(),
@@ -296,7 +318,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         settings: LoopSettings {
             heartbeat: cfg.heartbeat(),
             election_ticks: cfg.election_ticks(),
-            snapshot_count: cfg.snapshot_count,
+            snapshot_count: cfg.snapshot_count(),
             catchup_entries: cfg.snapshot_catchup_entries,
             batch_interval: Duration::from_millis(cfg.backend_batch_interval.max(1)),
             max_learners: cfg.max_learners as usize,
@@ -318,6 +340,10 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     listeners.push(tokio::spawn(sync_watchers(server.clone(), hub)));
     listeners.push(tokio::spawn(revoke_expired_leases(server.clone())));
     listeners.push(tokio::spawn(checkpoint_leases(server.clone())));
+    listeners.push(tokio::spawn(version::monitor_cluster_version(
+        server.clone(),
+    )));
+    listeners.push(tokio::spawn(version::monitor_downgrade(server.clone())));
     listeners.push(tokio::spawn(publish_attributes(
         server.clone(),
         MemberAttributes {

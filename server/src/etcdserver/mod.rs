@@ -14,6 +14,7 @@ mod raft_node;
 pub mod request;
 mod status;
 mod storage;
+pub mod version;
 
 pub use bootstrap::{start, ServerHandle};
 use etcd_api::etcdserverpb as pb;
@@ -48,6 +49,9 @@ pub enum ServerError {
     /// Snapshot files.
     #[error(transparent)]
     Snap(#[from] crate::snap::SnapError),
+    /// The data's cluster or storage version forbids this release to open it.
+    #[error(transparent)]
+    Version(#[from] version::VersionCheckError),
     /// The MVCC store or its backend.
     #[error("mvcc: {0}")]
     Mvcc(#[from] crate::mvcc::MvccError),
@@ -89,6 +93,8 @@ struct Shared {
     hub: Arc<WatchHub>,
     lessor: Arc<Mutex<Lessor>>,
     alarms: Arc<Mutex<Alarms>>,
+    versions: Arc<Mutex<version::VersionState>>,
+    release: version::Release,
     transfers: mpsc::Sender<u64>,
     status: Arc<Mutex<RaftStatus>>,
     metrics: Arc<ServerMetrics>,
@@ -116,6 +122,45 @@ impl EtcdServer {
     /// This member's id.
     pub fn member_id(&self) -> u64 {
         self.inner.member_id
+    }
+
+    /// The release this member emulates.
+    pub fn release(&self) -> version::Release {
+        self.inner.release
+    }
+
+    /// The cluster version this member has applied (`None`: not decided yet).
+    pub fn cluster_version(&self) -> Option<version::Version> {
+        lock(&self.inner.versions).cluster
+    }
+
+    /// The storage version in this member's backend (`None`: absent, as in 3.5 data).
+    pub fn storage_version(&self) -> Option<version::Version> {
+        lock(&self.inner.versions).storage
+    }
+
+    /// The target of an enabled downgrade.
+    pub fn downgrade_target(&self) -> Option<version::Version> {
+        lock(&self.inner.versions).downgrade_target
+    }
+
+    /// What `/version` answers: the release, the cluster version (`not_decided` before the
+    /// leader decided one) and, on 3.6+, the storage version (`unknown` when absent).
+    pub fn versions(&self) -> version::Versions {
+        let state = *lock(&self.inner.versions);
+        version::Versions {
+            etcdserver: self.inner.release.to_string(),
+            etcdcluster: state
+                .cluster
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "not_decided".into()),
+            storage: self.inner.release.writes_storage_version().then(|| {
+                state
+                    .storage
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            }),
+        }
     }
 
     /// The cluster as this member knows it.

@@ -15,7 +15,10 @@ pub struct InternalRaftRequest {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The operation.
-    #[prost(oneof = "Op", tags = "4, 5, 6, 7, 8, 9, 10, 11, 1100, 1101")]
+    #[prost(
+        oneof = "Op",
+        tags = "4, 5, 6, 7, 8, 9, 10, 11, 1100, 1101, 1300, 1302"
+    )]
     pub op: Option<Op>,
 }
 
@@ -52,6 +55,31 @@ pub enum Op {
     /// Cluster.MemberUpdate: new peer URLs for a member (no raft configuration change).
     #[prost(message, tag = "1101")]
     MemberUpdate(MemberPeerUrls),
+    /// The leader's new cluster version (etcd's ClusterVersionSet, same field number).
+    #[prost(message, tag = "1300")]
+    ClusterVersionSet(ClusterVersionSetRequest),
+    /// A downgrade job enabled or cancelled (etcd's DowngradeInfoSet, same field number).
+    #[prost(message, tag = "1302")]
+    DowngradeInfoSet(DowngradeInfoSetRequest),
+}
+
+/// etcd's `membershippb.DowngradeInfoSetRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DowngradeInfoSetRequest {
+    /// Whether a downgrade job is enabled.
+    #[prost(bool, tag = "1")]
+    pub enabled: bool,
+    /// Its target, `X.Y.0` (empty when cancelled).
+    #[prost(string, tag = "2")]
+    pub ver: String,
+}
+
+/// etcd's `membershippb.ClusterVersionSetRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClusterVersionSetRequest {
+    /// The cluster version, `X.Y.0`.
+    #[prost(string, tag = "1")]
+    pub ver: String,
 }
 
 /// etcd's `LeaseCheckpointRequest` (etcd's raft_internal.proto, not in the client API; same field numbers).
@@ -105,6 +133,10 @@ pub enum OpResponse {
     LeaseCheckpoint,
     /// Member attributes recorded.
     MemberAttrSet,
+    /// The cluster version recorded.
+    ClusterVersionSet,
+    /// The downgrade job recorded.
+    DowngradeInfoSet,
     /// A membership change was applied; the members afterwards.
     Members(Vec<crate::membership::Member>),
 }

@@ -42,6 +42,9 @@ pub(crate) struct Member {
     pub(crate) disk: SimDisk,
     pub(crate) clock: Arc<ClockError>,
     pub(crate) slot: Rc<RefCell<Slot>>,
+    /// The flags the next incarnation starts with (shared with its [`Software`], so an
+    /// upgrade or downgrade changes the release of the next start only).
+    pub(crate) config: Rc<RefCell<Config>>,
 }
 
 /// `--flag=value` strings (or `--flag value` pairs already joined) into an ordered map, so a
@@ -100,7 +103,7 @@ pub(crate) fn parse_config(name: &str, args: &[String]) -> Result<Config, SimErr
 /// Everything the member's host closure needs, cloned into every incarnation.
 pub(crate) struct Software {
     pub(crate) name: String,
-    pub(crate) config: Config,
+    pub(crate) config: Rc<RefCell<Config>>,
     pub(crate) disk: SimDisk,
     pub(crate) links: LinkFaults,
     pub(crate) seeds: Seeds,
@@ -131,7 +134,9 @@ impl Software {
             offload: None,
         };
         tracing::info!(target: "sim::member", node = %self.name, incarnation, "member starting");
-        let mut handle = match etcd_server::start(self.config.clone(), world).await {
+        let config = self.config.borrow().clone();
+        tracing::info!(target: "sim::member", node = %self.name, release = %config.emulate_release, "member release");
+        let mut handle = match etcd_server::start(config, world).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(target: "sim::member", node = %self.name, error = %e, "member failed to start");

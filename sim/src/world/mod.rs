@@ -193,10 +193,11 @@ impl Simulation {
         let disk = SimDisk::new(name, self.seeds.stream(&format!("disk/{name}")));
         let slot = Rc::new(RefCell::new(Slot::default()));
         let clock = Arc::new(ClockError::default());
+        let config = Rc::new(RefCell::new(config));
         let software = Software {
             clock: clock.clone(),
             name: name.to_string(),
-            config,
+            config: config.clone(),
             disk: disk.clone(),
             links: self.links.clone(),
             seeds: self.seeds,
@@ -208,6 +209,7 @@ impl Simulation {
             disk,
             clock,
             slot,
+            config,
         });
         Ok(())
     }
@@ -276,6 +278,13 @@ impl Simulation {
     /// The shared link-fault table.
     pub fn links(&self) -> &LinkFaults {
         &self.links
+    }
+
+    /// The etcd release member `name` runs (or starts next) as (`--emulate-release`).
+    pub fn release_of(&self, name: &str) -> Option<String> {
+        let m = self.members.iter().find(|m| m.name == name)?;
+        let release = m.config.borrow().emulate_release.clone();
+        Some(release)
     }
 
     /// Member names, in order (retired ones included).
