@@ -39,6 +39,8 @@ pub struct Expect {
     /// The cluster version all running members report before each `restart-as` entry and at
     /// the end, in order.
     pub cluster_versions: Vec<&'static str>,
+    /// Texts some member line of some version step must contain (e.g. a refusal to start).
+    pub version_steps_contain: Vec<&'static str>,
 }
 
 /// What kind of run a scenario is.
@@ -217,6 +219,114 @@ fn rolling_upgrade(rng: &mut ChaCha8Rng) -> FaultSchedule {
     FaultSchedule { faults }
 }
 
+fn entry(at_ms: u64, duration_ms: u64, fault: FaultKind) -> ScheduledFault {
+    ScheduledFault {
+        at_ms,
+        duration_ms,
+        fault,
+    }
+}
+
+fn restart_as(node: &str, release: &str) -> FaultKind {
+    FaultKind::RestartAs {
+        node: node.into(),
+        release: release.into(),
+    }
+}
+
+fn downgrade(action: &str, version: &str) -> FaultKind {
+    FaultKind::Downgrade {
+        action: action.into(),
+        version: version.into(),
+    }
+}
+
+/// etcd's MemberDowngrade then MemberDowngradeUpgrade: validate and enable 3.5, each member
+/// restarted as 3.5.20 (followers first), a follower losing power mid-way, then one member
+/// upgraded back to 3.6.0 once the downgrade finished.
+fn downgrade_and_back(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let gap = rng.gen_range(4_000..5_000);
+    let first = 7_000 + rng.gen_range(0..500);
+    FaultSchedule {
+        faults: vec![
+            entry(500, 1, downgrade("validate", "3.5")),
+            entry(1_500, 1, downgrade("enable", "3.5")),
+            entry(first, 1, restart_as("follower", "3.5.20")),
+            entry(
+                first + gap / 2,
+                rng.gen_range(1_000..2_000),
+                FaultKind::Crash {
+                    node: "follower".into(),
+                },
+            ),
+            entry(first + gap, 1, restart_as("follower", "3.5.20")),
+            entry(first + 2 * gap, 1, restart_as("leader", "3.5.20")),
+            entry(first + 2 * gap + 9_000, 1, restart_as("follower", "3.6.0")),
+        ],
+    }
+}
+
+/// A downgrade enabled, then cancelled before any member changes release.
+fn downgrade_then_cancel(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    FaultSchedule {
+        faults: vec![
+            entry(1_000, 1, downgrade("enable", "3.5")),
+            entry(rng.gen_range(7_000..9_000), 1, downgrade("cancel", "")),
+        ],
+    }
+}
+
+/// A follower restarted on an older (or the same-line but unaware) release without a
+/// downgrade, then on its own release again.
+fn refused_then_back(
+    old: &'static str,
+    own: &'static str,
+) -> impl Fn(&mut ChaCha8Rng) -> FaultSchedule {
+    move |rng| {
+        let at = rng.gen_range(3_000..4_000);
+        FaultSchedule {
+            faults: vec![
+                entry(at, 1, restart_as("follower", old)),
+                entry(at + 4_000, 1, restart_as("follower", own)),
+            ],
+        }
+    }
+}
+
+/// etcd-operator's scale-out from one member: a learner added and promoted once caught up,
+/// twice, then the first promoted member (m1) restarted as `to` (etcd 19557's upgrade). m1's
+/// backend holds both dropped promotions; the last member to join (m2) seeded its backend
+/// from the member list it fetched when joining, so in this server only its own promotion is
+/// missing there (in etcd a joiner replays the log into its backend and misses both).
+fn scale_out_then_upgrade(to: &'static str) -> impl Fn(&mut ChaCha8Rng) -> FaultSchedule {
+    move |rng| {
+        let second = rng.gen_range(4_500..5_500);
+        FaultSchedule {
+            faults: vec![
+                entry(1_000, 500, FaultKind::AddLearnerCutOff),
+                entry(second, 500, FaultKind::AddLearnerCutOff),
+                entry(second + 5_000, 1, restart_as("m1", to)),
+            ],
+        }
+    }
+}
+
+fn scale_out_then_rc2(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    scale_out_then_upgrade("3.6.0-rc.2")(rng)
+}
+
+fn scale_out_then_3_6_0(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    scale_out_then_upgrade("3.6.0")(rng)
+}
+
+fn invalid_downgrade(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    refused_then_back("3.5.20", "3.6.0")(rng)
+}
+
+fn unsupported_storage(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    refused_then_back("3.6.0", "3.7.0")(rng)
+}
+
 fn defrags(rng: &mut ChaCha8Rng) -> FaultSchedule {
     each(rng, 4, (50, 100), |r| FaultKind::Defrag {
         node: leader_or_follower(r, 0.5),
@@ -343,7 +453,85 @@ fn release_lines() -> Vec<Scenario> {
     s.duration = Duration::from_secs(24);
     s.expect.cluster_versions = vec!["3.5.0", "3.5.0", "3.5.0", "3.6.0"];
     s.expect.operator_ok = vec!["defrag"];
-    vec![s]
+    let mut v = vec![s];
+    let mut s = base(
+        "downgrade-3.6-to-3.5",
+        "downgrade validate + enable 3.5, members restarted as 3.5.20 one by one (one loses power), then one upgraded back",
+        downgrade_and_back,
+    );
+    s.duration = Duration::from_secs(30);
+    s.expect.cluster_versions = vec![
+        "3.6.0", "3.6.0", "3.5.0", "3.5.0", "3.5.0", "3.5.0", "3.5.0",
+    ];
+    s.expect.operator_ok = vec!["downgrade-validate", "downgrade-enable"];
+    s.expect.trace_contains = vec![
+        "The server is ready to downgrade",
+        "the cluster has been downgraded",
+    ];
+    v.push(s);
+    let mut s = base(
+        "downgrade-cancel",
+        "a downgrade to 3.5 is enabled (cluster version 3.5) and cancelled: the cluster version returns to 3.6",
+        downgrade_then_cancel,
+    );
+    s.duration = Duration::from_secs(16);
+    s.expect.cluster_versions = vec!["3.6.0", "3.5.0", "3.6.0"];
+    s.expect.operator_ok = vec!["downgrade-enable", "downgrade-cancel"];
+    v.push(s);
+    let scale_out = |name, about, release: &str, faults| {
+        let mut s = base(name, about, faults);
+        s.members = 1;
+        s.flags = vec![format!("--emulate-release={release}")];
+        s.duration = Duration::from_secs(16);
+        s.expect.operator_ok = vec!["learner-add", "promote"];
+        s
+    };
+    let mut s = scale_out(
+        "upgrade-learner-bug",
+        "etcd 19557: learners promoted on 3.5.19, a member upgraded to 3.6.0-rc.2 refuses to start (too many learners)",
+        "3.5.19",
+        scale_out_then_rc2,
+    );
+    s.expect.version_steps_contain = vec!["membership: too many learner members in cluster"];
+    v.push(s);
+    let mut s = scale_out(
+        "upgrade-learner-bug-via-3.5.20",
+        "the same steps with learners promoted on 3.5.20 (promotions persisted): 3.6.0-rc.2 starts",
+        "3.5.20",
+        scale_out_then_rc2,
+    );
+    s.expect.version_steps_contain = vec!["3.6.0-rc.2 cluster 3.5.0"];
+    s.expect.voters_at_end = Some(3);
+    v.push(s);
+    let mut s = scale_out(
+        "upgrade-learner-bug-to-3.6.0",
+        "the same steps on 3.5.19, upgraded straight to 3.6.0: its bootstrap promotes the learners back and starts",
+        "3.5.19",
+        scale_out_then_3_6_0,
+    );
+    s.expect.version_steps_contain = vec!["3.6.0 cluster 3.5.0"];
+    s.expect.trace_contains = vec!["Syncing member in v3store"];
+    s.expect.voters_at_end = Some(3);
+    v.push(s);
+    let mut s = base(
+        "invalid-downgrade",
+        "a follower restarted as 3.5.20 on 3.6 data without a downgrade refuses to start; as 3.6.0 it starts again",
+        invalid_downgrade,
+    );
+    s.expect.cluster_versions = vec!["3.6.0", "3.6.0", "3.6.0"];
+    s.expect.version_steps_contain =
+        vec!["invalid downgrade; server version is lower than determined cluster version"];
+    v.push(s);
+    let mut s = base(
+        "unsupported-storage",
+        "a follower of a 3.7.0 cluster restarted as 3.6.0 refuses storage version 3.7.0; as 3.7.0 it starts again",
+        unsupported_storage,
+    );
+    s.flags = vec!["--emulate-release=3.7.0".into()];
+    s.expect.cluster_versions = vec!["3.7.0", "3.7.0", "3.7.0"];
+    s.expect.version_steps_contain = vec!["version \"3.7.0\" is not supported"];
+    v.push(s);
+    v
 }
 
 /// The leases, compaction, maintenance and membership scenarios.
@@ -457,7 +645,7 @@ fn cut_off_follower(name: &'static str, about: &'static str) -> Scenario {
     s.workload = WorkloadConfig {
         profile: Profile::Etcd,
         rate: 80,
-        clients_per_member: 2,
+        clients_per_member: 6,
         cluster_clients: 0,
         watchers: 0,
         ..Default::default()

@@ -92,6 +92,15 @@ pub enum FaultKind {
         /// The release, e.g. `3.6.0` (one of `etcd-server`'s emulated releases).
         release: String,
     },
+    /// Operator: `Maintenance.Downgrade` as `etcdctl downgrade validate|enable X.Y | cancel`
+    /// (the answer, or etcd's refusal, is in the operator log as `downgrade-<action>`).
+    Downgrade {
+        /// `validate`, `enable` or `cancel`.
+        action: String,
+        /// Target `X.Y` (ignored by `cancel`).
+        #[serde(default)]
+        version: String,
+    },
     /// Operator: compact at `behind` revisions before the current one (recorded).
     Compact {
         /// How far behind the current revision.
@@ -196,6 +205,12 @@ impl FaultSchedule {
                     Ok(())
                 }
                 FaultKind::RecoverNospace | FaultKind::AddLearnerCutOff => Ok(()),
+                FaultKind::Downgrade { action, .. } => match action.as_str() {
+                    "validate" | "enable" | "cancel" => Ok(()),
+                    other => {
+                        bail!("downgrade action must be validate, enable or cancel, got {other:?}")
+                    }
+                },
                 FaultKind::RestartAs { node, release } => check(node).and_then(|_| {
                     etcd_server::etcdserver::version::Release::parse(release)
                         .map(|_| ())
@@ -476,6 +491,7 @@ pub fn apply(
             )
         }
         FaultKind::Compact { .. }
+        | FaultKind::Downgrade { .. }
         | FaultKind::Defrag { .. }
         | FaultKind::RecoverNospace
         | FaultKind::ReplaceMember { .. }

@@ -182,8 +182,32 @@ pub fn start(
             })?;
             (what, vec![cut], vec![Fault::Heal])
         }
+        FaultKind::Downgrade { action, version } => {
+            let what = match action.as_str() {
+                "cancel" => "downgrade cancel".to_string(),
+                a => format!("downgrade {a} {version}"),
+            };
+            let (action, version) = (action.clone(), version.clone());
+            operate(s, ctx, index, move |op| async move {
+                op.downgrade(&action, &version).await
+            })?;
+            (what, vec![], vec![])
+        }
         other => anyhow::bail!("not an operator action: {other:?}"),
     })
+}
+
+/// An answer that says no, as opposed to one that says "not now" (no leader, timeout, a
+/// member stopping or unreachable).
+fn is_refusal(e: &str) -> bool {
+    let transient = [
+        "timed out",
+        "no leader",
+        "leader changed",
+        "stopped",
+        "transport",
+    ];
+    e.starts_with("etcdserver: ") && !transient.iter().any(|t| e.contains(t))
 }
 
 /// Runs one RPC with the operator's timeout; an error is the server's message.
@@ -227,6 +251,43 @@ impl Operator {
             }
             tokio::time::sleep(RETRY).await;
         }
+    }
+
+    /// `Maintenance.Downgrade`: asks members in turn until one answers; an etcd refusal is the
+    /// answer (logged, not retried), only unavailability moves on to the next member.
+    pub async fn downgrade(&self, action: &str, version: &str) {
+        use pb::downgrade_request::DowngradeAction;
+        let event = format!("downgrade-{action}");
+        let code = match action {
+            "validate" => DowngradeAction::Validate,
+            "enable" => DowngradeAction::Enable,
+            _ => DowngradeAction::Cancel,
+        };
+        let deadline = tokio::time::Instant::now() + ACTION_DEADLINE;
+        let mut last = "no member to ask".to_string();
+        while tokio::time::Instant::now() < deadline {
+            for m in &self.members {
+                let Ok(mut c) = self.client(m).await else {
+                    continue;
+                };
+                let req = pb::DowngradeRequest {
+                    action: code as i32,
+                    version: version.to_string(),
+                };
+                match timed(c.maintenance.downgrade(req)).await {
+                    Ok(r) => {
+                        let detail = format!("via {m}: cluster version {}", r.version);
+                        return self.rec.operator_event(&event, true, detail);
+                    }
+                    Err(e) if is_refusal(&e) => {
+                        return self.rec.operator_event(&event, false, format!("{m}: {e}"));
+                    }
+                    Err(e) => last = format!("{m}: {e}"),
+                }
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+        self.rec.operator_event(&event, false, last)
     }
 
     /// The current revision (a linearizable count-only read).

@@ -249,6 +249,16 @@ fn judge_operations(e: &crate::catalogue::Expect, s: &Summary) -> Vec<String> {
             ));
         }
     }
+    for text in &e.version_steps_contain {
+        if !s
+            .versions
+            .iter()
+            .flat_map(|v| &v.members)
+            .any(|m| m.contains(text))
+        {
+            f.push(format!("no version step shows {text:?}"));
+        }
+    }
     if let Some(voters) = e.voters_at_end {
         let want = s
             .membership

@@ -342,11 +342,8 @@ fn timeline(
         d.run_to(t)?;
         let now_ms = d.s.elapsed().as_millis() as u64;
         if start {
-            if let nemesis::FaultKind::RestartAs { node, release } = &schedule.faults[i].fault {
-                versions.push(version_step(
-                    d,
-                    format!("before restart {node} as {release}"),
-                ));
+            if let Some(step) = release_step(&schedule.faults[i].fault) {
+                versions.push(version_step(d, step));
             }
             let (what, a) = nemesis::apply(&mut d.s, &schedule.faults[i], i, &mut rng, &mut ops)?;
             active.insert(i, (a, now_ms, what));
@@ -391,6 +388,19 @@ fn timeline(
     let mut c = collect(rec, applied, liveness, problems);
     c.versions = versions;
     Ok(c)
+}
+
+/// The version step a schedule entry gets (release changes and downgrade actions).
+fn release_step(f: &nemesis::FaultKind) -> Option<String> {
+    match f {
+        nemesis::FaultKind::RestartAs { node, release } => {
+            Some(format!("before restart {node} as {release}"))
+        }
+        nemesis::FaultKind::Downgrade { action, version } => {
+            Some(format!("before downgrade {action} {version}"))
+        }
+        _ => None,
+    }
 }
 
 /// Every member's versions now.

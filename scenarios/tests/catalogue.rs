@@ -169,6 +169,62 @@ fn rolling_upgrade_3_5_to_3_6() {
 }
 
 #[test]
+fn downgrade_3_6_to_3_5() {
+    let o = passes_and_replays("downgrade-3.6-to-3.5");
+    let end = o.summary.versions.last().expect("an end step");
+    let on35 = end
+        .members
+        .iter()
+        .filter(|m| m.contains(" 3.5.20 cluster 3.5.0 "))
+        .count();
+    let back = end
+        .members
+        .iter()
+        .filter(|m| m.contains(" 3.6.0 cluster 3.5.0 "))
+        .count();
+    assert_eq!((on35, back), (2, 1), "{:#?}", end.members);
+}
+
+#[test]
+fn downgrade_cancel() {
+    passes_and_replays("downgrade-cancel");
+}
+
+#[test]
+fn upgrade_learner_bug() {
+    let o = passes_and_replays("upgrade-learner-bug");
+    let end = o.summary.versions.last().expect("an end step");
+    assert!(
+        end.members
+            .iter()
+            .any(|m| m
+                .contains("down: start failed: membership: too many learner members in cluster")),
+        "{:#?}",
+        end.members
+    );
+}
+
+#[test]
+fn upgrade_learner_bug_via_3_5_20() {
+    passes_and_replays("upgrade-learner-bug-via-3.5.20");
+}
+
+#[test]
+fn upgrade_learner_bug_to_3_6_0() {
+    passes_and_replays("upgrade-learner-bug-to-3.6.0");
+}
+
+#[test]
+fn invalid_downgrade() {
+    passes_and_replays("invalid-downgrade");
+}
+
+#[test]
+fn unsupported_storage() {
+    passes_and_replays("unsupported-storage");
+}
+
+#[test]
 fn the_catalogue_is_what_the_tests_cover() {
     let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name).collect();
     assert_eq!(
@@ -190,7 +246,14 @@ fn the_catalogue_is_what_the_tests_cover() {
             "compaction-under-watch",
             "defrag-under-load",
             "disk-full",
-            "rolling-upgrade-3.5-to-3.6"
+            "rolling-upgrade-3.5-to-3.6",
+            "downgrade-3.6-to-3.5",
+            "downgrade-cancel",
+            "upgrade-learner-bug",
+            "upgrade-learner-bug-via-3.5.20",
+            "upgrade-learner-bug-to-3.6.0",
+            "invalid-downgrade",
+            "unsupported-storage"
         ]
     );
 }

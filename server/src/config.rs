@@ -56,6 +56,19 @@ pub enum ConfigError {
         /// The emulated release.
         release: String,
     },
+    /// An old experimental flag and the feature gate that replaced it, both given (etcd 3.6's
+    /// SetFeatureGatesFromExperimentalFlags).
+    #[error("cannot specify both flags: --{flag}={flag_value} and --feature-gates={gate}={gate_value} at the same time, please just use --feature-gates={gate}={gate_value}")]
+    GateAndExperimentalFlag {
+        /// The experimental flag, without dashes.
+        flag: &'static str,
+        /// Its value.
+        flag_value: bool,
+        /// The gate.
+        gate: &'static str,
+        /// The gate's value after `--feature-gates`.
+        gate_value: bool,
+    },
     /// `--initial-cluster-state` other than new/existing.
     #[error("--initial-cluster-state must be 'new' or 'existing', got {0:?}")]
     BadClusterState(String),
@@ -150,21 +163,19 @@ pub struct Config {
     /// etcd 3.5's switch for lease checkpoints (same as `--feature-gates=LeaseCheckpoint=true`).
     #[arg(
         long = "experimental-enable-lease-checkpoint",
-        default_value_t = false,
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true"
     )]
-    pub enable_lease_checkpoint: bool,
+    pub enable_lease_checkpoint: Option<bool>,
     /// etcd 3.5's switch for persisting lease checkpoints (gate `LeaseCheckpointPersist`).
     #[arg(
         long = "experimental-enable-lease-checkpoint-persist",
-        default_value_t = false,
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true"
     )]
-    pub enable_lease_checkpoint_persist: bool,
+    pub enable_lease_checkpoint_persist: Option<bool>,
     /// How often the leader checkpoints leases' remaining TTLs (Go duration).
     #[arg(
         long = "experimental-lease-checkpoint-interval",
@@ -256,11 +267,11 @@ impl Config {
     /// `--experimental-enable-lease-checkpoint-persist`.
     pub fn lease_checkpointing(&self) -> crate::lease::Checkpointing {
         let gates = crate::features::FeatureGates::parse(&self.feature_gates).unwrap_or_default();
-        let on = self.enable_lease_checkpoint || gates.enabled("LeaseCheckpoint");
+        let on = self.enable_lease_checkpoint == Some(true) || gates.enabled("LeaseCheckpoint");
         crate::lease::Checkpointing {
             interval: on.then_some(self.lease_checkpoint_interval),
             persist: on
-                && (self.enable_lease_checkpoint_persist
+                && (self.enable_lease_checkpoint_persist == Some(true)
                     || gates.enabled("LeaseCheckpointPersist")),
         }
     }
@@ -334,8 +345,34 @@ impl Config {
                 url_host_port(flag, &u)?;
             }
         }
-        crate::features::FeatureGates::parse(&self.feature_gates)
+        let gates = crate::features::FeatureGates::parse(&self.feature_gates)
             .map_err(ConfigError::FeatureGates)?;
+        let experimental = [
+            (
+                "experimental-enable-lease-checkpoint",
+                self.enable_lease_checkpoint,
+            ),
+            (
+                "experimental-enable-lease-checkpoint-persist",
+                self.enable_lease_checkpoint_persist,
+            ),
+        ];
+        for (flag, value) in experimental {
+            let Some(flag_value) = value else { continue };
+            let gate = crate::features::EXPERIMENTAL_FLAGS
+                .iter()
+                .find(|(f, _)| *f == flag)
+                .map(|(_, g)| *g);
+            // etcd tests whether the --feature-gates text mentions the gate at all.
+            if let Some(gate) = gate.filter(|g| self.feature_gates.contains(g)) {
+                return Err(ConfigError::GateAndExperimentalFlag {
+                    flag,
+                    flag_value,
+                    gate,
+                    gate_value: gates.enabled(gate),
+                });
+            }
+        }
         crate::defects::parse(&self.test_defects).map_err(ConfigError::Defects)?;
         let members = parse_initial_cluster(&self.initial_cluster)?;
         if !members.iter().any(|m| m.name == self.name) {
@@ -517,6 +554,16 @@ mod tests {
             e.to_string()
                 .starts_with("flag provided but not defined: -feature-gates"),
             "{e}"
+        );
+        let e = cfg(&[
+            "--experimental-enable-lease-checkpoint=true",
+            "--feature-gates=LeaseCheckpoint=false",
+        ])
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot specify both flags: --experimental-enable-lease-checkpoint=true and --feature-gates=LeaseCheckpoint=false at the same time, please just use --feature-gates=LeaseCheckpoint=false"
         );
         let e = cfg(&["--emulate-release=3.4.23"]).validate().unwrap_err();
         assert!(e.to_string().contains("not an emulated release"), "{e}");

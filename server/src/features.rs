@@ -8,26 +8,72 @@
 use std::collections::BTreeMap;
 
 /// Maturity of a gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
     /// Off by default, may change.
     Alpha,
     /// On by default.
     Beta,
-    /// Kept for compatibility.
-    Deprecated,
 }
 
-/// etcd 3.6's feature gates: name, stage, default.
+impl Stage {
+    /// The `stage` label of `etcd_server_feature_enabled` (etcd's PreRelease string).
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Alpha => "ALPHA",
+            Stage::Beta => "BETA",
+        }
+    }
+}
+
+/// etcd v3.6.0's feature gates: name, stage, default (`server/features/etcd_features.go`;
+/// LeaseCheckpointPersist is commented deprecated there but specified Alpha, false).
 pub const GATES: [(&str, Stage, bool); 7] = [
     ("StopGRPCServiceOnDefrag", Stage::Alpha, false),
     ("InitialCorruptCheck", Stage::Alpha, false),
     ("CompactHashCheck", Stage::Alpha, false),
     ("TxnModeWriteWithSharedBuffer", Stage::Beta, true),
     ("LeaseCheckpoint", Stage::Alpha, false),
-    ("LeaseCheckpointPersist", Stage::Deprecated, false),
+    ("LeaseCheckpointPersist", Stage::Alpha, false),
     ("SetMemberLocalAddr", Stage::Alpha, false),
 ];
+
+/// The special gates etcd's featuregate package adds (they switch every alpha or beta gate).
+pub const SPECIAL_GATES: [(&str, Stage, bool); 2] = [
+    ("AllAlpha", Stage::Alpha, false),
+    ("AllBeta", Stage::Beta, false),
+];
+
+/// etcd 3.5's experimental flags that 3.6 turned into gates (`ExperimentalFlagToFeatureMap`).
+pub const EXPERIMENTAL_FLAGS: [(&str, &str); 6] = [
+    (
+        "experimental-stop-grpc-service-on-defrag",
+        "StopGRPCServiceOnDefrag",
+    ),
+    ("experimental-initial-corrupt-check", "InitialCorruptCheck"),
+    (
+        "experimental-compact-hash-check-enabled",
+        "CompactHashCheck",
+    ),
+    (
+        "experimental-txn-mode-write-with-shared-buffer",
+        "TxnModeWriteWithSharedBuffer",
+    ),
+    ("experimental-enable-lease-checkpoint", "LeaseCheckpoint"),
+    (
+        "experimental-enable-lease-checkpoint-persist",
+        "LeaseCheckpointPersist",
+    ),
+];
+
+/// Go's strconv.ParseBool.
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
 
 /// The gates in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +84,11 @@ pub struct FeatureGates {
 impl Default for FeatureGates {
     fn default() -> Self {
         FeatureGates {
-            enabled: GATES.iter().map(|(n, _, d)| (*n, *d)).collect(),
+            enabled: GATES
+                .iter()
+                .chain(SPECIAL_GATES.iter())
+                .map(|(n, _, d)| (*n, *d))
+                .collect(),
         }
     }
 }
@@ -50,19 +100,35 @@ impl FeatureGates {
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (name, value) = item
                 .split_once('=')
-                .ok_or_else(|| format!("missing bool value for feature gate {item:?}"))?;
+                .ok_or_else(|| format!("missing bool value for {item}"))?;
+            let (name, value) = (name.trim(), value.trim());
             let key = GATES
                 .iter()
+                .chain(SPECIAL_GATES.iter())
                 .map(|(n, _, _)| *n)
-                .find(|n| *n == name.trim())
-                .ok_or_else(|| format!("unrecognized feature gate: {}", name.trim()))?;
-            let on = value.trim().parse::<bool>().map_err(|_| {
+                .find(|n| *n == name)
+                .ok_or_else(|| format!("unrecognized feature gate: {name}"))?;
+            let on = parse_go_bool(value).ok_or_else(|| {
                 format!(
-                    "invalid value of {key}={}, want true or false",
-                    value.trim()
+                    "invalid value of {key}={value}, err: strconv.ParseBool: parsing {value:?}: invalid syntax"
                 )
             })?;
-            g.enabled.insert(key, on);
+            match key {
+                "AllAlpha" | "AllBeta" => {
+                    let stage = if key == "AllAlpha" {
+                        Stage::Alpha
+                    } else {
+                        Stage::Beta
+                    };
+                    for (n, _, _) in GATES.iter().filter(|(_, st, _)| *st == stage) {
+                        g.enabled.insert(n, on);
+                    }
+                    g.enabled.insert(key, on);
+                }
+                _ => {
+                    g.enabled.insert(key, on);
+                }
+            }
         }
         Ok(g)
     }
@@ -70,6 +136,31 @@ impl FeatureGates {
     /// Whether `name` is on (unknown names are off).
     pub fn enabled(&self, name: &str) -> bool {
         self.enabled.get(name).copied().unwrap_or(false)
+    }
+
+    /// `etcd_server_feature_enabled{name,stage}` for every gate, the special ones included
+    /// (etcd's addFeatureGateMetrics), in Prometheus text format.
+    pub fn render_metric(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let m = "etcd_server_feature_enabled";
+        let _ = writeln!(
+            out,
+            "# HELP {m} Whether or not a feature is enabled. 1 is enabled, 0 is not.\n# TYPE {m} gauge"
+        );
+        let mut all: Vec<(&str, Stage)> = GATES
+            .iter()
+            .chain(SPECIAL_GATES.iter())
+            .map(|(n, st, _)| (*n, *st))
+            .collect();
+        all.sort();
+        for (name, stage) in all {
+            let on = u8::from(self.enabled(name));
+            let _ = writeln!(
+                out,
+                "{m}{{name=\"{name}\",stage=\"{}\"}} {on}",
+                stage.label()
+            );
+        }
     }
 }
 
@@ -90,7 +181,30 @@ mod tests {
             FeatureGates::parse("Bogus=true").unwrap_err(),
             "unrecognized feature gate: Bogus"
         );
-        assert!(FeatureGates::parse("LeaseCheckpoint").is_err());
-        assert!(FeatureGates::parse("LeaseCheckpoint=yes").is_err());
+        assert_eq!(
+            FeatureGates::parse("LeaseCheckpoint").unwrap_err(),
+            "missing bool value for LeaseCheckpoint"
+        );
+        assert_eq!(
+            FeatureGates::parse("LeaseCheckpoint=yes").unwrap_err(),
+            "invalid value of LeaseCheckpoint=yes, err: strconv.ParseBool: parsing \"yes\": invalid syntax"
+        );
+        let all = FeatureGates::parse("AllAlpha=true").expect("valid");
+        assert!(all.enabled("InitialCorruptCheck") && all.enabled("SetMemberLocalAddr"));
+        let mut text = String::new();
+        FeatureGates::parse("LeaseCheckpoint=T")
+            .expect("Go's bool spelling")
+            .render_metric(&mut text);
+        assert!(
+            text.contains(
+                "etcd_server_feature_enabled{name=\"LeaseCheckpoint\",stage=\"ALPHA\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("etcd_server_feature_enabled{name=\"TxnModeWriteWithSharedBuffer\",stage=\"BETA\"} 1"), "{text}");
+        assert!(
+            text.contains("etcd_server_feature_enabled{name=\"AllBeta\",stage=\"BETA\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -131,6 +131,19 @@ async fn metrics(State((s, health_metrics)): State<(EtcdServer, Arc<HealthMetric
         "# HELP etcd_server_version Which version is running. 1 for 'server_version' label with current version.\n# TYPE etcd_server_version gauge\netcd_server_version{{server_version=\"{}\"}} 1",
         s.release()
     );
+    if let Some(cv) = s.cluster_version() {
+        let _ = writeln!(
+            out,
+            "# HELP etcd_cluster_version Which version is running. 1 for 'cluster_version' label with current cluster version\n# TYPE etcd_cluster_version gauge\netcd_cluster_version{{cluster_version=\"{}\"}} 1",
+            cv.major_minor()
+        );
+    }
+    // The gates metric exists since 3.6.0-rc.2 (a 3.5 release has no gates).
+    if s.release().has_feature_gates() {
+        crate::features::FeatureGates::parse(&s.config().feature_gates)
+            .unwrap_or_default()
+            .render_metric(&mut out);
+    }
     let (counts, sum) = m.wal_fsync();
     let name = "etcd_disk_wal_fsync_duration_seconds";
     let _ = writeln!(

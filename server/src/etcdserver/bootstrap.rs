@@ -13,6 +13,7 @@ use super::raft_node::{Inputs, LoopSettings, RaftNode};
 use super::request::{LeaseCheckpoint, LeaseCheckpointRequest, Op};
 use super::status::{RaftStatus, ServerMetrics};
 use super::storage::NodeStorage;
+use super::v2store;
 use super::version;
 use super::{lock, EtcdServer, ServerError, Shared};
 use crate::alarm::Alarms;
@@ -115,7 +116,18 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let snapshotter = Snapshotter::new(disk.clone(), &snap_dir);
 
     let recovered = if Wal::exists(&*disk, &wal_dir) {
-        Some(recover(&wal_dir, &snapshotter, &mut store, &world, wal_opts).await?)
+        let release = cfg.release()?;
+        Some(
+            recover(
+                &wal_dir,
+                &snapshotter,
+                &mut store,
+                &world,
+                wal_opts,
+                release,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -148,10 +160,13 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             )
         }
     };
-    // The members bucket knows what members published about themselves since.
-    let stored = load_members(store.backend()).map_err(crate::mvcc::MvccError::from)?;
-    if !stored.is_empty() {
-        cluster.members = stored;
+    // 3.6 checks --max-learners at bootstrap too (ValidateMaxLearnerConfig): this is where
+    // etcd 19557's promoted-but-not-persisted learners stop 3.6.0-rc.0..rc.2.
+    if cfg.release()?.has_feature_gates() && cluster.learner_count() > cfg.max_learners as usize {
+        return Err(ServerError::TooManyLearners {
+            learners: cluster.learner_count(),
+            max: cfg.max_learners,
+        });
     }
     cluster.removed = load_removed(store.backend()).map_err(crate::mvcc::MvccError::from)?;
     let snapshot_index = snapshot.get_metadata().index;
@@ -485,6 +500,7 @@ async fn recover(
     store: &mut Store,
     world: &World,
     wal_opts: WalOptions,
+    release: version::Release,
 ) -> Result<Recovered, ServerError> {
     // etcd's order: the WAL's snapshot markers decide which snapshot file is usable; the WAL
     // then replays the entries after that snapshot.
@@ -547,16 +563,25 @@ async fn recover(
         }
     }
     mem.wl().append(&entries)?;
-    // raft's configuration as of the applied index is the member table's (the snapshot's may
-    // be older); changes after it come again from the log.
-    let members = load_members(store.backend()).map_err(crate::mvcc::MvccError::from)?;
-    if !members.is_empty() {
-        let current = Cluster {
-            cluster_id: meta.cluster.cluster_id,
-            members,
-            removed: Default::default(),
-        };
-        mem.wl().set_conf_state(initial_conf_state(&current));
+    // The v2 store's view of the roles (3.5's membership), and the members the release starts
+    // with: the backend's, reconciled with it as the release does (etcd 19557).
+    let base = if snap_index > 0 {
+        v2store::roles_of(snapshot.get_metadata().get_conf_state())
+    } else {
+        meta.cluster
+            .members
+            .iter()
+            .map(|m| (m.id, m.is_learner))
+            .collect()
+    };
+    let v2 = v2store::replay_roles(base, &entries, ci.max(contents.hard_state.commit));
+    let mut meta = meta;
+    let stored = load_members(store.backend()).map_err(crate::mvcc::MvccError::from)?;
+    if !stored.is_empty() {
+        meta.cluster.members = v2store::reconcile(release, stored, &v2, store.backend_mut());
+        // raft's configuration as of the applied index is the member table's (the
+        // snapshot's may be older); changes after it come again from the log.
+        mem.wl().set_conf_state(initial_conf_state(&meta.cluster));
     }
     let mut hs = contents.hard_state;
     hs.commit = hs.commit.max(snap_index);

@@ -35,11 +35,15 @@ impl Applier {
                 cluster.apply_change(change);
                 match change {
                     MemberChange::Add(m) => save_member(store.backend_mut(), m),
-                    MemberChange::Promote(id) => {
-                        if let Some(m) = cluster.member(*id) {
-                            save_member(store.backend_mut(), m);
+                    MemberChange::Promote(id) => match cluster.member(*id) {
+                        // etcd 19557: 3.5.1-3.5.19's backend save refuses an existing member
+                        // and the error is ignored; only the v2 store learns the promotion.
+                        Some(_) if self.release.drops_learner_promotion_in_backend() => {
+                            tracing::debug!(member = %format!("{id:x}"), "member already exists; backend not updated");
                         }
-                    }
+                        Some(m) => save_member(store.backend_mut(), m),
+                        None => {}
+                    },
                     MemberChange::Remove(id) => save_removed(store.backend_mut(), *id),
                 }
                 Ok(OpResponse::Members(cluster.members.clone()))

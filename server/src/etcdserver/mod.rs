@@ -14,6 +14,7 @@ mod raft_node;
 pub mod request;
 mod status;
 mod storage;
+mod v2store;
 pub mod version;
 
 pub use bootstrap::{start, ServerHandle};
@@ -49,6 +50,14 @@ pub enum ServerError {
     /// Snapshot files.
     #[error(transparent)]
     Snap(#[from] crate::snap::SnapError),
+    /// More learners than `--max-learners` at bootstrap (etcd's ValidateMaxLearnerConfig).
+    #[error("membership: too many learner members in cluster ({learners} learners, --max-learners={max})")]
+    TooManyLearners {
+        /// Learners in the member table.
+        learners: usize,
+        /// The flag.
+        max: u64,
+    },
     /// The data's cluster or storage version forbids this release to open it.
     #[error(transparent)]
     Version(#[from] version::VersionCheckError),

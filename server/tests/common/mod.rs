@@ -77,6 +77,8 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     initial: String,
     extra: Vec<String>,
+    /// Flags of one member, after `extra` (e.g. the release it restarts as).
+    member_flags: std::collections::BTreeMap<usize, Vec<String>>,
 }
 
 impl Cluster {
@@ -103,6 +105,7 @@ impl Cluster {
             dir,
             initial,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            member_flags: Default::default(),
         };
         for i in 0..n {
             c.spawn(i, "new");
@@ -149,6 +152,7 @@ impl Cluster {
             .arg(format!("--initial-cluster-state={state}"))
             .arg("--log-level=warn")
             .args(&self.extra)
+            .args(self.member_flags.get(&i).cloned().unwrap_or_default())
             .stdout(Stdio::null())
             .stderr(log);
         let child = cmd.spawn().expect("spawn member");
@@ -167,6 +171,13 @@ impl Cluster {
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
         self.spawn(i, "existing");
+    }
+
+    /// Restarts member i on its data dir with `flags` added (kept for later restarts).
+    pub fn restart_with(&mut self, i: usize, flags: &[&str]) {
+        self.member_flags
+            .insert(i, flags.iter().map(|f| f.to_string()).collect());
+        self.restart(i);
     }
 
     /// `127.0.0.1:port` of member i.
@@ -330,13 +341,18 @@ pub fn etcdctl_ok(endpoints: &str, args: &[&str], stdin: Option<&str>) -> String
 
 /// A plain HTTP/1.1 GET; returns (status code, body).
 pub fn http_get(ep: &str, path: &str) -> (u16, String) {
+    http_request(ep, "GET", path)
+}
+
+/// A plain HTTP/1.1 request without a body; returns (status code, body).
+pub fn http_request(ep: &str, method: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(ep).expect("connect for HTTP");
     s.set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {ep}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {ep}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("write");
     let mut buf = String::new();
