@@ -39,6 +39,8 @@ pub struct Expect {
     /// The cluster version all running members report before each `restart-as` entry and at
     /// the end, in order.
     pub cluster_versions: Vec<&'static str>,
+    /// Health probes that must have answered so: (path, status code, text in the body).
+    pub health: Vec<(&'static str, u16, &'static str)>,
     /// Texts some member line of some version step must contain (e.g. a refusal to start).
     pub version_steps_contain: Vec<&'static str>,
 }
@@ -319,6 +321,41 @@ fn scale_out_then_3_6_0(rng: &mut ChaCha8Rng) -> FaultSchedule {
     scale_out_then_upgrade("3.6.0")(rng)
 }
 
+/// A follower cut off from the majority for 12-13 s; 2 s in, its `/readyz` (fails on
+/// linearizable_read once the read times out, 7 s later), `/readyz?exclude=linearizable_read`
+/// and `/livez` are probed.
+fn readyz_minority(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let start = rng.gen_range(2_000..3_000);
+    let probe = |at, path: &str| {
+        entry(
+            at,
+            1,
+            FaultKind::ProbeHealth {
+                node: "minority".into(),
+                path: path.into(),
+            },
+        )
+    };
+    FaultSchedule {
+        faults: vec![
+            entry(
+                start,
+                rng.gen_range(12_000..13_000),
+                FaultKind::PartitionMinority {
+                    nodes: vec!["follower".into()],
+                },
+            ),
+            probe(start + 2_000, "/readyz?verbose"),
+            probe(start + 2_100, "/readyz?exclude=linearizable_read"),
+            probe(start + 2_200, "/livez"),
+            probe(
+                start + 2_300,
+                "/readyz/linearizable_read?exclude=linearizable_read",
+            ),
+        ],
+    }
+}
+
 fn invalid_downgrade(rng: &mut ChaCha8Rng) -> FaultSchedule {
     refused_then_back("3.5.20", "3.6.0")(rng)
 }
@@ -465,6 +502,7 @@ fn release_lines() -> Vec<Scenario> {
     ];
     s.expect.operator_ok = vec!["downgrade-validate", "downgrade-enable"];
     s.expect.trace_contains = vec![
+        "Cluster version downgrade detected, forcing snapshot",
         "The server is ready to downgrade",
         "the cluster has been downgraded",
     ];
@@ -512,6 +550,24 @@ fn release_lines() -> Vec<Scenario> {
     s.expect.version_steps_contain = vec!["3.6.0 cluster 3.5.0"];
     s.expect.trace_contains = vec!["Syncing member in v3store"];
     s.expect.voters_at_end = Some(3);
+    v.push(s);
+    let mut s = base(
+        "readyz-under-partition",
+        "a follower cut off from the majority: its /readyz fails on linearizable_read, passes with ?exclude=linearizable_read; /livez stays ok",
+        readyz_minority,
+    );
+    s.duration = Duration::from_secs(18);
+    s.expect.health = vec![
+        ("/readyz?verbose", 503, "[-]linearizable_read failed: "),
+        ("/readyz?verbose", 503, "[+]serializable_read ok"),
+        ("/readyz?exclude=linearizable_read", 200, "ok"),
+        ("/livez", 200, "ok"),
+        (
+            "/readyz/linearizable_read?exclude=linearizable_read",
+            503,
+            "[-]linearizable_read failed",
+        ),
+    ];
     v.push(s);
     let mut s = base(
         "invalid-downgrade",

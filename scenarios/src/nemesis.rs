@@ -92,6 +92,14 @@ pub enum FaultKind {
         /// The release, e.g. `3.6.0` (one of `etcd-server`'s emulated releases).
         release: String,
     },
+    /// Operator: an HTTP GET of a health endpoint on the node (`/readyz?verbose`), as curl or
+    /// a kubelet probe would; the status and body are in the operator log as `health`.
+    ProbeHealth {
+        /// Node selector (`minority`: the member currently cut off from every other member).
+        node: String,
+        /// Path and query, e.g. `/readyz?exclude=linearizable_read`.
+        path: String,
+    },
     /// Operator: `Maintenance.Downgrade` as `etcdctl downgrade validate|enable X.Y | cancel`
     /// (the answer, or etcd's refusal, is in the operator log as `downgrade-<action>`).
     Downgrade {
@@ -205,6 +213,16 @@ impl FaultSchedule {
                     Ok(())
                 }
                 FaultKind::RecoverNospace | FaultKind::AddLearnerCutOff => Ok(()),
+                FaultKind::ProbeHealth { node, path } => {
+                    if !path.starts_with('/') {
+                        bail!("path must start with /, got {path:?}")
+                    }
+                    if node == "minority" {
+                        Ok(())
+                    } else {
+                        check(node)
+                    }
+                }
                 FaultKind::Downgrade { action, .. } => match action.as_str() {
                     "validate" | "enable" | "cancel" => Ok(()),
                     other => {
@@ -291,6 +309,16 @@ pub(crate) fn resolve(s: &Simulation, sel: &str, rng: &mut ChaCha8Rng, avoid: &[
     let leader = s.leader();
     match sel {
         "leader" => leader.unwrap_or_else(|| names[0].clone()),
+        "minority" => names
+            .iter()
+            .find(|n| {
+                names
+                    .iter()
+                    .filter(|o| o != n)
+                    .all(|o| s.links().is_blocked(n, o) && s.links().is_blocked(o, n))
+            })
+            .cloned()
+            .unwrap_or_else(|| names[0].clone()),
         "follower" => {
             let fs: Vec<&String> = names
                 .iter()
@@ -492,6 +520,7 @@ pub fn apply(
         }
         FaultKind::Compact { .. }
         | FaultKind::Downgrade { .. }
+        | FaultKind::ProbeHealth { .. }
         | FaultKind::Defrag { .. }
         | FaultKind::RecoverNospace
         | FaultKind::ReplaceMember { .. }

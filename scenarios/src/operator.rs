@@ -31,6 +31,8 @@ use std::time::Duration;
 
 /// How long an action keeps retrying (simulated time).
 pub const ACTION_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a health probe waits for its answer (simulated time).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pause between attempts.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -182,6 +184,15 @@ pub fn start(
             })?;
             (what, vec![cut], vec![Fault::Heal])
         }
+        FaultKind::ProbeHealth { node, path } => {
+            let n = resolve(s, node, rng, &[]);
+            let what = format!("GET {path} on {}", label(node, &n));
+            let path = path.clone();
+            operate(s, ctx, index, move |op| async move {
+                op.probe_health(&n, &path).await
+            })?;
+            (what, vec![], vec![])
+        }
         FaultKind::Downgrade { action, version } => {
             let what = match action.as_str() {
                 "cancel" => "downgrade cancel".to_string(),
@@ -250,6 +261,25 @@ impl Operator {
                 return Err(last);
             }
             tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// One HTTP GET of a health endpoint; `ok` is a 200, the detail the status and body. It
+    /// waits longer than etcd's request timeout (a linearizable_read check on a cut-off member
+    /// answers only when its read times out).
+    pub async fn probe_health(&self, member: &str, path: &str) {
+        let get = self.cx.http_get(member, path);
+        match tokio::time::timeout(PROBE_TIMEOUT, get).await {
+            Ok(Ok((code, body))) => {
+                let detail = format!("GET {path} on {member}: {code} {}", body.trim_end());
+                self.rec.operator_event("health", code == 200, detail)
+            }
+            Ok(Err(e)) => self.rec.operator_event("health", false, e),
+            Err(_) => self.rec.operator_event(
+                "health",
+                false,
+                format!("GET {path} on {member}: timed out"),
+            ),
         }
     }
 

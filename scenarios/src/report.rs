@@ -249,6 +249,23 @@ fn judge_operations(e: &crate::catalogue::Expect, s: &Summary) -> Vec<String> {
             ));
         }
     }
+    for (path, code, text) in &e.health {
+        let prefix = format!("GET {path} on ");
+        let seen = s
+            .operator
+            .iter()
+            .filter(|o| o.action == "health" && o.detail.starts_with(&prefix));
+        let matched = seen.clone().any(|o| {
+            let rest = o.detail.split_once(": ").map(|x| x.1).unwrap_or("");
+            rest.starts_with(&format!("{code} ")) && rest.contains(text)
+        });
+        if !matched {
+            let answers: Vec<&str> = seen.map(|o| o.detail.as_str()).collect();
+            f.push(format!(
+                "expected GET {path} to answer {code} with {text:?}, saw {answers:?}"
+            ));
+        }
+    }
     for text in &e.version_steps_contain {
         if !s
             .versions

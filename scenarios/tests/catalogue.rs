@@ -215,6 +215,11 @@ fn upgrade_learner_bug_to_3_6_0() {
 }
 
 #[test]
+fn readyz_under_partition() {
+    passes_and_replays("readyz-under-partition");
+}
+
+#[test]
 fn invalid_downgrade() {
     passes_and_replays("invalid-downgrade");
 }
@@ -252,6 +257,7 @@ fn the_catalogue_is_what_the_tests_cover() {
             "upgrade-learner-bug",
             "upgrade-learner-bug-via-3.5.20",
             "upgrade-learner-bug-to-3.6.0",
+            "readyz-under-partition",
             "invalid-downgrade",
             "unsupported-storage"
         ]

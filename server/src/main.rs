@@ -11,6 +11,9 @@ use etcd_server::Config;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        return migrate();
+    }
     let cfg = match Config::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -44,6 +47,45 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("etcd-server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `etcd-server migrate --data-dir D --target-version X.Y [--force]` (etcdutl's migrate).
+fn migrate() -> ExitCode {
+    use etcd_server::etcdserver::version::{migrate, MigrateArgs};
+    let args = match MigrateArgs::try_parse_from(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("etcd-server migrate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let disk: std::sync::Arc<dyn etcd_server::seam::Disk> = World::real(0).disk;
+    match rt.block_on(migrate(disk, &args)) {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ etcd_server::etcdserver::version::MigrateError::Format(_))
+        | Err(e @ etcd_server::etcdserver::version::MigrateError::Parse(_))
+        | Err(e @ etcd_server::etcdserver::version::MigrateError::TooOld(_)) => {
+            eprintln!("Error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
             ExitCode::from(1)
         }
     }

@@ -46,6 +46,9 @@ pub struct Applier {
     pub versions: Arc<Mutex<VersionState>>,
     /// The release this member emulates (decides whether it keeps a storage version).
     pub release: Release,
+    /// Set when the next apply round must end with a snapshot (a cluster version lowered by a
+    /// downgrade: the WAL after it then holds no entry of the newer version).
+    pub force_snapshot: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Applier {
@@ -211,6 +214,13 @@ impl Applier {
                     None => {
                         tracing::info!(cluster_version = %version.major_minor(), "set initial cluster version")
                     }
+                }
+                // etcd 3.6's applierMembership.ClusterVersionSet (3.5 does not force one).
+                let lowered = versions.cluster.filter(|prev| version.line() < *prev);
+                if let Some(prev) = lowered.filter(|_| !self.release.is_3_5()) {
+                    tracing::info!(prev_cluster_version = %prev, new_cluster_version = %version.line(), "Cluster version downgrade detected, forcing snapshot");
+                    self.force_snapshot
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 set_cluster_version(store.backend_mut(), &mut versions, self.release, version);
                 Ok(OpResponse::ClusterVersionSet)

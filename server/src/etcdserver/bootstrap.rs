@@ -321,6 +321,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             alarms: alarms.clone(),
             versions,
             release,
+            force_snapshot: Default::default(),
             lessor: lessor.clone(),
             cluster,
             hub: hub.clone(),

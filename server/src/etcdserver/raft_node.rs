@@ -340,7 +340,13 @@ impl RaftNode {
                 i += 1;
             }
         }
-        if self.raw.raft.raft_log.applied >= self.snapshot_index + self.settings.snapshot_count {
+        let applied = self.raw.raft.raft_log.applied;
+        let forced = self
+            .applier
+            .force_snapshot
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+            && applied > self.snapshot_index;
+        if forced || applied >= self.snapshot_index + self.settings.snapshot_count {
             self.take_snapshot().await?;
         }
         Ok(())

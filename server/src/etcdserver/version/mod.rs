@@ -10,11 +10,13 @@
 //! a member start on data whose cluster or storage version is above its own release.
 
 mod downgrade;
+mod migrate;
 mod monitor;
 mod release;
 mod schema;
 
 pub(crate) use downgrade::{downgrade, monitor_downgrade};
+pub use migrate::{migrate, MigrateArgs, MigrateError};
 pub(crate) use monitor::{monitor_cluster_version, versions_handler};
 pub use release::{Release, Version, VersionError, DEFAULT_RELEASE, KNOWN_RELEASES};
 pub use schema::VersionState;
