@@ -248,11 +248,11 @@ fn downgrade(action: &str, version: &str) -> FaultKind {
 /// upgraded back to 3.6.0 once the downgrade finished.
 fn downgrade_and_back(rng: &mut ChaCha8Rng) -> FaultSchedule {
     let gap = rng.gen_range(4_000..5_000);
-    let first = 7_000 + rng.gen_range(0..500);
+    let first = 8_500 + rng.gen_range(0..500);
     FaultSchedule {
         faults: vec![
-            entry(500, 1, downgrade("validate", "3.5")),
-            entry(1_500, 1, downgrade("enable", "3.5")),
+            entry(2_000, 1, downgrade("validate", "3.5")),
+            entry(3_000, 1, downgrade("enable", "3.5")),
             entry(first, 1, restart_as("follower", "3.5.20")),
             entry(
                 first + gap / 2,
@@ -272,7 +272,7 @@ fn downgrade_and_back(rng: &mut ChaCha8Rng) -> FaultSchedule {
 fn downgrade_then_cancel(rng: &mut ChaCha8Rng) -> FaultSchedule {
     FaultSchedule {
         faults: vec![
-            entry(1_000, 1, downgrade("enable", "3.5")),
+            entry(2_000, 1, downgrade("enable", "3.5")),
             entry(rng.gen_range(7_000..9_000), 1, downgrade("cancel", "")),
         ],
     }
@@ -496,7 +496,7 @@ fn release_lines() -> Vec<Scenario> {
         "downgrade validate + enable 3.5, members restarted as 3.5.20 one by one (one loses power), then one upgraded back",
         downgrade_and_back,
     );
-    s.duration = Duration::from_secs(30);
+    s.duration = Duration::from_secs(32);
     s.expect.cluster_versions = vec![
         "3.6.0", "3.6.0", "3.5.0", "3.5.0", "3.5.0", "3.5.0", "3.5.0",
     ];
