@@ -273,3 +273,75 @@ fn a_3_6_member_refuses_storage_written_by_3_7() {
     s.run_for(SETTLE).unwrap();
     assert!(s.server("m2").is_some(), "{:?}", s.exit_reason("m2"));
 }
+
+/// `/readyz` on a learner fails on non_learner (etcd's `not supported for learner`) while its
+/// `/livez` and the other checks pass; a voter's `/readyz` passes.
+#[test]
+fn a_learners_readyz_fails_on_non_learner() {
+    let mut s = Simulation::new(SimConfig::new(13, 3)).unwrap();
+    s.await_leader(Duration::from_secs(10)).unwrap();
+    let added: Rc<std::cell::RefCell<Option<Result<(), String>>>> = Rc::default();
+    let a = added.clone();
+    s.client("operator", move |cx| async move {
+        let r = async {
+            let mut c = cx.client("m0")?;
+            let add = etcd_api::etcdserverpb::MemberAddRequest {
+                peer_ur_ls: vec![format!("http://m3:{}", sim::PEER_PORT)],
+                is_learner: true,
+            };
+            c.cluster
+                .member_add(add)
+                .await
+                .map_err(|e| e.message().to_string())?;
+            Ok(())
+        }
+        .await;
+        *a.borrow_mut() = Some(r);
+    })
+    .unwrap();
+    s.run_until("member add", Duration::from_secs(20), |s| {
+        s.client_done("operator")
+    })
+    .unwrap();
+    assert_eq!(added.borrow().clone(), Some(Ok(())));
+    s.add_member("m3", &[]).unwrap();
+    s.run_for(SETTLE).unwrap();
+    assert!(
+        s.server("m3").is_some_and(|srv| srv.is_learner()),
+        "{:?}",
+        s.exit_reason("m3")
+    );
+    let answers: Rc<std::cell::RefCell<Vec<(u16, String)>>> = Rc::default();
+    let out = answers.clone();
+    s.client("prober", move |cx| async move {
+        for (member, path) in [
+            ("m3", "/readyz?verbose"),
+            ("m3", "/livez"),
+            ("m0", "/readyz"),
+        ] {
+            let r = cx
+                .http_get(member, path)
+                .await
+                .unwrap_or((0, String::new()));
+            out.borrow_mut().push(r);
+        }
+    })
+    .unwrap();
+    s.run_until("probes", Duration::from_secs(30), |s| {
+        s.client_done("prober")
+    })
+    .unwrap();
+    let answers = answers.borrow().clone();
+    assert_eq!(
+        answers,
+        vec![
+            (
+                503,
+                "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[-]non_learner failed: not supported for learner\n\n"
+                    .to_string()
+            ),
+            (200, "ok\n".to_string()),
+            (200, "ok\n".to_string()),
+        ]
+    );
+}
