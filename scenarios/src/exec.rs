@@ -336,14 +336,9 @@ async fn execute_inner(
     }
 }
 
-/// etcd's prefix end: the prefix with its last byte incremented (ASCII prefixes only).
+/// etcd's prefix end ([`etcd_api::client::prefix_range_end`]) as a string (ASCII prefixes
+/// only: the checker's keys are strings).
 pub fn prefix_end(prefix: &str) -> String {
-    let mut b = prefix.as_bytes().to_vec();
-    while let Some(last) = b.pop() {
-        if last < 0x7f {
-            b.push(last + 1);
-            return String::from_utf8_lossy(&b).into_owned();
-        }
-    }
-    "\0".to_string()
+    let end = etcd_api::client::prefix_range_end(prefix.as_bytes());
+    String::from_utf8_lossy(&end).into_owned()
 }

@@ -287,8 +287,8 @@ impl Config {
     pub fn snapshot_count(&self) -> u64 {
         self.snapshot_count.unwrap_or_else(|| {
             self.release()
-                .map(|r| r.default_snapshot_count())
-                .unwrap_or(10_000)
+                .unwrap_or_else(|_| crate::etcdserver::version::Release::default_release())
+                .default_snapshot_count()
         })
     }
 

@@ -77,38 +77,9 @@ impl ClientCtx {
     /// An HTTP/1.1 GET of `path` (`/readyz?verbose`) on `member`'s client URL, as curl would
     /// send it; returns the status code and the body.
     pub async fn http_get(&self, member: &str, path: &str) -> Result<(u16, String), String> {
-        use http_body_util::BodyExt as _;
         let target = format!("{member}:{}", crate::CLIENT_PORT);
-        let io = self
-            .net
-            .connect(&target)
-            .await
-            .map_err(|e| format!("connect {target}: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| format!("handshake with {target}: {e}"))?;
-        let driver = tokio::task::spawn_local(conn);
-        let req = http::Request::get(path)
-            .header(http::header::HOST, &target)
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .map_err(|e| format!("request {path}: {e}"))?;
-        let result = async {
-            let resp = sender
-                .send_request(req)
-                .await
-                .map_err(|e| format!("GET {path}: {e}"))?;
-            let code = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("GET {path} body: {e}"))?
-                .to_bytes();
-            Ok((code, String::from_utf8_lossy(&body).into_owned()))
-        }
-        .await;
-        driver.abort();
-        result
+        let (code, body) = etcd_server::seam::http_get(&self.net, &target, path).await?;
+        Ok((code, String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// An etcd v3 client talking to `member` only (lazy: it connects on first use).

@@ -2,6 +2,7 @@
 //! nobody keeps alive dies after about half its TTL of simulated time; on a correct clock it
 //! lives at least its TTL.
 
+use etcd_api::client::{put_request, range_request};
 use etcd_api::etcdserverpb as pb;
 use sim::faults::{Fault, NodeClock};
 use sim::{SimConfig, Simulation};
@@ -16,17 +17,8 @@ fn grant(ttl: i64) -> pb::LeaseGrantRequest {
 /// A put of `key` = `v` attached to `lease` (none when 0).
 fn put_with_lease(key: &str, lease: i64) -> pb::PutRequest {
     pb::PutRequest {
-        key: key.as_bytes().to_vec(),
-        value: b"v".to_vec(),
         lease,
-        ..Default::default()
-    }
-}
-
-fn get(key: &str) -> pb::RangeRequest {
-    pb::RangeRequest {
-        key: key.as_bytes().to_vec(),
-        ..Default::default()
+        ..put_request(key, "v")
     }
 }
 
@@ -61,7 +53,7 @@ fn key_lifetime(seed: u64, leader_drift_ppm: i64) -> Duration {
         *g.borrow_mut() = Some(Duration::ZERO);
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if let Ok(r) = c.kv.range(get("k")).await {
+            if let Ok(r) = c.kv.range(range_request("k")).await {
                 if r.into_inner().kvs.is_empty() {
                     *d.borrow_mut() = Some(t0.elapsed());
                     return;
@@ -129,7 +121,10 @@ fn a_leader_stalled_by_slow_fsync_does_not_revoke_leases_on_recovery() {
                     let _ = tokio::time::timeout(Duration::from_millis(500), ack).await;
                 }
             }
-            let r = c.kv.range(get("held")).await.map_err(|e| e.to_string())?;
+            let r =
+                c.kv.range(range_request("held"))
+                    .await
+                    .map_err(|e| e.to_string())?;
             if r.into_inner().kvs.is_empty() {
                 return Err("the kept-alive lease's key was revoked".to_string());
             }

@@ -92,6 +92,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError 
 /// Recovers or bootstraps a member and starts all its tasks on the current runtime.
 pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerError> {
     let (initial_cluster, initial_id) = Cluster::from_config(&cfg)?;
+    let release = cfg.release()?;
     let disk = world.disk.clone();
     let data_dir = PathBuf::from(cfg.data_dir());
     let member_dir = data_dir.join("member");
@@ -116,7 +117,6 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let snapshotter = Snapshotter::new(disk.clone(), &snap_dir);
 
     let recovered = if Wal::exists(&*disk, &wal_dir) {
-        let release = cfg.release()?;
         Some(
             recover(
                 &wal_dir,
@@ -162,7 +162,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     };
     // 3.6 checks --max-learners at bootstrap too (ValidateMaxLearnerConfig): this is where
     // etcd 19557's promoted-but-not-persisted learners stop 3.6.0-rc.0..rc.2.
-    if cfg.release()?.has_feature_gates() && cluster.learner_count() > cfg.max_learners as usize {
+    if release.has_feature_gates() && cluster.learner_count() > cfg.max_learners as usize {
         return Err(ServerError::TooManyLearners {
             learners: cluster.learner_count(),
             max: cfg.max_learners,
@@ -181,7 +181,6 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let alarms = Arc::new(Mutex::new(
         Alarms::load(store.backend()).map_err(crate::mvcc::MvccError::from)?,
     ));
-    let release = cfg.release()?;
     let mut versions = version::load_versions(store.backend())?;
     let db_file = store.backend().path().display().to_string();
     version::check_data_versions(

@@ -68,3 +68,43 @@ pub trait Network: Send + Sync + Debug + 'static {
     /// Connects to `host:port`.
     async fn connect(&self, addr: &str) -> io::Result<BoxIo>;
 }
+
+/// An HTTP/1.1 GET of `path` (with its query) on `hostport`, over `net`: the status code and
+/// the body. One request per connection, as curl sends it; the connection ends with the call.
+pub async fn http_get(
+    net: &dyn Network,
+    hostport: &str,
+    path: &str,
+) -> Result<(u16, Vec<u8>), String> {
+    use http_body_util::BodyExt as _;
+    let io = net
+        .connect(hostport)
+        .await
+        .map_err(|e| format!("connect {hostport}: {e}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| format!("handshake with {hostport}: {e}"))?;
+    let driver = tokio::spawn(conn);
+    let result = async {
+        let req = http::Request::get(path)
+            .header(http::header::HOST, hostport)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| format!("request {path}: {e}"))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let code = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("GET {path}: failed to read body of response: {e}"))?
+            .to_bytes();
+        Ok((code, body.to_vec()))
+    }
+    .await;
+    driver.abort();
+    result
+}

@@ -13,8 +13,6 @@ use crate::etcdserver::request::{ClusterVersionSetRequest, Op};
 use crate::etcdserver::EtcdServer;
 use axum::extract::State;
 use axum::Json;
-use http_body_util::BodyExt as _;
-use hyper_util::rt::TokioIo;
 use std::time::Duration;
 
 /// etcd's monitorVersionInterval (rafthttp.ConnWriteTimeout − 1 s).
@@ -114,40 +112,13 @@ async fn peer_server_version(
     None
 }
 
-/// HTTP/1.1 GET `<url>/version` over the seam's network.
+/// `<url>/version` over the seam's network.
 async fn get_versions(server: &EtcdServer, url: &str) -> Result<Versions, String> {
     let hostport = crate::config::url_host_port("peer URL", url).map_err(|e| e.to_string())?;
-    let io = server
-        .net()
-        .connect(&hostport)
-        .await
-        .map_err(|e| format!("connect {hostport}: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let driver = tokio::spawn(conn);
-    let req = http::Request::get("/version")
-        .header(http::header::HOST, &hostport)
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .map_err(|e| format!("request: {e}"))?;
-    let result = async {
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("GET /version: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("GET /version: {}", resp.status()));
-        }
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("failed to read body of response: {e}"))?
-            .to_bytes();
-        serde_json::from_slice::<Versions>(&body)
-            .map_err(|e| format!("failed to unmarshal response: {e}"))
+    let (code, body) = crate::seam::http_get(&*server.net(), &hostport, "/version").await?;
+    if !(200..300).contains(&code) {
+        return Err(format!("GET /version: {code}"));
     }
-    .await;
-    driver.abort();
-    result
+    serde_json::from_slice::<Versions>(&body)
+        .map_err(|e| format!("failed to unmarshal response: {e}"))
 }
