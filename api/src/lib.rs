@@ -35,3 +35,8 @@ pub mod rafthttp {
 }
 
 pub mod client;
+
+/// The descriptors of etcd's v3 API protos and their imports (`google.api.http` annotations,
+/// the routes of etcd's grpc-gateway, included), encoded as a `FileDescriptorSet` without
+/// source info. For code that reads messages or routes by name, as a JSON gateway does.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("generated/etcd_api.fds.bin");

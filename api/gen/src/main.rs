@@ -40,6 +40,7 @@ const TARGETS: &[Target] = &[
             "mvccpb.rs",
             "etcdserverpb.rs",
             "etcdsim.rafthttp.rs",
+            DESCRIPTOR_SET,
         ],
         generate: generate_etcd_api,
     },
@@ -66,16 +67,99 @@ fn api_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("api"))
 }
 
+/// The descriptors of the etcd API's protos and their imports (the `google.api.http` routes
+/// of etcd's grpc-gateway among them), without source info: what the server's JSON gateway
+/// reads its routes and message shapes from.
+const DESCRIPTOR_SET: &str = "etcd_api.fds.bin";
+
 fn generate_etcd_api(api: &Path, out: &Path) -> Result<(), String> {
     let proto_root = api.join("proto");
     let protos: Vec<PathBuf> = ETCD_PROTOS.iter().map(|p| proto_root.join(p)).collect();
+    let descriptors = out.join(DESCRIPTOR_SET);
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .emit_rerun_if_changed(false)
+        .file_descriptor_set_path(&descriptors)
         .out_dir(out)
         .compile_protos(&protos, &[proto_root])
-        .map_err(|e| format!("etcd API code generation failed (is protoc installed?): {e}"))
+        .map_err(|e| format!("etcd API code generation failed (is protoc installed?): {e}"))?;
+    strip_source_info(&descriptors)
+}
+
+/// Rewrites a descriptor set without comments and source positions: smaller, and unchanged
+/// by edits to a proto's comments or layout. Works on the wire format: decoding into
+/// prost-types would drop the options' extensions (the `google.api.http` routes).
+fn strip_source_info(path: &Path) -> Result<(), String> {
+    /// `FileDescriptorSet.file` and `FileDescriptorProto.source_code_info`.
+    const SET_FILE: u64 = 1;
+    const FILE_SOURCE_CODE_INFO: u64 = 9;
+    let bytes = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let mut out = Vec::with_capacity(bytes.len());
+    for (tag, file) in fields(&bytes).map_err(|e| format!("{}: {e}", path.display()))? {
+        if tag != SET_FILE {
+            return Err(format!("{}: unexpected field {tag}", path.display()));
+        }
+        let mut kept = Vec::with_capacity(file.len());
+        for (field, raw) in raw_fields(file).map_err(|e| format!("{}: {e}", path.display()))? {
+            if field != FILE_SOURCE_CODE_INFO {
+                kept.extend_from_slice(raw);
+            }
+        }
+        prost::encoding::encode_key(
+            SET_FILE as u32,
+            prost::encoding::WireType::LengthDelimited,
+            &mut out,
+        );
+        prost::encoding::encode_varint(kept.len() as u64, &mut out);
+        out.extend_from_slice(&kept);
+    }
+    std::fs::write(path, out).map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+/// The length-delimited fields of a message: (field number, payload).
+fn fields(mut buf: &[u8]) -> Result<Vec<(u64, &[u8])>, String> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let key = prost::encoding::decode_varint(&mut buf).map_err(|e| e.to_string())?;
+        if key & 7 != 2 {
+            return Err(format!("field {} is not length-delimited", key >> 3));
+        }
+        let len = prost::encoding::decode_varint(&mut buf).map_err(|e| e.to_string())? as usize;
+        if len > buf.len() {
+            return Err("truncated".to_string());
+        }
+        out.push((key >> 3, &buf[..len]));
+        buf = &buf[len..];
+    }
+    Ok(out)
+}
+
+/// Every field of a message as (field number, its whole encoding including the key).
+fn raw_fields(msg: &[u8]) -> Result<Vec<(u64, &[u8])>, String> {
+    let mut out = Vec::new();
+    let mut rest = msg;
+    while !rest.is_empty() {
+        let start = msg.len() - rest.len();
+        let key = prost::encoding::decode_varint(&mut rest).map_err(|e| e.to_string())?;
+        let skip = match key & 7 {
+            0 => {
+                prost::encoding::decode_varint(&mut rest).map_err(|e| e.to_string())?;
+                0
+            }
+            1 => 8,
+            2 => prost::encoding::decode_varint(&mut rest).map_err(|e| e.to_string())? as usize,
+            5 => 4,
+            w => return Err(format!("unsupported wire type {w}")),
+        };
+        if skip > rest.len() {
+            return Err("truncated".to_string());
+        }
+        rest = &rest[skip..];
+        let end = msg.len() - rest.len();
+        out.push((key >> 3, &msg[start..end]));
+    }
+    Ok(out)
 }
 
 fn generate_eraftpb(api: &Path, out: &Path) -> Result<(), String> {

@@ -29,9 +29,12 @@ impl ClusterApi {
         ClusterApi { server }
     }
 
+    /// etcd's ClusterServer header: cluster id, member id and term, no revision.
     fn header(&self) -> Option<pb::ResponseHeader> {
-        let rev = self.server.store().current_revision();
-        Some(self.server.header(rev))
+        Some(pb::ResponseHeader {
+            revision: 0,
+            ..self.server.header(0)
+        })
     }
 
     async fn change(

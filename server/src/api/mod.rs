@@ -1,12 +1,14 @@
 //! The client-facing API: etcd's v3 gRPC services and the HTTP endpoints, on one port.
 //!
 //! Owns: the router (gRPC KV, Cluster, Maintenance, Lease, Watch; HTTP `/health`, `/livez`,
-//! `/readyz`, `/version`, `/metrics`) and the accept
+//! `/readyz`, `/version`, `/metrics`; the JSON gateway under `/v3/`; etcd's CORS headers on
+//! the HTTP answers, `--cors=*` as etcd defaults) and the accept
 //! loop that serves HTTP/1.1 and HTTP/2 (h2c) on the same listener, as etcd's cmux does.
 //!
 //! Must never: panic on a request, or change state except through `EtcdServer::propose`.
 
 mod cluster;
+mod gateway;
 mod health;
 pub use cluster::ClusterApi;
 mod http;
@@ -49,8 +51,38 @@ pub fn client_router(server: EtcdServer) -> axum::Router {
     .prepare()
     .into_axum_router();
     let health_metrics = std::sync::Arc::new(health::HealthMetrics::default());
-    grpc.merge(http::router(server.clone(), health_metrics.clone()))
-        .merge(health::router(server, health_metrics))
+    let mut http = http::router(server.clone(), health_metrics.clone())
+        .merge(health::router(server, health_metrics));
+    match gateway::Gateway::new(grpc.clone(), max) {
+        Ok(gw) => http = http.merge(gw.router()),
+        Err(e) => tracing::error!(error = %e, "the JSON gateway is not served"),
+    }
+    grpc.merge(http.layer(axum::middleware::from_fn(cors)))
+}
+
+/// etcd's CORS handling with its default `--cors=*`: the allow headers on every HTTP answer,
+/// and an empty 200 for a preflight `OPTIONS`.
+async fn cors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    let mut resp = if req.method() == axum::http::Method::OPTIONS {
+        axum::response::Response::default()
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+    );
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("accept, content-type, authorization"),
+    );
+    resp
 }
 
 /// Serves connections from `listener` until it fails; each connection on its own task.

@@ -104,15 +104,24 @@ async fn run_stream(
     let (tx, mut batches) = mpsc::channel::<WatchBatch>(STREAM_QUEUE);
     let start = tokio::time::Instant::now() + progress_interval;
     let mut progress = tokio::time::interval_at(start, progress_interval);
+    // A client's half-close (the end of its requests) leaves the stream open for events, as
+    // etcd's recvLoop returns nil on io.EOF; only a receive error or a gone client ends it.
+    let mut requests_open = true;
     loop {
         let ok = tokio::select! {
             biased;
-            req = incoming.next() => match req {
+            req = incoming.next(), if requests_open => match req {
                 Some(Ok(r)) => ctx.handle(r, &tx).await,
-                _ => false,
+                Some(Err(_)) => false,
+                None => {
+                    requests_open = false;
+                    true
+                }
             },
             Some(b) = batches.recv() => ctx.deliver(b).await,
             _ = progress.tick() => ctx.progress_notify().await,
+            // The client is gone (its response stream dropped): nothing more to deliver.
+            _ = ctx.out.closed() => false,
         };
         if !ok {
             break;
@@ -234,8 +243,10 @@ impl StreamCtx {
         } else if events.is_empty() {
             return true;
         }
+        // etcd's compaction cancel carries no revision (mvcc sends it with Revision 0).
+        let revision = if canceled { 0 } else { b.revision };
         let resp = pb::WatchResponse {
-            header: Some(self.server.header(b.revision)),
+            header: Some(self.server.header(revision)),
             watch_id: b.watch_id,
             canceled,
             compact_revision: b.compact_revision,

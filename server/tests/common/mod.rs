@@ -1,5 +1,6 @@
-//! Test support: clusters of real processes (our `etcd-server` or real etcd 3.5.1) on loopback,
-//! etcdctl, and a raw gRPC client that sends etcd's protobuf messages as they are.
+//! Test support: clusters of real processes (our `etcd-server`, real etcd 3.5.1 or Debian's real
+//! etcd 3.4.23) on loopback, etcdctl, and a raw gRPC client that sends etcd's protobuf messages
+//! as they are.
 //!
 //! Real mode on purpose: these tests use real files, real TCP and real fdatasync.
 #![allow(clippy::disallowed_methods, dead_code)]
@@ -16,6 +17,64 @@ pub enum Kind {
     Ours,
     /// Real etcd 3.5.1.
     RealEtcd,
+    /// Real etcd 3.4.23, Debian bookworm's `etcd-server` package (see [`etcd34_bin`]).
+    RealEtcd34,
+}
+
+impl Kind {
+    /// The server binary of this kind.
+    fn bin(self) -> PathBuf {
+        match self {
+            Kind::Ours => PathBuf::from(env!("CARGO_BIN_EXE_etcd-server")),
+            Kind::RealEtcd => etcd_bin("etcd"),
+            Kind::RealEtcd34 => etcd34_bin(),
+        }
+    }
+
+    /// Flags this kind always gets, before the cluster's and the member's own. etcd 3.4 logs
+    /// with the deprecated capnslog by default (a warning, and raft's INFO lines whatever
+    /// `--log-level` says); zap is 3.5's default, so a member rolled to 3.5 logs the same way.
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            Kind::RealEtcd34 => &["--logger=zap"],
+            Kind::Ours | Kind::RealEtcd => &[],
+        }
+    }
+}
+
+/// Finds Debian's real etcd 3.4.23 server (`ETCD34_BIN`, else `/usr/bin/etcd`), checked by its
+/// `--version`, or fails saying how to install it.
+pub fn etcd34_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let found = BIN.get_or_init(|| {
+        let mut tried = Vec::new();
+        let candidates = std::env::var("ETCD34_BIN")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .into_iter()
+            .chain(["/usr/bin/etcd".to_string()]);
+        for p in candidates.map(PathBuf::from) {
+            let version = Command::new(&p)
+                .arg("--version")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            if version.contains("etcd Version: 3.4.") {
+                return Ok(p);
+            }
+            let first = version.lines().next().unwrap_or("not runnable").to_string();
+            tried.push(format!("{} ({first})", p.display()));
+        }
+        Err(tried.join(", "))
+    });
+    match found {
+        Ok(p) => p.clone(),
+        Err(tried) => panic!(
+            "etcd 3.4 not found (tried {tried}). Install Debian's etcd 3.4.23 with \
+             `apt-get install etcd-server etcd-client` (or `bash ci/install-etcd34.sh`), or point \
+             ETCD34_BIN at an etcd 3.4 binary"
+        ),
+    }
 }
 
 /// Finds a binary of real etcd 3.5.1 (`etcd`, `etcdctl`), or fails saying how to install it.
@@ -70,7 +129,7 @@ pub struct Member {
 
 /// A cluster of member processes; killed on drop.
 pub struct Cluster {
-    /// What runs.
+    /// What runs (what every member starts as; see `member_kind`).
     pub kind: Kind,
     /// Members.
     pub members: Vec<Member>,
@@ -79,6 +138,8 @@ pub struct Cluster {
     extra: Vec<String>,
     /// Flags of one member, after `extra` (e.g. the release it restarts as).
     member_flags: std::collections::BTreeMap<usize, Vec<String>>,
+    /// What one member runs when it is not `kind` (set by `restart_as`).
+    member_kinds: std::collections::BTreeMap<usize, Kind>,
 }
 
 impl Cluster {
@@ -106,6 +167,7 @@ impl Cluster {
             initial,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             member_flags: Default::default(),
+            member_kinds: Default::default(),
         };
         for i in 0..n {
             c.spawn(i, "new");
@@ -120,16 +182,13 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize, state: &str) {
         let m = &self.members[i];
-        let bin = match self.kind {
-            Kind::Ours => PathBuf::from(env!("CARGO_BIN_EXE_etcd-server")),
-            Kind::RealEtcd => etcd_bin("etcd"),
-        };
+        let kind = self.member_kind(i);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join(format!("{}.log", m.name)))
             .expect("log file");
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(kind.bin());
         cmd.arg(format!("--name={}", m.name))
             .arg(format!("--data-dir={}", m.data_dir.display()))
             .arg(format!(
@@ -151,6 +210,7 @@ impl Cluster {
             .arg(format!("--initial-cluster={}", self.initial))
             .arg(format!("--initial-cluster-state={state}"))
             .arg("--log-level=warn")
+            .args(kind.flags())
             .args(&self.extra)
             .args(self.member_flags.get(&i).cloned().unwrap_or_default())
             .stdout(Stdio::null())
@@ -178,6 +238,18 @@ impl Cluster {
         self.member_flags
             .insert(i, flags.iter().map(|f| f.to_string()).collect());
         self.restart(i);
+    }
+
+    /// Restarts member i on its data dir as another server (e.g. a real etcd 3.4 member rolled
+    /// to 3.5.1), with `flags` added as `restart_with` does; later restarts keep both.
+    pub fn restart_as(&mut self, i: usize, kind: Kind, flags: &[&str]) {
+        self.member_kinds.insert(i, kind);
+        self.restart_with(i, flags);
+    }
+
+    /// What member i runs: the cluster's kind unless `restart_as` changed it.
+    pub fn member_kind(&self, i: usize) -> Kind {
+        self.member_kinds.get(&i).copied().unwrap_or(self.kind)
     }
 
     /// `127.0.0.1:port` of member i.
