@@ -2,7 +2,8 @@
 //! persisted in the `alarm` bucket, changed only by applying raft entries.
 //!
 //! Owns: the alarm set and the rule that a NOSPACE alarm caps the applier (puts, txns that put,
-//! lease grants are refused; reads, deletes, compaction and defragmentation still work).
+//! lease grants are refused; reads, deletes, compaction and defragmentation still work), and
+//! the error a CORRUPT alarm answers writes with.
 //!
 //! Must never: change outside the apply path (every member holds the same alarms).
 
@@ -24,6 +25,11 @@ pub const ACTION_DEACTIVATE: i32 = 2;
 /// etcd's error when a NOSPACE alarm is active (or the quota is exceeded).
 pub fn no_space() -> tonic::Status {
     tonic::Status::resource_exhausted("etcdserver: mvcc: database space exceeded")
+}
+
+/// etcd's error while a CORRUPT alarm is active (gRPC DataLoss).
+pub fn corrupt() -> tonic::Status {
+    tonic::Status::data_loss("etcdserver: corrupt cluster")
 }
 
 /// The name etcd prints for an alarm type.

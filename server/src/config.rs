@@ -176,6 +176,48 @@ pub struct Config {
         default_missing_value = "true"
     )]
     pub enable_lease_checkpoint_persist: Option<bool>,
+    /// etcd 3.5's switch for the start-up corruption check (gate `InitialCorruptCheck`).
+    #[arg(
+        long = "experimental-initial-corrupt-check",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub initial_corrupt_check: Option<bool>,
+    /// etcd 3.5's switch for the compaction hash check (gate `CompactHashCheck`).
+    #[arg(
+        long = "experimental-compact-hash-check-enabled",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub compact_hash_check_enabled: Option<bool>,
+    /// etcd 3.5's switch for NOT_SERVING on the gRPC health service during a defragmentation
+    /// (gate `StopGRPCServiceOnDefrag`).
+    #[arg(
+        long = "experimental-stop-grpc-service-on-defrag",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub stop_grpc_service_on_defrag: Option<bool>,
+    /// How often the leader compares the members' hashes at their latest compactions (Go
+    /// duration; 3.5 names it `--experimental-compact-hash-check-time`).
+    #[arg(
+        long = "compact-hash-check-time",
+        alias = "experimental-compact-hash-check-time",
+        default_value = "1m",
+        value_parser = parse_duration
+    )]
+    pub compact_hash_check_time: Duration,
+    /// How often the leader compares the members' hashes at its current revision (Go duration;
+    /// off unless given; 3.5 names it `--experimental-corrupt-check-time`).
+    #[arg(
+        long = "corrupt-check-time",
+        alias = "experimental-corrupt-check-time",
+        value_parser = parse_duration
+    )]
+    pub corrupt_check_time: Option<Duration>,
     /// How often the leader checkpoints leases' remaining TTLs (Go duration).
     #[arg(
         long = "experimental-lease-checkpoint-interval",
@@ -266,14 +308,52 @@ impl Config {
     /// `--experimental-enable-lease-checkpoint`; persisted with `LeaseCheckpointPersist` or
     /// `--experimental-enable-lease-checkpoint-persist`.
     pub fn lease_checkpointing(&self) -> crate::lease::Checkpointing {
-        let gates = crate::features::FeatureGates::parse(&self.feature_gates).unwrap_or_default();
-        let on = self.enable_lease_checkpoint == Some(true) || gates.enabled("LeaseCheckpoint");
+        let on = self.feature_enabled("LeaseCheckpoint");
         crate::lease::Checkpointing {
             interval: on.then_some(self.lease_checkpoint_interval),
-            persist: on
-                && (self.enable_lease_checkpoint_persist == Some(true)
-                    || gates.enabled("LeaseCheckpointPersist")),
+            persist: on && self.feature_enabled("LeaseCheckpointPersist"),
         }
+    }
+
+    /// Whether feature `gate` is on: by `--feature-gates` (3.6+) or by the etcd 3.5
+    /// experimental flag it replaced.
+    pub fn feature_enabled(&self, gate: &str) -> bool {
+        let by_flag = self.experimental_flags().into_iter().any(|(flag, value)| {
+            value == Some(true)
+                && crate::features::EXPERIMENTAL_FLAGS
+                    .iter()
+                    .any(|(f, g)| *f == flag && *g == gate)
+        });
+        by_flag
+            || crate::features::FeatureGates::parse(&self.feature_gates)
+                .unwrap_or_default()
+                .enabled(gate)
+    }
+
+    /// The etcd 3.5 experimental flags that became feature gates, with their values.
+    fn experimental_flags(&self) -> [(&'static str, Option<bool>); 5] {
+        [
+            (
+                "experimental-enable-lease-checkpoint",
+                self.enable_lease_checkpoint,
+            ),
+            (
+                "experimental-enable-lease-checkpoint-persist",
+                self.enable_lease_checkpoint_persist,
+            ),
+            (
+                "experimental-initial-corrupt-check",
+                self.initial_corrupt_check,
+            ),
+            (
+                "experimental-compact-hash-check-enabled",
+                self.compact_hash_check_enabled,
+            ),
+            (
+                "experimental-stop-grpc-service-on-defrag",
+                self.stop_grpc_service_on_defrag,
+            ),
+        ]
     }
 
     /// The emulated release (validated by [`Config::validate`]).
@@ -347,17 +427,7 @@ impl Config {
         }
         let gates = crate::features::FeatureGates::parse(&self.feature_gates)
             .map_err(ConfigError::FeatureGates)?;
-        let experimental = [
-            (
-                "experimental-enable-lease-checkpoint",
-                self.enable_lease_checkpoint,
-            ),
-            (
-                "experimental-enable-lease-checkpoint-persist",
-                self.enable_lease_checkpoint_persist,
-            ),
-        ];
-        for (flag, value) in experimental {
+        for (flag, value) in self.experimental_flags() {
             let Some(flag_value) = value else { continue };
             let gate = crate::features::EXPERIMENTAL_FLAGS
                 .iter()

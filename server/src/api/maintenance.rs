@@ -2,7 +2,8 @@
 //!
 //! Owns: reporting this member's raft and backend state in etcd's Status form, alarm
 //! activation/deactivation through raft, local maintenance (defragment, hashes, snapshot
-//! stream) and leadership transfer.
+//! stream), leadership transfer, and the gRPC health status around a defragmentation
+//! (NOT_SERVING while it runs with the `StopGRPCServiceOnDefrag` gate, etcd's healthNotifier).
 //!
 //! Must never: report a value it does not know as if it knew it. Downgrade arrives with the
 //! release-lines work and says so.
@@ -22,12 +23,62 @@ const SNAPSHOT_CHUNK: usize = 32 * 1024;
 /// The Maintenance service.
 pub struct MaintenanceApi {
     server: EtcdServer,
+    defrag_health: DefragHealth,
 }
 
 impl MaintenanceApi {
-    /// A Maintenance service over `server`.
-    pub fn new(server: EtcdServer) -> Self {
-        MaintenanceApi { server }
+    /// A Maintenance service over `server`, reporting defragmentations through
+    /// `defrag_health`.
+    pub fn new(server: EtcdServer, defrag_health: DefragHealth) -> Self {
+        MaintenanceApi {
+            server,
+            defrag_health,
+        }
+    }
+}
+
+/// etcd's healthNotifier: the grpc.health.v1 status of the client listener around a
+/// defragmentation.
+pub struct DefragHealth {
+    reporter: tonic_health::server::HealthReporter,
+    /// The `StopGRPCServiceOnDefrag` gate.
+    stop_serving: bool,
+}
+
+impl DefragHealth {
+    /// Reports through `reporter`; NOT_SERVING during a defragmentation if `stop_serving`.
+    pub fn new(reporter: tonic_health::server::HealthReporter, stop_serving: bool) -> Self {
+        DefragHealth {
+            reporter,
+            stop_serving,
+        }
+    }
+
+    /// etcd's defragStarted: NOT_SERVING with the gate on.
+    async fn started(&self) {
+        if self.stop_serving {
+            tracing::warn!(
+                service = "",
+                status = "NOT_SERVING",
+                reason = "defrag is active",
+                "grpc service status changed"
+            );
+            self.reporter
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    }
+
+    /// etcd's defragFinished: SERVING again, after every defragmentation, gate or not.
+    async fn finished(&self) {
+        tracing::info!(
+            service = "",
+            status = "SERVING",
+            "grpc service status changed"
+        );
+        self.reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
     }
 }
 
@@ -118,11 +169,13 @@ impl pb::maintenance_server::Maintenance for MaintenanceApi {
         _r: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
         tracing::info!("starting defragment");
-        self.server
-            .store()
-            .backend_mut()
-            .defragment()
-            .map_err(|e| Status::internal(format!("etcdserver: defragment: {e}")))?;
+        self.defrag_health.started().await;
+        let done = self.server.store().backend_mut().defragment();
+        self.defrag_health.finished().await;
+        done.map_err(|e| {
+            tracing::warn!(error = %e, "failed to defragment");
+            Status::internal(format!("etcdserver: defragment: {e}"))
+        })?;
         tracing::info!("finished defragment");
         // etcd answers an empty DefragmentResponse, without a header.
         Ok(Response::new(pb::DefragmentResponse { header: None }))
@@ -240,4 +293,37 @@ fn storage_version(server: &EtcdServer) -> String {
         .storage_version()
         .map(|v| v.to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DefragHealth;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::HealthCheckRequest;
+
+    async fn status(service: &impl tonic_health::pb::health_server::Health) -> ServingStatus {
+        let req = tonic::Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
+        let resp = service.check(req).await.expect("check");
+        resp.into_inner().status()
+    }
+
+    #[tokio::test]
+    async fn the_gate_makes_the_health_service_not_serving_during_a_defragmentation() {
+        for (gate, during) in [
+            (true, ServingStatus::NotServing),
+            (false, ServingStatus::Serving),
+        ] {
+            let (reporter, _) = tonic_health::server::health_reporter();
+            let service =
+                tonic_health::server::HealthService::from_health_reporter(reporter.clone());
+            let health = DefragHealth::new(reporter, gate);
+            assert_eq!(status(&service).await, ServingStatus::Serving);
+            health.started().await;
+            assert_eq!(status(&service).await, during, "gate {gate}");
+            health.finished().await;
+            assert_eq!(status(&service).await, ServingStatus::Serving);
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The client-facing API: etcd's v3 gRPC services and the HTTP endpoints, on one port.
 //!
-//! Owns: the router (gRPC KV, Cluster, Maintenance, Lease, Watch; HTTP `/health`, `/livez`,
+//! Owns: the router (gRPC KV, Cluster, Maintenance, Lease, Watch, grpc.health.v1; HTTP `/health`, `/livez`,
 //! `/readyz`, `/version`, `/metrics`; the JSON gateway under `/v3/`; etcd's CORS headers on
 //! the HTTP answers, `--cors=*` as etcd defaults) and the accept
 //! loop that serves HTTP/1.1 and HTTP/2 (h2c) on the same listener, as etcd's cmux does.
@@ -31,6 +31,8 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 /// Everything served on the client URLs.
 pub fn client_router(server: EtcdServer) -> axum::Router {
     let max = server.config().max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+    // grpc.health.v1, SERVING for "" from the start, as etcd registers it.
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let grpc = tonic::service::Routes::new(
         pb::kv_server::KvServer::new(kv::KvApi::new(server.clone())).max_decoding_message_size(max),
     )
@@ -38,8 +40,15 @@ pub fn client_router(server: EtcdServer) -> axum::Router {
         cluster::ClusterApi::new(server.clone()),
     ))
     .add_service(pb::maintenance_server::MaintenanceServer::new(
-        maintenance::MaintenanceApi::new(server.clone()),
+        maintenance::MaintenanceApi::new(
+            server.clone(),
+            maintenance::DefragHealth::new(
+                health_reporter,
+                server.config().feature_enabled("StopGRPCServiceOnDefrag"),
+            ),
+        ),
     ))
+    .add_service(health_service)
     .add_service(pb::lease_server::LeaseServer::new(lease::LeaseApi::new(
         server.clone(),
     )))

@@ -15,7 +15,9 @@ use super::version::{
     VersionState,
 };
 use super::ServerError;
-use crate::alarm::{alarm_name, no_space, Alarms, ACTION_ACTIVATE, ACTION_DEACTIVATE, NOSPACE};
+use crate::alarm::{
+    alarm_name, no_space, Alarms, ACTION_ACTIVATE, ACTION_DEACTIVATE, CORRUPT, NOSPACE,
+};
 use crate::lease::Lessor;
 use crate::membership::{save_member, Cluster};
 use crate::mvcc::watchable::WatchHub;
@@ -88,6 +90,9 @@ impl Applier {
                 ..Default::default()
             })
         };
+        if lock(&self.alarms).has(CORRUPT) && refused_when_corrupt(&op) {
+            return Err(crate::alarm::corrupt());
+        }
         if lock(&self.alarms).has(NOSPACE) && writes_data(&op) {
             return Err(no_space());
         }
@@ -281,6 +286,20 @@ impl Applier {
         self.hub.unsync_all();
         Ok(store.consistent_index())
     }
+}
+
+/// What a CORRUPT alarm refuses on every member, whichever member it names (etcd's
+/// applierV3Corrupt): the key-value operations, compaction, lease grants and revokes.
+fn refused_when_corrupt(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Put(_)
+            | Op::DeleteRange(_)
+            | Op::Txn(_)
+            | Op::Compaction(_)
+            | Op::LeaseGrant(_)
+            | Op::LeaseRevoke(_)
+    )
 }
 
 /// What a NOSPACE alarm refuses (etcd's applierV3Capped): puts, txns that put, lease grants.

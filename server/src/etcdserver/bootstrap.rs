@@ -131,6 +131,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     } else {
         None
     };
+    let initialized = recovered.is_some();
     let (wal, mem, snapshot, mut cluster, member_id, applied) = match recovered {
         Some(r) => r,
         None => {
@@ -265,6 +266,11 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         }),
     };
 
+    // etcd runs it before serving peers or clients, on a member that has data.
+    if initialized && cfg.feature_enabled("InitialCorruptCheck") {
+        super::corrupt::initial_check(&server).await?;
+    }
+
     let mut listeners = Vec::new();
     let mut peer_addrs = Vec::new();
     // Peers also serve the Cluster service, so that a joining member can learn its id, and the
@@ -282,6 +288,10 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             .merge(
                 axum::Router::new()
                     .route("/version", axum::routing::get(version::versions_handler))
+                    .route(
+                        super::corrupt::PEER_HASHKV_PATH,
+                        axum::routing::any(super::corrupt::serve_hashkv),
+                    )
                     .with_state(server.clone()),
             );
     for u in split_urls(&cfg.listen_peer_urls) {
@@ -359,6 +369,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         server.clone(),
     )));
     listeners.push(tokio::spawn(version::monitor_downgrade(server.clone())));
+    listeners.push(tokio::spawn(super::corrupt::monitor(server.clone())));
     listeners.push(tokio::spawn(publish_attributes(
         server.clone(),
         MemberAttributes {

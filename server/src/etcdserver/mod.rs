@@ -9,6 +9,7 @@
 mod apply;
 mod bootstrap;
 mod conf_change;
+mod corrupt;
 mod join;
 mod raft_node;
 pub mod request;
@@ -78,6 +79,10 @@ pub enum ServerError {
     /// On-disk state that contradicts itself.
     #[error("data dir is inconsistent: {0}")]
     Inconsistent(String),
+    /// The start-up corruption check found this member's data different from its peers'
+    /// (`<id> found data inconsistency with peers`).
+    #[error("{0}")]
+    DataInconsistency(String),
 }
 
 /// Outcome of handing a proposal to the raft loop.
@@ -131,6 +136,11 @@ impl EtcdServer {
     /// This member's id.
     pub fn member_id(&self) -> u64 {
         self.inner.member_id
+    }
+
+    /// The cluster's id.
+    pub fn cluster_id(&self) -> u64 {
+        lock(&self.inner.cluster).cluster_id
     }
 
     /// The release this member emulates.

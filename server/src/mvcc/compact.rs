@@ -4,10 +4,13 @@
 use super::error::MvccError;
 use super::ops::header;
 use super::revision::Revision;
-use super::store::Store;
+use super::store::{KeyValueHash, Store};
 use crate::backend::{meta, Bucket};
 use etcd_api::etcdserverpb as pb;
 use std::collections::BTreeSet;
+
+/// How many compaction hashes a store keeps (etcd's hashStorageMaxSize).
+const COMPACTION_HASHES_KEPT: usize = 10;
 
 impl Store {
     /// Compact: `revision <= compact rev` is ErrCompacted, `> current` ErrFutureRev. Keeps each
@@ -26,6 +29,14 @@ impl Store {
         if rev > self.current_rev {
             return Err(MvccError::FutureRev);
         }
+        // etcd hashes the key space while compacting and keeps the hash, so that the leader
+        // can compare members at the same compaction (the compact hash check).
+        let (hash, _, previous) = self.hash_kv(rev)?;
+        self.store_compaction_hash(KeyValueHash {
+            hash,
+            compact_revision: previous,
+            revision: rev,
+        });
         self.compact_main_rev = rev;
         self.backend.put(
             Bucket::Meta,
@@ -64,6 +75,42 @@ impl Store {
             &Revision::new(rev, 0).to_bytes(),
         );
         Ok(())
+    }
+
+    fn store_compaction_hash(&mut self, h: KeyValueHash) {
+        tracing::info!(
+            hash = h.hash,
+            revision = h.revision,
+            compact_revision = h.compact_revision,
+            "storing new hash"
+        );
+        self.compaction_hashes.push_back(h);
+        while self.compaction_hashes.len() > COMPACTION_HASHES_KEPT {
+            self.compaction_hashes.pop_front();
+        }
+    }
+
+    /// The hashes taken at the latest compactions, newest first.
+    pub fn compaction_hashes(&self) -> Vec<KeyValueHash> {
+        self.compaction_hashes.iter().rev().copied().collect()
+    }
+
+    /// etcd's `HashStorage.HashByRev`: the hash kept at the compaction at `rev` if there was
+    /// one, else the hash computed now (see [`Store::hash_kv`]); with the current revision.
+    pub fn hash_by_rev(&self, rev: i64) -> Result<(KeyValueHash, i64), MvccError> {
+        if let Some(h) = self.compaction_hashes.iter().find(|h| h.revision == rev) {
+            return Ok((*h, self.current_rev));
+        }
+        let (hash, current, compact_revision) = self.hash_kv(rev)?;
+        let revision = if rev == 0 { current } else { rev };
+        Ok((
+            KeyValueHash {
+                hash,
+                compact_revision,
+                revision,
+            },
+            current,
+        ))
     }
 
     /// etcd's `HashByRev`: CRC-32C (Castagnoli) of the bucket name and every `key` bucket

@@ -20,8 +20,22 @@ pub struct Store {
     pub(super) index: BTreeMap<Vec<u8>, KeyIndex>,
     pub(super) current_rev: i64,
     pub(super) compact_main_rev: i64,
+    /// The hashes taken at the latest compactions, oldest first (etcd's hashStorage).
+    pub(super) compaction_hashes: std::collections::VecDeque<KeyValueHash>,
     lease_checker: Option<Box<LeaseChecker>>,
     events: Option<Vec<mvccpb::Event>>,
+}
+
+/// A hash of the key space at a revision (etcd's `KeyValueHash`): `hash` covers the revisions up
+/// to `revision` that a compaction there keeps, with the store compacted at `compact_revision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyValueHash {
+    /// CRC-32C, as etcd's HashKV.
+    pub hash: u32,
+    /// The compaction revision the hash was taken under.
+    pub compact_revision: i64,
+    /// The revision hashed up to.
+    pub revision: i64,
 }
 
 impl std::fmt::Debug for Store {
@@ -49,6 +63,7 @@ impl Store {
             index: BTreeMap::new(),
             current_rev: 1,
             compact_main_rev: -1,
+            compaction_hashes: Default::default(),
             lease_checker: None,
             events: None,
         };

@@ -16,7 +16,7 @@ pub mod real;
 
 pub use clock::{Clock, ClockError, SkewedClock, TokioClock};
 pub use disk::{Disk, DiskFile, OpenMode};
-pub use net::{http_get, BoxIo, NetListener, Network};
+pub use net::{http_get, http_request, BoxIo, NetListener, Network};
 pub use offload::Offload;
 
 use std::sync::Arc;

@@ -70,11 +70,25 @@ pub trait Network: Send + Sync + Debug + 'static {
 }
 
 /// An HTTP/1.1 GET of `path` (with its query) on `hostport`, over `net`: the status code and
-/// the body. One request per connection, as curl sends it; the connection ends with the call.
+/// the body.
 pub async fn http_get(
     net: &dyn Network,
     hostport: &str,
     path: &str,
+) -> Result<(u16, Vec<u8>), String> {
+    http_request(net, hostport, http::Method::GET, path, &[], Vec::new()).await
+}
+
+/// An HTTP/1.1 request on `hostport`, over `net`, with extra headers and a body (etcd's peer
+/// `/members/hashkv` is a GET with a JSON body): the status code and the body. One request per
+/// connection, as curl sends it; the connection ends with the call.
+pub async fn http_request(
+    net: &dyn Network,
+    hostport: &str,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
 ) -> Result<(u16, Vec<u8>), String> {
     use http_body_util::BodyExt as _;
     let io = net
@@ -87,20 +101,26 @@ pub async fn http_get(
             .map_err(|e| format!("handshake with {hostport}: {e}"))?;
     let driver = tokio::spawn(conn);
     let result = async {
-        let req = http::Request::get(path)
-            .header(http::header::HOST, hostport)
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
+        let mut req = http::Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(http::header::HOST, hostport);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .map_err(|e| format!("request {path}: {e}"))?;
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| format!("GET {path}: {e}"))?;
+            .map_err(|e| format!("{method} {path}: {e}"))?;
         let code = resp.status().as_u16();
         let body = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("GET {path}: failed to read body of response: {e}"))?
+            .map_err(|e| format!("{method} {path}: failed to read body of response: {e}"))?
             .to_bytes();
         Ok((code, body.to_vec()))
     }
