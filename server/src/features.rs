@@ -137,31 +137,6 @@ impl FeatureGates {
     pub fn enabled(&self, name: &str) -> bool {
         self.enabled.get(name).copied().unwrap_or(false)
     }
-
-    /// `etcd_server_feature_enabled{name,stage}` for every gate, the special ones included
-    /// (etcd's addFeatureGateMetrics), in Prometheus text format.
-    pub fn render_metric(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let m = "etcd_server_feature_enabled";
-        let _ = writeln!(
-            out,
-            "# HELP {m} Whether or not a feature is enabled. 1 is enabled, 0 is not.\n# TYPE {m} gauge"
-        );
-        let mut all: Vec<(&str, Stage)> = GATES
-            .iter()
-            .chain(SPECIAL_GATES.iter())
-            .map(|(n, st, _)| (*n, *st))
-            .collect();
-        all.sort();
-        for (name, stage) in all {
-            let on = u8::from(self.enabled(name));
-            let _ = writeln!(
-                out,
-                "{m}{{name=\"{name}\",stage=\"{}\"}} {on}",
-                stage.label()
-            );
-        }
-    }
 }
 
 #[cfg(test)]
@@ -191,20 +166,8 @@ mod tests {
         );
         let all = FeatureGates::parse("AllAlpha=true").expect("valid");
         assert!(all.enabled("InitialCorruptCheck") && all.enabled("SetMemberLocalAddr"));
-        let mut text = String::new();
-        FeatureGates::parse("LeaseCheckpoint=T")
+        assert!(FeatureGates::parse("LeaseCheckpoint=T")
             .expect("Go's bool spelling")
-            .render_metric(&mut text);
-        assert!(
-            text.contains(
-                "etcd_server_feature_enabled{name=\"LeaseCheckpoint\",stage=\"ALPHA\"} 1"
-            ),
-            "{text}"
-        );
-        assert!(text.contains("etcd_server_feature_enabled{name=\"TxnModeWriteWithSharedBuffer\",stage=\"BETA\"} 1"), "{text}");
-        assert!(
-            text.contains("etcd_server_feature_enabled{name=\"AllBeta\",stage=\"BETA\"} 0"),
-            "{text}"
-        );
+            .enabled("LeaseCheckpoint"));
     }
 }

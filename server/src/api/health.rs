@@ -24,9 +24,9 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 /// etcd's `HealthStatusSuccess`.
-const STATUS_SUCCESS: &str = "success";
+pub(crate) const STATUS_SUCCESS: &str = "success";
 /// etcd's `HealthStatusError`.
-const STATUS_ERROR: &str = "error";
+pub(crate) const STATUS_ERROR: &str = "error";
 
 /// One named health check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,13 +101,13 @@ impl Kind {
 }
 
 /// Per-series values: (gauge, success count, error count).
-type Series = (i64, u64, u64);
+pub(crate) type Series = (i64, u64, u64);
 
 /// The health check metrics: gauge `etcd_server_healthcheck{type,name}` (1 when the last run
 /// succeeded, 0 when it failed) and counter `etcd_server_healthchecks_total{type,name,status}`.
 ///
-/// Build one with `HealthMetrics::default()`, share it (`Arc`) with [`router`], and call
-/// [`HealthMetrics::render`] from the `/metrics` handler.
+/// Build one with `HealthMetrics::default()`, share it (`Arc`) with [`router`] and with the
+/// `/metrics` collector, which reads [`HealthMetrics::series`].
 #[derive(Debug, Default)]
 pub struct HealthMetrics {
     /// Keyed by (type, name).
@@ -128,46 +128,10 @@ impl HealthMetrics {
         }
     }
 
-    /// Appends both metric families in Prometheus text format (nothing before any check ran,
-    /// like an untouched Go `GaugeVec`/`CounterVec`). Series are sorted by label values in
-    /// label-name order (`name`, `status`, `type`), as the Go client prints them; a status
-    /// series appears only once it has been counted.
-    pub fn render(&self, out: &mut String) {
+    /// Every series recorded so far: ((type, name), (gauge, successes, errors)).
+    pub(crate) fn series(&self) -> Vec<((&'static str, &'static str), Series)> {
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let mut rows: Vec<((&'static str, &'static str), Series)> =
-            series.iter().map(|(k, v)| (*k, *v)).collect();
-        drop(series);
-        if rows.is_empty() {
-            return;
-        }
-        // Sort by (name, type): the Go client orders by label values in label-name order.
-        rows.sort_by(|((ta, na), _), ((tb, nb), _)| (na, ta).cmp(&(nb, tb)));
-        let g = "etcd_server_healthcheck";
-        let _ = writeln!(out, "# HELP {g} The result of each kind of healthcheck.");
-        let _ = writeln!(out, "# TYPE {g} gauge");
-        for ((t, n), (gauge, _, _)) in &rows {
-            let _ = writeln!(out, "{g}{{name=\"{n}\",type=\"{t}\"}} {gauge}");
-        }
-        let c = "etcd_server_healthchecks_total";
-        let _ = writeln!(
-            out,
-            "# HELP {c} The total number of each kind of healthcheck."
-        );
-        let _ = writeln!(out, "# TYPE {c} counter");
-        for ((t, n), (_, success, error)) in &rows {
-            if *error > 0 {
-                let _ = writeln!(
-                    out,
-                    "{c}{{name=\"{n}\",status=\"{STATUS_ERROR}\",type=\"{t}\"}} {error}"
-                );
-            }
-            if *success > 0 {
-                let _ = writeln!(
-                    out,
-                    "{c}{{name=\"{n}\",status=\"{STATUS_SUCCESS}\",type=\"{t}\"}} {success}"
-                );
-            }
-        }
+        series.iter().map(|(k, v)| (*k, *v)).collect()
     }
 }
 
@@ -688,36 +652,6 @@ mod tests {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "[-]linearizable_read failed: etcdserver: no leader\n\n".to_string()
             )
-        );
-    }
-
-    #[test]
-    fn metrics_render_prometheus_text() {
-        let m = HealthMetrics::default();
-        let mut empty = String::new();
-        m.render(&mut empty);
-        assert_eq!(empty, "");
-
-        m.record("readyz", "serializable_read", true);
-        m.record("livez", "serializable_read", true);
-        m.record("livez", "serializable_read", true);
-        m.record("readyz", "linearizable_read", true);
-        m.record("readyz", "linearizable_read", false);
-        let mut out = String::new();
-        m.render(&mut out);
-        assert_eq!(
-            out,
-            "# HELP etcd_server_healthcheck The result of each kind of healthcheck.\n\
-             # TYPE etcd_server_healthcheck gauge\n\
-             etcd_server_healthcheck{name=\"linearizable_read\",type=\"readyz\"} 0\n\
-             etcd_server_healthcheck{name=\"serializable_read\",type=\"livez\"} 1\n\
-             etcd_server_healthcheck{name=\"serializable_read\",type=\"readyz\"} 1\n\
-             # HELP etcd_server_healthchecks_total The total number of each kind of healthcheck.\n\
-             # TYPE etcd_server_healthchecks_total counter\n\
-             etcd_server_healthchecks_total{name=\"linearizable_read\",status=\"error\",type=\"readyz\"} 1\n\
-             etcd_server_healthchecks_total{name=\"linearizable_read\",status=\"success\",type=\"readyz\"} 1\n\
-             etcd_server_healthchecks_total{name=\"serializable_read\",status=\"success\",type=\"livez\"} 2\n\
-             etcd_server_healthchecks_total{name=\"serializable_read\",status=\"success\",type=\"readyz\"} 1\n"
         );
     }
 }

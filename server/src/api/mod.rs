@@ -16,6 +16,7 @@ mod kv;
 mod lease;
 pub use lease::LeaseApi;
 mod maintenance;
+mod metrics;
 mod watch;
 
 use crate::etcdserver::EtcdServer;
@@ -60,7 +61,8 @@ pub fn client_router(server: EtcdServer) -> axum::Router {
     .prepare()
     .into_axum_router();
     let health_metrics = std::sync::Arc::new(health::HealthMetrics::default());
-    let mut http = http::router(server.clone(), health_metrics.clone())
+    let mut http = http::router(server.clone())
+        .merge(metrics::router(server.clone(), health_metrics.clone()))
         .merge(health::router(server, health_metrics));
     match gateway::Gateway::new(grpc.clone(), max) {
         Ok(gw) => http = http.merge(gw.router()),
