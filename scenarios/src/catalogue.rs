@@ -5,7 +5,7 @@
 //! [`NEGATIVE_CONTROL`] (not part of `--all`: it must fail). Must never: build a schedule from
 //! anything but the `rng` it is handed.
 
-use crate::nemesis::{windows, FaultKind, FaultSchedule, ScheduledFault};
+use crate::nemesis::{windows, CrashSurvival, FaultKind, FaultSchedule, ScheduledFault};
 use crate::workload::{Profile, WorkloadConfig};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -92,7 +92,7 @@ fn each(
     rng: &mut ChaCha8Rng,
     count: usize,
     dur: (u64, u64),
-    f: impl Fn(&mut ChaCha8Rng) -> FaultKind,
+    mut f: impl FnMut(&mut ChaCha8Rng) -> FaultKind,
 ) -> FaultSchedule {
     let faults = windows(rng, count, 1_000, 14_000, dur, 1_500)
         .into_iter()
@@ -133,6 +133,7 @@ fn flaky_links(rng: &mut ChaCha8Rng) -> FaultSchedule {
 fn crash_restart(rng: &mut ChaCha8Rng) -> FaultSchedule {
     each(rng, 3, (1_000, 3_000), |r| FaultKind::Crash {
         node: leader_or_follower(r, 0.3),
+        model: Default::default(),
     })
 }
 
@@ -145,6 +146,7 @@ fn slow_fsync_leader(rng: &mut ChaCha8Rng) -> FaultSchedule {
         node: "leader".into(),
         p50_ms: 1_300,
         p99_ms: 2_000,
+        path: String::new(),
     })
 }
 
@@ -164,6 +166,7 @@ fn slow_fsync_leases(rng: &mut ChaCha8Rng) -> FaultSchedule {
         node: "leader".into(),
         p50_ms: 6_000,
         p99_ms: 6_000,
+        path: String::new(),
     })
 }
 
@@ -259,6 +262,7 @@ fn downgrade_and_back(rng: &mut ChaCha8Rng) -> FaultSchedule {
                 rng.gen_range(1_000..2_000),
                 FaultKind::Crash {
                     node: "follower".into(),
+                    model: Default::default(),
                 },
             ),
             entry(first + gap, 1, restart_as("follower", "3.5.20")),
@@ -448,7 +452,7 @@ pub fn catalogue() -> Vec<Scenario> {
     ));
     let mut s = base(
         "slow-fsync-leader",
-        "the leader's fdatasync p99 (2 s) exceeds the election timeout: it loses leadership",
+        "the leader's disk syncs (WAL and backend) get a 2 s p99, beyond the election timeout: it loses leadership",
         slow_fsync_leader,
     );
     s.expect.min_leader_changes = Some(1);
@@ -457,7 +461,9 @@ pub fn catalogue() -> Vec<Scenario> {
         "leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk",
     ];
     s.expect.healthy_twin_stable = true;
-    s.expect.min_wal_fsync_p99_ms = Some(1_000.0);
+    // The backend's commits are as slow and hold the raft loop too, so fewer of the WAL's
+    // syncs fall inside the window than with a slow WAL alone.
+    s.expect.min_wal_fsync_p99_ms = Some(500.0);
     v.push(s);
     let mut s = base(
         "disk-latency-sweep",
@@ -475,7 +481,231 @@ pub fn catalogue() -> Vec<Scenario> {
     };
     v.push(s);
     v.extend(lease_and_maintenance());
+    v.extend(disks_and_processes());
     v.extend(release_lines());
+    v
+}
+
+/// A member paused 1-5 s, twice (once the leader): its clients keep reading through it.
+fn pause_member(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let mut first = true;
+    each(rng, 2, (1_000, 5_000), |r| {
+        let node = if std::mem::take(&mut first) {
+            "leader".to_string()
+        } else {
+            leader_or_follower(r, 0.3)
+        };
+        FaultKind::Pause { node }
+    })
+}
+
+/// The leader's WAL fdatasync fails with EIO for 3-5 s.
+fn leader_wal_eio(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 1, (3_000, 5_000), |_| FaultKind::DiskEio {
+        node: "leader".into(),
+        op: "fsync".into(),
+        path: "wal".into(),
+        probability: 1.0,
+    })
+}
+
+/// A follower's syncs lie for 4-6 s, then it loses power (every unsynced write lost).
+fn lying_follower(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 1, (4_000, 6_000), |_| FaultKind::LyingFsync {
+        node: "follower".into(),
+        power_loss_at_end: true,
+    })
+}
+
+/// Every member's syncs lie for 4-6 s, then all lose power at once.
+fn lying_everyone(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let (at_ms, duration_ms) = windows(rng, 1, 2_000, 12_000, (4_000, 6_000), 1_000)[0];
+    let faults = ["m0", "m1", "m2"]
+        .iter()
+        .map(|m| ScheduledFault {
+            at_ms,
+            duration_ms,
+            fault: FaultKind::LyingFsync {
+                node: m.to_string(),
+                power_loss_at_end: true,
+            },
+        })
+        .collect();
+    FaultSchedule { faults }
+}
+
+/// The leader's backend commits (only those) become slow for 6-8 s: p99 100-500 ms.
+fn slow_backend(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 1, (6_000, 8_000), |r| {
+        let p99_ms = r.gen_range(100..=500);
+        FaultKind::SlowFsync {
+            node: "leader".into(),
+            p50_ms: p99_ms / 2,
+            p99_ms,
+            path: "backend".into(),
+        }
+    })
+}
+
+/// One swarm ingredient: a fault kind drawn with its intensity.
+type Ingredient = fn(&mut ChaCha8Rng) -> FaultKind;
+
+/// What `swarm` may switch on: every kind a correct server must survive (lying disks, which
+/// lose acknowledged writes by design, stay out), with intensities drawn per use.
+const SWARM_INGREDIENTS: &[(&str, Ingredient)] = &[
+    ("isolate", |r| FaultKind::Isolate {
+        node: leader_or_follower(r, 0.5),
+    }),
+    ("partition-oneway", |r| FaultKind::PartitionOneway {
+        node: leader_or_follower(r, 0.5),
+    }),
+    ("partition-minority", |r| FaultKind::PartitionMinority {
+        nodes: vec![leader_or_follower(r, 0.5)],
+    }),
+    ("flaky-links", |r| FaultKind::FlakyLinks {
+        probability: r.gen_range(0.02..0.2),
+        latency_ms: r.gen_range(2..40),
+    }),
+    ("link-latency", |r| FaultKind::LinkLatency {
+        a: "leader".into(),
+        b: "follower".into(),
+        latency_ms: r.gen_range(5..200),
+    }),
+    ("crash", |r| FaultKind::Crash {
+        node: leader_or_follower(r, 0.3),
+        model: if r.gen_bool(0.5) {
+            CrashSurvival::Torn4k
+        } else {
+            CrashSurvival::Torn512
+        },
+    }),
+    ("pause", |r| FaultKind::Pause {
+        node: leader_or_follower(r, 0.5),
+    }),
+    ("clock", |r| FaultKind::Clock {
+        node: leader_or_follower(r, 0.5),
+        skew_ms: r.gen_range(-30_000..30_000),
+        drift_ppm: r.gen_range(-20_000..20_000),
+    }),
+    ("slow-fsync", |r| {
+        let p99_ms = r.gen_range(5..1_500);
+        FaultKind::SlowFsync {
+            node: leader_or_follower(r, 0.5),
+            p50_ms: p99_ms / 2,
+            p99_ms,
+            path: if r.gen_bool(0.3) {
+                "backend".into()
+            } else {
+                String::new()
+            },
+        }
+    }),
+    ("disk-eio", |r| FaultKind::DiskEio {
+        node: leader_or_follower(r, 0.3),
+        op: ["write", "fsync", "read"][r.gen_range(0..3)].into(),
+        path: ["wal", "backend", ""][r.gen_range(0..3)].into(),
+        probability: if r.gen_bool(0.5) {
+            1.0
+        } else {
+            r.gen_range(0.01..0.5)
+        },
+    }),
+    ("disk-full", |r| FaultKind::DiskFull {
+        node: leader_or_follower(r, 0.3),
+        free_bytes: r.gen_range(0..200_000),
+    }),
+    ("bitflip", |r| FaultKind::Bitflip {
+        node: leader_or_follower(r, 0.3),
+        path: "wal".into(),
+        probability: r.gen_range(0.1..1.0),
+    }),
+    ("compact", |r| FaultKind::Compact {
+        behind: r.gen_range(0..50),
+    }),
+    ("defrag", |r| FaultKind::Defrag {
+        node: leader_or_follower(r, 0.5),
+    }),
+    ("replace-member", |_| FaultKind::ReplaceMember {
+        node: "follower".into(),
+    }),
+];
+
+/// The swarm: the seed switches each ingredient on with probability 1/2 (at least one), then
+/// draws 4-10 faults of the switched-on kinds, each at its own time and length (they may
+/// overlap), over a 24 s run.
+fn swarm(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let mut on: Vec<Ingredient> = SWARM_INGREDIENTS
+        .iter()
+        .filter(|_| rng.gen_bool(0.5))
+        .map(|(_, f)| *f)
+        .collect();
+    if on.is_empty() {
+        on.push(SWARM_INGREDIENTS[rng.gen_range(0..SWARM_INGREDIENTS.len())].1);
+    }
+    let count = rng.gen_range(4..=10);
+    let mut faults: Vec<ScheduledFault> = (0..count)
+        .map(|_| {
+            let fault = on[rng.gen_range(0..on.len())](rng);
+            let at_ms = rng.gen_range(1_000..18_000);
+            let duration_ms = rng.gen_range(200..4_000);
+            ScheduledFault {
+                at_ms,
+                duration_ms,
+                fault,
+            }
+        })
+        .collect();
+    faults.sort_by_key(|f| f.at_ms);
+    FaultSchedule { faults }
+}
+
+/// The ingredient names `swarm` can draw (for the README and the report's mix).
+pub fn swarm_ingredients() -> Vec<&'static str> {
+    SWARM_INGREDIENTS.iter().map(|(n, _)| *n).collect()
+}
+
+/// Process pauses and disk faults: EIO, lying syncs, slow backend commits.
+fn disks_and_processes() -> Vec<Scenario> {
+    let mut v = Vec::new();
+    let mut s = base(
+        "pause-member",
+        "a member (the leader first) is paused 1-5 s twice while its clients keep reading through it: no stale read after it resumes (etcd 20418)",
+        pause_member,
+    );
+    s.workload.clients_per_member = 2;
+    v.push(s);
+    let mut s = base(
+        "disk-eio",
+        "the leader's WAL fdatasync fails (EIO): it stops as etcd does, the others elect a leader, nothing acknowledged is lost; restarted on a healthy disk it rejoins",
+        leader_wal_eio,
+    );
+    s.expect.min_leader_changes = Some(1);
+    s.expect.trace_contains = vec!["member exited"];
+    v.push(s);
+    let mut s = base(
+        "lying-disk",
+        "a follower's fsync lies for 4-6 s, then it loses power: the majority holds every acknowledged write; the liar, its log short of what it acknowledged, stops as etcd's raft does",
+        lying_follower,
+    );
+    s.expect.trace_contains =
+        vec!["tocommit is out of range; was the raft log corrupted, truncated, or lost?"];
+    v.push(s);
+    let mut s = base(
+        "slow-backend",
+        "only the leader's backend commits are slow (p99 100-500 ms): no leader change, applies take longer",
+        slow_backend,
+    );
+    s.expect.max_leader_changes = Some(0);
+    s.expect.trace_contains = vec!["apply request took too long"];
+    v.push(s);
+    let mut s = base(
+        "swarm",
+        "the seed switches on a random half of the fault kinds (network, crash, pause, clock, slow/failing/full disks, bit flips, compaction, defrag, member replace) and draws 4-10 of them, overlapping, under traffic",
+        swarm,
+    );
+    s.duration = Duration::from_secs(24);
+    s.workload.rate = 100;
+    v.push(s);
     v
 }
 
@@ -727,10 +957,24 @@ pub fn defect_revoke_without_leadership_check() -> Scenario {
     s
 }
 
-/// Scenarios that must fail: the harness's negative control and the server defects.
+/// A must-FAIL control of the disk model: every member's fsync lies, then all lose power
+/// at once; acknowledged writes are lost and the checker must say so.
+pub const LYING_MAJORITY: &str = "negative-lying-majority";
+
+/// The lying-majority control (see [`LYING_MAJORITY`]).
+pub fn lying_majority() -> Scenario {
+    base(
+        LYING_MAJORITY,
+        "negative control (must FAIL): every member's fsync lies, then all lose power: acknowledged writes lost",
+        lying_everyone,
+    )
+}
+
+/// Scenarios that must fail: the harness's negative controls and the server defects.
 pub fn must_fail() -> Vec<Scenario> {
     vec![
         negative_control(),
+        lying_majority(),
         defect_skip_read_index(),
         defect_revoke_without_leadership_check(),
     ]

@@ -335,6 +335,7 @@ pub fn sweep(
             sim_s / wall_s.max(1e-9)
         );
     }
+    print_fault_coverage(&done);
     let failed = print_failures(&done);
     println!();
     println!(
@@ -348,6 +349,31 @@ pub fn sweep(
         root.display()
     );
     Ok(failed == 0)
+}
+
+/// How often each fault kind was applied across the runs (the mix a sweep covered).
+fn print_fault_coverage(done: &[Done]) {
+    let mut kinds: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for d in done {
+        let mut seen = std::collections::BTreeSet::new();
+        for f in &d.summary.faults {
+            let e = kinds.entry(f.kind.as_str()).or_default();
+            e.0 += 1;
+            if seen.insert(f.kind.as_str()) {
+                e.1 += 1;
+            }
+        }
+    }
+    if kinds.is_empty() {
+        return;
+    }
+    println!();
+    println!("fault kinds applied (times, in how many runs):");
+    let all: Vec<String> = kinds
+        .iter()
+        .map(|(k, (n, runs))| format!("{k} {n} ({runs})"))
+        .collect();
+    println!("  {}", all.join(", "));
 }
 
 #[cfg(test)]

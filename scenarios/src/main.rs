@@ -29,6 +29,8 @@ const REPORTS: &str = "target/etcd-sim/reports";
 enum Cmd {
     /// Scenario names with one-line descriptions.
     List,
+    /// The fault kinds a schedule file can name, with their fields (a Markdown table).
+    Faults,
     /// Run scenarios in simulation (no name: the whole catalogue on the default seeds).
     Run {
         /// Scenario name (see `etcd-sim list`).
@@ -123,6 +125,10 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::List => {
             cli::list();
+            ExitCode::SUCCESS
+        }
+        Cmd::Faults => {
+            print!("{}", scenarios::nemesis::fault_kinds_table());
             ExitCode::SUCCESS
         }
         Cmd::Run {

@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sim::{CrashModel, Fault, LatencyModel, NodeClock, Simulation};
+use sim::{CrashModel, DiskFault, Fault, FaultRule, LatencyModel, NodeClock, Simulation};
 use std::path::Path;
 use std::time::Duration;
 
@@ -52,14 +52,22 @@ pub enum FaultKind {
         /// One-way latency on member links, ms.
         latency_ms: u64,
     },
-    /// Power loss: unsynced writes dropped (torn at 4 KiB sectors); restart at the end.
+    /// Power loss (or a kill): what survives of unsynced writes is `model`'s; restart at the
+    /// end.
     Crash {
         /// Node selector.
         node: String,
+        /// `torn-4k` (default: a random prefix of each file's unsynced writes survives, the
+        /// first lost one torn at a 4 KiB sector), `torn-512`, `lose-all` (every unsynced
+        /// write lost) or `keep-all` (a process kill: the page cache survives).
+        #[serde(default)]
+        model: CrashSurvival,
     },
     /// Every member loses power at the same instant; all restart at the end.
     CrashAll,
-    /// The node's fdatasync latency becomes log-normal with this p50/p99.
+    /// The node's fdatasync latency becomes log-normal with this p50/p99: every sync's, or
+    /// with `path` (as for `disk-eio`: `wal`, `backend`, ...) only the syncs of those files
+    /// (`backend`: the backend's commits, etcd's `backend_commit_duration`).
     SlowFsync {
         /// Node selector.
         node: String,
@@ -67,6 +75,70 @@ pub enum FaultKind {
         p50_ms: u64,
         /// 99th percentile, ms.
         p99_ms: u64,
+        /// Which files (empty: all).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        path: String,
+    },
+    /// The node's disk fails `op` (`write`: writes, truncation and directory changes;
+    /// `fsync`: syncs, whose data is then never durable, as on Linux; `read`) with EIO on
+    /// paths under `path` (`wal`, `backend`, `snap`, a path relative to the data dir, or empty
+    /// for every path), each time with `probability`. At the end the rule is removed and a
+    /// member that stopped on the error is restarted on the healthy disk.
+    DiskEio {
+        /// Node selector.
+        node: String,
+        /// `write`, `fsync` or `read`.
+        op: String,
+        /// Which files (see above).
+        #[serde(default)]
+        path: String,
+        /// Chance in [0, 1] that a matching operation fails.
+        #[serde(default = "always")]
+        probability: f64,
+    },
+    /// The node's disk fills up: `free_bytes` beyond what it holds now, then writes fail with
+    /// ENOSPC (the disk, not the backend quota). At the end the capacity is unlimited again and
+    /// a member that stopped on the error is restarted.
+    DiskFull {
+        /// Node selector.
+        node: String,
+        /// Bytes still free when the fault starts.
+        #[serde(default)]
+        free_bytes: u64,
+    },
+    /// Reads under `path` (as for `disk-eio`) return one flipped bit with `probability` (the
+    /// stored bytes are intact: corruption on the read path). At the end the rule is removed
+    /// and a member that stopped on what it read is restarted.
+    Bitflip {
+        /// Node selector.
+        node: String,
+        /// Which files.
+        #[serde(default)]
+        path: String,
+        /// Chance in [0, 1] per read.
+        #[serde(default = "always")]
+        probability: f64,
+    },
+    /// The node's syncs report success without making anything durable (a drive with a
+    /// volatile write cache that lies); a crash inside the window loses what they "synced".
+    /// With `power_loss_at_end`, the window ends with that crash (every unsynced write lost)
+    /// and an immediate restart.
+    LyingFsync {
+        /// Node selector.
+        node: String,
+        /// Lose power when the window ends.
+        #[serde(default)]
+        power_loss_at_end: bool,
+    },
+    /// A fixed one-way latency on the link between two nodes (both directions); back to the
+    /// default at the end.
+    LinkLatency {
+        /// Node selector of one end.
+        a: String,
+        /// Node selector of the other end.
+        b: String,
+        /// Latency, ms.
+        latency_ms: u64,
     },
     /// Freeze the node's network and disk syncs (SIGSTOP seen from outside).
     Pause {
@@ -131,6 +203,198 @@ pub enum FaultKind {
     AddLearnerCutOff,
 }
 
+/// Every kind a schedule can name: (kind, fields, what it does), for `etcd-sim faults` and
+/// the README's table. `node` fields take `leader`, `follower` or `mN`.
+pub const FAULT_KINDS: &[(&str, &str, &str)] = &[
+    ("isolate", "`node`", "cut every link of the node"),
+    (
+        "partition-oneway",
+        "`node`",
+        "the node cannot send to the other members; it still hears them",
+    ),
+    (
+        "partition-minority",
+        "`nodes`",
+        "the listed members on one side, the rest on the other",
+    ),
+    (
+        "flaky-links",
+        "`probability`, `latency_ms`",
+        "member links lose writes (retransmission delays) and gain latency",
+    ),
+    (
+        "link-latency",
+        "`a`, `b`, `latency_ms`",
+        "fixed one-way latency on one link, both directions",
+    ),
+    (
+        "crash",
+        "`node`, `model` (`torn-4k`, `torn-512`, `lose-all`, `keep-all`)",
+        "power loss (or a kill): what survives of unsynced writes; restart at the end",
+    ),
+    (
+        "crash-all",
+        "",
+        "every member loses power at the same instant; all restart at the end",
+    ),
+    (
+        "pause",
+        "`node`",
+        "freeze the node's network and disk syncs (SIGSTOP seen from outside)",
+    ),
+    (
+        "clock",
+        "`node`, `skew_ms`, `drift_ppm`",
+        "the node's wall clock steps and its oscillator drifts",
+    ),
+    (
+        "slow-fsync",
+        "`node`, `p50_ms`, `p99_ms`, `path`",
+        "log-normal fdatasync latency: every file's, or only `path`'s (`wal`, `backend`)",
+    ),
+    (
+        "disk-eio",
+        "`node`, `op` (`write`, `fsync`, `read`), `path`, `probability`",
+        "EIO on those operations; a member stopped by it restarts at the end",
+    ),
+    (
+        "disk-full",
+        "`node`, `free_bytes`",
+        "the disk fills (ENOSPC), distinct from the backend quota",
+    ),
+    (
+        "bitflip",
+        "`node`, `path`, `probability`",
+        "reads return one flipped bit (stored bytes intact)",
+    ),
+    (
+        "lying-fsync",
+        "`node`, `power_loss_at_end`",
+        "syncs report success and make nothing durable",
+    ),
+    (
+        "restart-as",
+        "`node`, `release`",
+        "restart the member on its disk as another etcd release",
+    ),
+    (
+        "compact",
+        "`behind`",
+        "operator: compact `behind` revisions before the current one",
+    ),
+    (
+        "defrag",
+        "`node`",
+        "operator: defragment the node's backend",
+    ),
+    (
+        "recover-nospace",
+        "",
+        "operator: etcd's NOSPACE runbook (compact, defragment every member, disarm)",
+    ),
+    (
+        "replace-member",
+        "`node`",
+        "operator: member remove, then member add of a new empty member",
+    ),
+    (
+        "add-learner-cut-off",
+        "",
+        "operator: add a learner kept cut off for the window; promotion retried",
+    ),
+    (
+        "downgrade",
+        "`action` (`validate`, `enable`, `cancel`), `version`",
+        "operator: Maintenance.Downgrade as etcdctl 3.6 sends it",
+    ),
+    (
+        "probe-health",
+        "`node` (or `minority`), `path`",
+        "operator: an HTTP GET of a health endpoint, as a kubelet probe",
+    ),
+];
+
+/// The fault kinds as a Markdown table (`etcd-sim faults`).
+pub fn fault_kinds_table() -> String {
+    let mut out = String::from("| kind | fields | what it does |\n|---|---|---|\n");
+    for (kind, fields, about) in FAULT_KINDS {
+        out.push_str(&format!("| `{kind}` | {fields} | {about} |\n"));
+    }
+    out
+}
+
+fn always() -> f64 {
+    1.0
+}
+
+/// What a crash keeps of unsynced writes (the simulator's [`CrashModel`] by name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashSurvival {
+    /// Power loss, a torn prefix at 4 KiB sectors.
+    #[default]
+    #[serde(rename = "torn-4k")]
+    Torn4k,
+    /// Power loss, a torn prefix at 512-byte sectors.
+    Torn512,
+    /// Power loss, every unsynced write lost.
+    LoseAll,
+    /// A process kill: the page cache survives.
+    KeepAll,
+}
+
+impl CrashSurvival {
+    fn model(self) -> CrashModel {
+        match self {
+            CrashSurvival::Torn4k => CrashModel::TornPrefix { sector: 4096 },
+            CrashSurvival::Torn512 => CrashModel::TornPrefix { sector: 512 },
+            CrashSurvival::LoseAll => CrashModel::LoseAll,
+            CrashSurvival::KeepAll => CrashModel::KeepAll,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            CrashSurvival::Torn4k => "power loss (torn unsynced writes)",
+            CrashSurvival::Torn512 => "power loss (unsynced writes torn at 512 B)",
+            CrashSurvival::LoseAll => "power loss (every unsynced write lost)",
+            CrashSurvival::KeepAll => "kill (page cache kept)",
+        }
+    }
+}
+
+/// The disk path a schedule's `path` names on a member: `wal`, `backend`, `snap`, a path
+/// relative to the data dir, or everything.
+fn disk_path(path: &str) -> std::path::PathBuf {
+    let data = Path::new(sim::DATA_DIR);
+    match path {
+        "" | "/" => std::path::PathBuf::new(),
+        "wal" => data.join("member").join("wal"),
+        "backend" => data.join("member").join("snap").join("db"),
+        "snap" => data.join("member").join("snap"),
+        other => data.join(other.trim_start_matches('/')),
+    }
+}
+
+fn disk_op(op: &str) -> anyhow::Result<DiskFault> {
+    match op {
+        "write" => Ok(DiskFault::WriteEio),
+        "fsync" => Ok(DiskFault::FsyncEio),
+        "read" => Ok(DiskFault::ReadEio),
+        other => bail!("op must be write, fsync or read, got {other:?}"),
+    }
+}
+
+impl FaultKind {
+    /// The name a schedule file gives this kind (`disk-eio`).
+    pub fn kind_name(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
 /// One entry of a schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduledFault {
@@ -158,6 +422,9 @@ pub struct AppliedFault {
     pub end_ms: u64,
     /// What, with node selectors resolved (e.g. `isolate m2 (leader)`).
     pub what: String,
+    /// The schedule kind (`isolate`, `disk-eio`, ...).
+    #[serde(default)]
+    pub kind: String,
 }
 
 impl FaultSchedule {
@@ -194,7 +461,9 @@ impl FaultSchedule {
             let r = match &f.fault {
                 FaultKind::Isolate { node }
                 | FaultKind::PartitionOneway { node }
-                | FaultKind::Crash { node }
+                | FaultKind::Crash { node, .. }
+                | FaultKind::DiskFull { node, .. }
+                | FaultKind::LyingFsync { node, .. }
                 | FaultKind::Pause { node }
                 | FaultKind::Defrag { node }
                 | FaultKind::ReplaceMember { node } => check(node),
@@ -238,6 +507,7 @@ impl FaultSchedule {
                     node,
                     p50_ms,
                     p99_ms,
+                    ..
                 } => check(node).and_then(|_| {
                     if p99_ms < p50_ms {
                         bail!("p99_ms must be ≥ p50_ms")
@@ -250,13 +520,20 @@ impl FaultSchedule {
                     }
                     nodes.iter().try_for_each(|n| check(n))
                 }
-                FaultKind::FlakyLinks { probability, .. } => {
-                    if !(0.0..=1.0).contains(probability) {
-                        bail!("probability must be in [0, 1]")
-                    }
-                    Ok(())
-                }
+                FaultKind::FlakyLinks { probability, .. } => check_probability(*probability),
                 FaultKind::CrashAll => Ok(()),
+                FaultKind::DiskEio {
+                    node,
+                    op,
+                    probability,
+                    ..
+                } => check(node)
+                    .and_then(|_| disk_op(op).map(|_| ()))
+                    .and_then(|_| check_probability(*probability)),
+                FaultKind::Bitflip {
+                    node, probability, ..
+                } => check(node).and_then(|_| check_probability(*probability)),
+                FaultKind::LinkLatency { a, b, .. } => check(a).and_then(|_| check(b)),
             };
             r.with_context(|| format!("entry {i}"))?;
         }
@@ -271,6 +548,13 @@ impl FaultSchedule {
             .max()
             .unwrap_or(0)
     }
+}
+
+fn check_probability(p: f64) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&p) {
+        bail!("probability must be in [0, 1]")
+    }
+    Ok(())
 }
 
 /// `count` non-overlapping windows of `min..max` ms inside `[from, until)` ms, separated by at
@@ -295,6 +579,37 @@ pub fn windows(
         out.push((at, d));
     }
     out
+}
+
+/// The one-way latency a link gets back when a latency fault ends: the simulator's minimum
+/// (turmoil cannot return a link to its drawn latency).
+const DEFAULT_LINK_LATENCY_MS: u64 = 1;
+
+/// A disk rule switched on for a window: off at its end, and a member that stopped on it
+/// restarted on the healthy disk.
+fn disk_rule_window(node: String, rule: FaultRule) -> (Vec<Fault>, Vec<Fault>) {
+    (
+        vec![Fault::DiskFault {
+            node: node.clone(),
+            rule: rule.clone(),
+        }],
+        vec![
+            Fault::RemoveDiskFault {
+                node: node.clone(),
+                rule,
+            },
+            Fault::Revive(node),
+        ],
+    )
+}
+
+/// How a schedule's `path` reads in the report.
+fn shown_path(path: &str) -> &str {
+    if path.is_empty() || path == "/" {
+        "every file"
+    } else {
+        path
+    }
 }
 
 /// What the runner keeps to undo a fault.
@@ -417,7 +732,7 @@ pub fn apply(
                         undo.push(Fault::LinkLatency {
                             a: a.clone(),
                             b: b.clone(),
-                            latency: Duration::from_millis(1),
+                            latency: Duration::from_millis(DEFAULT_LINK_LATENCY_MS),
                         });
                     }
                 }
@@ -428,15 +743,121 @@ pub fn apply(
                 undo,
             )
         }
-        FaultKind::Crash { node } => {
+        FaultKind::Crash { node, model } => {
             let n = resolve(s, node, rng, &[]);
             (
-                format!("power loss of {} (torn unsynced writes)", label(node, &n)),
+                format!("{} of {}", model.describe(), label(node, &n)),
                 vec![Fault::Crash {
                     node: n.clone(),
-                    model: CrashModel::power_loss(),
+                    model: model.model(),
                 }],
                 vec![Fault::Restart(n)],
+            )
+        }
+        FaultKind::DiskEio {
+            node,
+            op,
+            path,
+            probability,
+        } => {
+            let n = resolve(s, node, rng, &[]);
+            let rule = FaultRule {
+                fault: disk_op(op)?,
+                prefix: disk_path(path),
+                probability: *probability,
+            };
+            let what = format!(
+                "EIO on {op} of {} on {} (probability {probability})",
+                shown_path(path),
+                label(node, &n)
+            );
+            let (on, off) = disk_rule_window(n, rule);
+            (what, on, off)
+        }
+        FaultKind::DiskFull { node, free_bytes } => {
+            let n = resolve(s, node, rng, &[]);
+            let used = s.disk(&n).map(|d| d.used()).unwrap_or(0);
+            (
+                format!(
+                    "disk of {} full after {free_bytes} more bytes ({used} used)",
+                    label(node, &n)
+                ),
+                vec![Fault::DiskCapacity {
+                    node: n.clone(),
+                    bytes: Some(used + free_bytes),
+                }],
+                vec![
+                    Fault::DiskCapacity {
+                        node: n.clone(),
+                        bytes: None,
+                    },
+                    Fault::Revive(n),
+                ],
+            )
+        }
+        FaultKind::Bitflip {
+            node,
+            path,
+            probability,
+        } => {
+            let n = resolve(s, node, rng, &[]);
+            let rule = FaultRule {
+                fault: DiskFault::ReadBitFlip,
+                prefix: disk_path(path),
+                probability: *probability,
+            };
+            let what = format!(
+                "bit flips reading {} on {} (probability {probability})",
+                shown_path(path),
+                label(node, &n)
+            );
+            let (on, off) = disk_rule_window(n, rule);
+            (what, on, off)
+        }
+        FaultKind::LyingFsync {
+            node,
+            power_loss_at_end,
+        } => {
+            let n = resolve(s, node, rng, &[]);
+            let rule = FaultRule::always(DiskFault::SyncLies, "");
+            let mut undo = vec![Fault::RemoveDiskFault {
+                node: n.clone(),
+                rule: rule.clone(),
+            }];
+            if *power_loss_at_end {
+                undo.push(Fault::Crash {
+                    node: n.clone(),
+                    model: CrashModel::LoseAll,
+                });
+                undo.push(Fault::Restart(n.clone()));
+            }
+            let then = if *power_loss_at_end {
+                ", then power loss"
+            } else {
+                ""
+            };
+            (
+                format!("fsync lies on {}{then}", label(node, &n)),
+                vec![Fault::DiskFault { node: n, rule }],
+                undo,
+            )
+        }
+        FaultKind::LinkLatency { a, b, latency_ms } => {
+            let x = resolve(s, a, rng, &[]);
+            let y = resolve(s, b, rng, std::slice::from_ref(&x));
+            let latency = |ms| Fault::LinkLatency {
+                a: x.clone(),
+                b: y.clone(),
+                latency: Duration::from_millis(ms),
+            };
+            (
+                format!(
+                    "latency {latency_ms} ms between {} and {}",
+                    label(a, &x),
+                    label(b, &y)
+                ),
+                vec![latency(*latency_ms)],
+                vec![latency(DEFAULT_LINK_LATENCY_MS)],
             )
         }
         FaultKind::CrashAll => (
@@ -454,24 +875,51 @@ pub fn apply(
             node,
             p50_ms,
             p99_ms,
+            path,
         } => {
             let n = resolve(s, node, rng, &[]);
+            let model = LatencyModel::LogNormal {
+                p50: Duration::from_millis(*p50_ms),
+                p99: Duration::from_millis(*p99_ms),
+            };
+            let (on, off) = if path.is_empty() {
+                (
+                    Fault::DiskLatency {
+                        node: n.clone(),
+                        model,
+                    },
+                    Fault::DiskLatency {
+                        node: n.clone(),
+                        model: LatencyModel::healthy(),
+                    },
+                )
+            } else {
+                let prefix = disk_path(path);
+                (
+                    Fault::PathLatency {
+                        node: n.clone(),
+                        prefix: prefix.clone(),
+                        model: Some(model),
+                    },
+                    Fault::PathLatency {
+                        node: n.clone(),
+                        prefix,
+                        model: None,
+                    },
+                )
+            };
+            let files = if path.is_empty() {
+                String::new()
+            } else {
+                format!(" of {path}")
+            };
             (
                 format!(
-                    "slow fdatasync on {}: p50 {p50_ms} ms, p99 {p99_ms} ms",
+                    "slow fdatasync{files} on {}: p50 {p50_ms} ms, p99 {p99_ms} ms",
                     label(node, &n)
                 ),
-                vec![Fault::DiskLatency {
-                    node: n.clone(),
-                    model: LatencyModel::LogNormal {
-                        p50: Duration::from_millis(*p50_ms),
-                        p99: Duration::from_millis(*p99_ms),
-                    },
-                }],
-                vec![Fault::DiskLatency {
-                    node: n,
-                    model: LatencyModel::healthy(),
-                }],
+                vec![on],
+                vec![off],
             )
         }
         FaultKind::Pause { node } => {
@@ -558,6 +1006,7 @@ mod tests {
                         node: "leader".into(),
                         p50_ms: 1300,
                         p99_ms: 2000,
+                        path: String::new(),
                     },
                 },
                 ScheduledFault {
@@ -583,6 +1032,72 @@ mod tests {
             }],
         };
         assert!(bad.validate(3).is_err());
+    }
+
+    #[test]
+    fn every_kind_of_the_table_is_a_kind_a_schedule_can_name() {
+        for (kind, _, _) in FAULT_KINDS {
+            let text = format!(r#"{{"kind": "{kind}"}}"#);
+            let err = serde_json::from_str::<FaultKind>(&text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(!err.contains("unknown variant"), "{kind}: {err}");
+        }
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&fault_kinds_table()),
+            "README's fault table is not `etcd-sim faults`'s output; regenerate it"
+        );
+    }
+
+    #[test]
+    fn every_disk_and_link_fault_can_be_written_in_a_schedule_file() {
+        let text = r#"{"faults": [
+            {"at_ms": 100, "duration_ms": 1000, "fault": {"kind": "disk-eio", "node": "leader", "op": "fsync", "path": "wal"}},
+            {"at_ms": 200, "duration_ms": 1000, "fault": {"kind": "disk-eio", "node": "m1", "op": "write", "probability": 0.5}},
+            {"at_ms": 300, "duration_ms": 1000, "fault": {"kind": "disk-full", "node": "follower", "free_bytes": 4096}},
+            {"at_ms": 400, "duration_ms": 1000, "fault": {"kind": "bitflip", "node": "m2", "path": "backend"}},
+            {"at_ms": 500, "duration_ms": 1000, "fault": {"kind": "lying-fsync", "node": "m0"}},
+            {"at_ms": 600, "duration_ms": 1000, "fault": {"kind": "link-latency", "a": "m0", "b": "m1", "latency_ms": 40}},
+            {"at_ms": 700, "duration_ms": 1000, "fault": {"kind": "crash", "node": "m1", "model": "lose-all"}},
+            {"at_ms": 800, "duration_ms": 1000, "fault": {"kind": "crash", "node": "m2"}},
+            {"at_ms": 900, "duration_ms": 1000, "fault": {"kind": "slow-fsync", "node": "m0", "p50_ms": 100, "p99_ms": 400, "path": "backend"}}
+        ]}"#;
+        let s: FaultSchedule = serde_json::from_str(text).expect("parses");
+        s.validate(3).expect("valid");
+        assert_eq!(
+            s.faults[6].fault,
+            FaultKind::Crash {
+                node: "m1".into(),
+                model: CrashSurvival::LoseAll
+            }
+        );
+        assert_eq!(
+            s.faults[7].fault,
+            FaultKind::Crash {
+                node: "m2".into(),
+                model: CrashSurvival::Torn4k
+            }
+        );
+        let back: FaultSchedule =
+            serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("round trip");
+        assert_eq!(back, s);
+        for bad in [
+            r#"{"kind": "disk-eio", "node": "m0", "op": "trim"}"#,
+            r#"{"kind": "bitflip", "node": "m0", "probability": 2.0}"#,
+            r#"{"kind": "link-latency", "a": "m0", "b": "m9", "latency_ms": 1}"#,
+        ] {
+            let entry =
+                format!(r#"{{"faults": [{{"at_ms": 0, "duration_ms": 1, "fault": {bad}}}]}}"#);
+            let s: FaultSchedule = serde_json::from_str(&entry).expect("parses");
+            assert!(s.validate(3).is_err(), "{bad} must be refused");
+        }
+        assert_eq!(
+            disk_path("wal"),
+            Path::new(sim::DATA_DIR).join("member").join("wal")
+        );
+        assert_eq!(disk_path(""), std::path::PathBuf::new());
     }
 
     #[test]

@@ -329,7 +329,7 @@ fn timeline(
         events.push((until, false, i));
     }
     events.sort_by_key(|(t, start, i)| (*t, *start, *i));
-    let mut active: BTreeMap<usize, (Active, u64, String)> = BTreeMap::new();
+    let mut active: BTreeMap<usize, (Active, u64, String, String)> = BTreeMap::new();
     let mut applied = Vec::new();
     let mut versions = Vec::new();
     let mut ops = OpContext {
@@ -346,24 +346,27 @@ fn timeline(
                 versions.push(version_step(d, step));
             }
             let (what, a) = nemesis::apply(&mut d.s, &schedule.faults[i], i, &mut rng, &mut ops)?;
-            active.insert(i, (a, now_ms, what));
-        } else if let Some((a, started, what)) = active.remove(&i) {
+            let kind = schedule.faults[i].fault.kind_name();
+            active.insert(i, (a, now_ms, what, kind));
+        } else if let Some((a, started, what, kind)) = active.remove(&i) {
             nemesis::undo(&mut d.s, a)?;
             applied.push(AppliedFault {
                 start_ms: started,
                 end_ms: now_ms,
                 what,
+                kind,
             });
         }
     }
     d.run_to(end)?;
     // Anything still active is undone at the end of the workload.
-    for (_, (a, started, what)) in std::mem::take(&mut active) {
+    for (_, (a, started, what, kind)) in std::mem::take(&mut active) {
         nemesis::undo(&mut d.s, a)?;
         applied.push(AppliedFault {
             start_ms: started,
             end_ms: d.s.elapsed().as_millis() as u64,
             what,
+            kind,
         });
     }
     applied.sort_by_key(|a| a.start_ms);

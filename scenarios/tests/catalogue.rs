@@ -230,6 +230,44 @@ fn unsupported_storage() {
 }
 
 #[test]
+fn pause_member() {
+    let o = passes_and_replays("pause-member");
+    assert!(
+        o.summary
+            .faults
+            .iter()
+            .filter(|f| f.what.starts_with("pause"))
+            .count()
+            == 2,
+        "{:?}",
+        o.summary.faults
+    );
+}
+
+#[test]
+fn disk_eio() {
+    let o = passes_and_replays("disk-eio");
+    assert!(o.summary.leader_changes >= 1, "{:#?}", o.summary.faults);
+}
+
+#[test]
+fn lying_disk() {
+    passes_and_replays("lying-disk");
+}
+
+#[test]
+fn slow_backend() {
+    let o = passes_and_replays("slow-backend");
+    assert_eq!(o.summary.leader_changes, 0);
+}
+
+#[test]
+fn swarm() {
+    let o = passes_and_replays("swarm");
+    assert!(o.summary.faults.len() >= 4, "{:?}", o.summary.faults);
+}
+
+#[test]
 fn the_catalogue_is_what_the_tests_cover() {
     let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name).collect();
     assert_eq!(
@@ -251,6 +289,11 @@ fn the_catalogue_is_what_the_tests_cover() {
             "compaction-under-watch",
             "defrag-under-load",
             "disk-full",
+            "pause-member",
+            "disk-eio",
+            "lying-disk",
+            "slow-backend",
+            "swarm",
             "rolling-upgrade-3.5-to-3.6",
             "downgrade-3.6-to-3.5",
             "downgrade-cancel",

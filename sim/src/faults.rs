@@ -11,13 +11,11 @@
 //!   loss); peers' connections to it are reset when they next send.
 //! - `Pause` freezes a node's network (both directions) and its disk syncs (the raft loop
 //!   blocks in its next fdatasync), like a SIGSTOP as seen from outside; its timers still run.
-//! - `Clock` (skew, drift) sets the node's simulated wall clock ([`Simulation::wall_clock`]).
-//!   The server measures lease expiry on its monotonic seam clock (`World::clock`), which here
-//!   is a `SkewedClock` fed by the node's drift only (a wall-clock step moves no monotonic
-//!   clock, in etcd's Go either): a leader whose clock runs fast expires leases early, one
-//!   running slow late; a skew alone changes nothing for leases. Raft timers (ticks) still run on tokio time, which
-//!   turmoil advances at one rate on every host; drifting timers would need per-host tick
-//!   scaling, which turmoil 0.7 does not offer.
+//! - `Clock` (skew, drift) sets the node's simulated wall clock ([`Simulation::wall_clock`])
+//!   and the rate of its monotonic clock (`crate::clock`): the server's lease expiry and raft's
+//!   ticks (heartbeats, election timeouts) run at the node's rate, so a fast node's leases
+//!   expire early and its elections time out sooner; a wall-clock step alone moves no
+//!   monotonic clock, as in etcd's Go.
 //!
 //! Must never: draw randomness outside the seeded streams, or act on a host it does not know.
 
@@ -112,6 +110,16 @@ pub enum Fault {
         /// The new model.
         model: LatencyModel,
     },
+    /// Sets (`Some`) or removes (`None`) the sync latency of the member's files under
+    /// `prefix` (e.g. only the backend's).
+    PathLatency {
+        /// The member.
+        node: String,
+        /// Path prefix.
+        prefix: std::path::PathBuf,
+        /// The model, or back to the disk's.
+        model: Option<LatencyModel>,
+    },
     /// Switches a disk fault on.
     DiskFault {
         /// The member.
@@ -119,8 +127,18 @@ pub enum Fault {
         /// The rule.
         rule: FaultRule,
     },
+    /// Switches off the member's disk fault rules equal to `rule`.
+    RemoveDiskFault {
+        /// The member.
+        node: String,
+        /// The rule to remove.
+        rule: FaultRule,
+    },
     /// Switches every disk fault of the member off.
     ClearDiskFaults(String),
+    /// Restarts the member on its disk if its process has ended on its own (a fatal storage
+    /// error, a refused start); a running member is left alone.
+    Revive(String),
     /// Sets the member's disk capacity (`None`: unlimited).
     DiskCapacity {
         /// The member.
@@ -229,10 +247,21 @@ impl Simulation {
                 self.clocks.insert(node, clock);
             }
             Fault::DiskLatency { node, model } => self.disk(&node)?.set_latency(model),
+            Fault::PathLatency {
+                node,
+                prefix,
+                model,
+            } => self.disk(&node)?.set_path_latency(&prefix, model),
             Fault::DiskFault { node, rule } => {
                 self.disk(&node)?.inject(rule);
             }
+            Fault::RemoveDiskFault { node, rule } => self.disk(&node)?.remove_rule(&rule),
             Fault::ClearDiskFaults(node) => self.disk(&node)?.clear_faults(),
+            Fault::Revive(node) => {
+                if self.exit_reason(&node).is_some() {
+                    self.apply(Fault::Restart(node))?;
+                }
+            }
             Fault::DiskCapacity { node, bytes } => self.disk(&node)?.set_capacity(bytes),
         }
         Ok(())

@@ -28,6 +28,7 @@
 //! four; the code uses `BTreeMap`s).
 
 pub mod client;
+pub mod clock;
 pub mod demo;
 pub mod disk;
 mod error;

@@ -401,3 +401,85 @@ fn a_backend_that_reads_back_flipped_bits_is_refused_and_the_cluster_carries_on(
         }
     }
 }
+
+#[test]
+fn slow_backend_commits_are_charged_to_the_backend_not_the_wal() {
+    let mut s = cluster(12, 3);
+    let leader = s.await_leader(secs(10.0)).unwrap();
+    let stop = Rc::new(Cell::new(false));
+    let all = names(&s);
+    start_writer(&mut s, "c0", all, secs(0.02), stop.clone()).unwrap();
+    s.run_for(secs(0.5)).unwrap();
+    // Only the backend file's syncs (redb's commit) become slow.
+    s.apply(sim::Fault::PathLatency {
+        node: leader.clone(),
+        prefix: std::path::Path::new(sim::DATA_DIR).join("member/snap/db"),
+        model: Some(LatencyModel::Fixed(secs(0.15))),
+    })
+    .unwrap();
+    s.run_for(secs(5.0)).unwrap();
+    stop.set(true);
+    s.run_clients(secs(30.0)).unwrap();
+    let server = s.server(&leader).expect("leader up");
+    let m = server.metrics();
+    let (commits, commit_sum) = m.backend_commit();
+    let n: u64 = commits.iter().sum();
+    assert!(n > 5, "backend commits {commits:?}");
+    // redb syncs twice per commit: each slow commit takes 2 × 150 ms, in the (0.256, 0.512] s
+    // bucket (etcd's buckets double from 1 ms).
+    let slow: u64 = commits[9..].iter().sum();
+    assert!(
+        slow >= 10,
+        "only {slow} of {n} commits took > 256 ms: {commits:?} (sum {commit_sum:?})"
+    );
+    let (fsyncs, fsync_sum) = m.wal_fsync();
+    let f: u64 = fsyncs.iter().sum();
+    assert!(
+        fsync_sum.as_secs_f64() / (f as f64) < 0.02,
+        "the WAL's fsyncs stayed fast"
+    );
+    assert!(s.disk(&leader).unwrap().stats().settled_time >= secs(1.0));
+    assert!(!s
+        .trace()
+        .lines_with_msg("apply request took too long")
+        .is_empty());
+    for member in s.member_names() {
+        assert_eq!(
+            s.leader_changes(&member),
+            1,
+            "{member}: a slow backend moved leadership"
+        );
+    }
+}
+
+/// Leader changes after the first election of a 3-member cluster whose leader's clock runs at
+/// `drift_ppm` from 0.5 s on, over 8 s.
+fn leader_changes_with_leader_drift(drift_ppm: i64) -> u64 {
+    let mut s = cluster(21, 3);
+    let leader = s.await_leader(secs(10.0)).unwrap();
+    s.run_for(secs(0.5)).unwrap();
+    s.apply(sim::Fault::Clock {
+        node: leader,
+        clock: sim::NodeClock {
+            skew_ms: 0,
+            drift_ppm,
+        },
+    })
+    .unwrap();
+    s.run_for(secs(8.0)).unwrap();
+    s.member_names()
+        .iter()
+        .map(|m| s.leader_changes(m).saturating_sub(1))
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_leader_whose_clock_runs_slow_ticks_slow_and_loses_leadership() {
+    // 92% slow: its 100 ms heartbeat interval lasts 1.25 s of true time, longer than the
+    // followers' election timeout (1-2 s, randomised) often enough to lose the lead.
+    assert!(leader_changes_with_leader_drift(-920_000) >= 1);
+    // A few percent of drift, as real oscillators have, changes nothing.
+    assert_eq!(leader_changes_with_leader_drift(-50_000), 0);
+    assert_eq!(leader_changes_with_leader_drift(50_000), 0);
+}

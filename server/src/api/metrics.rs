@@ -6,8 +6,9 @@
 //! Owns: the registry of the listener, with one collector that reads the member's state at
 //! every scrape: raft (`etcd_server_has_leader`, `_is_leader`, `_leader_changes_seen_total`,
 //! `_heartbeat_send_failures_total`, `_proposals_committed_total`, `_proposals_applied_total`),
-//! the backend (`etcd_mvcc_db_total_size_in_bytes`), the WAL's fsync histogram
-//! (`etcd_disk_wal_fsync_duration_seconds`, etcd's buckets), versions (`etcd_server_version`,
+//! the backend (`etcd_mvcc_db_total_size_in_bytes`), the disk histograms
+//! (`etcd_disk_wal_fsync_duration_seconds`, `etcd_disk_backend_commit_duration_seconds`,
+//! etcd's buckets), versions (`etcd_server_version`,
 //! `etcd_cluster_version`), feature gates (`etcd_server_feature_enabled`, 3.6+) and the health
 //! checks (`etcd_server_healthcheck`, `etcd_server_healthchecks_total`).
 //!
@@ -163,7 +164,18 @@ impl Collector for ServerCollector {
                 gates.enabled(name) || s.config().feature_enabled(name)
             })?;
         }
-        encode_wal_fsync(e, s)?;
+        encode_disk_histogram(
+            e,
+            "etcd_disk_wal_fsync_duration_seconds",
+            "The latency distributions of fsync called by WAL.",
+            m.wal_fsync(),
+        )?;
+        encode_disk_histogram(
+            e,
+            "etcd_disk_backend_commit_duration_seconds",
+            "The latency distributions of commit called by backend.",
+            m.backend_commit(),
+        )?;
         encode_health_checks(e, &self.health)
     }
 }
@@ -195,9 +207,14 @@ fn encode_feature_gates(
     )
 }
 
-/// `etcd_disk_wal_fsync_duration_seconds`, etcd's buckets (0.001 s doubling to 8.192 s).
-fn encode_wal_fsync(e: &mut DescriptorEncoder, s: &EtcdServer) -> Result<(), std::fmt::Error> {
-    let (counts, sum) = s.metrics().wal_fsync();
+/// A latency histogram over etcd's disk buckets (0.001 s doubling to 8.192 s): counts per
+/// bucket (the last one +Inf) and the sum.
+fn encode_disk_histogram(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    (counts, sum): (Vec<u64>, std::time::Duration),
+) -> Result<(), std::fmt::Error> {
     let mut buckets: Vec<(f64, u64)> = FSYNC_BUCKETS
         .iter()
         .enumerate()
@@ -206,12 +223,7 @@ fn encode_wal_fsync(e: &mut DescriptorEncoder, s: &EtcdServer) -> Result<(), std
     let over = counts.get(FSYNC_BUCKETS.len()).copied().unwrap_or(0);
     buckets.push((f64::INFINITY, over));
     let count = buckets.iter().map(|(_, c)| c).sum();
-    let mut h = e.encode_descriptor(
-        "etcd_disk_wal_fsync_duration_seconds",
-        "The latency distributions of fsync called by WAL.",
-        None,
-        MetricType::Histogram,
-    )?;
+    let mut h = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
     h.encode_histogram::<NoLabelSet>(sum.as_secs_f64(), count, &buckets, None)
 }
 

@@ -51,6 +51,10 @@ pub struct Applier {
     /// Set when the next apply round must end with a snapshot (a cluster version lowered by a
     /// downgrade: the WAL after it then holds no entry of the newer version).
     pub force_snapshot: Arc<std::sync::atomic::AtomicBool>,
+    /// The member's disk: a backend commit waits out its syncs' latency here.
+    pub disk: Arc<dyn crate::seam::Disk>,
+    /// Where backend commit durations go.
+    pub metrics: Arc<super::ServerMetrics>,
 }
 
 impl Applier {
@@ -254,13 +258,29 @@ impl Applier {
     }
 
     /// Commits the backend batch (always when `force`, else when the batch limit is reached).
-    pub fn commit(&self, force: bool) -> Result<(), ServerError> {
-        Ok(lock(&self.store).commit(force)?)
+    pub async fn commit(&self, force: bool) -> Result<(), ServerError> {
+        let started = tokio::time::Instant::now();
+        let committed = lock(&self.store).commit(force)?;
+        self.settle_commit(committed, started).await;
+        Ok(())
     }
 
     /// The periodic batch commit (in the background in real mode; see `Store::commit_batch`).
-    pub fn commit_batch(&self, force: bool) -> Result<(), ServerError> {
-        Ok(lock(&self.store).commit_batch(force)?)
+    pub async fn commit_batch(&self, force: bool) -> Result<(), ServerError> {
+        let started = tokio::time::Instant::now();
+        let committed = lock(&self.store).commit_batch(force)?;
+        self.settle_commit(committed, started).await;
+        Ok(())
+    }
+
+    /// After an inline commit: its syncs' latency (the simulator's; nothing in real mode,
+    /// where the sync took it) and `etcd_disk_backend_commit_duration_seconds`. A commit the
+    /// offload thread runs is not timed.
+    async fn settle_commit(&self, committed: bool, started: tokio::time::Instant) {
+        if committed {
+            self.disk.settle_syncs().await;
+            self.metrics.observe_backend_commit(started.elapsed());
+        }
     }
 
     /// Replaces the store's state with a snapshot's; returns the store's consistent index

@@ -331,6 +331,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             versions,
             release,
             force_snapshot: Default::default(),
+            disk: world.disk.clone(),
+            metrics: metrics.clone(),
             lessor: lessor.clone(),
             cluster,
             hub: hub.clone(),

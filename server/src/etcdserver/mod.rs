@@ -79,6 +79,10 @@ pub enum ServerError {
     /// On-disk state that contradicts itself.
     #[error("data dir is inconsistent: {0}")]
     Inconsistent(String),
+    /// The raft log lost entries this member had acknowledged (etcd's raft panics with the
+    /// same message).
+    #[error("{0}")]
+    LogLost(String),
     /// The start-up corruption check found this member's data different from its peers'
     /// (`<id> found data inconsistency with peers`).
     #[error("{0}")]

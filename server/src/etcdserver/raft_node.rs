@@ -1,7 +1,7 @@
 //! The raft loop, shaped like etcd's `server/etcdserver/raft.go`.
 //!
 //! Owns: the raft-rs `RawNode`, the WAL, the snapshotter and the loop that drives them: a tick
-//! every heartbeat interval; for each Ready the leader's messages go out first, then HardState
+//! every heartbeat interval of the node's clock (`seam::Clock`); for each Ready the leader's messages go out first, then HardState
 //! and entries are saved to the WAL (fdatasync when raft says so), then the messages that must
 //! follow persistence, then committed entries are applied, then `advance`. While the WAL save
 //! blocks, no tick runs and no heartbeat goes out — exactly how a slow disk loses etcd its
@@ -17,7 +17,7 @@ use super::{ProposeOutcome, ServerError};
 use crate::rafthttp::{PeerReport, Transport};
 use crate::snap::Snapshotter;
 use crate::wal::{Wal, WalSnapshot};
-use raft::eraftpb::{ConfChange, ConfState, Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{ConfChange, ConfState, Entry, EntryType, Message, MessageType, Snapshot};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -130,8 +130,11 @@ impl RaftNode {
     /// Runs until stopped or until a storage error makes going on unsafe.
     pub async fn run(mut self, mut inputs: Inputs) -> Result<(), ServerError> {
         let hb = self.settings.heartbeat;
-        let mut ticker = tokio::time::interval_at(Instant::now() + hb, hb);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Ticks run on the node's clock: a node whose clock runs fast ticks (heartbeats,
+        // election timeouts) faster, as a real machine with a fast oscillator does.
+        let clock = self.applier.clock.clone();
+        let ticker = tokio::time::sleep(clock.tokio_duration(hb));
+        tokio::pin!(ticker);
         let mut batch = tokio::time::interval_at(
             Instant::now() + self.settings.batch_interval,
             self.settings.batch_interval,
@@ -152,15 +155,17 @@ impl RaftNode {
             tokio::select! {
                 biased;
                 _ = &mut inputs.stop => return Ok(()),
-                _ = ticker.tick() => {
+                _ = &mut ticker => {
                     let now = Instant::now();
+                    let tick = clock.tokio_duration(hb);
+                    ticker.as_mut().reset(now + tick);
                     let since = now - last_tick;
                     last_tick = now;
-                    if self.raw.raft.state == StateRole::Leader && since > 2 * hb {
+                    if self.raw.raft.state == StateRole::Leader && since > 2 * tick {
                         tracing::warn!(
                             heartbeat_interval = ?hb,
                             expected_duration = ?(2 * hb),
-                            exceeded_duration = ?(since - 2 * hb),
+                            exceeded_duration = ?(since - 2 * tick),
                             "leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk"
                         );
                         self.metrics.heartbeat_send_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -170,10 +175,10 @@ impl RaftNode {
                     waiters.retain(|_, w| !w.is_closed());
                 }
                 Some(m) = inputs.inbound.recv() => {
-                    self.step(m);
+                    self.step(m)?;
                     for _ in 0..256 {
                         match inputs.inbound.try_recv() {
-                            Ok(m) => self.step(m),
+                            Ok(m) => self.step(m)?,
                             Err(_) => break,
                         }
                     }
@@ -205,7 +210,7 @@ impl RaftNode {
                     tracing::info!(target = %format!("{target:x}"), "leadership transfer requested");
                     self.raw.transfer_leader(target);
                 }
-                _ = batch.tick() => self.applier.commit_batch(true)?,
+                _ = batch.tick() => self.applier.commit_batch(true).await?,
             }
             self.rerandomize(&mut seen);
             if reads.inflight.is_none() && !reads.pending.is_empty() {
@@ -230,10 +235,31 @@ impl RaftNode {
         }
     }
 
-    fn step(&mut self, m: Message) {
+    /// Steps a peer's message. A leader's heartbeat that commits past the end of this
+    /// member's log means the log lost entries it had acknowledged (a disk that lied about a
+    /// sync, or data truncated behind its back): raft-rs would panic there, and etcd's raft
+    /// panics too, so the member stops with etcd's message instead.
+    fn step(&mut self, m: Message) -> Result<(), ServerError> {
+        let last_index = self.raw.raft.raft_log.last_index();
+        if m.get_msg_type() == MessageType::MsgHeartbeat
+            && m.term >= self.raw.raft.term
+            && m.commit > last_index
+        {
+            tracing::error!(
+                to_commit = m.commit,
+                last_index,
+                from = %format!("{:x}", m.from),
+                "tocommit is out of range; was the raft log corrupted, truncated, or lost?"
+            );
+            return Err(ServerError::LogLost(format!(
+                "tocommit({}) is out of range [lastIndex({last_index})]. Was the raft log corrupted, truncated, or lost?",
+                m.commit
+            )));
+        }
         if let Err(e) = self.raw.step(m) {
             tracing::debug!(error = %e, "raft step rejected a message");
         }
+        Ok(())
     }
 
     fn propose(
@@ -408,7 +434,7 @@ impl RaftNode {
             }
             self.applied = e.index;
         }
-        self.applier.commit_batch(false)?;
+        self.applier.commit_batch(false).await?;
         let took = started.elapsed();
         if took > APPLY_WARN {
             tracing::warn!(took = ?took, expected_duration = ?APPLY_WARN, "apply request took too long");
@@ -446,7 +472,7 @@ impl RaftNode {
         // be ahead of the entries raft has delivered, and a snapshot must name an entry raft has.
         let index = self.raw.raft.raft_log.applied;
         let term = self.raw.raft.raft_log.term(index)?;
-        self.applier.commit(true)?;
+        self.applier.commit(true).await?;
         let mut snap = Snapshot::default();
         let meta = snap.mut_metadata();
         meta.index = index;

@@ -34,26 +34,18 @@ pub const FSYNC_BUCKETS: [f64; 14] = [
     8.192,
 ];
 
-/// Counters and histograms, named after etcd's metrics.
+/// A latency histogram over [`FSYNC_BUCKETS`]: counts per bucket (last = +Inf), sum in µs.
 #[derive(Debug, Default)]
-pub struct ServerMetrics {
-    /// `etcd_server_leader_changes_seen_total`.
-    pub leader_changes: AtomicU64,
-    /// `etcd_server_heartbeat_send_failures_total`.
-    pub heartbeat_send_failures: AtomicU64,
-    /// `etcd_disk_wal_fsync_duration_seconds`: counts per bucket (last = +Inf), sum in µs.
-    wal_fsync: Mutex<(Vec<u64>, u64)>,
-}
+struct Histogram(Mutex<(Vec<u64>, u64)>);
 
-impl ServerMetrics {
-    /// Records one WAL fdatasync.
-    pub fn observe_wal_fsync(&self, d: Duration) {
+impl Histogram {
+    fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         let bucket = FSYNC_BUCKETS
             .iter()
             .position(|b| secs <= *b)
             .unwrap_or(FSYNC_BUCKETS.len());
-        let mut h = self.wal_fsync.lock().unwrap_or_else(|p| p.into_inner());
+        let mut h = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if h.0.is_empty() {
             h.0 = vec![0; FSYNC_BUCKETS.len() + 1];
         }
@@ -61,10 +53,44 @@ impl ServerMetrics {
         h.1 += d.as_micros() as u64;
     }
 
+    fn get(&self) -> (Vec<u64>, Duration) {
+        let h = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (h.0.clone(), Duration::from_micros(h.1))
+    }
+}
+
+/// Counters and histograms, named after etcd's metrics.
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    /// `etcd_server_leader_changes_seen_total`.
+    pub leader_changes: AtomicU64,
+    /// `etcd_server_heartbeat_send_failures_total`.
+    pub heartbeat_send_failures: AtomicU64,
+    /// `etcd_disk_wal_fsync_duration_seconds`.
+    wal_fsync: Histogram,
+    /// `etcd_disk_backend_commit_duration_seconds` (same buckets as etcd's).
+    backend_commit: Histogram,
+}
+
+impl ServerMetrics {
+    /// Records one WAL fdatasync.
+    pub fn observe_wal_fsync(&self, d: Duration) {
+        self.wal_fsync.observe(d);
+    }
+
     /// WAL fsync counts per bucket (cumulative is computed by the exporter) and sum.
     pub fn wal_fsync(&self) -> (Vec<u64>, Duration) {
-        let h = self.wal_fsync.lock().unwrap_or_else(|p| p.into_inner());
-        (h.0.clone(), Duration::from_micros(h.1))
+        self.wal_fsync.get()
+    }
+
+    /// Records one backend commit (write and syncs).
+    pub fn observe_backend_commit(&self, d: Duration) {
+        self.backend_commit.observe(d);
+    }
+
+    /// Backend commit counts per bucket and sum.
+    pub fn backend_commit(&self) -> (Vec<u64>, Duration) {
+        self.backend_commit.get()
     }
 
     /// `etcd_server_leader_changes_seen_total`.

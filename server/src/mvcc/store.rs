@@ -169,16 +169,14 @@ impl Store {
     }
 
     /// Commits the backend batch durably if `force`, or if the batch limit or interval says so.
-    pub fn commit(&mut self, force: bool) -> Result<(), MvccError> {
-        self.backend.commit(force)?;
-        Ok(())
+    pub fn commit(&mut self, force: bool) -> Result<bool, MvccError> {
+        Ok(self.backend.commit(force)?)
     }
 
     /// The periodic batch commit: on the backend's offload thread when it has one (see
-    /// `Backend::commit_batch`), else as [`Self::commit`].
-    pub fn commit_batch(&mut self, force: bool) -> Result<(), MvccError> {
-        self.backend.commit_batch(force)?;
-        Ok(())
+    /// `Backend::commit_batch`), else as [`Self::commit`]. True if it committed inline.
+    pub fn commit_batch(&mut self, force: bool) -> Result<bool, MvccError> {
+        Ok(self.backend.commit_batch(force)?)
     }
 
     /// Runs the backend's batch commits on `offload` (real mode).

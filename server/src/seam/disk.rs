@@ -41,6 +41,11 @@ pub trait Disk: Send + Sync + Debug + 'static {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Waits out the latency of the synchronous syncs ([`DiskFile::sync_data_now`], the redb
+    /// backend's) made since the last call. A synchronous caller cannot wait inside the sync,
+    /// so the simulator charges that latency (and any pause of the disk) here; a real disk
+    /// charged it already, and returns at once.
+    async fn settle_syncs(&self) {}
 }
 
 /// An open file.
@@ -60,7 +65,8 @@ pub trait DiskFile: Send + Sync + Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// fdatasync: makes the file's data durable. Takes the disk's sync latency.
     async fn sync_data(&self) -> io::Result<()>;
-    /// fdatasync for synchronous callers (the redb backend); no simulated latency.
+    /// fdatasync for synchronous callers (the redb backend); its simulated latency is charged
+    /// by the next [`Disk::settle_syncs`].
     fn sync_data_now(&self) -> io::Result<()>;
 
     /// Reads the whole file.

@@ -14,7 +14,7 @@ pub mod net;
 pub mod offload;
 pub mod real;
 
-pub use clock::{Clock, ClockError, SkewedClock, TokioClock};
+pub use clock::{Clock, TokioClock};
 pub use disk::{Disk, DiskFile, OpenMode};
 pub use net::{http_get, http_request, BoxIo, NetListener, Network};
 pub use offload::Offload;

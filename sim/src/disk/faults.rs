@@ -100,6 +100,10 @@ impl FaultSet {
         before != self.rules.len()
     }
 
+    pub(crate) fn remove_equal(&mut self, rule: &FaultRule) {
+        self.rules.retain(|(_, r)| r != rule);
+    }
+
     pub(crate) fn clear(&mut self) {
         self.rules.clear();
     }

@@ -36,8 +36,11 @@ const PAUSE_POLL: Duration = Duration::from_millis(1);
 pub struct DiskStats {
     /// Completed `sync_data`/`sync_dir` calls (with latency).
     pub syncs: u64,
-    /// Completed `sync_data_now` calls (redb's commits; no latency).
+    /// Completed `sync_data_now` calls (redb's commits; their latency is slept in
+    /// `settle_syncs` and counted in `settled_time`).
     pub syncs_now: u64,
+    /// Total latency slept for `sync_data_now` calls.
+    pub settled_time: Duration,
     /// Total latency slept in syncs.
     pub sync_time: Duration,
     /// Longest single sync latency.
@@ -52,10 +55,14 @@ struct Inner {
     fs: FsState,
     faults: FaultSet,
     latency: LatencyModel,
+    /// Latency models for syncs of paths under a prefix (first match wins; else `latency`).
+    path_latency: Vec<(PathBuf, LatencyModel)>,
     capacity: Option<u64>,
     rng: ChaCha8Rng,
     generation: u64,
     paused: bool,
+    /// The files of the synchronous syncs whose latency the next `settle_syncs` charges.
+    unsettled_syncs: Vec<PathBuf>,
     stats: DiskStats,
 }
 
@@ -86,6 +93,8 @@ impl SimDisk {
                 rng,
                 generation: 0,
                 paused: false,
+                path_latency: Vec::new(),
+                unsettled_syncs: Vec::new(),
                 stats: DiskStats::default(),
             })),
         }
@@ -105,6 +114,17 @@ impl SimDisk {
         self.lock().latency = model;
     }
 
+    /// Sets (or with `None` removes) the sync latency model of the paths under `prefix`
+    /// (component-wise), which then differs from the disk's: a slow backend file on a disk
+    /// whose WAL syncs are fast.
+    pub fn set_path_latency(&self, prefix: &Path, model: Option<LatencyModel>) {
+        let mut g = self.lock();
+        g.path_latency.retain(|(p, _)| p != prefix);
+        if let Some(m) = model {
+            g.path_latency.push((prefix.to_path_buf(), m));
+        }
+    }
+
     /// The current sync latency model.
     pub fn latency(&self) -> LatencyModel {
         self.lock().latency
@@ -120,7 +140,12 @@ impl SimDisk {
         self.lock().faults.remove(id)
     }
 
-    /// Switches every injected fault off.
+    /// Switches off every active rule equal to `rule`.
+    pub fn remove_rule(&self, rule: &FaultRule) {
+        self.lock().faults.remove_equal(rule);
+    }
+
+    /// Switches every fault rule off.
     pub fn clear_faults(&self) {
         self.lock().faults.clear();
     }
@@ -215,12 +240,22 @@ impl SimDisk {
     }
 
     /// One sync's latency: waits out a pause, sleeps the drawn latency, waits out a pause again.
-    async fn sync_delay(&self) -> Duration {
+    async fn sync_delay(&self, path: &Path) -> Duration {
         self.wait_resumed().await;
         let d = {
             let mut g = self.lock();
-            let Inner { latency, rng, .. } = &mut *g;
-            latency.sample(rng)
+            let Inner {
+                latency,
+                path_latency,
+                rng,
+                ..
+            } = &mut *g;
+            let model = path_latency
+                .iter()
+                .find(|(p, _)| path.starts_with(p))
+                .map(|(_, m)| m)
+                .unwrap_or(latency);
+            model.sample(rng)
         };
         if !d.is_zero() {
             tokio::time::sleep(d).await;
@@ -308,7 +343,7 @@ impl Disk for SimDisk {
             }
             g.generation
         };
-        let d = self.sync_delay().await;
+        let d = self.sync_delay(&dir).await;
         let mut g = self.lock();
         if g.generation != generation {
             return Err(eio());
@@ -321,6 +356,16 @@ impl Disk for SimDisk {
         }
         record_sync(&mut g, d);
         Ok(())
+    }
+
+    async fn settle_syncs(&self) {
+        let owed = std::mem::take(&mut self.lock().unsettled_syncs);
+        for path in owed {
+            let d = self.sync_delay(&path).await;
+            let mut g = self.lock();
+            g.stats.settled_time += d;
+            g.stats.max_sync = g.stats.max_sync.max(d);
+        }
     }
 }
 
@@ -418,7 +463,7 @@ impl DiskFile for SimFile {
 
     async fn sync_data(&self) -> io::Result<()> {
         let upto = self.live()?.fs.sync_point(self.ino)?;
-        let d = self.disk.sync_delay().await;
+        let d = self.disk.sync_delay(&self.path).await;
         let mut g = self.live()?;
         self.finish_sync(&mut g, upto)?;
         record_sync(&mut g, d);
@@ -430,6 +475,7 @@ impl DiskFile for SimFile {
         let upto = g.fs.sync_point(self.ino)?;
         self.finish_sync(&mut g, upto)?;
         g.stats.syncs_now += 1;
+        g.unsettled_syncs.push(self.path.clone());
         Ok(())
     }
 }

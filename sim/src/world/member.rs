@@ -8,12 +8,13 @@
 //! Must never: hold a `RefCell` borrow across an `.await`, or give a restarted member anything
 //! but the same disk.
 
+use crate::clock::{ClockError, SkewedClock};
 use crate::disk::SimDisk;
 use crate::net::{LinkFaults, SimNetwork};
 use crate::rng::Seeds;
 use crate::SimError;
 use clap::Parser;
-use etcd_server::seam::{ClockError, SkewedClock, World};
+use etcd_server::seam::World;
 use etcd_server::{Config, EtcdServer};
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -12,6 +12,7 @@
 pub(crate) mod member;
 
 use crate::client::ClientCtx;
+use crate::clock::ClockError;
 use crate::disk::SimDisk;
 use crate::faults::{Fault, NodeClock};
 use crate::net::{LinkFaults, SimNetwork};
@@ -19,7 +20,6 @@ use crate::rng::Seeds;
 use crate::trace::Trace;
 use crate::SimError;
 use etcd_server::etcdserver::RaftStatus;
-use etcd_server::seam::ClockError;
 use etcd_server::EtcdServer;
 use member::{member_args, parse_config, Member, Slot, Software};
 use rand_chacha::ChaCha8Rng;
