@@ -547,6 +547,42 @@ fn slow_backend(rng: &mut ChaCha8Rng) -> FaultSchedule {
     })
 }
 
+/// One member (drawn from the seed) is killed; while it is down its backend starts reading
+/// back flipped bits, so its restart finds the damage and refuses to start; once the flips
+/// stop it restarts and rejoins; 2 s later the operator replaces it anyway (member remove, then
+/// add of an empty member), as a runbook for a member with a bad disk says.
+fn bitrot(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let node = format!("m{}", rng.gen_range(0..3));
+    let at = rng.gen_range(3_000..5_000);
+    let flips = rng.gen_range(2_000..3_000);
+    FaultSchedule {
+        faults: vec![
+            entry(
+                at,
+                1_000,
+                FaultKind::Crash {
+                    node: node.clone(),
+                    model: CrashSurvival::KeepAll,
+                },
+            ),
+            entry(
+                at + 100,
+                flips,
+                FaultKind::Bitflip {
+                    node: node.clone(),
+                    path: "backend".into(),
+                    probability: 1.0,
+                },
+            ),
+            entry(
+                at + 100 + flips + 2_000,
+                500,
+                FaultKind::ReplaceMember { node },
+            ),
+        ],
+    }
+}
+
 /// One swarm ingredient: a fault kind drawn with its intensity.
 type Ingredient = fn(&mut ChaCha8Rng) -> FaultKind;
 
@@ -691,6 +727,15 @@ fn disks_and_processes() -> Vec<Scenario> {
         vec!["tocommit is out of range; was the raft log corrupted, truncated, or lost?"];
     v.push(s);
     let mut s = base(
+        "bitrot",
+        "a member's backend reads back flipped bits: it refuses to start, naming the damage; the cluster carries on; it rejoins once the flips stop and is then replaced by an empty member; all members' hashes agree",
+        bitrot,
+    );
+    s.expect.trace_contains = vec!["member failed to start"];
+    s.expect.operator_ok = vec!["member-remove", "member-add"];
+    s.expect.voters_at_end = Some(3);
+    v.push(s);
+    let mut s = base(
         "slow-backend",
         "only the leader's backend commits are slow (p99 100-500 ms): no leader change, applies take longer",
         slow_backend,
@@ -700,11 +745,12 @@ fn disks_and_processes() -> Vec<Scenario> {
     v.push(s);
     let mut s = base(
         "swarm",
-        "the seed switches on a random half of the fault kinds (network, crash, pause, clock, slow/failing/full disks, bit flips, compaction, defrag, member replace) and draws 4-10 of them, overlapping, under traffic",
+        "the seed switches on a random half of the fault kinds (network, crash, pause, clock, slow/failing/full disks, bit flips, compaction, defrag, member replace) and draws 4-10 of them, overlapping, under traffic compacted every 150 ms",
         swarm,
     );
     s.duration = Duration::from_secs(24);
     s.workload.rate = 100;
+    s.workload.compaction_period_ms = Some(150);
     v.push(s);
     v
 }

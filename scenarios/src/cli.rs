@@ -194,7 +194,7 @@ pub fn run(
                 d.summary.seed,
                 d.dir.join("sweep.svg").display()
             );
-            print!("{}", crate::sweep::table(rows));
+            print!("{}", crate::disk_sweep::table(rows));
         }
         if !d.summary.versions.is_empty() {
             println!();

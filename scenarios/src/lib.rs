@@ -8,7 +8,7 @@
 //! - [`catalogue`]: the named scenarios with their expectations.
 //! - [`runner`]: one scenario on one seed: timeline, liveness, collection.
 //! - [`checks`]: linearizability, serializable reads, watch guarantees.
-//! - [`sweep`]: the disk latency sweep (table and SVG plot).
+//! - [`disk_sweep`]: the disk latency sweep scenario (table and SVG plot).
 //! - [`report`]: `summary.json`, the verdict, report directories, tables.
 //! - [`cli`]: `list`, `run`, `replay`, `sweep`.
 //! - [`bench`], [`stats`]: the real-mode load generator and latency statistics.
@@ -19,6 +19,7 @@ pub mod bench;
 pub mod catalogue;
 pub mod checks;
 pub mod cli;
+pub mod disk_sweep;
 pub mod downgrade;
 pub mod exec;
 pub mod history;
@@ -28,5 +29,4 @@ pub mod report;
 pub mod runner;
 pub mod smoke;
 pub mod stats;
-pub mod sweep;
 pub mod workload;

@@ -136,6 +136,9 @@ pub struct SweepRow {
     pub fsync_p99_ms: u64,
     /// WAL fsync p99 the members measured in the step, ms (histogram quantile).
     pub measured_wal_fsync_p99_ms: Option<f64>,
+    /// Backend commit p99 the members measured in the step, ms (histogram quantile).
+    #[serde(default)]
+    pub measured_backend_commit_p99_ms: Option<f64>,
     /// Leader changes during the step.
     pub leader_changes: u64,
     /// Leader changes per simulated minute.
@@ -397,7 +400,7 @@ pub fn judge(sc: &Scenario, s: &mut Summary) {
         }
     }
     if let Some(rows) = &s.sweep {
-        f.extend(crate::sweep::judge(rows));
+        f.extend(crate::disk_sweep::judge(rows));
     }
     f.extend(judge_operations(e, s));
     s.verdict = if f.is_empty() { "pass" } else { "fail" }.into();

@@ -167,10 +167,22 @@ impl Driver {
 
 /// WAL fsync histogram of every running member, summed: (counts per bucket, last = +Inf).
 pub fn fsync_histogram(s: &Simulation) -> Vec<u64> {
+    members_histogram(s, |m| m.wal_fsync().0)
+}
+
+/// The backend commit histogram bucket counts summed over the members that are up.
+pub fn backend_commit_histogram(s: &Simulation) -> Vec<u64> {
+    members_histogram(s, |m| m.backend_commit().0)
+}
+
+fn members_histogram(
+    s: &Simulation,
+    counts: impl Fn(&etcd_server::etcdserver::ServerMetrics) -> Vec<u64>,
+) -> Vec<u64> {
     let mut sum = vec![0u64; FSYNC_BUCKETS.len() + 1];
     for m in s.member_names() {
         if let Some(srv) = s.server(&m) {
-            for (i, c) in srv.metrics().wal_fsync().0.iter().enumerate() {
+            for (i, c) in counts(srv.metrics()).iter().enumerate() {
                 if let Some(x) = sum.get_mut(i) {
                     *x += c;
                 }
@@ -229,7 +241,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> anyhow::Result<Outcom
     let wall = std::time::Instant::now();
     let mut out = match sc.kind {
         Kind::Standard => run_standard(sc, seed, opts)?,
-        Kind::DiskSweep => crate::sweep::run(sc, seed)?,
+        Kind::DiskSweep => crate::disk_sweep::run(sc, seed)?,
     };
     if sc.expect.healthy_twin_stable && !opts.skip_twin && opts.schedule.is_none() {
         let twin = run_standard(
@@ -385,6 +397,7 @@ fn timeline(
     }
     let liveness = liveness(d, rec)?;
     final_reads(d, rec)?;
+    problems.extend(member_hashes_disagree(d)?);
     if !versions.is_empty() {
         versions.push(version_step(d, "end".into()));
     }
@@ -510,6 +523,55 @@ fn liveness(d: &mut Driver, rec: &Recorder) -> anyhow::Result<Liveness> {
         leader_after_heal_ms: leader.map(|t| t.as_millis() as u64),
         write_after_heal_ms: write.map(|t| t.as_millis() as u64),
     })
+}
+
+/// How long the members get to reach the same revision before their hashes are compared.
+const HASH_SETTLE: Duration = Duration::from_secs(5);
+
+/// Every running member holds the same key space: once they reach the same revision (or
+/// after [`HASH_SETTLE`]), their hashes at the lowest current revision among them (etcd's
+/// HashKV, as its corruption checks compare members) must be equal wherever their compaction
+/// revisions are. Returns the disagreements.
+fn member_hashes_disagree(d: &mut Driver) -> anyhow::Result<Vec<String>> {
+    let revisions = |s: &sim::Simulation| -> BTreeSet<i64> {
+        s.active_members()
+            .iter()
+            .filter_map(|m| s.server(m))
+            .map(|srv| srv.store().current_revision())
+            .collect()
+    };
+    d.run_until(HASH_SETTLE, |s| revisions(s).len() <= 1)?;
+    let Some(rev) = revisions(&d.s).into_iter().next() else {
+        return Ok(Vec::new());
+    };
+    // (compaction revision) -> hash -> members
+    let mut groups: BTreeMap<i64, BTreeMap<u32, Vec<String>>> = BTreeMap::new();
+    for m in d.s.active_members() {
+        let Some(srv) = d.s.server(&m) else { continue };
+        let found = srv.store().hash_by_rev(rev);
+        if let Ok((h, _)) = found {
+            groups
+                .entry(h.compact_revision)
+                .or_default()
+                .entry(h.hash)
+                .or_default()
+                .push(m);
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .filter(|(_, by_hash)| by_hash.len() > 1)
+        .map(|(compacted, by_hash)| {
+            let seen: Vec<String> = by_hash
+                .iter()
+                .map(|(hash, ms)| format!("{} hash {hash}", ms.join(",")))
+                .collect();
+            format!(
+                "members' key spaces differ at revision {rev} (compacted at {compacted}): {}",
+                seen.join("; ")
+            )
+        })
+        .collect())
 }
 
 /// A linearizable read of every key from every member, recorded: acknowledged writes must be

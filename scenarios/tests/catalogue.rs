@@ -256,6 +256,15 @@ fn lying_disk() {
 }
 
 #[test]
+fn bitrot() {
+    let o = passes_and_replays("bitrot");
+    assert!(
+        o.trace.contains("member failed to start"),
+        "the member with the damaged backend started"
+    );
+}
+
+#[test]
 fn slow_backend() {
     let o = passes_and_replays("slow-backend");
     assert_eq!(o.summary.leader_changes, 0);
@@ -292,6 +301,7 @@ fn the_catalogue_is_what_the_tests_cover() {
             "pause-member",
             "disk-eio",
             "lying-disk",
+            "bitrot",
             "slow-backend",
             "swarm",
             "rolling-upgrade-3.5-to-3.6",

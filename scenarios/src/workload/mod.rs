@@ -9,6 +9,7 @@
 //! Must never: draw randomness from anything but the run's `workload/<client>` streams, use
 //! time other than the simulation's, or record a response the server did not send.
 
+pub mod compact;
 pub mod etcd;
 pub mod kube;
 pub mod lease;
@@ -26,6 +27,9 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
+
+/// The compactor's client id (apart from the traffic clients' and their incarnations').
+const COMPACTOR_CLIENT: u64 = 5_000_000;
 
 /// How long a client waits for a response before recording an unknown outcome.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -65,6 +69,10 @@ pub struct WorkloadConfig {
     /// Bytes of padding in every value the etcd traffic writes.
     #[serde(default)]
     pub value_padding: usize,
+    /// A compactor client (`k0`) compacts 0-100 revisions below the newest it has seen every
+    /// this many ms, as etcd's robustness traffic does (none by default).
+    #[serde(default)]
+    pub compaction_period_ms: Option<u64>,
 }
 
 impl Default for WorkloadConfig {
@@ -78,6 +86,7 @@ impl Default for WorkloadConfig {
             leases: lease::LeasePlan::default(),
             watch_rewind: false,
             value_padding: 0,
+            compaction_period_ms: None,
         }
     }
 }
@@ -147,6 +156,18 @@ pub fn start(
             drive(cx, i as u64, ms, period, rng, traffic, rec, stop)
         })
         .with_context(|| format!("start client {host}"))?;
+        hosts.push(host);
+    }
+    if let Some(ms) = cfg.compaction_period_ms {
+        let host = "k0".to_string();
+        let rng = s.rng(&format!("workload/{host}"));
+        let (rec, stop) = (rec.clone(), stop.clone());
+        let (all, period) = (members.clone(), Duration::from_millis(ms.max(1)));
+        s.client(&host, move |cx| {
+            let traffic: Box<dyn Traffic> = Box::new(compact::Compactor::default());
+            drive(cx, COMPACTOR_CLIENT, all, period, rng, traffic, rec, stop)
+        })
+        .with_context(|| format!("start compactor {host}"))?;
         hosts.push(host);
     }
     for w in 0..cfg.watchers {

@@ -1,7 +1,8 @@
 //! `disk-latency-sweep`: one cluster under etcd traffic while the fsync p99 steps through 1, 2,
 //! 5, 10, 25, 50, 100, 250, 500, 1000, 2000 ms, in two passes: first every member's disk (one
 //! disk class for the cluster), then only the leader's; per step the leader changes per
-//! simulated minute, the measured WAL fsync p99 and the write p99, as a table and an SVG plot
+//! simulated minute, the measured WAL fsync and backend commit p99 (the backend's syncs pay the
+//! same latency) and the write p99, as a table and an SVG plot
 //! marking etcd's guidance (WAL fsync p99 < 10 ms; 2 ms for heavily loaded clusters). Each
 //! step's fsync latency is log-normal with that p99 and p50 = p99 / 2.
 //!
@@ -12,7 +13,9 @@
 use crate::catalogue::Scenario;
 use crate::history::Recorder;
 use crate::report::SweepRow;
-use crate::runner::{fsync_histogram, quantile_ms, timeline_for_sweep, Driver, Outcome};
+use crate::runner::{
+    backend_commit_histogram, fsync_histogram, quantile_ms, timeline_for_sweep, Driver, Outcome,
+};
 use crate::stats::summarize;
 use sim::{Fault, LatencyModel};
 use std::fmt::Write as _;
@@ -28,8 +31,11 @@ enum Target {
     Leader,
 }
 
-/// One step: (pass, fsync p99 ms, start, end, fsync histogram before, after).
-type Window = (Target, u64, Duration, Duration, Vec<u64>, Vec<u64>);
+/// The members' (WAL fsync, backend commit) histograms at one instant.
+type Histograms = (Vec<u64>, Vec<u64>);
+
+/// One step: (pass, fsync p99 ms, start, end, histograms before, after).
+type Window = (Target, u64, Duration, Duration, Histograms, Histograms);
 
 /// The fsync p99 steps, ms.
 pub const STEPS_MS: [u64; 11] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000];
@@ -68,9 +74,9 @@ pub fn run(sc: &Scenario, seed: u64) -> anyhow::Result<Outcome> {
                     d.s.apply(Fault::DiskLatency { node: m, model })?;
                 }
                 let start = d.s.elapsed();
-                let before = fsync_histogram(&d.s);
+                let before = (fsync_histogram(&d.s), backend_commit_histogram(&d.s));
                 d.run_to(start + STEP)?;
-                let after = fsync_histogram(&d.s);
+                let after = (fsync_histogram(&d.s), backend_commit_histogram(&d.s));
                 windows.push((target, p99, start, d.s.elapsed(), before, after));
             }
         }
@@ -83,12 +89,16 @@ pub fn run(sc: &Scenario, seed: u64) -> anyhow::Result<Outcome> {
         Ok(())
     })?;
     let mut rows = Vec::new();
-    for (target, p99, from, to, before, after) in &windows {
-        let delta: Vec<u64> = after
+    let delta = |after: &[u64], before: &[u64]| -> Vec<u64> {
+        after
             .iter()
             .zip(before.iter().chain(std::iter::repeat(&0)))
             .map(|(a, b)| a.saturating_sub(*b))
-            .collect();
+            .collect()
+    };
+    for (target, p99, from, to, before, after) in &windows {
+        let wal = delta(&after.0, &before.0);
+        let backend = delta(&after.1, &before.1);
         let (lo, hi) = (from.as_micros() as u64, to.as_micros() as u64);
         let in_step: Vec<_> = collected
             .records
@@ -103,7 +113,8 @@ pub fn run(sc: &Scenario, seed: u64) -> anyhow::Result<Outcome> {
                 Target::Leader => "leader".into(),
             },
             fsync_p99_ms: *p99,
-            measured_wal_fsync_p99_ms: quantile_ms(&delta, 0.99),
+            measured_wal_fsync_p99_ms: quantile_ms(&wal, 0.99),
+            measured_backend_commit_p99_ms: quantile_ms(&backend, 0.99),
             leader_changes: changes,
             leader_changes_per_min: changes as f64 * 60.0 / (*to - *from).as_secs_f64(),
             writes_ok: lat.len(),
@@ -147,10 +158,11 @@ pub fn judge(rows: &[SweepRow]) -> Vec<String> {
 /// The sweep table as text.
 pub fn table(rows: &[SweepRow]) -> String {
     let mut s = format!(
-        "{:>12} {:>12} {:>16} {:>11} {:>15} {:>10} {:>8}\n",
+        "{:>12} {:>12} {:>16} {:>18} {:>11} {:>15} {:>10} {:>8}\n",
         "slow disk",
         "fsync p99",
-        "measured p99 ms",
+        "WAL fsync p99 ms",
+        "backend commit p99",
         "leader chg",
         "leader chg/min",
         "write p99",
@@ -159,10 +171,12 @@ pub fn table(rows: &[SweepRow]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "{:>12} {:>9} ms {:>16} {:>11} {:>15.1} {:>7.1} ms {:>8}{}",
+            "{:>12} {:>9} ms {:>16} {:>18} {:>11} {:>15.1} {:>7.1} ms {:>8}{}",
             r.slow,
             r.fsync_p99_ms,
             r.measured_wal_fsync_p99_ms
+                .map_or_else(|| "-".into(), |m| format!("{m:.1}")),
+            r.measured_backend_commit_p99_ms
                 .map_or_else(|| "-".into(), |m| format!("{m:.1}")),
             r.leader_changes,
             r.leader_changes_per_min,
