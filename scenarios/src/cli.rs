@@ -61,6 +61,15 @@ pub fn select(name: Option<&str>, all: bool) -> Result<Vec<Scenario>, Usage> {
     }
 }
 
+/// The traffic overrides of `etcd-sim run` (`--traffic`, `--rate`).
+#[derive(Debug, Clone, Default)]
+pub struct Traffic {
+    /// One of `workload::TRAFFIC_PROFILES`.
+    pub traffic: Option<String>,
+    /// Requests per simulated second.
+    pub rate: Option<u32>,
+}
+
 /// `etcd-sim list`.
 pub fn list() {
     for s in catalogue::catalogue() {
@@ -68,6 +77,11 @@ pub fn list() {
     }
     for n in catalogue::must_fail() {
         println!("{:<24} {}", n.name, n.about);
+    }
+    println!();
+    println!("traffic profiles (etcd-sim run SCENARIO --traffic NAME [--rate N]):");
+    for (name, about) in crate::workload::TRAFFIC_PROFILES {
+        println!("{name:<24} {about}");
     }
 }
 
@@ -161,10 +175,21 @@ pub fn run(
     seeds: Option<Vec<u64>>,
     root: &Path,
     faults: Option<&Path>,
+    traffic: Traffic,
 ) -> anyhow::Result<bool> {
     let scenarios = select(name, all)?;
     let seeds = seeds.unwrap_or_else(|| DEFAULT_SEEDS.to_vec());
     let mut opts = RunOptions::default();
+    if let Some(t) = &traffic.traffic {
+        crate::workload::WorkloadConfig::default()
+            .with_traffic(t)
+            .map_err(Usage)?;
+    }
+    if traffic.rate == Some(0) {
+        bail!(Usage("--rate must be at least 1 request per second".into()));
+    }
+    opts.traffic = traffic.traffic;
+    opts.rate = traffic.rate;
     if let Some(path) = faults {
         let members = scenarios.first().map_or(3, |s| s.members);
         let s = FaultSchedule::load(path, members).map_err(|e| Usage(format!("{e:#}")))?;
@@ -239,7 +264,11 @@ pub fn replay(path: &Path, root: &Path) -> anyhow::Result<bool> {
             old.scenario
         ))
     })?;
-    let mut opts = RunOptions::default();
+    let mut opts = RunOptions {
+        traffic: old.traffic.clone(),
+        rate: old.rate,
+        ..Default::default()
+    };
     if old.fault_schedule_source.starts_with("file") {
         opts.schedule = Some(old.fault_schedule.clone());
         opts.schedule_source = Some(old.fault_schedule_source.clone());

@@ -50,6 +50,12 @@ enum Cmd {
         /// A fault schedule (JSON) instead of the one drawn from the seed.
         #[arg(long)]
         faults: Option<PathBuf>,
+        /// An etcd robustness traffic profile instead of the scenario's (see `etcd-sim list`).
+        #[arg(long)]
+        traffic: Option<String>,
+        /// Requests per simulated second instead of the scenario's or the profile's.
+        #[arg(long)]
+        rate: Option<u32>,
     },
     /// Re-run a report (directory or summary.json) and confirm the identical trace_hash.
     Replay {
@@ -138,11 +144,21 @@ fn main() -> ExitCode {
             seeds: range,
             report_dir,
             faults,
+            traffic,
+            rate,
         } => {
+            let traffic = cli::Traffic { traffic, rate };
             let r = seeds(seed, range.as_deref())
                 .map_err(anyhow::Error::from)
                 .and_then(|s| {
-                    cli::run(scenario.as_deref(), all, s, &report_dir, faults.as_deref())
+                    cli::run(
+                        scenario.as_deref(),
+                        all,
+                        s,
+                        &report_dir,
+                        faults.as_deref(),
+                        traffic,
+                    )
                 });
             outcome(r, "run")
         }

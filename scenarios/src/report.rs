@@ -186,6 +186,12 @@ pub struct Summary {
     pub wal_fsync_p99_ms: Option<f64>,
     /// `seed`, or the file the schedule came from.
     pub fault_schedule_source: String,
+    /// The traffic profile the run used instead of the scenario's (`--traffic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<String>,
+    /// The request rate the run used instead of the scenario's (`--rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u32>,
     /// The schedule as data.
     pub fault_schedule: FaultSchedule,
     /// Faults as applied.

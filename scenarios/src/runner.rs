@@ -40,6 +40,36 @@ pub struct RunOptions {
     pub schedule_source: Option<String>,
     /// Skip the healthy-twin run of `healthy_twin_stable` scenarios.
     pub skip_twin: bool,
+    /// Run with one of `workload::TRAFFIC_PROFILES` instead of the scenario's traffic.
+    pub traffic: Option<String>,
+    /// Requests per simulated second instead of the scenario's (or the profile's).
+    pub rate: Option<u32>,
+}
+
+impl RunOptions {
+    /// The arguments of `etcd-sim run` that reproduce the traffic overrides.
+    fn traffic_args(&self) -> String {
+        let mut out = String::new();
+        if let Some(t) = &self.traffic {
+            out.push_str(&format!(" --traffic {t}"));
+        }
+        if let Some(r) = self.rate {
+            out.push_str(&format!(" --rate {r}"));
+        }
+        out
+    }
+}
+
+/// `sc` with the traffic overrides of `opts` applied.
+fn with_traffic(sc: &Scenario, opts: &RunOptions) -> anyhow::Result<Scenario> {
+    let mut sc = sc.clone();
+    if let Some(t) = &opts.traffic {
+        sc.workload = sc.workload.with_traffic(t).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(r) = opts.rate {
+        sc.workload.rate = r.max(1);
+    }
+    Ok(sc)
 }
 
 /// Everything a run produced.
@@ -239,6 +269,7 @@ pub fn build(sc: &Scenario, seed: u64) -> anyhow::Result<Simulation> {
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> anyhow::Result<Outcome> {
     #[allow(clippy::disallowed_methods)] // wall time is reported, never simulated
     let wall = std::time::Instant::now();
+    let sc = &with_traffic(sc, opts)?;
     let mut out = match sc.kind {
         Kind::Standard => run_standard(sc, seed, opts)?,
         Kind::DiskSweep => crate::disk_sweep::run(sc, seed)?,
@@ -251,6 +282,7 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> anyhow::Result<Outcom
                 schedule: Some(FaultSchedule::default()),
                 schedule_source: Some("none (healthy twin)".into()),
                 skip_twin: true,
+                ..Default::default()
             },
         )?;
         out.summary.healthy_twin = Some(report::Twin {
@@ -259,6 +291,9 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> anyhow::Result<Outcom
         });
     }
     out.summary.wall_seconds = wall.elapsed().as_secs_f64();
+    out.summary.traffic = opts.traffic.clone();
+    out.summary.rate = opts.rate;
+    out.summary.replay.push_str(&opts.traffic_args());
     report::judge(sc, &mut out.summary);
     Ok(out)
 }

@@ -57,6 +57,53 @@ fn usage_errors_exit_2_with_one_clear_message() {
 }
 
 #[test]
+fn robustness_traffic_replaces_the_scenarios_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let (code, out, err) = etcd_sim(&[
+        "run",
+        "baseline",
+        "--seed",
+        "4",
+        "--traffic",
+        "etcd-high",
+        "--rate",
+        "300",
+        "--report-dir",
+        root,
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report = dir.path().join("baseline-seed4");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["traffic"], "etcd-high");
+    assert_eq!(summary["rate"], 300);
+    let replay = summary["replay"].as_str().unwrap();
+    assert!(
+        replay.ends_with("--traffic etcd-high --rate 300"),
+        "{replay}"
+    );
+    // 15 s at 300 req/s, and the compactor's compactions in the history.
+    assert!(
+        summary["ops"]["total"].as_u64().unwrap() > 3_000,
+        "{}",
+        summary["ops"]
+    );
+    let history = std::fs::read_to_string(report.join("history.json")).unwrap();
+    assert!(history.contains("\"compact\"") || history.contains("Compact"));
+    let (code, out, err) = etcd_sim(&["replay", report.to_str().unwrap(), "--report-dir", root]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("identical"), "{out}");
+    let (code, _, err) = etcd_sim(&["run", "baseline", "--seed", "1", "--traffic", "nope"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown traffic \"nope\"") && err.contains("etcd-high"),
+        "{err}"
+    );
+}
+
+#[test]
 fn run_with_a_schedule_file_then_replay_it() {
     let dir = tempfile::tempdir().unwrap();
     let faults = dir.path().join("faults.json");

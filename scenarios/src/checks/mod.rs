@@ -262,6 +262,8 @@ pub fn assemble(
             .unwrap_or(0),
         wal_fsync_p99_ms: worst_fsync_p99_ms(&d.s),
         fault_schedule_source: source.to_string(),
+        traffic: None,
+        rate: None,
         fault_schedule: schedule.clone(),
         faults: c.applied.clone(),
         checker,

@@ -91,6 +91,52 @@ impl Default for WorkloadConfig {
     }
 }
 
+/// etcd robustness's traffic profiles a run can take instead of its scenario's traffic
+/// (`etcd-sim run --traffic NAME`): (name, what it is). All have 8 traffic clients (2 bound to
+/// each of 3 members, 2 cluster-wide, as etcd's 8 round-robin clients) and compact every 200 ms
+/// (etcd's DefaultCompactionPeriod); watchers, lease clients and padding stay the scenario's.
+pub const TRAFFIC_PROFILES: &[(&str, &str)] = &[
+    (
+        "etcd-low",
+        "etcd traffic (puts, ranges, txns, deletes, leases) at 150 req/s (robustness LowTraffic: 100-200)",
+    ),
+    (
+        "etcd-high",
+        "etcd traffic at 500 req/s (robustness HighTraffic: 100-1000)",
+    ),
+    (
+        "kubernetes-high",
+        "kubernetes traffic (lists, conditional updates, creates, deletes) at 500 req/s",
+    ),
+];
+
+/// etcd robustness's compaction period.
+const ROBUSTNESS_COMPACTION_MS: u64 = 200;
+
+impl WorkloadConfig {
+    /// This traffic with one of [`TRAFFIC_PROFILES`]' shapes instead.
+    pub fn with_traffic(mut self, name: &str) -> Result<Self, String> {
+        let (profile, rate) = match name {
+            "etcd-low" => (Profile::Etcd, 150),
+            "etcd-high" => (Profile::Etcd, 500),
+            "kubernetes-high" => (Profile::Kubernetes, 500),
+            other => {
+                let known: Vec<&str> = TRAFFIC_PROFILES.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown traffic {other:?} (known: {})",
+                    known.join(", ")
+                ));
+            }
+        };
+        self.profile = profile;
+        self.rate = rate;
+        self.clients_per_member = 2;
+        self.cluster_clients = 2;
+        self.compaction_period_ms = Some(ROBUSTNESS_COMPACTION_MS);
+        Ok(self)
+    }
+}
+
 /// A traffic profile: what the next request is, and what the client learns from answers.
 pub trait Traffic {
     /// The next request: (kind label, request, serializable read?).
