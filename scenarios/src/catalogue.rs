@@ -751,7 +751,12 @@ fn disks_and_processes() -> Vec<Scenario> {
     s.duration = Duration::from_secs(24);
     s.workload.rate = 100;
     s.workload.compaction_period_ms = Some(150);
+    let mut five = s.clone();
     v.push(s);
+    five.name = "swarm-5";
+    five.about = "the swarm on 5 members";
+    five.members = 5;
+    v.push(five);
     v
 }
 

@@ -277,6 +277,16 @@ fn swarm() {
 }
 
 #[test]
+fn swarm_5() {
+    let o = passes_and_replays("swarm-5");
+    assert!(
+        o.summary.membership.iter().any(|view| view.contains("m4")),
+        "{:?}",
+        o.summary.membership
+    );
+}
+
+#[test]
 fn the_catalogue_is_what_the_tests_cover() {
     let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name).collect();
     assert_eq!(
@@ -304,6 +314,7 @@ fn the_catalogue_is_what_the_tests_cover() {
             "bitrot",
             "slow-backend",
             "swarm",
+            "swarm-5",
             "rolling-upgrade-3.5-to-3.6",
             "downgrade-3.6-to-3.5",
             "downgrade-cancel",
