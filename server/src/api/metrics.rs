@@ -18,7 +18,7 @@
 
 use super::health::HealthMetrics;
 use crate::etcdserver::{EtcdServer, FSYNC_BUCKETS};
-use crate::features::{FeatureGates, Stage, GATES, SPECIAL_GATES};
+use crate::features::{Stage, GATES, SPECIAL_GATES};
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -158,11 +158,8 @@ impl Collector for ServerCollector {
         }
         // The gates metric exists since 3.6.0-rc.2 (a 3.5 release has no gates).
         if s.release().has_feature_gates() {
-            let gates = FeatureGates::parse(&s.config().feature_gates).unwrap_or_default();
-            // A 3.5 experimental flag switches its gate as --feature-gates does.
-            encode_feature_gates(e, &|name| {
-                gates.enabled(name) || s.config().feature_enabled(name)
-            })?;
+            // By --feature-gates or by the 3.5 experimental flag the gate replaced.
+            encode_feature_gates(e, &|name| s.config().feature_enabled(name))?;
         }
         encode_disk_histogram(
             e,
@@ -272,6 +269,7 @@ fn encode_health_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::FeatureGates;
 
     type Encode = dyn Fn(&mut DescriptorEncoder) -> Result<(), std::fmt::Error> + Send + Sync;
 
