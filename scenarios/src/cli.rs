@@ -61,13 +61,34 @@ pub fn select(name: Option<&str>, all: bool) -> Result<Vec<Scenario>, Usage> {
     }
 }
 
-/// The traffic overrides of `etcd-sim run` (`--traffic`, `--rate`).
-#[derive(Debug, Clone, Default)]
+/// The traffic overrides of `etcd-sim run` and `sweep` (`--traffic`, `--rate`).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Traffic {
-    /// One of `workload::TRAFFIC_PROFILES`.
+    /// An etcd robustness traffic profile instead of the scenario's (see `etcd-sim list`).
+    #[arg(long)]
     pub traffic: Option<String>,
-    /// Requests per simulated second.
+    /// Requests per simulated second instead of the scenario's or the profile's.
+    #[arg(long)]
     pub rate: Option<u32>,
+}
+
+impl Traffic {
+    /// Run options with these overrides, refusing an unknown profile or a zero rate.
+    fn options(self) -> anyhow::Result<RunOptions> {
+        if let Some(t) = &self.traffic {
+            crate::workload::WorkloadConfig::default()
+                .with_traffic(t)
+                .map_err(Usage)?;
+        }
+        if self.rate == Some(0) {
+            bail!(Usage("--rate must be at least 1 request per second".into()));
+        }
+        Ok(RunOptions {
+            traffic: self.traffic,
+            rate: self.rate,
+            ..RunOptions::default()
+        })
+    }
 }
 
 /// `etcd-sim list`.
@@ -179,17 +200,7 @@ pub fn run(
 ) -> anyhow::Result<bool> {
     let scenarios = select(name, all)?;
     let seeds = seeds.unwrap_or_else(|| DEFAULT_SEEDS.to_vec());
-    let mut opts = RunOptions::default();
-    if let Some(t) = &traffic.traffic {
-        crate::workload::WorkloadConfig::default()
-            .with_traffic(t)
-            .map_err(Usage)?;
-    }
-    if traffic.rate == Some(0) {
-        bail!(Usage("--rate must be at least 1 request per second".into()));
-    }
-    opts.traffic = traffic.traffic;
-    opts.rate = traffic.rate;
+    let mut opts = traffic.options()?;
     if let Some(path) = faults {
         let members = scenarios.first().map_or(3, |s| s.members);
         let s = FaultSchedule::load(path, members).map_err(|e| Usage(format!("{e:#}")))?;
@@ -308,11 +319,13 @@ pub fn sweep(
     seeds: Vec<u64>,
     root: &Path,
     jobs_n: Option<usize>,
+    traffic: Traffic,
 ) -> anyhow::Result<bool> {
     if name.is_none() && !all {
         bail!(Usage("give a scenario name or --all".into()));
     }
     let scenarios = select(name, all)?;
+    let opts = traffic.options()?;
     let jobs: Vec<(Scenario, u64)> = scenarios
         .iter()
         .flat_map(|s| seeds.iter().map(move |seed| (s.clone(), *seed)))
@@ -332,13 +345,7 @@ pub fn sweep(
         );
         let _ = std::io::stderr().flush();
     };
-    let done = run_many(
-        jobs,
-        root,
-        &RunOptions::default(),
-        jobs_n.unwrap_or_else(threads),
-        &progress,
-    )?;
+    let done = run_many(jobs, root, &opts, jobs_n.unwrap_or_else(threads), &progress)?;
     eprintln!();
     let total_wall = wall.elapsed().as_secs_f64();
     println!(

@@ -50,12 +50,8 @@ enum Cmd {
         /// A fault schedule (JSON) instead of the one drawn from the seed.
         #[arg(long)]
         faults: Option<PathBuf>,
-        /// An etcd robustness traffic profile instead of the scenario's (see `etcd-sim list`).
-        #[arg(long)]
-        traffic: Option<String>,
-        /// Requests per simulated second instead of the scenario's or the profile's.
-        #[arg(long)]
-        rate: Option<u32>,
+        #[command(flatten)]
+        traffic: cli::Traffic,
     },
     /// Re-run a report (directory or summary.json) and confirm the identical trace_hash.
     Replay {
@@ -81,6 +77,8 @@ enum Cmd {
         /// Worker threads (default: one per CPU).
         #[arg(long)]
         jobs: Option<usize>,
+        #[command(flatten)]
+        traffic: cli::Traffic,
     },
     /// Real mode: a local 3-member cluster of etcd-server on loopback under a checked workload.
     Smoke(smoke::RunArgs),
@@ -145,9 +143,7 @@ fn main() -> ExitCode {
             report_dir,
             faults,
             traffic,
-            rate,
         } => {
-            let traffic = cli::Traffic { traffic, rate };
             let r = seeds(seed, range.as_deref())
                 .map_err(anyhow::Error::from)
                 .and_then(|s| {
@@ -169,10 +165,11 @@ fn main() -> ExitCode {
             seeds: range,
             report_dir,
             jobs,
+            traffic,
         } => {
             let r = cli::parse_seeds(&range)
                 .map_err(anyhow::Error::from)
-                .and_then(|s| cli::sweep(scenario.as_deref(), all, s, &report_dir, jobs));
+                .and_then(|s| cli::sweep(scenario.as_deref(), all, s, &report_dir, jobs, traffic));
             outcome(r, "sweep")
         }
         Cmd::Check { args } => exit(linearizability::cli::check_main(&args)),

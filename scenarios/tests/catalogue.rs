@@ -327,3 +327,15 @@ fn the_catalogue_is_what_the_tests_cover() {
         ]
     );
 }
+
+#[test]
+fn every_scenarios_traffic_compacts_as_etcds_robustness_traffic_does() {
+    for sc in catalogue::catalogue() {
+        let period = sc.workload.compaction_period_ms;
+        assert!(
+            period.is_some_and(|ms| (100..=200).contains(&ms)),
+            "{}: compaction period {period:?}",
+            sc.name
+        );
+    }
+}

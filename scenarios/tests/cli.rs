@@ -104,6 +104,44 @@ fn robustness_traffic_replaces_the_scenarios_and_replays() {
 }
 
 #[test]
+fn sweep_takes_the_traffic_flags_and_refuses_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let (code, out, err) = etcd_sim(&[
+        "sweep",
+        "baseline",
+        "--seeds",
+        "2..3",
+        "--traffic",
+        "etcd-delete-leases",
+        "--rate",
+        "120",
+        "--report-dir",
+        root,
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("baseline-seed2").join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["traffic"], "etcd-delete-leases");
+    assert_eq!(summary["rate"], 120);
+    // The profile's lease clients granted leases that expired or were revoked.
+    let history = std::fs::read_to_string(dir.path().join("baseline-seed2/history.json")).unwrap();
+    assert!(history.contains("LeaseExpire"), "no lease expiry events");
+    for (flags, msg) in [
+        (["--traffic", "nope"], "unknown traffic \"nope\""),
+        (["--rate", "0"], "--rate must be at least 1"),
+    ] {
+        let mut args = vec!["sweep", "baseline", "--seeds", "0..1"];
+        args.extend(flags);
+        let (code, _, err) = etcd_sim(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn run_with_a_schedule_file_then_replay_it() {
     let dir = tempfile::tempdir().unwrap();
     let faults = dir.path().join("faults.json");

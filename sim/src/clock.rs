@@ -11,6 +11,7 @@
 //! node ticks raft faster and times elections out sooner, a slow one later; with no drift the
 //! clock is tokio's exactly. Deterministic: no randomness, no OS time.
 
+use crate::{SimError, Simulation};
 use etcd_server::seam::Clock;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -85,6 +86,36 @@ impl Clock for SkewedClock {
 
     fn tokio_duration(&self, local: Duration) -> Duration {
         true_time(local, self.error.drift())
+    }
+}
+
+/// A node's simulated wall clock: `epoch + elapsed × (1 + drift_ppm / 10⁶) + skew`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeClock {
+    /// Offset in milliseconds (negative: behind).
+    pub skew_ms: i64,
+    /// Rate error in parts per million (positive: runs fast).
+    pub drift_ppm: i64,
+}
+
+impl Simulation {
+    /// Sets the node's clock: its rate (the server's monotonic clock, so lease expiry and
+    /// raft's ticks) and its wall-clock step.
+    pub(crate) fn set_node_clock(&mut self, node: &str, clock: NodeClock) -> Result<(), SimError> {
+        self.member(node)?.clock.set_drift(clock.drift_ppm);
+        self.clocks.insert(node.to_string(), clock);
+        Ok(())
+    }
+
+    /// The simulated wall clock of `node` (see [`NodeClock`]): what a wall-clock read on that
+    /// node would return, as a duration since the Unix epoch.
+    pub fn wall_clock(&self, node: &str) -> Duration {
+        let c = self.clocks.get(node).copied().unwrap_or_default();
+        let el = self.elapsed().as_micros() as i128;
+        let drifted = el + el * i128::from(c.drift_ppm) / 1_000_000;
+        let epoch = self.turmoil_epoch().as_micros() as i128;
+        let us = epoch + drifted + i128::from(c.skew_ms) * 1000;
+        Duration::from_micros(us.max(0) as u64)
     }
 }
 

@@ -1,37 +1,22 @@
-//! The fault API: what a scenario can do to the world at a simulated time, immediately
+//! The fault dispatcher: what a scenario can do to the world at a simulated time, immediately
 //! ([`Simulation::apply`] and the helpers) or on a schedule ([`Simulation::schedule`]).
 //!
-//! Owns: [`Fault`] and its effect on the network ([`crate::LinkFaults`], turmoil link latency),
-//! on hosts (crash, restart, pause) and on disks (crash model, latency, injected faults); each
-//! applied fault is recorded in the trace (`target: sim::fault`) and in `faults_applied`.
+//! Owns: the [`Fault`] vocabulary and sending each fault to the module that models its source
+//! of nondeterminism, each opening with its fault model and guarantees: the network
+//! ([`crate::net`]: partitions, loss, pauses; turmoil link latency), processes
+//! (`crate::process`: crash, restart, restart as a release, pause, revive), disks
+//! ([`crate::disk`]: crash models, latency, injected faults, capacity) and clocks
+//! ([`crate::clock`]: drift and wall-clock steps). Each applied fault is recorded in the trace
+//! (`target: sim::fault`) and in `faults_applied`.
 //!
-//! Semantics worth knowing:
-//! - Partitions hold bytes back at the sender (TCP retransmission), they do not reset
-//!   connections. A crashed host sends nothing while dying (no FIN/RST, as after a power
-//!   loss); peers' connections to it are reset when they next send.
-//! - `Pause` freezes a node's network (both directions) and its disk syncs (the raft loop
-//!   blocks in its next fdatasync), like a SIGSTOP as seen from outside; its timers still run.
-//! - `Clock` (skew, drift) sets the node's simulated wall clock ([`Simulation::wall_clock`])
-//!   and the rate of its monotonic clock (`crate::clock`): the server's lease expiry and raft's
-//!   ticks (heartbeats, election timeouts) run at the node's rate, so a fast node's leases
-//!   expire early and its elections time out sooner; a wall-clock step alone moves no
-//!   monotonic clock, as in etcd's Go.
-//!
-//! Must never: draw randomness outside the seeded streams, or act on a host it does not know.
+//! Must never: model a fault itself (that belongs to its source's module), draw randomness
+//! outside the seeded streams, or act on a host it does not know.
 
+use crate::clock::NodeClock;
 use crate::disk::{CrashModel, FaultRule, LatencyModel};
 use crate::{SimError, Simulation};
 use std::fmt;
 use std::time::Duration;
-
-/// A node's simulated wall clock: `epoch + elapsed × (1 + drift_ppm / 10⁶) + skew`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NodeClock {
-    /// Offset in milliseconds (negative: behind).
-    pub skew_ms: i64,
-    /// Rate error in parts per million (positive: runs fast).
-    pub drift_ppm: i64,
-}
 
 /// Something a scenario does to the world.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,51 +186,12 @@ impl Simulation {
                 to,
                 probability,
             } => self.links().set_loss(&from, &to, probability),
-            Fault::Crash { node, model } => {
-                let disk = self.disk(&node)?;
-                // Stale handles fail from here on, so nothing the dying tasks do on drop lands.
-                disk.crash(model);
-                self.links().resume(&node);
-                self.quiet_teardown(&node, false);
-                self.set_slot_down(&node)?;
-            }
-            Fault::Restart(node) => {
-                let disk = self.disk(&node)?;
-                if self.turmoil().is_host_running(node.as_str()) {
-                    disk.crash(CrashModel::KeepAll);
-                }
-                self.set_slot_down(&node)?;
-                self.links().resume(&node);
-                self.quiet_teardown(&node, true);
-            }
-            Fault::RestartAs { node, release } => {
-                let member = self.member(&node)?;
-                let mut next = member.config.borrow().clone();
-                next.emulate_release = release.clone();
-                next.release().map_err(|e| SimError::Flags {
-                    member: node.clone(),
-                    message: e.to_string(),
-                })?;
-                *member.config.borrow_mut() = next;
-                self.apply(Fault::Restart(node))?;
-            }
-            Fault::Pause(node) => {
-                self.links().pause(&node);
-                if let Ok(d) = self.disk(&node) {
-                    d.pause();
-                }
-            }
-            Fault::Resume(node) => {
-                self.links().resume(&node);
-                if let Ok(d) = self.disk(&node) {
-                    d.resume();
-                }
-            }
-            Fault::Clock { node, clock } => {
-                // The server measures lease expiry on this clock.
-                self.member(&node)?.clock.set_drift(clock.drift_ppm);
-                self.clocks.insert(node, clock);
-            }
+            Fault::Crash { node, model } => self.crash_process(&node, model)?,
+            Fault::Restart(node) => self.restart_process(&node)?,
+            Fault::RestartAs { node, release } => self.restart_process_as(&node, &release)?,
+            Fault::Pause(node) => self.pause_process(&node),
+            Fault::Resume(node) => self.resume_process(&node),
+            Fault::Clock { node, clock } => self.set_node_clock(&node, clock)?,
             Fault::DiskLatency { node, model } => self.disk(&node)?.set_latency(model),
             Fault::PathLatency {
                 node,
@@ -257,11 +203,7 @@ impl Simulation {
             }
             Fault::RemoveDiskFault { node, rule } => self.disk(&node)?.remove_rule(&rule),
             Fault::ClearDiskFaults(node) => self.disk(&node)?.clear_faults(),
-            Fault::Revive(node) => {
-                if self.exit_reason(&node).is_some() {
-                    self.apply(Fault::Restart(node))?;
-                }
-            }
+            Fault::Revive(node) => self.revive_process(&node)?,
             Fault::DiskCapacity { node, bytes } => self.disk(&node)?.set_capacity(bytes),
         }
         Ok(())
@@ -336,16 +278,5 @@ impl Simulation {
             node: node.into(),
             model,
         })
-    }
-
-    /// The simulated wall clock of `node` (see [`NodeClock`]): what a wall-clock read on that
-    /// node would return, as a duration since the Unix epoch.
-    pub fn wall_clock(&self, node: &str) -> Duration {
-        let c = self.clocks.get(node).copied().unwrap_or_default();
-        let el = self.elapsed().as_micros() as i128;
-        let drifted = el + el * i128::from(c.drift_ppm) / 1_000_000;
-        let epoch = self.turmoil_epoch().as_micros() as i128;
-        let us = epoch + drifted + i128::from(c.skew_ms) * 1000;
-        Duration::from_micros(us.max(0) as u64)
     }
 }

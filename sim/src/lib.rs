@@ -34,15 +34,17 @@ pub mod disk;
 mod error;
 pub mod faults;
 pub mod net;
+mod process;
 pub mod rng;
 pub mod trace;
 pub mod workload;
 mod world;
 
 pub use client::ClientCtx;
+pub use clock::NodeClock;
 pub use disk::{CrashModel, DiskFault, DiskStats, FaultId, FaultRule, LatencyModel, SimDisk};
 pub use error::SimError;
-pub use faults::{Fault, NodeClock};
+pub use faults::Fault;
 pub use net::{LinkFaults, SimNetwork};
 pub use rng::Seeds;
 pub use trace::Trace;

@@ -13,18 +13,13 @@
 //! Must never: stamp a line with anything but simulated time, or let an event's content depend
 //! on anything outside the simulation (addresses, ids and durations inside are all simulated).
 
-use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::runtime::{Handle, Id as RuntimeId};
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan;
-
-/// The span turmoil enters around every host's tick, with the host's name in field `name`.
-const HOST_SPAN: &str = "node";
 
 #[derive(Default)]
 struct Buf {
@@ -32,6 +27,11 @@ struct Buf {
     hasher: sha1_smol::Sha1,
     count: u64,
     driver_now: Duration,
+    /// The host each turmoil runtime belongs to (every host, and every incarnation of a
+    /// restarted host, runs on its own tokio runtime). Looked up per event, so the simulator
+    /// needs no span around every host's every tick (turmoil's `node` span, which cost ~5 % of
+    /// a run creating and closing it; it is disabled here).
+    hosts: Vec<(RuntimeId, Arc<str>)>,
 }
 
 /// The trace of one simulation (cheap to clone; shared with the layer).
@@ -49,6 +49,27 @@ impl fmt::Debug for Trace {
 impl Trace {
     fn lock(&self) -> MutexGuard<'_, Buf> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Names the host whose runtime the caller runs on (call it first thing in every host's
+    /// software, in each incarnation); its events are stamped with this name from then on.
+    pub(crate) fn enter_host(&self, name: &str) {
+        if let Ok(h) = Handle::try_current() {
+            let id = h.id();
+            let mut b = self.lock();
+            b.hosts.retain(|(i, _)| *i != id);
+            b.hosts.push((id, name.into()));
+        }
+    }
+
+    /// The host the caller's runtime belongs to, if it is one.
+    fn current_host(&self) -> Option<Arc<str>> {
+        let id = Handle::try_current().ok()?.id();
+        let b = self.lock();
+        b.hosts
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, n)| n.clone())
     }
 
     /// Sets the simulated time used for events outside any host's tick (the driver's own).
@@ -115,7 +136,6 @@ impl Trace {
         tracing_subscriber::registry().with(TraceLayer {
             trace: self.clone(),
             level,
-            names: Mutex::new(BTreeMap::new()),
         })
     }
 }
@@ -128,45 +148,6 @@ pub fn fmt_time(t: Duration) -> String {
 struct TraceLayer {
     trace: Trace,
     level: Level,
-    /// Host names seen so far, so the span turmoil creates for every host's every tick does
-    /// not allocate.
-    names: Mutex<BTreeMap<String, Arc<str>>>,
-}
-
-/// A host span's name, kept in the span's extensions.
-struct HostName(Arc<str>);
-
-struct NameVisitor<'a> {
-    names: &'a Mutex<BTreeMap<String, Arc<str>>>,
-    found: Option<Arc<str>>,
-}
-
-impl NameVisitor<'_> {
-    fn intern(&mut self, name: &str) {
-        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let arc = match names.get(name) {
-            Some(a) => a.clone(),
-            None => {
-                let a: Arc<str> = name.into();
-                names.insert(name.to_string(), a.clone());
-                a
-            }
-        };
-        self.found = Some(arc);
-    }
-}
-
-impl Visit for NameVisitor<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "name" {
-            self.intern(value);
-        }
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "name" {
-            self.intern(&format!("{value:?}"));
-        }
-    }
 }
 
 struct JsonVisitor {
@@ -206,13 +187,10 @@ fn ours(target: &str) -> bool {
     target.starts_with("etcd_server") || target.starts_with("sim")
 }
 
-impl<S> Layer<S> for TraceLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
+impl<S: Subscriber> Layer<S> for TraceLayer {
     fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
         if meta.is_span() {
-            return meta.name() == HOST_SPAN;
+            return false;
         }
         let lvl = *meta.level();
         lvl <= self.level
@@ -226,26 +204,8 @@ where
         ))
     }
 
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if attrs.metadata().name() != HOST_SPAN {
-            return;
-        }
-        let mut v = NameVisitor {
-            names: &self.names,
-            found: None,
-        };
-        attrs.record(&mut v);
-        if let (Some(name), Some(span)) = (v.found, ctx.span(id)) {
-            span.extensions_mut().insert(HostName(name));
-        }
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let host: Option<Arc<str>> = ctx.event_scope(event).and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|s| s.extensions().get::<HostName>().map(|h| h.0.clone()))
-        });
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let host = self.trace.current_host();
         // Inside a host's tick turmoil knows the time to the microsecond; outside, the driver
         // stamps the time of the step it is at.
         let t = match &host {

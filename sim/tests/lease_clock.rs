@@ -4,7 +4,7 @@
 
 use etcd_api::client::{put_request, range_request};
 use etcd_api::etcdserverpb as pb;
-use sim::faults::{Fault, NodeClock};
+use sim::{Fault, NodeClock};
 use sim::{SimConfig, Simulation};
 use std::cell::RefCell;
 use std::rc::Rc;

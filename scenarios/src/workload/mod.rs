@@ -1,6 +1,6 @@
 //! Workloads on simulated client hosts: the *etcd* and *kubernetes* traffic profiles
-//! (DESIGN.md §7) at a set rate, with clients per member and cluster-wide, and watchers from
-//! random start revisions.
+//! (DESIGN.md §7) at a set rate, with clients per member and cluster-wide, watchers from start
+//! revisions around the newest, and a compactor every 200 ms (as etcd's robustness traffic).
 //!
 //! Owns: [`WorkloadConfig`], starting the client hosts ([`start`]), the closed-loop driver every
 //! traffic client runs (one request at a time, paced to its share of the rate, a new client id
@@ -57,20 +57,20 @@ pub struct WorkloadConfig {
     pub clients_per_member: usize,
     /// Traffic clients that use every member (moving to the next one after a failure).
     pub cluster_clients: usize,
-    /// Watchers (each on a random member, from a random start revision).
+    /// Watchers (each on a random member, from up to 100 revisions before or after the newest).
     pub watchers: usize,
     /// Lease clients (none by default).
     #[serde(default)]
     pub leases: lease::LeasePlan,
-    /// Watchers start a new stream from an older revision (drawn from the revisions they have
-    /// seen) every 1-2 s, as clients resuming from a stale bookmark do.
+    /// Watchers start a new stream every 1-2 s from up to 100 revisions before or after the
+    /// newest they have seen, as clients resuming from a stale bookmark do.
     #[serde(default)]
     pub watch_rewind: bool,
     /// Bytes of padding in every value the etcd traffic writes.
     #[serde(default)]
     pub value_padding: usize,
     /// A compactor client (`k0`) compacts 0-100 revisions below the newest it has seen every
-    /// this many ms, as etcd's robustness traffic does (none by default).
+    /// this many ms, as etcd's robustness traffic does (every 200 ms by default; `None`: never).
     #[serde(default)]
     pub compaction_period_ms: Option<u64>,
 }
@@ -86,7 +86,7 @@ impl Default for WorkloadConfig {
             leases: lease::LeasePlan::default(),
             watch_rewind: false,
             value_padding: 0,
-            compaction_period_ms: None,
+            compaction_period_ms: Some(ROBUSTNESS_COMPACTION_MS),
         }
     }
 }
@@ -94,7 +94,8 @@ impl Default for WorkloadConfig {
 /// etcd robustness's traffic profiles a run can take instead of its scenario's traffic
 /// (`etcd-sim run --traffic NAME`): (name, what it is). All have 8 traffic clients (2 bound to
 /// each of 3 members, 2 cluster-wide, as etcd's 8 round-robin clients) and compact every 200 ms
-/// (etcd's DefaultCompactionPeriod); watchers, lease clients and padding stay the scenario's.
+/// (etcd's DefaultCompactionPeriod); watchers, lease clients and padding stay the scenario's,
+/// except where a profile names its own lease clients.
 pub const TRAFFIC_PROFILES: &[(&str, &str)] = &[
     (
         "etcd-low",
@@ -103,6 +104,10 @@ pub const TRAFFIC_PROFILES: &[(&str, &str)] = &[
     (
         "etcd-high",
         "etcd traffic at 500 req/s (robustness HighTraffic: 100-1000)",
+    ),
+    (
+        "etcd-delete-leases",
+        "etcd traffic at 150 req/s plus 6 lease clients granting 2-10 s leases that mostly expire (robustness EtcdTrafficDeleteLeases: lease-heavy)",
     ),
     (
         "kubernetes-high",
@@ -119,6 +124,15 @@ impl WorkloadConfig {
         let (profile, rate) = match name {
             "etcd-low" => (Profile::Etcd, 150),
             "etcd-high" => (Profile::Etcd, 500),
+            "etcd-delete-leases" => {
+                self.leases = lease::LeasePlan {
+                    clients: 6,
+                    ttl_s: (2, 10),
+                    keepalives: 2,
+                    hold: false,
+                };
+                (Profile::Etcd, 150)
+            }
             "kubernetes-high" => (Profile::Kubernetes, 500),
             other => {
                 let known: Vec<&str> = TRAFFIC_PROFILES.iter().map(|(n, _)| *n).collect();

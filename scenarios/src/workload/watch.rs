@@ -1,4 +1,5 @@
-//! Watchers: List+Watch on a prefix from a random start revision, resuming after every
+//! Watchers: List+Watch on a prefix from a start revision up to 100 before or after the
+//! newest one (etcd robustness's watch traffic), resuming after every
 //! interruption from the revision after the last event seen (on the next member), recording
 //! every response with events. A watch canceled because its start revision was compacted
 //! resumes from the compact revision the server named (a new stream, held to what it promises
@@ -90,7 +91,7 @@ pub async fn run(
             if let Ok(Ok(r)) = tokio::time::timeout(OP_TIMEOUT, list).await {
                 let header = r.into_inner().header;
                 let current = header.map(|h| h.revision).unwrap_or(1).max(1);
-                next_rev = rng.gen_range(1..=current);
+                next_rev = offset_revision(current, &mut rng);
                 log(&mut |l| l.start_revision = next_rev);
                 break;
             }
@@ -114,7 +115,7 @@ pub async fn run(
         )
         .await;
         if reason.as_deref() == Some(REWIND) {
-            next_rev = rng.gen_range(1..=next_rev.max(1));
+            next_rev = offset_revision(next_rev - 1, &mut rng);
         }
         if let Some(reason) = reason {
             log(&mut |l| l.interruptions.push(format!("{member}: {reason}")));
@@ -122,6 +123,15 @@ pub async fn run(
             tokio::time::sleep(POLL).await;
         }
     }
+}
+
+/// How far from the newest revision it knows a watcher starts (etcd robustness's
+/// `RevisionOffsetRange` of -100..100: a stream from the past, or one waiting for the future).
+const REVISION_OFFSET: std::ops::RangeInclusive<i64> = -100..=100;
+
+/// A start revision `REVISION_OFFSET` away from `newest` (at least 1).
+fn offset_revision(newest: i64, rng: &mut ChaCha8Rng) -> i64 {
+    (newest + rng.gen_range(REVISION_OFFSET)).max(1)
 }
 
 /// Why a rewinding watcher ended a stream on purpose.
@@ -226,5 +236,21 @@ async fn watch_once(
             events,
         };
         log(&mut |l| l.batches.push(batch.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn watchers_start_up_to_100_revisions_either_side_of_the_newest() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let starts: Vec<i64> = (0..2000).map(|_| offset_revision(500, &mut rng)).collect();
+        assert!(starts.iter().all(|r| (400..=600).contains(r)));
+        assert!(starts.iter().any(|r| *r < 450) && starts.iter().any(|r| *r > 550));
+        // Never before revision 1, even early in a run.
+        assert!((0..500).all(|_| offset_revision(3, &mut rng) >= 1));
     }
 }

@@ -12,6 +12,7 @@ use crate::clock::{ClockError, SkewedClock};
 use crate::disk::SimDisk;
 use crate::net::{LinkFaults, SimNetwork};
 use crate::rng::Seeds;
+use crate::trace::Trace;
 use crate::SimError;
 use clap::Parser;
 use etcd_server::seam::World;
@@ -111,6 +112,8 @@ pub(crate) struct Software {
     pub(crate) slot: Rc<RefCell<Slot>>,
     /// The node's clock error (skew and drift), shared by its incarnations.
     pub(crate) clock: Arc<ClockError>,
+    /// The run's trace, told which runtime is this host's.
+    pub(crate) trace: Trace,
 }
 
 impl Software {
@@ -118,6 +121,7 @@ impl Software {
     /// ends. Start failures and exits are recorded in the slot and the trace, never returned
     /// as errors (a member failing is an observation, not a simulator failure).
     pub(crate) async fn run(self) -> turmoil::Result {
+        self.trace.enter_host(&self.name);
         let incarnation = {
             let mut s = self.slot.borrow_mut();
             s.incarnations += 1;
@@ -171,6 +175,7 @@ impl Clone for Software {
             seeds: self.seeds,
             slot: self.slot.clone(),
             clock: self.clock.clone(),
+            trace: self.trace.clone(),
         }
     }
 }

@@ -13,8 +13,9 @@ pub(crate) mod member;
 
 use crate::client::ClientCtx;
 use crate::clock::ClockError;
+use crate::clock::NodeClock;
 use crate::disk::SimDisk;
-use crate::faults::{Fault, NodeClock};
+use crate::faults::Fault;
 use crate::net::{LinkFaults, SimNetwork};
 use crate::rng::Seeds;
 use crate::trace::Trace;
@@ -108,12 +109,12 @@ impl SimConfig {
 /// A running simulated world. Not `Send`: it lives on the thread that drives it, which is also
 /// where its trace subscriber is installed.
 pub struct Simulation {
-    sim: turmoil::Sim<'static>,
+    pub(crate) sim: turmoil::Sim<'static>,
     seeds: Seeds,
     trace: Trace,
-    members: Vec<Member>,
+    pub(crate) members: Vec<Member>,
     links: LinkFaults,
-    clients: BTreeMap<String, Rc<Cell<bool>>>,
+    pub(crate) clients: BTreeMap<String, Rc<Cell<bool>>>,
     schedule: Vec<(Duration, u64, Fault)>,
     next_fault: u64,
     status_interval: Option<Duration>,
@@ -202,6 +203,7 @@ impl Simulation {
             links: self.links.clone(),
             seeds: self.seeds,
             slot: slot.clone(),
+            trace: self.trace.clone(),
         };
         self.sim.host(name, move || software.clone().run());
         self.members.push(Member {
@@ -392,7 +394,9 @@ impl Simulation {
         let done = Rc::new(Cell::new(false));
         let flag = done.clone();
         let fut = f(ctx);
+        let (trace, host) = (self.trace.clone(), name.to_string());
         self.sim.client(name, async move {
+            trace.enter_host(&host);
             fut.await;
             flag.set(true);
             Ok(())
@@ -500,43 +504,6 @@ impl Simulation {
             what: "a stable leader".into(),
             after: timeout,
         })
-    }
-
-    /// Crashes (or, with `restart`, kills and restarts) a member's host so that nothing it
-    /// sends while dying reaches anyone. Its sockets are closed by task drops, whose order
-    /// follows tokio's process-wide task ids (the current-thread runtime shards its task list
-    /// by id), so FIN/RST segments sent during the teardown would reach peers in an order that
-    /// depends on what else ran in the process. Cutting the host's links during the teardown
-    /// drops them all: peers learn of the death when they next send (RST), as after a power
-    /// loss. In-flight segments on those links are lost too.
-    pub(crate) fn quiet_teardown(&mut self, node: &str, restart: bool) {
-        let others: Vec<String> = self
-            .members
-            .iter()
-            .map(|m| m.name.clone())
-            .chain(self.clients.keys().cloned())
-            .filter(|h| h != node)
-            .collect();
-        for o in &others {
-            self.sim.partition(node, o.as_str());
-        }
-        if restart {
-            self.sim.bounce(node);
-        } else {
-            self.sim.crash(node);
-        }
-        for o in &others {
-            self.sim.repair(node, o.as_str());
-        }
-    }
-
-    pub(crate) fn set_slot_down(&self, name: &str) -> Result<(), SimError> {
-        let m = self.member(name)?;
-        let mut s = m.slot.borrow_mut();
-        if let Some(server) = s.server.take() {
-            s.leader_changes_before += server.metrics().leader_changes();
-        }
-        Ok(())
     }
 
     pub(crate) fn record_fault(&mut self, what: String) {
