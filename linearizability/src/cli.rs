@@ -33,8 +33,9 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_UNKNOWN: i32 = 3;
 
 const CHECK_USAGE: &str =
-    "usage: etcd-sim check FILE [--format jepsen-etcd|porcupine-kv|json] [--no-partition] [--timeout SECS] [--html OUT.html]";
-const BENCH_USAGE: &str = "usage: etcd-sim bench-check DIR [--no-partition] [--timeout SECS]";
+    "usage: etcd-sim check FILE [--format jepsen-etcd|porcupine-kv|json] [--no-partition] [--steps N|unlimited] [--timeout SECS] [--html OUT.html]";
+const BENCH_USAGE: &str =
+    "usage: etcd-sim bench-check DIR [--no-partition] [--steps N|unlimited] [--timeout SECS]";
 
 /// Errors of the command-line layer.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +127,7 @@ pub fn verdict_line<M: Model>(
 ) -> String {
     match &report.result {
         CheckResult::Linearizable => "linearizable".to_string(),
-        CheckResult::Unknown => "unknown".to_string(),
+        CheckResult::Unknown(u) => format!("unknown: {u}"),
         CheckResult::NotLinearizable(cx) => match history.get(cx.failed_op) {
             Some(op) => format!(
                 "not linearizable: cannot place operation #{} (client {}, call {}, return {}) {}; state after the longest partial linearization ({} of {} operations): {}",
@@ -148,7 +149,7 @@ fn exit_code<S>(result: &CheckResult<S>) -> i32 {
     match result {
         CheckResult::Linearizable => EXIT_LINEARIZABLE,
         CheckResult::NotLinearizable(_) => EXIT_NOT_LINEARIZABLE,
-        CheckResult::Unknown => EXIT_UNKNOWN,
+        CheckResult::Unknown(_) => EXIT_UNKNOWN,
     }
 }
 
@@ -184,6 +185,18 @@ fn parse_args(args: &[String], allow_format_html: bool) -> Result<CheckArgs, Cli
                 );
             }
             "--no-partition" => options.partition = false,
+            "--steps" => {
+                let v = value("--steps")?;
+                options.step_budget = match v.as_str() {
+                    "unlimited" => None,
+                    n => Some(
+                        n.parse()
+                            .ok()
+                            .filter(|n: &u64| *n >= 1)
+                            .ok_or_else(|| CliError::Usage(format!("bad --steps {v:?}")))?,
+                    ),
+                };
+            }
             "--timeout" => {
                 let v = value("--timeout")?;
                 let secs: f64 = v
@@ -306,7 +319,7 @@ fn bench_one<M: Model>(
     let verdict = match warm.result {
         CheckResult::Linearizable => "linearizable",
         CheckResult::NotLinearizable(_) => "not-linearizable",
-        CheckResult::Unknown => "unknown",
+        CheckResult::Unknown(_) => "unknown",
     };
     (verdict.to_string(), best)
 }

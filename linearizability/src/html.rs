@@ -147,7 +147,7 @@ fn render_page<M: Model>(
     let (verdict_class, verdict_text) = match &report.result {
         CheckResult::Linearizable => ("ok", "linearizable".to_string()),
         CheckResult::NotLinearizable(_) => ("bad", "not linearizable".to_string()),
-        CheckResult::Unknown => ("unk", "unknown (deadline passed)".to_string()),
+        CheckResult::Unknown(u) => ("unk", format!("unknown: {u}")),
     };
 
     let mut clients: BTreeMap<u64, usize> = BTreeMap::new();

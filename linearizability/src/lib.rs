@@ -20,7 +20,7 @@ pub mod watch;
 
 pub use checker::{
     check, check_with, CheckOptions, CheckReport, CheckResult, Counterexample, LinStep,
-    PartitionReport, SearchStats, Verdict,
+    PartitionReport, SearchStats, StopReason, Undecided, Verdict, DEFAULT_STEP_BUDGET,
 };
 pub use history::{FaultWindow, HistoryError, Operation};
 pub use model::Model;

@@ -125,6 +125,7 @@ fn verdicts_agree<M: Model>(
             partition,
             timeout: None,
             parallel: false,
+            step_budget: None,
         };
         let got = check_with(model, h, &opts).result.verdict();
         prop_assert_ne!(got, Verdict::Unknown);

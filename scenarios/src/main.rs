@@ -87,7 +87,8 @@ enum Cmd {
     /// Load generator against etcd v3 endpoints (ours or real etcd).
     Bench(bench::BenchArgs),
     /// Check a history file for linearizability:
-    /// FILE [--format jepsen-etcd|porcupine-kv|json] [--no-partition] [--timeout SECS] [--html OUT]
+    /// FILE [--format jepsen-etcd|porcupine-kv|json] [--no-partition] [--steps N|unlimited]
+    /// [--timeout SECS] [--html OUT]
     Check {
         /// Arguments, passed to the checker.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

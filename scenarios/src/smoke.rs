@@ -277,7 +277,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<(Summary, PathBuf)> {
             ));
             "not linearizable".to_string()
         }
-        CheckResult::Unknown => "unknown".to_string(),
+        CheckResult::Unknown(u) => format!("unknown: {u}"),
     };
     if report.result.verdict() == Verdict::Unknown {
         problems.push("linearizability check gave up (unknown)".into());

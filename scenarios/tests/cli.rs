@@ -128,7 +128,10 @@ fn sweep_takes_the_traffic_flags_and_refuses_bad_ones() {
     assert_eq!(summary["rate"], 120);
     // The profile's lease clients granted leases that expired or were revoked.
     let history = std::fs::read_to_string(dir.path().join("baseline-seed2/history.json")).unwrap();
-    assert!(history.contains("LeaseExpire"), "no lease expiry events");
+    assert!(
+        history.contains("\"lease_expire\""),
+        "no lease expiry events"
+    );
     for (flags, msg) in [
         (["--traffic", "nope"], "unknown traffic \"nope\""),
         (["--rate", "0"], "--rate must be at least 1"),

@@ -1,8 +1,12 @@
 //! The linearizability checker's public API: options, results, partitioning and the (optionally
 //! parallel) scheduling of per-partition searches.
 //!
-//! Owns: turning a history plus a [`Model`] into a [`CheckReport`]. Must never embed model
-//! semantics (those live in `crate::models`) nor read the wall clock except for the deadline.
+//! Owns: turning a history plus a [`Model`] into a [`CheckReport`], and the limits of a
+//! search: a machine-independent step budget (configurations tried per partition) that decides
+//! when the checker gives up, the same on every machine, and a wall-clock safety cap that, if
+//! it ever fires first, is reported as its own failure ([`StopReason::WallClockCap`]: "checker
+//! budget exceeded"), never as a verdict. Must never embed model semantics (those live in
+//! `crate::models`) nor read the wall clock except for the cap and the elapsed time.
 
 mod search;
 mod tables;
@@ -19,11 +23,18 @@ use crate::model::Model;
 pub struct CheckOptions {
     /// Use the model's partitioning (P-compositionality) if it offers one.
     pub partition: bool,
-    /// Give up (verdict `Unknown`) after this long.
+    /// Wall-clock safety cap: stop after this long with [`StopReason::WallClockCap`] (a failure
+    /// of the check to finish on this machine, not a verdict).
     pub timeout: Option<Duration>,
     /// Check partitions on several threads.
     pub parallel: bool,
+    /// Configurations each partition's search may try before it stops with
+    /// [`StopReason::StepBudget`]: the budget that decides giving up, the same on any machine.
+    pub step_budget: Option<u64>,
 }
+
+/// The default step budget: about a second of search on a 2-core laptop-class machine.
+pub const DEFAULT_STEP_BUDGET: u64 = 20_000_000;
 
 impl Default for CheckOptions {
     fn default() -> Self {
@@ -31,7 +42,64 @@ impl Default for CheckOptions {
             partition: true,
             timeout: None,
             parallel: true,
+            step_budget: Some(DEFAULT_STEP_BUDGET),
         }
+    }
+}
+
+/// Why a search stopped without a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The step budget ran out: the same on every machine.
+    StepBudget {
+        /// The budget (configurations tried).
+        steps: u64,
+    },
+    /// The wall-clock safety cap passed first: "checker budget exceeded" on this machine.
+    WallClockCap {
+        /// The cap.
+        cap: Duration,
+    },
+    /// Another partition was found not linearizable first.
+    Cancelled,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::StepBudget { steps } => {
+                write!(f, "step budget of {steps} configurations reached")
+            }
+            StopReason::WallClockCap { cap } => write!(
+                f,
+                "checker budget exceeded: wall-clock cap of {:.1} s passed before the step budget",
+                cap.as_secs_f64()
+            ),
+            StopReason::Cancelled => write!(f, "stopped: another partition failed"),
+        }
+    }
+}
+
+/// What an undecided check can say: where it stopped and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecided {
+    /// The partition (index into [`CheckReport::partitions`]) that stopped.
+    pub partition: usize,
+    /// Why it stopped.
+    pub reason: StopReason,
+    /// Operations in the longest linearizable prefix found in that partition.
+    pub prefix: usize,
+    /// Operations in that partition.
+    pub partition_ops: usize,
+}
+
+impl std::fmt::Display for Undecided {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} in partition {}; longest linearizable prefix {} of {} operations",
+            self.reason, self.partition, self.prefix, self.partition_ops
+        )
     }
 }
 
@@ -77,8 +145,8 @@ pub enum CheckResult<S> {
     Linearizable,
     /// Some partition is not.
     NotLinearizable(Box<Counterexample<S>>),
-    /// The deadline passed before a verdict.
-    Unknown,
+    /// A search stopped before a verdict.
+    Unknown(Box<Undecided>),
 }
 
 impl<S> CheckResult<S> {
@@ -87,7 +155,7 @@ impl<S> CheckResult<S> {
         match self {
             CheckResult::Linearizable => Verdict::Linearizable,
             CheckResult::NotLinearizable(_) => Verdict::NotLinearizable,
-            CheckResult::Unknown => Verdict::Unknown,
+            CheckResult::Unknown(_) => Verdict::Unknown,
         }
     }
 }
@@ -106,6 +174,8 @@ pub struct PartitionReport<S> {
     pub init: S,
     /// For a failed partition: the first operation that cannot be placed.
     pub failed_op: Option<usize>,
+    /// For an undecided partition: why its search stopped.
+    pub stopped: Option<StopReason>,
     /// Search statistics.
     pub stats: SearchStats,
 }
@@ -130,6 +200,31 @@ pub struct CheckReport<S> {
     pub elapsed: Duration,
 }
 
+/// The undecided partition to report, if any: one stopped by the wall-clock cap first (the
+/// loud failure), else the first stopped by its step budget, else the first stopped at all.
+fn undecided<S>(reports: &[PartitionReport<S>]) -> Option<Undecided> {
+    let stopped = |want: fn(&StopReason) -> bool| {
+        reports
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.verdict == Verdict::Unknown && r.stopped.as_ref().is_some_and(want))
+    };
+    let (i, r) = stopped(|s| matches!(s, StopReason::WallClockCap { .. }))
+        .or_else(|| stopped(|s| matches!(s, StopReason::StepBudget { .. })))
+        .or_else(|| {
+            reports
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.verdict != Verdict::Linearizable)
+        })?;
+    Some(Undecided {
+        partition: i,
+        reason: r.stopped.unwrap_or(StopReason::Cancelled),
+        prefix: r.linearization.len(),
+        partition_ops: r.ops.len(),
+    })
+}
+
 /// Number of CPUs, computed once (`available_parallelism` reads cgroup files on Linux).
 fn cpus() -> usize {
     static CPUS: OnceLock<usize> = OnceLock::new();
@@ -152,7 +247,10 @@ pub fn check_with<M: Model>(
     options: &CheckOptions,
 ) -> CheckReport<M::State> {
     let start = Instant::now();
-    let deadline = options.timeout.map(|t| start + t);
+    let limits = search::Limits {
+        deadline: options.timeout.map(|t| (start + t, t)),
+        step_budget: options.step_budget,
+    };
     let mut parts = if options.partition {
         model.partition(history)
     } else {
@@ -173,7 +271,7 @@ pub fn check_with<M: Model>(
     let reports: Vec<PartitionReport<M::State>> = if threads <= 1 {
         let mut out = Vec::with_capacity(parts.len());
         for p in &parts {
-            let r = search::search(model, history, p, deadline, &cancel);
+            let r = search::search(model, history, p, &limits, &cancel);
             if r.verdict == Verdict::NotLinearizable {
                 cancel.store(true, Ordering::Relaxed);
             }
@@ -192,7 +290,7 @@ pub fn check_with<M: Model>(
                 s.spawn(|| loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = order.get(k) else { break };
-                    let r = search::search(model, history, &parts[i], deadline, &cancel);
+                    let r = search::search(model, history, &parts[i], &limits, &cancel);
                     if r.verdict == Verdict::NotLinearizable {
                         cancel.store(true, Ordering::Relaxed);
                     }
@@ -225,10 +323,10 @@ pub fn check_with<M: Model>(
             partial: r.linearization.clone(),
             state,
         }))
-    } else if reports.iter().all(|r| r.verdict == Verdict::Linearizable) {
-        CheckResult::Linearizable
+    } else if let Some(u) = undecided(&reports) {
+        CheckResult::Unknown(Box::new(u))
     } else {
-        CheckResult::Unknown
+        CheckResult::Linearizable
     };
     CheckReport {
         result,

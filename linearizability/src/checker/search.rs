@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::tables::{Cache, Interner, U64Map};
-use super::{LinStep, PartitionReport, SearchStats, Verdict};
+use super::{LinStep, PartitionReport, SearchStats, StopReason, Verdict};
 use crate::fxhash::mix;
 use crate::history::Operation;
 use crate::model::Model;
@@ -206,6 +206,14 @@ impl Events {
     }
 }
 
+/// When a search gives up.
+pub(super) struct Limits {
+    /// The wall-clock safety cap: (instant, the cap it came from).
+    pub(super) deadline: Option<(Instant, std::time::Duration)>,
+    /// Configurations to try at most.
+    pub(super) step_budget: Option<u64>,
+}
+
 /// A report for a partition that was never searched (another one failed first).
 pub(super) fn skipped<M: Model>(model: &M, part: &[usize]) -> PartitionReport<M::State> {
     PartitionReport {
@@ -214,6 +222,7 @@ pub(super) fn skipped<M: Model>(model: &M, part: &[usize]) -> PartitionReport<M:
         linearization: Vec::new(),
         init: model.init(),
         failed_op: None,
+        stopped: Some(StopReason::Cancelled),
         stats: SearchStats::default(),
     }
 }
@@ -224,7 +233,7 @@ pub(super) fn search<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
     part: &[usize],
-    deadline: Option<Instant>,
+    limits: &Limits,
     cancel: &AtomicBool,
 ) -> PartitionReport<M::State> {
     let ops: Vec<&Operation<M::Input, M::Output>> = part.iter().map(|&i| &history[i]).collect();
@@ -267,15 +276,26 @@ pub(super) fn search<M: Model>(
     let mut alt = 0u32;
     let mut front = u64::MAX;
     let mut iterations = 0u64;
+    let budget = limits.step_budget.unwrap_or(u64::MAX);
+    let mut stopped = None;
 
     let verdict = if nk == 0 {
         Verdict::Linearizable
     } else {
         loop {
             iterations += 1;
-            if iterations & 1023 == 0
-                && (cancel.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d))
-            {
+            if iterations > budget {
+                stopped = Some(StopReason::StepBudget { steps: budget });
+            } else if iterations & 1023 == 0 {
+                if cancel.load(Ordering::Relaxed) {
+                    stopped = Some(StopReason::Cancelled);
+                } else if let Some((at, cap)) = limits.deadline {
+                    if Instant::now() >= at {
+                        stopped = Some(StopReason::WallClockCap { cap });
+                    }
+                }
+            }
+            if stopped.is_some() {
                 if frames.len() > best.len() {
                     snapshot(&frames, sid, &mut best);
                 }
@@ -479,6 +499,7 @@ pub(super) fn search<M: Model>(
         linearization,
         init: states[init_sid as usize].clone(),
         failed_op,
+        stopped,
         stats,
     }
 }

@@ -24,7 +24,9 @@ use linearizability::{CheckOptions, CheckReport, CheckResult, FaultWindow};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// The checker gives up (verdict unknown, run failed) after this much wall time.
+/// The checker's wall-clock safety cap: the step budget (`CheckOptions::step_budget`, the same on
+/// every machine) decides when it gives up (verdict unknown, run failed); passing this cap first
+/// fails the run as "checker budget exceeded", never as a pass.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Fault windows for the HTML view (µs, as the history).
@@ -193,11 +195,13 @@ pub fn assemble(
     let result = match &report.result {
         CheckResult::Linearizable => "linearizable",
         CheckResult::NotLinearizable(_) => "not linearizable",
-        CheckResult::Unknown => "unknown",
+        CheckResult::Unknown(_) => "unknown",
     };
     let detail = match &report.result {
-        CheckResult::NotLinearizable(_) => Some(run_summary.explanation.clone()),
-        _ => None,
+        CheckResult::NotLinearizable(_) | CheckResult::Unknown(_) => {
+            Some(run_summary.explanation.clone())
+        }
+        CheckResult::Linearizable => None,
     };
     let checker = CheckerSummary {
         result: result.to_string(),
