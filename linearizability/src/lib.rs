@@ -20,7 +20,8 @@ pub mod watch;
 
 pub use checker::{
     check, check_with, CheckOptions, CheckReport, CheckResult, Counterexample, LinStep,
-    PartitionReport, SearchStats, StopReason, Undecided, Verdict, DEFAULT_STEP_BUDGET,
+    PartitionReport, SearchStats, StopReason, Undecided, Verdict, DEFAULT_CACHE_LIMIT_BYTES,
+    DEFAULT_STEP_BUDGET,
 };
 pub use history::{FaultWindow, HistoryError, Operation};
 pub use model::Model;

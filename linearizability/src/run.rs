@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::checker::{check_with, CheckOptions, CheckReport, CheckResult, Verdict};
 use crate::cli::verdict_line;
 use crate::history::Operation;
-use crate::models::etcd::{Etcd, EtcdRequest, EtcdResponse, EtcdState, KeyValue};
+use crate::models::etcd::{reduce, Etcd, EtcdRequest, EtcdResponse, EtcdState, KeyValue};
 use crate::watch::{
     check_watches, EventType, Timeline, WatchReport, WatchViolation, WatcherHistory,
 };
@@ -45,8 +45,11 @@ pub enum TimelineSource {
 pub struct EtcdRunReport {
     /// The model used (with the evidence gathered from the history and the watches).
     pub model: Etcd,
-    /// The linearizability check.
+    /// The linearizability check (operation indices into the history given, although the
+    /// search ran on the operations `models::etcd::reduce` kept).
     pub linearizability: CheckReport<EtcdState>,
+    /// Unknown-outcome operations the reductions took out before the search.
+    pub unobservable_dropped: usize,
     /// The watch checks.
     pub watch: WatchReport,
     /// What the watchers were held to.
@@ -178,8 +181,12 @@ pub fn check_etcd_run(
         .filter(|e| e.kind == EventType::Delete)
         .map(|e| (e.kv.key.clone(), e.kv.mod_revision))
         .collect();
-    let model = Etcd::for_history_with(history, &observed, &deleted);
-    let linearizability = check_with(&model, history, options);
+    let needed = reduce::needed_ops(history);
+    let reduced: Vec<Operation<EtcdRequest, EtcdResponse>> =
+        needed.iter().map(|&i| history[i].clone()).collect();
+    let model = Etcd::for_history_with(&reduced, &observed, &deleted);
+    let mut linearizability = check_with(&model, &reduced, options);
+    linearizability.map_ops(&needed);
 
     let watch_start = Instant::now();
     let lin = match (
@@ -216,6 +223,7 @@ pub fn check_etcd_run(
     EtcdRunReport {
         model,
         linearizability,
+        unobservable_dropped: history.len() - needed.len(),
         watch,
         timeline: source,
         watch_elapsed: watch_start.elapsed(),

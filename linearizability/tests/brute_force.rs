@@ -126,6 +126,7 @@ fn verdicts_agree<M: Model>(
             timeout: None,
             parallel: false,
             step_budget: None,
+            cache_limit_bytes: None,
         };
         let got = check_with(model, h, &opts).result.verdict();
         prop_assert_ne!(got, Verdict::Unknown);

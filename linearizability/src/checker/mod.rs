@@ -31,7 +31,14 @@ pub struct CheckOptions {
     /// Configurations each partition's search may try before it stops with
     /// [`StopReason::StepBudget`]: the budget that decides giving up, the same on any machine.
     pub step_budget: Option<u64>,
+    /// Bytes the visited-configuration cache of each partition may hold; past them the search
+    /// goes on without recording more (slower, never a different verdict).
+    pub cache_limit_bytes: Option<usize>,
 }
+
+/// The default cache limit per partition (256 MiB: two partitions searched at once on a
+/// 2-core machine stay far below 1 GiB).
+pub const DEFAULT_CACHE_LIMIT_BYTES: usize = 256 << 20;
 
 /// The default step budget: about a second of search on a 2-core laptop-class machine.
 pub const DEFAULT_STEP_BUDGET: u64 = 20_000_000;
@@ -43,6 +50,7 @@ impl Default for CheckOptions {
             timeout: None,
             parallel: true,
             step_budget: Some(DEFAULT_STEP_BUDGET),
+            cache_limit_bytes: Some(DEFAULT_CACHE_LIMIT_BYTES),
         }
     }
 }
@@ -187,6 +195,10 @@ pub struct SearchStats {
     pub visited: u64,
     /// Distinct model states met.
     pub states: u64,
+    /// Bytes the visited-configuration cache held at the end.
+    pub cache_bytes: u64,
+    /// Whether the cache reached its limit (and stopped recording).
+    pub cache_limited: bool,
 }
 
 /// A full check report.
@@ -198,6 +210,29 @@ pub struct CheckReport<S> {
     pub partitions: Vec<PartitionReport<S>>,
     /// Time spent.
     pub elapsed: Duration,
+}
+
+impl<S> CheckReport<S> {
+    /// Re-indexes the report's operations through `map` (index in the checked history to index
+    /// in the caller's), after checking a subsequence of the caller's history.
+    pub fn map_ops(&mut self, map: &[usize]) {
+        let to = |i: &mut usize| {
+            if let Some(&j) = map.get(*i) {
+                *i = j;
+            }
+        };
+        for p in &mut self.partitions {
+            p.ops.iter_mut().for_each(to);
+            p.linearization.iter_mut().for_each(|s| to(&mut s.op));
+            if let Some(f) = &mut p.failed_op {
+                to(f);
+            }
+        }
+        if let CheckResult::NotLinearizable(cx) = &mut self.result {
+            to(&mut cx.failed_op);
+            cx.partial.iter_mut().for_each(|s| to(&mut s.op));
+        }
+    }
 }
 
 /// The undecided partition to report, if any: one stopped by the wall-clock cap first (the
@@ -250,6 +285,7 @@ pub fn check_with<M: Model>(
     let limits = search::Limits {
         deadline: options.timeout.map(|t| (start + t, t)),
         step_budget: options.step_budget,
+        cache_limit_bytes: options.cache_limit_bytes,
     };
     let mut parts = if options.partition {
         model.partition(history)

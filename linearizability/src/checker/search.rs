@@ -212,6 +212,8 @@ pub(super) struct Limits {
     pub(super) deadline: Option<(Instant, std::time::Duration)>,
     /// Configurations to try at most.
     pub(super) step_budget: Option<u64>,
+    /// Bytes the cache may hold.
+    pub(super) cache_limit_bytes: Option<usize>,
 }
 
 /// A report for a partition that was never searched (another one failed first).
@@ -258,7 +260,7 @@ pub(super) fn search<M: Model>(
     let mut memo = U64Map::new();
     let mut alts: Vec<u32> = Vec::new();
     let mut scratch: Vec<M::State> = Vec::new();
-    let mut cache = Cache::new(uw);
+    let mut cache = Cache::new(uw, limits.cache_limit_bytes.unwrap_or(usize::MAX));
 
     let mut kbits = vec![0u64; kw];
     let mut fbits = vec![0u64; uw];
@@ -485,6 +487,8 @@ pub(super) fn search<M: Model>(
         _ => None,
     };
     stats.states = states.len() as u64;
+    stats.cache_bytes = cache.bytes() as u64;
+    stats.cache_limited = cache.limited;
     let states = states.into_items();
     let linearization = best
         .iter()

@@ -168,6 +168,12 @@ struct Entry {
 /// explored, hence failed) entry's F is a subset of it: whatever extra unknown operations took
 /// effect could instead have been placed after the end.
 pub(crate) struct Cache {
+    /// Bytes the cache may hold; past them it still prunes with what it has but records no
+    /// new configuration (sound: the cache only prunes, so forgetting costs time, never a
+    /// verdict; the step budget bounds the time).
+    limit_bytes: usize,
+    /// Whether the limit was reached.
+    pub(crate) limited: bool,
     /// (hash tag << 32) | group index; `u64::MAX` when empty.
     table: Vec<u64>,
     groups: Vec<Group>,
@@ -179,8 +185,10 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    pub(crate) fn new(f_words_per_entry: usize) -> Self {
+    pub(crate) fn new(f_words_per_entry: usize, limit_bytes: usize) -> Self {
         Cache {
+            limit_bytes,
+            limited: false,
             table: vec![u64::MAX; 1024],
             groups: Vec::new(),
             kwords: Vec::new(),
@@ -190,8 +198,26 @@ impl Cache {
         }
     }
 
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.table.len() * 8
+            + self.groups.len() * std::mem::size_of::<Group>()
+            + self.kwords.len() * 8
+            + self.entries.len() * std::mem::size_of::<Entry>()
+            + self.f_rest.len() * 8
+    }
+
+    /// Whether a new entry would pass the limit (then it is not recorded).
+    fn full(&mut self) -> bool {
+        if !self.limited && self.bytes() >= self.limit_bytes {
+            self.limited = true;
+        }
+        self.limited
+    }
+
     /// Records a configuration. Returns `None` if it (or a configuration dominating it) was seen,
-    /// otherwise the id of the new entry (to be passed to [`Cache::finish`] later).
+    /// otherwise the id of the new entry (to be passed to [`Cache::finish`] later; `u32::MAX`
+    /// when the cache is full and did not record it).
     #[inline]
     pub(crate) fn visit(
         &mut self,
@@ -221,6 +247,9 @@ impl Cache {
                 }
             }
             i = (i + 1) & mask;
+        }
+        if self.full() {
+            return Some(EMPTY);
         }
         let gi = self.groups.len();
         self.table[i] = tag | gi as u64;
@@ -263,6 +292,9 @@ impl Cache {
                 return None;
             }
             e = self.entries[ei].next;
+        }
+        if self.full() {
+            return Some(EMPTY);
         }
         let first = self.groups[gi].first;
         let e = self.new_entry(f, first);
@@ -336,7 +368,7 @@ mod tests {
 
     #[test]
     fn cache_exact_and_dominance() {
-        let mut c = Cache::new(1);
+        let mut c = Cache::new(1, usize::MAX);
         let e = c.visit(5, 1, 0, &[0b11], &[0b01]).unwrap();
         assert_eq!(c.visit(5, 1, 0, &[0b11], &[0b01]), None);
         // Superset of an unfinished entry: not pruned.
@@ -348,5 +380,24 @@ mod tests {
         assert!(c.visit(5, 2, 0, &[0b11], &[0b101]).is_some());
         assert!(c.visit(6, 1, 0, &[0b111], &[0b101]).is_some());
         assert_ne!(e, e2);
+    }
+
+    #[test]
+    fn a_full_cache_records_nothing_more_but_still_prunes_what_it_holds() {
+        let mut c = Cache::new(1, 0);
+        // Full from the start (the table alone passes 0 bytes): nothing is recorded.
+        assert_eq!(c.visit(5, 1, 0, &[0b11], &[0b01]), Some(EMPTY));
+        assert_eq!(c.visit(5, 1, 0, &[0b11], &[0b01]), Some(EMPTY));
+        assert!(c.limited);
+        let mut c = Cache::new(1, usize::MAX);
+        let e = c.visit(5, 1, 0, &[0b11], &[0b01]).unwrap();
+        c.finish(e);
+        c.limit_bytes = c.bytes();
+        // What it holds still prunes; new configurations pass unrecorded.
+        assert_eq!(c.visit(5, 1, 0, &[0b11], &[0b01]), None);
+        assert_eq!(c.visit(5, 2, 0, &[0b11], &[0b01]), Some(EMPTY));
+        assert_eq!(c.visit(5, 2, 0, &[0b11], &[0b01]), Some(EMPTY));
+        c.finish(EMPTY);
+        assert!(c.limited && c.bytes() <= c.limit_bytes);
     }
 }

@@ -9,6 +9,7 @@
 mod apply;
 mod describe;
 mod hints;
+pub mod reduce;
 mod state;
 mod types;
 
