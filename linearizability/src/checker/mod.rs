@@ -40,7 +40,8 @@ pub struct CheckOptions {
 /// 2-core machine stay far below 1 GiB).
 pub const DEFAULT_CACHE_LIMIT_BYTES: usize = 256 << 20;
 
-/// The default step budget: about a second of search on a 2-core laptop-class machine.
+/// The default step budget: about 3 s of search on a 2-core machine (the release build tries
+/// about 7 million configurations per second on porcupine's c10 kv history).
 pub const DEFAULT_STEP_BUDGET: u64 = 20_000_000;
 
 impl Default for CheckOptions {
