@@ -18,6 +18,7 @@
 //! assert_eq!(summary.linearizability, "linearizable");
 //! ```
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -182,11 +183,17 @@ pub fn check_etcd_run(
         .map(|e| (e.kv.key.clone(), e.kv.mod_revision))
         .collect();
     let needed = reduce::needed_ops(history);
-    let reduced: Vec<Operation<EtcdRequest, EtcdResponse>> =
-        needed.iter().map(|&i| history[i].clone()).collect();
+    let dropped = history.len() - needed.len();
+    let reduced: Cow<[Operation<EtcdRequest, EtcdResponse>]> = if dropped == 0 {
+        Cow::Borrowed(history)
+    } else {
+        Cow::Owned(needed.iter().map(|&i| history[i].clone()).collect())
+    };
     let model = Etcd::for_history_with(&reduced, &observed, &deleted);
     let mut linearizability = check_with(&model, &reduced, options);
-    linearizability.map_ops(&needed);
+    if dropped > 0 {
+        linearizability.map_ops(&needed);
+    }
 
     let watch_start = Instant::now();
     let lin = match (
@@ -223,7 +230,7 @@ pub fn check_etcd_run(
     EtcdRunReport {
         model,
         linearizability,
-        unobservable_dropped: history.len() - needed.len(),
+        unobservable_dropped: dropped,
         watch,
         timeline: source,
         watch_elapsed: watch_start.elapsed(),

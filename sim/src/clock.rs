@@ -111,8 +111,7 @@ impl Simulation {
     /// node would return, as a duration since the Unix epoch.
     pub fn wall_clock(&self, node: &str) -> Duration {
         let c = self.clocks.get(node).copied().unwrap_or_default();
-        let el = self.elapsed().as_micros() as i128;
-        let drifted = el + el * i128::from(c.drift_ppm) / 1_000_000;
+        let drifted = adjust(self.elapsed(), c.drift_ppm).as_micros() as i128;
         let epoch = self.turmoil_epoch().as_micros() as i128;
         let us = epoch + drifted + i128::from(c.skew_ms) * 1000;
         Duration::from_micros(us.max(0) as u64)

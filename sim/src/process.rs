@@ -115,11 +115,7 @@ impl Simulation {
 
     /// Forgets the member's running server (keeping its leader-change count).
     pub(crate) fn set_slot_down(&self, name: &str) -> Result<(), SimError> {
-        let m = self.member(name)?;
-        let mut s = m.slot.borrow_mut();
-        if let Some(server) = s.server.take() {
-            s.leader_changes_before += server.metrics().leader_changes();
-        }
+        self.member(name)?.slot.borrow_mut().retire_server();
         Ok(())
     }
 }

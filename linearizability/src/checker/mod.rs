@@ -239,23 +239,20 @@ impl<S> CheckReport<S> {
 /// The undecided partition to report, if any: one stopped by the wall-clock cap first (the
 /// loud failure), else the first stopped by its step budget, else the first stopped at all.
 fn undecided<S>(reports: &[PartitionReport<S>]) -> Option<Undecided> {
-    let stopped = |want: fn(&StopReason) -> bool| {
-        reports
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.verdict == Verdict::Unknown && r.stopped.as_ref().is_some_and(want))
+    let rank = |s: &StopReason| match s {
+        StopReason::WallClockCap { .. } => 0,
+        StopReason::StepBudget { .. } => 1,
+        StopReason::Cancelled => 2,
     };
-    let (i, r) = stopped(|s| matches!(s, StopReason::WallClockCap { .. }))
-        .or_else(|| stopped(|s| matches!(s, StopReason::StepBudget { .. })))
-        .or_else(|| {
-            reports
-                .iter()
-                .enumerate()
-                .find(|(_, r)| r.verdict != Verdict::Linearizable)
-        })?;
+    let (partition, r, reason) = reports
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.verdict != Verdict::Linearizable)
+        .map(|(i, r)| (i, r, r.stopped.unwrap_or(StopReason::Cancelled)))
+        .min_by_key(|(i, _, s)| (rank(s), *i))?;
     Some(Undecided {
-        partition: i,
-        reason: r.stopped.unwrap_or(StopReason::Cancelled),
+        partition,
+        reason,
         prefix: r.linearization.len(),
         partition_ops: r.ops.len(),
     })

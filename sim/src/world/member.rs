@@ -38,6 +38,15 @@ pub(crate) struct Slot {
     pub(crate) leader_changes_before: u64,
 }
 
+impl Slot {
+    /// Forgets the running server, keeping the leader changes it saw.
+    pub(crate) fn retire_server(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.leader_changes_before += server.metrics().leader_changes();
+        }
+    }
+}
+
 /// A member: name, flags, disk, driver-visible state.
 pub(crate) struct Member {
     pub(crate) name: String,
@@ -157,9 +166,7 @@ impl Software {
         };
         tracing::warn!(target: "sim::member", node = %self.name, reason = %reason, "member exited");
         let mut s = self.slot.borrow_mut();
-        if let Some(server) = s.server.take() {
-            s.leader_changes_before += server.metrics().leader_changes();
-        }
+        s.retire_server();
         s.exit = Some(reason);
         Ok(())
     }
