@@ -9,17 +9,18 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::checker::{check_with, CheckOptions, CheckReport, CheckResult};
+use crate::checker::{check_with, CheckOptions, CheckReport, CheckResult, Verdict};
 use crate::history::{FaultWindow, Operation};
 use crate::html::{render_html, render_run_html};
 use crate::model::Model;
-use crate::models::etcd::{Etcd, EtcdRequest, EtcdResponse};
+use crate::models::etcd::{EtcdRequest, EtcdResponse};
 use crate::models::kv::Kv;
 use crate::models::register::Register;
 use crate::parse::{
     parse_jepsen_etcd, parse_json, parse_porcupine_kv, Format, JsonHistory, ParseError,
 };
 use crate::run::check_etcd_run;
+use crate::synth::{self, Anomaly, SynthSpec};
 use crate::watch::WatcherHistory;
 
 /// Exit code: linearizable.
@@ -35,7 +36,7 @@ pub const EXIT_UNKNOWN: i32 = 3;
 const CHECK_USAGE: &str =
     "usage: etcd-sim check FILE [--format jepsen-etcd|porcupine-kv|json] [--no-partition] [--steps N|unlimited] [--timeout SECS] [--html OUT.html]";
 const BENCH_USAGE: &str =
-    "usage: etcd-sim bench-check DIR [--no-partition] [--steps N|unlimited] [--timeout SECS]";
+    "usage: etcd-sim bench-check (DIR | --synthetic [--save DIR]) [--no-partition] [--steps N|unlimited] [--timeout SECS]";
 
 /// Errors of the command-line layer.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +80,7 @@ pub enum Loaded {
     ),
     /// etcd operations, with any watch histories recorded alongside.
     Etcd(
-        Vec<Operation<<Etcd as Model>::Input, <Etcd as Model>::Output>>,
+        Vec<Operation<EtcdRequest, EtcdResponse>>,
         Vec<FaultWindow>,
         Vec<WatcherHistory>,
     ),
@@ -129,6 +130,15 @@ pub fn verdict_line<M: Model>(
         CheckResult::Linearizable => "linearizable".to_string(),
         CheckResult::Unknown(u) => format!("unknown: {u}"),
         CheckResult::NotLinearizable(cx) => match history.get(cx.failed_op) {
+            Some(op) if cx.reason.is_some() => format!(
+                "not linearizable: operation #{} (client {}, call {}, return {}) {}: {}",
+                cx.failed_op,
+                op.client,
+                op.call,
+                op.ret,
+                model.describe_operation(&op.input, op.output.as_ref()),
+                cx.reason.as_deref().unwrap_or_default()
+            ),
             Some(op) => format!(
                 "not linearizable: cannot place operation #{} (client {}, call {}, return {}) {}; state after the longest partial linearization ({} of {} operations): {}",
                 cx.failed_op,
@@ -158,10 +168,21 @@ fn ms(d: Duration) -> f64 {
 }
 
 struct CheckArgs {
-    file: PathBuf,
+    file: Option<PathBuf>,
+    /// bench-check only: the synthetic histories instead of a directory.
+    synthetic: bool,
+    /// bench-check --synthetic only: write each history there as NAME.json.
+    save: Option<PathBuf>,
     format: Option<Format>,
     options: CheckOptions,
     html: Option<PathBuf>,
+}
+
+impl CheckArgs {
+    /// The history file or directory (empty only with `--synthetic`).
+    fn path(&self) -> &Path {
+        self.file.as_deref().unwrap_or(Path::new(""))
+    }
 }
 
 fn parse_args(args: &[String], allow_format_html: bool) -> Result<CheckArgs, CliError> {
@@ -169,6 +190,8 @@ fn parse_args(args: &[String], allow_format_html: bool) -> Result<CheckArgs, Cli
     let mut format = None;
     let mut options = CheckOptions::default();
     let mut html = None;
+    let mut synthetic = false;
+    let mut save = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -207,14 +230,30 @@ fn parse_args(args: &[String], allow_format_html: bool) -> Result<CheckArgs, Cli
                 options.timeout = Some(Duration::from_secs_f64(secs));
             }
             "--html" if allow_format_html => html = Some(PathBuf::from(value("--html")?)),
+            "--synthetic" if !allow_format_html => synthetic = true,
+            "--save" if !allow_format_html => save = Some(PathBuf::from(value("--save")?)),
             s if s.starts_with("--") => return Err(CliError::Usage(format!("unknown option {s}"))),
             s if file.is_none() => file = Some(PathBuf::from(s)),
             s => return Err(CliError::Usage(format!("unexpected argument {s:?}"))),
         }
     }
-    let file = file.ok_or_else(|| CliError::Usage("missing FILE".to_string()))?;
+    match (&file, synthetic) {
+        (None, false) => return Err(CliError::Usage("missing FILE".to_string())),
+        (Some(f), true) => {
+            return Err(CliError::Usage(format!(
+                "--synthetic takes no directory (got {})",
+                f.display()
+            )))
+        }
+        _ => {}
+    }
+    if save.is_some() && !synthetic {
+        return Err(CliError::Usage("--save needs --synthetic".to_string()));
+    }
     Ok(CheckArgs {
         file,
+        synthetic,
+        save,
         format,
         options,
         html,
@@ -235,16 +274,17 @@ fn run_check<M: Model>(
         ms(report.elapsed)
     );
     if let Some(out) = &args.html {
-        let page = render_html(model, ops, &report, faults, &args.file.to_string_lossy());
+        let page = render_html(model, ops, &report, faults, &args.path().to_string_lossy());
         write_file(out, &page)?;
         println!("wrote {}", out.display());
     }
     Ok(exit_code(&report.result))
 }
 
-/// An etcd history with watches: the verdict line, a watch line and one line per violation;
-/// exit code 1 if either check fails.
-fn run_etcd_with_watches(
+/// An etcd history, checked as the scenario harness checks it (reductions, then the search,
+/// then any watches): the verdict line, a watch line and one line per violation if there are
+/// watchers; exit code 1 if either check fails.
+fn run_etcd(
     ops: &[Operation<EtcdRequest, EtcdResponse>],
     faults: &[FaultWindow],
     watches: &[WatcherHistory],
@@ -263,13 +303,21 @@ fn run_etcd_with_watches(
     if let Some(out) = &args.html {
         write_file(
             out,
-            &render_run_html(ops, &run, faults, &args.file.to_string_lossy()),
+            &render_run_html(ops, &run, faults, &args.path().to_string_lossy()),
         )?;
         println!("wrote {}", out.display());
     }
     Ok(match exit_code(&run.linearizability.result) {
         EXIT_LINEARIZABLE if !run.watch.ok() => EXIT_NOT_LINEARIZABLE,
         code => code,
+    })
+}
+
+#[allow(clippy::disallowed_methods)] // This crate is not simulated: plain file output is right here.
+fn create_dir(path: &Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(path).map_err(|source| CliError::Io {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -284,13 +332,10 @@ fn write_file(path: &Path, content: &str) -> Result<(), CliError> {
 /// `etcd-sim check FILE [--format F] [--no-partition] [--timeout SECS] [--html OUT.html]`;
 /// `args` excludes the program and subcommand names. Returns the exit code.
 pub fn check_main(args: &[String]) -> i32 {
-    let result = parse_args(args, true).and_then(|a| match load(&a.file, a.format)? {
+    let result = parse_args(args, true).and_then(|a| match load(a.path(), a.format)? {
         Loaded::Register(ops, faults) => run_check(&Register, &ops, &faults, &a),
         Loaded::Kv(ops, faults) => run_check(&Kv, &ops, &faults, &a),
-        Loaded::Etcd(ops, faults, watches) if !watches.is_empty() => {
-            run_etcd_with_watches(&ops, &faults, &watches, &a)
-        }
-        Loaded::Etcd(ops, faults, _) => run_check(&Etcd::for_history(&ops), &ops, &faults, &a),
+        Loaded::Etcd(ops, faults, watches) => run_etcd(&ops, &faults, &watches, &a),
     });
     match result {
         Ok(code) => code,
@@ -305,23 +350,33 @@ pub fn check_main(args: &[String]) -> i32 {
     }
 }
 
-/// Best of five timed checks after one warm-up; returns (verdict, best time).
-fn bench_one<M: Model>(
-    model: &M,
-    ops: &[Operation<M::Input, M::Output>],
-    options: &CheckOptions,
-) -> (String, Duration) {
-    let warm = check_with(model, ops, options);
-    let mut best = warm.elapsed;
-    for _ in 0..5 {
-        best = best.min(check_with(model, ops, options).elapsed);
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Linearizable => "linearizable",
+        Verdict::NotLinearizable => "not-linearizable",
+        Verdict::Unknown => "unknown",
     }
-    let verdict = match warm.result {
-        CheckResult::Linearizable => "linearizable",
-        CheckResult::NotLinearizable(_) => "not-linearizable",
-        CheckResult::Unknown(_) => "unknown",
-    };
-    (verdict.to_string(), best)
+}
+
+/// Best of five timed checks after one warm-up; returns (verdict, best time).
+fn bench_one(check: impl Fn() -> (Verdict, Duration)) -> (&'static str, Duration) {
+    let (verdict, mut best) = check();
+    for _ in 0..5 {
+        best = best.min(check().1);
+    }
+    (verdict_name(verdict), best)
+}
+
+/// Times the check of a generic-model history.
+fn timed<'a, M: Model>(
+    model: &'a M,
+    ops: &'a [Operation<M::Input, M::Output>],
+    options: &'a CheckOptions,
+) -> impl Fn() -> (Verdict, Duration) + 'a {
+    move || {
+        let r = check_with(model, ops, options);
+        (r.result.verdict(), r.elapsed)
+    }
 }
 
 #[allow(clippy::disallowed_methods)] // This crate is not simulated: listing a directory is fine.
@@ -348,18 +403,138 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     Ok(files)
 }
 
+/// The synthetic benchmark rows: (name, spec, expected verdict).
+fn synthetic_rows() -> Vec<(&'static str, SynthSpec, Verdict)> {
+    let etcd = |ops| SynthSpec::etcd(ops, 10, 1000, 1);
+    let leases = |ops| SynthSpec::lease_heavy(ops, 2);
+    let ok = Verdict::Linearizable;
+    let bad = Verdict::NotLinearizable;
+    vec![
+        ("etcd-10k", etcd(10_000), ok),
+        (
+            "etcd-10k-stale-read",
+            etcd(10_000).with_anomaly(Anomaly::StaleRead),
+            bad,
+        ),
+        (
+            "etcd-10k-rev-backwards",
+            etcd(10_000).with_anomaly(Anomaly::RevisionBackwards),
+            bad,
+        ),
+        (
+            "etcd-10k-lost-write",
+            etcd(10_000).with_anomaly(Anomaly::LostWrite),
+            bad,
+        ),
+        ("etcd-100k", etcd(100_000), ok),
+        (
+            "etcd-100k-rev-backwards",
+            etcd(100_000).with_anomaly(Anomaly::RevisionBackwards),
+            bad,
+        ),
+        ("leases-5k", leases(5_000), ok),
+        (
+            "leases-5k-stale-read",
+            leases(5_000).with_anomaly(Anomaly::StaleRead),
+            bad,
+        ),
+        ("leases-20k", leases(20_000), ok),
+    ]
+}
+
+/// The process's peak resident set since the last reset, in MiB, and a reset (Linux's
+/// `/proc/self/status` VmHWM and `clear_refs`); `None` where that is not available.
+#[allow(clippy::disallowed_methods)] // This crate is not simulated: /proc is read directly.
+fn peak_rss_mib(reset: bool) -> Option<f64> {
+    if reset {
+        std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `bench-check --synthetic`: generated etcd histories (see [`crate::synth`]) checked once each
+/// as the scenario harness checks them, with the verdict expected by construction, search
+/// counters and the peak memory of the check.
+fn bench_synthetic(options: &CheckOptions, save: Option<&Path>) -> Result<(), CliError> {
+    if let Some(dir) = save {
+        create_dir(dir)?;
+    }
+    println!(
+        "{:<26} {:>7} {:<17} {:<17} {:>10} {:>11} {:>9} {:>9}",
+        "history", "ops", "expected", "verdict", "ms", "configs", "states", "peak MiB"
+    );
+    let mut wrong = 0;
+    let all = synthetic_rows();
+    let rows = all.len();
+    for (name, spec, expected) in all {
+        let history = synth::etcd_history(&spec);
+        if let Some(dir) = save {
+            let json = JsonHistory::Etcd {
+                operations: history.clone(),
+                faults: Vec::new(),
+                watches: Vec::new(),
+            };
+            let text = serde_json::to_string(&json).map_err(|e| CliError::Usage(e.to_string()))?;
+            write_file(&dir.join(format!("{name}.json")), &text)?;
+        }
+        peak_rss_mib(true);
+        let run = check_etcd_run(&history, &[], options);
+        let peak = peak_rss_mib(false).map_or_else(|| "-".to_string(), |m| format!("{m:.0}"));
+        let stats = run
+            .linearizability
+            .partitions
+            .iter()
+            .fold((0, 0), |(v, s), p| {
+                (v + p.stats.visited, s + p.stats.states)
+            });
+        if run.verdict() != expected {
+            wrong += 1;
+        }
+        println!(
+            "{name:<26} {:>7} {:<17} {:<17} {:>10.1} {:>11} {:>9} {peak:>9}",
+            history.len(),
+            verdict_name(expected),
+            verdict_name(run.verdict()),
+            ms(run.elapsed),
+            stats.0,
+            stats.1,
+        );
+        if run.verdict() != expected {
+            println!(
+                "  {}",
+                verdict_line(&run.model, &history, &run.linearizability)
+            );
+        }
+    }
+    println!(
+        "{} of {} histories got the verdict they were built with",
+        rows - wrong,
+        rows
+    );
+    Ok(())
+}
+
 /// `etcd-sim bench-check DIR [--no-partition] [--timeout SECS]`: per-file checking time (best of
 /// five after a warm-up) and a last line `total: N files, X ms`. Returns the exit code.
 pub fn bench_check_main(args: &[String]) -> i32 {
     let run = || -> Result<(), CliError> {
         let a = parse_args(args, false)?;
-        let files = list_dir(&a.file)?;
+        if a.synthetic {
+            return bench_synthetic(&a.options, a.save.as_deref());
+        }
+        let files = list_dir(a.path())?;
         let mut total = Duration::ZERO;
         for path in &files {
             let (verdict, best) = match load(path, None)? {
-                Loaded::Register(ops, _) => bench_one(&Register, &ops, &a.options),
-                Loaded::Kv(ops, _) => bench_one(&Kv, &ops, &a.options),
-                Loaded::Etcd(ops, _, _) => bench_one(&Etcd::for_history(&ops), &ops, &a.options),
+                Loaded::Register(ops, _) => bench_one(timed(&Register, &ops, &a.options)),
+                Loaded::Kv(ops, _) => bench_one(timed(&Kv, &ops, &a.options)),
+                Loaded::Etcd(ops, _, watches) => bench_one(|| {
+                    let r = check_etcd_run(&ops, &watches, &a.options);
+                    (r.verdict(), r.elapsed)
+                }),
             };
             total += best;
             let name = path

@@ -279,7 +279,18 @@ fn render_page<M: Model>(
     let _ = write!(body, r#"<div class="scroll">{svg}</div>"#);
 
     if let CheckResult::NotLinearizable(cx) = &report.result {
-        if let Some(op) = history.get(cx.failed_op) {
+        if let (Some(op), Some(reason)) = (history.get(cx.failed_op), &cx.reason) {
+            let _ = write!(
+                body,
+                r#"<div class="failbox"><b>Operation that cannot be placed:</b> #{} (client {}, call {}, return {}) <code>{}</code><br><b>Why (found without search):</b> {}</div>"#,
+                cx.failed_op,
+                op.client,
+                op.call,
+                op.ret,
+                esc(&model.describe_operation(&op.input, op.output.as_ref())),
+                esc(reason)
+            );
+        } else if let Some(op) = history.get(cx.failed_op) {
             let _ = write!(
                 body,
                 r#"<div class="failbox"><b>First operation that cannot be placed:</b> #{} (client {}, call {}, return {}) <code>{}</code><br><b>Model state after the longest partial linearization ({} steps):</b><div class="state">{}</div></div>"#,

@@ -16,6 +16,7 @@ pub mod model;
 pub mod models;
 pub mod parse;
 pub mod run;
+pub mod synth;
 pub mod watch;
 
 pub use checker::{

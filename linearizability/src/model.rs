@@ -53,6 +53,13 @@ pub trait Model: Sync {
         None
     }
 
+    /// For an unknown-outcome operation the responses prove took effect: the highest progress
+    /// of a state in which it can be applied (its deadline). `None` means it may never have
+    /// happened. Must be sound: no linearization applies it later or leaves it out.
+    fn unknown_deadline(&self, _input: &Self::Input) -> Option<i64> {
+        None
+    }
+
     /// Whether the search should try unknown-outcome operations latest call first (instead of
     /// earliest first) when no known-outcome operation fits. Right for models where every
     /// write is pinned in time by the revisions it creates (etcd): the most recently called
@@ -61,6 +68,29 @@ pub trait Model: Sync {
     /// verdict.
     fn unknown_recent_first(&self) -> bool {
         false
+    }
+
+    /// For an unknown-outcome operation: its gate (0..64), or `None` for none. Operations of
+    /// one gate share a cheap test, [`Model::closed_gates`], of whether they can change a given
+    /// state at all; the search does not try them where they cannot. Only speed changes.
+    fn unknown_gate(&self, _input: &Self::Input) -> Option<u8> {
+        None
+    }
+
+    /// The gates closed at `state` (bit `g` for gate `g`). Must be sound: from `state`, `step`
+    /// of an unknown-outcome operation of a closed gate yields no state but `state` itself.
+    fn closed_gates(&self, _state: &Self::State) -> u64 {
+        0
+    }
+
+    /// A violation that needs no search, if the model can see one in near-linear time: the
+    /// operation that cannot be placed (index into `history`) and why. Must be sound: `Some`
+    /// only if no linearization exists (the search would say not linearizable too).
+    fn certain_violation(
+        &self,
+        _history: &[Operation<Self::Input, Self::Output>],
+    ) -> Option<(usize, String)> {
+        None
     }
 
     /// Splits the history into independently checkable sub-histories (P-compositionality), as

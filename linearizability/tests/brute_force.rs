@@ -120,13 +120,14 @@ fn verdicts_agree<M: Model>(
 ) -> Result<(), TestCaseError> {
     let want = brute(reference, h);
     let model = checked;
-    for partition in [true, false] {
+    for (partition, fast_paths) in [(true, true), (false, true), (true, false)] {
         let opts = CheckOptions {
             partition,
             timeout: None,
             parallel: false,
             step_budget: None,
             cache_limit_bytes: None,
+            fast_paths,
         };
         let got = check_with(model, h, &opts).result.verdict();
         prop_assert_ne!(got, Verdict::Unknown);

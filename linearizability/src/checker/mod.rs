@@ -34,6 +34,9 @@ pub struct CheckOptions {
     /// Bytes the visited-configuration cache of each partition may hold; past them the search
     /// goes on without recording more (slower, never a different verdict).
     pub cache_limit_bytes: Option<usize>,
+    /// Ask the model for a certain violation before searching ([`Model::certain_violation`]);
+    /// off only to compare with the plain search.
+    pub fast_paths: bool,
 }
 
 /// The default cache limit per partition (256 MiB: two partitions searched at once on a
@@ -52,6 +55,7 @@ impl Default for CheckOptions {
             parallel: true,
             step_budget: Some(DEFAULT_STEP_BUDGET),
             cache_limit_bytes: Some(DEFAULT_CACHE_LIMIT_BYTES),
+            fast_paths: true,
         }
     }
 }
@@ -145,6 +149,9 @@ pub struct Counterexample<S> {
     pub partial: Vec<LinStep<S>>,
     /// The model state at the end of `partial`.
     pub state: S,
+    /// Set when the model found the violation without search
+    /// ([`Model::certain_violation`]): what makes `failed_op` impossible (`partial` is empty).
+    pub reason: Option<String>,
 }
 
 /// The overall result.
@@ -264,6 +271,37 @@ fn cpus() -> usize {
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// The report of a violation the model found without search: one partition with every
+/// operation, an empty partial linearization and the model's reason.
+fn certain<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    failed_op: usize,
+    reason: String,
+    elapsed: Duration,
+) -> CheckReport<M::State> {
+    let init = model.init();
+    CheckReport {
+        result: CheckResult::NotLinearizable(Box::new(Counterexample {
+            partition: 0,
+            failed_op,
+            partial: Vec::new(),
+            state: init.clone(),
+            reason: Some(reason),
+        })),
+        partitions: vec![PartitionReport {
+            ops: (0..history.len()).collect(),
+            verdict: Verdict::NotLinearizable,
+            linearization: Vec::new(),
+            init,
+            failed_op: Some(failed_op),
+            stopped: None,
+            stats: SearchStats::default(),
+        }],
+        elapsed,
+    }
+}
+
 /// Checks `history` against `model` with default options.
 pub fn check<M: Model>(
     model: &M,
@@ -280,6 +318,11 @@ pub fn check_with<M: Model>(
     options: &CheckOptions,
 ) -> CheckReport<M::State> {
     let start = Instant::now();
+    if options.fast_paths {
+        if let Some((op, reason)) = model.certain_violation(history) {
+            return certain(model, history, op, reason, start.elapsed());
+        }
+    }
     let limits = search::Limits {
         deadline: options.timeout.map(|t| (start + t, t)),
         step_budget: options.step_budget,
@@ -356,6 +399,7 @@ pub fn check_with<M: Model>(
             failed_op: r.failed_op.unwrap_or(usize::MAX),
             partial: r.linearization.clone(),
             state,
+            reason: None,
         }))
     } else if let Some(u) = undecided(&reports) {
         CheckResult::Unknown(Box::new(u))

@@ -11,6 +11,15 @@
 //! leave the state unchanged is never placed, and the search succeeds as soon as every
 //! known-outcome operation is placed (the remaining unknown ones go after the end, where the
 //! model contract guarantees they can be answered).
+//!
+//! Read-only fits are placed without a choice point. If a known-outcome candidate leaves the
+//! state unchanged (its only transition is back to the same state), placing it now is never
+//! wrong: given any linearization from this configuration that places it later, moving it to
+//! the front keeps every other operation at the same state, and it adds no real-time
+//! constraint (it is a candidate, so nothing unplaced returned before its call). So when such a
+//! placement fails, the configuration fails, and backtracking tries no other candidate there.
+//! Without this, a search that backtracks over a long prefix enumerates every subset of the
+//! concurrent reads at each revision.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -38,6 +47,9 @@ struct Frame {
     prev_max: u32,
     /// Frontier time when an unknown operation was placed.
     front: u64,
+    /// A read-only known operation placed without a choice point (see the module doc):
+    /// backtracking past it tries no other candidate at its level.
+    forced: bool,
 }
 
 /// Static, per-partition event structure.
@@ -59,9 +71,12 @@ struct Events {
     u_next: Vec<u32>,
     u_prev: Vec<u32>,
     u_call: Vec<u64>,
-    /// Known operations with a progress bound, as a list sorted by bound: node 0 is the
-    /// sentinel, node `1 + k` is known op `k`; `bound[k] == i64::MAX` means no bound (not
-    /// listed).
+    /// Gate bit of each unknown node (`1 << gate`, 0 when ungated; see `Model::unknown_gate`).
+    u_gate: Vec<u64>,
+    /// Operations with a progress bound (known ones by `Model::progress_bound`, unknown ones
+    /// by `Model::unknown_deadline`), as a list sorted by bound: node 0 is the sentinel, node
+    /// `1 + c` is candidate `c` (known op `k` at `k`, unknown op `j` at `nk + j`);
+    /// `bound[c] == i64::MAX` means no bound (not listed).
     b_next: Vec<u32>,
     b_prev: Vec<u32>,
     bound: Vec<i64>,
@@ -71,6 +86,8 @@ impl Events {
     fn build<I, O>(
         ops: &[&Operation<I, O>],
         bound_of: impl Fn(&Operation<I, O>) -> Option<i64>,
+        deadline_of: impl Fn(&Operation<I, O>) -> Option<i64>,
+        gate_of: impl Fn(&Operation<I, O>) -> Option<u8>,
     ) -> Events {
         let mut known: Vec<usize> = Vec::new();
         let mut unknown: Vec<usize> = Vec::new();
@@ -108,6 +125,7 @@ impl Events {
             u_next: Vec::new(),
             u_prev: Vec::new(),
             u_call: vec![0],
+            u_gate: vec![0],
             b_next: Vec::new(),
             b_prev: Vec::new(),
             bound: Vec::new(),
@@ -129,16 +147,24 @@ impl Events {
             .map(|x| (x + m as u32 - 1) % m as u32)
             .collect();
         e.u_call.extend(unknown.iter().map(|&i| ops[i].call));
+        e.u_gate.extend(
+            unknown
+                .iter()
+                .map(|&i| gate_of(ops[i]).filter(|&g| g < 64).map_or(0, |g| 1u64 << g)),
+        );
         e.bound = known
             .iter()
-            .map(|&i| bound_of(ops[i]).unwrap_or(i64::MAX))
+            .map(|&i| bound_of(ops[i]))
+            .chain(unknown.iter().map(|&i| deadline_of(ops[i])))
+            .map(|b| b.unwrap_or(i64::MAX))
             .collect();
-        let mut by_bound: Vec<u32> = (0..nk as u32)
+        let all = e.bound.len();
+        let mut by_bound: Vec<u32> = (0..all as u32)
             .filter(|&k| e.bound[k as usize] != i64::MAX)
             .collect();
         by_bound.sort_by_key(|&k| (e.bound[k as usize], k));
-        e.b_next = vec![0; nk + 1];
-        e.b_prev = vec![0; nk + 1];
+        e.b_next = vec![0; all + 1];
+        e.b_prev = vec![0; all + 1];
         let mut last = 0u32;
         for &k in &by_bound {
             e.b_next[last as usize] = k + 1;
@@ -179,6 +205,26 @@ impl Events {
         if self.bound[k] != i64::MAX {
             Events::unlink(&mut self.b_next, &mut self.b_prev, k as u32 + 1);
         }
+    }
+
+    /// Removes unknown op `j` from the unknown and bound lists.
+    #[inline]
+    fn place_unknown(&mut self, j: usize) {
+        Events::unlink(&mut self.u_next, &mut self.u_prev, j as u32 + 1);
+        let c = self.nk + j;
+        if self.bound[c] != i64::MAX {
+            Events::unlink(&mut self.b_next, &mut self.b_prev, c as u32 + 1);
+        }
+    }
+
+    /// Undoes [`Events::place_unknown`] (in LIFO order).
+    #[inline]
+    fn unplace_unknown(&mut self, j: usize) {
+        let c = self.nk + j;
+        if self.bound[c] != i64::MAX {
+            Events::relink(&mut self.b_next, &mut self.b_prev, c as u32 + 1);
+        }
+        Events::relink(&mut self.u_next, &mut self.u_prev, j as u32 + 1);
     }
 
     /// Undoes [`Events::place_known`] (in LIFO order).
@@ -239,11 +285,16 @@ pub(super) fn search<M: Model>(
     cancel: &AtomicBool,
 ) -> PartitionReport<M::State> {
     let ops: Vec<&Operation<M::Input, M::Output>> = part.iter().map(|&i| &history[i]).collect();
-    let mut ev = Events::build(&ops, |op| {
-        op.output
-            .as_ref()
-            .and_then(|o| model.progress_bound(&op.input, o))
-    });
+    let mut ev = Events::build(
+        &ops,
+        |op| {
+            op.output
+                .as_ref()
+                .and_then(|o| model.progress_bound(&op.input, o))
+        },
+        |op| model.unknown_deadline(&op.input),
+        |op| model.unknown_gate(&op.input),
+    );
     let nk = ev.nk;
     let recent_first = model.unknown_recent_first();
     let nu = ops.len() - nk;
@@ -257,6 +308,8 @@ pub(super) fn search<M: Model>(
     let init_sid = states.intern(model.init());
     // Progress of each interned state (i64::MIN when the model has no progress measure).
     let mut progress: Vec<i64> = vec![model.progress(states.get(init_sid)).unwrap_or(i64::MIN)];
+    // Gates closed at each interned state (see `Model::closed_gates`).
+    let mut closed: Vec<u64> = vec![model.closed_gates(states.get(init_sid))];
     let mut memo = U64Map::new();
     let mut alts: Vec<u32> = Vec::new();
     let mut scratch: Vec<M::State> = Vec::new();
@@ -280,6 +333,8 @@ pub(super) fn search<M: Model>(
     let mut iterations = 0u64;
     let budget = limits.step_budget.unwrap_or(u64::MAX);
     let mut stopped = None;
+    // Set after popping a forced frame: its level has no other candidate to try.
+    let mut exhausted = false;
 
     let verdict = if nk == 0 {
         Verdict::Linearizable
@@ -304,7 +359,10 @@ pub(super) fn search<M: Model>(
                 break Verdict::Unknown;
             }
             // Next candidate operation, if any.
-            let cand: u32 = if !unknown_phase {
+            let cand: u32 = if exhausted {
+                exhausted = false;
+                NONE
+            } else if !unknown_phase {
                 if pos != 0 && !ev.node_is_ret[pos as usize] {
                     ev.node_op[pos as usize]
                 } else {
@@ -322,10 +380,22 @@ pub(super) fn search<M: Model>(
                     alt = 0;
                     continue;
                 }
-            } else if pos != 0 && (recent_first || ev.u_call[pos as usize] <= front) {
-                nk as u32 + pos - 1
             } else {
-                NONE
+                // Unknown operations whose gate is closed here cannot change the state: pass
+                // over them without trying them.
+                let gates = closed[sid as usize];
+                while pos != 0 && ev.u_gate[pos as usize] & gates != 0 {
+                    pos = if recent_first {
+                        ev.u_prev[pos as usize]
+                    } else {
+                        ev.u_next[pos as usize]
+                    };
+                }
+                if pos != 0 && (recent_first || ev.u_call[pos as usize] <= front) {
+                    nk as u32 + pos - 1
+                } else {
+                    NONE
+                }
             };
 
             if cand == NONE {
@@ -338,6 +408,7 @@ pub(super) fn search<M: Model>(
                     break Verdict::NotLinearizable;
                 };
                 cache.finish(f.entry);
+                exhausted = f.forced;
                 sid = f.prev_sid;
                 max_set = f.prev_max;
                 if (f.op as usize) < nk {
@@ -350,7 +421,7 @@ pub(super) fn search<M: Model>(
                 } else {
                     let j = f.op as usize - nk;
                     fbits[j / 64] &= !(1 << (j % 64));
-                    Events::relink(&mut ev.u_next, &mut ev.u_prev, j as u32 + 1);
+                    ev.unplace_unknown(j);
                     unknown_phase = true;
                     pos = j as u32 + 1;
                     front = f.front;
@@ -371,6 +442,7 @@ pub(super) fn search<M: Model>(
                         let id = states.intern(s);
                         if id as usize == progress.len() {
                             progress.push(model.progress(states.get(id)).unwrap_or(i64::MIN));
+                            closed.push(model.closed_gates(states.get(id)));
                         }
                         if !alts[start..].contains(&id) {
                             alts.push(id);
@@ -406,7 +478,7 @@ pub(super) fn search<M: Model>(
                 } else {
                     let j = cand as usize - nk;
                     fbits[j / 64] |= 1 << (j % 64);
-                    Events::unlink(&mut ev.u_next, &mut ev.u_prev, j as u32 + 1);
+                    ev.place_unknown(j);
                     max_set
                 };
                 let head = ev.next[0];
@@ -439,13 +511,16 @@ pub(super) fn search<M: Model>(
                         entry,
                         prev_max: max_set,
                         front,
+                        forced: is_known && len == 1 && nsid == sid,
                     });
                     sid = nsid;
                     max_set = new_max;
                     placed = true;
                     break;
                 }
-                // Seen before: undo.
+                // Seen before: undo. For a read-only fit that means this whole configuration
+                // fails (see the module doc), so no other candidate is tried.
+                exhausted = is_known && len == 1 && nsid == sid;
                 if is_known {
                     let k = cand as usize;
                     kbits[k / 64] &= !(1 << (k % 64));
@@ -454,7 +529,10 @@ pub(super) fn search<M: Model>(
                 } else {
                     let j = cand as usize - nk;
                     fbits[j / 64] &= !(1 << (j % 64));
-                    Events::relink(&mut ev.u_next, &mut ev.u_prev, j as u32 + 1);
+                    ev.unplace_unknown(j);
+                }
+                if exhausted {
+                    break;
                 }
             }
             if placed {

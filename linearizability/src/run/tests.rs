@@ -238,10 +238,13 @@ fn lease_heavy(n: i64, stale: bool) -> Vec<Operation<EtcdRequest, EtcdResponse>>
     h
 }
 
+/// A step budget, sequential, and no certain-violation fast path (these tests are about the
+/// reductions and the search).
 fn budget(steps: u64) -> CheckOptions {
     CheckOptions {
         step_budget: Some(steps),
         parallel: false,
+        fast_paths: false,
         ..CheckOptions::default()
     }
 }
@@ -259,6 +262,26 @@ fn unobservable_lease_expiries_are_dropped_and_decide_lease_heavy_histories() {
         panic!("{:?}", run.linearizability.result);
     };
     assert_eq!(cx.failed_op, h.len() - 1);
+    // With the fast paths, the stale read is a missed write found without search.
+    let fast = check_etcd_run(
+        &h,
+        &[],
+        &CheckOptions {
+            fast_paths: true,
+            ..budget(0)
+        },
+    );
+    let CheckResult::NotLinearizable(cx) = &fast.linearizability.result else {
+        panic!("{:?}", fast.linearizability.result);
+    };
+    assert_eq!(cx.failed_op, h.len() - 1);
+    assert!(
+        cx.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("missed write")),
+        "{:?}",
+        cx.reason
+    );
     let fresh = lease_heavy(300, false);
     assert_eq!(
         check_etcd_run(&fresh, &[], &budget(200_000)).verdict(),

@@ -5,8 +5,15 @@
 //! - revisions created by known-outcome writes ("claimed": nobody else creates them);
 //! - pins: an unknown put whose value no other put writes, seen in a response at mod revision
 //!   m, created m;
-//! - keys written at a revision: a key seen with mod revision m was written by whatever created m;
+//! - keys written at a revision: a key seen with mod revision m (or create revision c) was
+//!   written by whatever created m (c);
+//! - absent keys: a complete read (or a held txn compare `mod == 0`) at revision v that does
+//!   not show key k, when only known-outcome requests can delete k, rules out unknown puts of
+//!   k since the last of those (see `absent_intervals`); a held compare `mod(k) == m` at v
+//!   shows k written at m and rules out unknown writes of k in (m, v];
 //! - unchanged keys: a key seen with mod revision m at revision v was not written in (m, v];
+//! - live keys: a key seen with create revision c at revision v was not deleted in (c, v]
+//!   (a deletion would have made the next put create it anew);
 //! - fully explained versions: a key seen with (create c, mod m, version n) was put exactly n
 //!   times in [c, m]; if known-outcome writes account for all n, no unknown write put it then.
 //!
@@ -23,11 +30,19 @@
 //! against the evidence. Must never make the check stricter than the semantics: every refused
 //! placement is impossible in any valid linearization.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::state::EtcdState;
-use super::types::{EtcdRequest, EtcdResponse, KeyValue, OpResult, RequestOp};
+use super::types::{
+    CompareOp, CompareTarget, EtcdRequest, EtcdResponse, KeyRange, KeyValue, OpResult,
+    RangeRequest, RangeResult, RequestOp,
+};
 use crate::history::Operation;
+
+/// The gate of unknown-outcome writes without a pin.
+pub const GATE_UNPINNED_WRITE: u8 = 0;
+/// The gate of unknown-outcome writes with a pin.
+pub const GATE_PINNED_WRITE: u8 = 1;
 
 /// Revision evidence for one history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,10 +54,27 @@ pub struct Hints {
     pub pins: HashMap<String, HashMap<String, i64>>,
     /// Keys seen with this mod revision (so written by whatever created it).
     pub written_at: HashMap<i64, BTreeSet<String>>,
-    /// Per key, sorted disjoint revision intervals in which no unknown-outcome write put it.
+    /// Per key, sorted disjoint revision intervals in which no unknown-outcome write changed it
+    /// (neither put nor deleted it: every source of an interval rules out both, see
+    /// [`Hints::allows`]).
     pub no_unknown_puts: HashMap<String, Vec<(i64, i64)>>,
+    /// Per key, sorted disjoint revision intervals in which it was not deleted: a key seen
+    /// with create revision c at revision v existed throughout (c, v].
+    pub never_deleted: HashMap<String, Vec<(i64, i64)>>,
+    /// (key, value) of an unknown-outcome put that must have taken effect, to the highest
+    /// revision of a state it can have been applied in: a key seen with (create c, mod m,
+    /// version n) was put n times in [c, m]; when the known puts in [c, m] number n - u and
+    /// exactly u unknown-outcome requests that may put the key could take effect by m, each of
+    /// them did (and put it: a txn took the branch that does).
+    pub must_happen_by: HashMap<(String, String), i64>,
     /// No unknown-outcome write creates a revision above this.
     pub max_revision: Option<i64>,
+    /// The revisions of the pins (what pinned unknown-outcome writes may create).
+    pub pinned_revisions: HashSet<i64>,
+    /// Lease id to the highest header revision of a known-outcome request that names it
+    /// (`i64::MAX` when an unknown-outcome or failed request names it, or it is granted more
+    /// than once): above it, nothing can observe the lease any more.
+    pub lease_observed_until: HashMap<i64, i64>,
     /// Lease id to the revision its expiry created (see the module doc).
     pub expiry_pins: HashMap<i64, i64>,
 }
@@ -56,8 +88,53 @@ fn ops_may_delete(ops: &[RequestOp], key: &str) -> bool {
     })
 }
 
+/// Sorts revision intervals and merges the overlapping or adjacent ones.
+fn merge_intervals(mut iv: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    iv.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(iv.len());
+    for (a, b) in iv {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+/// Whether `rev` lies in one of the sorted disjoint `intervals`.
+fn in_intervals(intervals: Option<&Vec<(i64, i64)>>, rev: i64) -> bool {
+    intervals.is_some_and(|iv| {
+        let i = iv.partition_point(|&(_, b)| b < rev);
+        iv.get(i).is_some_and(|&(a, _)| a <= rev)
+    })
+}
+
+/// The key ranges a request deletes, nested ones included.
+fn delete_ranges<'a>(req: &'a EtcdRequest, out: &mut Vec<&'a KeyRange>) {
+    fn in_ops<'a>(ops: &'a [RequestOp], out: &mut Vec<&'a KeyRange>) {
+        for op in ops {
+            match op {
+                RequestOp::DeleteRange(d) => out.push(&d.range),
+                RequestOp::Txn(t) => {
+                    in_ops(&t.success, out);
+                    in_ops(&t.failure, out);
+                }
+                RequestOp::Range(_) | RequestOp::Put(_) => {}
+            }
+        }
+    }
+    match req {
+        EtcdRequest::DeleteRange(d) => out.push(&d.range),
+        EtcdRequest::Txn(t) => {
+            in_ops(&t.success, out);
+            in_ops(&t.failure, out);
+        }
+        _ => {}
+    }
+}
+
 /// Whether a request may delete `key` (attached to `lease`) by itself.
-fn may_delete(req: &EtcdRequest, key: &str, lease: i64) -> bool {
+pub(super) fn may_delete(req: &EtcdRequest, key: &str, lease: i64) -> bool {
     match req {
         EtcdRequest::DeleteRange(d) => d.range.contains(key),
         EtcdRequest::Txn(t) => ops_may_delete(&t.success, key) || ops_may_delete(&t.failure, key),
@@ -103,15 +180,15 @@ pub(crate) fn wrote(result: &OpResult) -> bool {
     }
 }
 
-/// Keys a known txn put (in the branch it took, as its responses show).
-fn txn_put_keys<'a>(
+/// (key, value) pairs a known txn put (in the branch it took, as its responses show).
+fn txn_puts<'a>(
     ops: &'a [RequestOp],
     succeeded_branch: &'a [OpResult],
-    out: &mut Vec<&'a str>,
+    out: &mut Vec<(&'a str, &'a str)>,
 ) {
     for (op, res) in ops.iter().zip(succeeded_branch) {
         match (op, res) {
-            (RequestOp::Put(p), OpResult::Put { .. }) => out.push(&p.key),
+            (RequestOp::Put(p), OpResult::Put { .. }) => out.push((&p.key, &p.value)),
             (
                 RequestOp::Txn(t),
                 OpResult::Txn {
@@ -120,7 +197,7 @@ fn txn_put_keys<'a>(
                 },
             ) => {
                 let branch = if *succeeded { &t.success } else { &t.failure };
-                txn_put_keys(branch, responses, out);
+                txn_puts(branch, responses, out);
             }
             _ => {}
         }
@@ -128,9 +205,20 @@ fn txn_put_keys<'a>(
 }
 
 fn known_put_keys<'a>(req: &'a EtcdRequest, result: &'a OpResult) -> Vec<&'a str> {
+    known_puts(req, result)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// The (key, value) pairs a known-outcome request put, as its result shows.
+pub(super) fn known_puts<'a>(
+    req: &'a EtcdRequest,
+    result: &'a OpResult,
+) -> Vec<(&'a str, &'a str)> {
     let mut out = Vec::new();
     match (req, result) {
-        (EtcdRequest::Put(p), OpResult::Put { .. }) => out.push(p.key.as_str()),
+        (EtcdRequest::Put(p), OpResult::Put { .. }) => out.push((p.key.as_str(), p.value.as_str())),
         (
             EtcdRequest::Txn(t),
             OpResult::Txn {
@@ -139,18 +227,115 @@ fn known_put_keys<'a>(req: &'a EtcdRequest, result: &'a OpResult) -> Vec<&'a str
             },
         ) => {
             let branch = if *succeeded { &t.success } else { &t.failure };
-            txn_put_keys(branch, responses, &mut out);
+            txn_puts(branch, responses, &mut out);
         }
         _ => {}
     }
     out
 }
 
-/// Key-values a result shows, each with the revision at which it was current (`header` for
-/// reads, the revision before the write for previous key-values).
+/// One read a known response shows.
+pub(super) struct Read<'a> {
+    /// The keys asked for.
+    pub(super) range: &'a KeyRange,
+    /// The revision read at (the header's, or the one the request asked for).
+    pub(super) at: i64,
+    /// What it returned.
+    pub(super) kvs: &'a [KeyValue],
+    /// Whether every live key of the range at `at` is in `kvs` (no limit cut it).
+    pub(super) complete: bool,
+}
+
+fn read<'a>(r: &'a RangeRequest, result: &'a RangeResult, header: i64) -> Option<Read<'a>> {
+    // A keys-only read carries no values, a count-only one no keys: neither is evidence here.
+    (!r.keys_only && !r.count_only).then_some(Read {
+        range: &r.range,
+        at: if r.revision > 0 { r.revision } else { header },
+        kvs: &result.kvs,
+        complete: !result.more,
+    })
+}
+
+fn branch_reads<'a>(
+    ops: &'a [RequestOp],
+    results: &'a [OpResult],
+    header: i64,
+    out: &mut Vec<Read<'a>>,
+) {
+    for (op, result) in ops.iter().zip(results) {
+        match (op, result) {
+            (RequestOp::Range(r), OpResult::Range(rr)) => out.extend(read(r, rr, header)),
+            (
+                RequestOp::Txn(t),
+                OpResult::Txn {
+                    succeeded,
+                    responses,
+                },
+            ) => {
+                let branch = if *succeeded { &t.success } else { &t.failure };
+                branch_reads(branch, responses, header, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The reads a known response shows, nested ones included. Reads inside a txn that wrote are
+/// left out: they ran partly before and partly after the txn's own writes, at no one revision.
+pub(super) fn reads<'a>(
+    req: &'a EtcdRequest,
+    result: &'a OpResult,
+    header: i64,
+    out: &mut Vec<Read<'a>>,
+) {
+    match (req, result) {
+        (EtcdRequest::Range(r), OpResult::Range(rr)) => out.extend(read(r, rr, header)),
+        (
+            EtcdRequest::Txn(t),
+            OpResult::Txn {
+                succeeded,
+                responses,
+            },
+        ) if !wrote(result) => {
+            let branch = if *succeeded { &t.success } else { &t.failure };
+            branch_reads(branch, responses, header, out);
+        }
+        _ => {}
+    }
+}
+
+/// What a known txn's compares show when they all held: `mod(k) == m` on a single key means
+/// k's mod revision was m (0: k did not exist) where the txn ran, which is the revision
+/// before its header's if it wrote, else the header's. Pushes (key, m, revision).
+fn compared<'a>(
+    req: &'a EtcdRequest,
+    result: &OpResult,
+    header: i64,
+    out: &mut Vec<(&'a str, i64, i64)>,
+) {
+    let (
+        EtcdRequest::Txn(t),
+        OpResult::Txn {
+            succeeded: true, ..
+        },
+    ) = (req, result)
+    else {
+        return;
+    };
+    let at = if wrote(result) { header - 1 } else { header };
+    for c in &t.compare {
+        if let (None, CompareOp::Equal, CompareTarget::Mod(m)) =
+            (&c.range.range_end, c.op, &c.target)
+        {
+            out.push((&c.range.key, *m, at));
+        }
+    }
+}
+
+/// Previous key-values a write's result shows, each with the revision at which it was current
+/// (the one before the write's). Reads are [`reads`]'.
 fn observed<'a>(result: &'a OpResult, header: i64, out: &mut Vec<(&'a KeyValue, i64)>) {
     match result {
-        OpResult::Range(r) => out.extend(r.kvs.iter().map(|kv| (kv, header))),
         OpResult::Put { prev_kv } => out.extend(prev_kv.iter().map(|kv| (kv, header - 1))),
         OpResult::DeleteRange { prev_kvs, .. } => {
             out.extend(prev_kvs.iter().map(|kv| (kv, header - 1)))
@@ -187,6 +372,8 @@ impl Hints {
         let mut known_puts: HashMap<&str, Vec<i64>> = HashMap::new();
         let mut max_revision = Some(i64::MIN);
         let mut kvs: Vec<(&KeyValue, i64)> = extra.iter().map(|kv| (kv, kv.mod_revision)).collect();
+        let mut all_reads: Vec<Read> = Vec::new();
+        let mut compared_mods: Vec<(&str, i64, i64)> = Vec::new();
         for op in history {
             if let Some(EtcdResponse::Error(_)) = &op.output {
                 max_revision = None;
@@ -206,8 +393,55 @@ impl Hints {
                 known_puts.entry(k).or_default().push(*revision);
             }
             observed(result, *revision, &mut kvs);
+            reads(&op.input, result, *revision, &mut all_reads);
+            compared(&op.input, result, *revision, &mut compared_mods);
         }
+        for &(key, m, at) in compared_mods.iter().filter(|c| c.1 > 0) {
+            // Written at m, then unchanged up to where the txn ran.
+            hints
+                .written_at
+                .entry(m)
+                .or_default()
+                .insert(key.to_string());
+            if at > m {
+                intervals
+                    .entry(key.to_string())
+                    .or_default()
+                    .push((m + 1, at));
+            }
+        }
+        kvs.extend(
+            all_reads
+                .iter()
+                .flat_map(|r| r.kvs.iter().map(|kv| (kv, r.at))),
+        );
+        let compared_absent: Vec<(&str, i64)> = compared_mods
+            .iter()
+            .filter(|&&(_, m, _)| m == 0)
+            .map(|&(k, _, at)| (k, at))
+            .collect();
+        // A key-value created at c says its key was absent at c - 1.
+        let created: BTreeSet<(&str, i64)> = kvs
+            .iter()
+            .filter(|(kv, _)| kv.create_revision > 1)
+            .map(|(kv, _)| (kv.key.as_str(), kv.create_revision - 1))
+            .collect();
+        let created: Vec<(&str, i64)> = created.into_iter().collect();
+        absent_intervals(
+            history,
+            &all_reads,
+            &compared_absent,
+            &created,
+            &mut intervals,
+        );
+        let mut live: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
         for (kv, current_at) in kvs {
+            // Alive from its create revision to where it was seen: not deleted in between.
+            if kv.create_revision > 0 && current_at > kv.create_revision {
+                live.entry(kv.key.clone())
+                    .or_default()
+                    .push((kv.create_revision + 1, current_at));
+            }
             // Unchanged from its mod revision to where it was seen.
             if current_at > kv.mod_revision {
                 intervals
@@ -222,6 +456,14 @@ impl Hints {
                 .entry(kv.mod_revision)
                 .or_default()
                 .insert(kv.key.clone());
+            // Whatever created its create revision created the key.
+            if kv.create_revision > 0 {
+                hints
+                    .written_at
+                    .entry(kv.create_revision)
+                    .or_default()
+                    .insert(kv.key.clone());
+            }
         }
         for op in history.iter().filter(|op| op.output.is_none()) {
             for kv in request_puts(&op.input) {
@@ -233,16 +475,37 @@ impl Hints {
                             .or_default()
                             .insert(kv.1.to_string(), rev);
                         hints.claimed.insert(rev);
+                        hints.pinned_revisions.insert(rev);
                     }
                 }
             }
         }
         hints.max_revision = max_revision.filter(|&m| m > i64::MIN);
+        hints.lease_observed_until = lease_observers(history);
         hints.expiry_pins = expiry_pins(history, extra, deleted, &hints.claimed);
         hints.claimed.extend(hints.expiry_pins.values().copied());
         for revs in known_puts.values_mut() {
             revs.sort_unstable();
             revs.dedup();
+        }
+        // Per key, the unknown-outcome requests that may put it (a txn in either branch; at
+        // most one put of a key per request), with the lowest revision each can create and the
+        // values it may put there.
+        let earliest = earliest_revisions(history);
+        let mut unknown_puts: HashMap<&str, Vec<(i64, Vec<&str>)>> = HashMap::new();
+        let mut put_count: HashMap<(&str, &str), usize> = HashMap::new();
+        for (op, &from) in history.iter().zip(&earliest) {
+            if op.output.is_some() {
+                continue;
+            }
+            let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for (k, v) in request_puts(&op.input) {
+                *put_count.entry((k, v)).or_default() += 1;
+                by_key.entry(k).or_default().push(v);
+            }
+            for (k, values) in by_key {
+                unknown_puts.entry(k).or_default().push((from, values));
+            }
         }
         for (key, create, modr, version) in snapshots {
             let known = known_puts.get(key).map_or(0, |revs| {
@@ -250,6 +513,28 @@ impl Hints {
                 let hi = revs.partition_point(|&r| r <= modr);
                 hi - lo
             });
+            // Exactly `version - known` unknown-outcome requests put the key in [create, modr]:
+            // if that many could, each of them did, by `modr`.
+            let missing = version - known as i64;
+            let could: Vec<&Vec<&str>> = unknown_puts.get(key).map_or(Vec::new(), |list| {
+                list.iter()
+                    .filter(|&&(from, _)| from <= modr)
+                    .map(|(_, values)| values)
+                    .collect()
+            });
+            if missing > 0 && could.len() as i64 == missing {
+                // Deadlines are looked up by (key, value): only for values no other
+                // unknown-outcome request puts.
+                for v in could.into_iter().flatten() {
+                    if put_count.get(&(key, *v)) == Some(&1) {
+                        let by = hints
+                            .must_happen_by
+                            .entry((key.to_string(), v.to_string()))
+                            .or_insert(modr - 1);
+                        *by = (*by).min(modr - 1);
+                    }
+                }
+            }
             if known as i64 == version {
                 intervals
                     .entry(key.to_string())
@@ -257,18 +542,79 @@ impl Hints {
                     .push((create, modr));
             }
         }
-        for (key, mut iv) in intervals {
-            iv.sort_unstable();
-            let mut merged: Vec<(i64, i64)> = Vec::with_capacity(iv.len());
-            for (a, b) in iv {
-                match merged.last_mut() {
-                    Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
-                    _ => merged.push((a, b)),
-                }
-            }
-            hints.no_unknown_puts.insert(key, merged);
+        for (key, iv) in intervals {
+            hints.no_unknown_puts.insert(key, merge_intervals(iv));
+        }
+        for (key, iv) in live {
+            hints.never_deleted.insert(key, merge_intervals(iv));
         }
         hints
+    }
+
+    /// Whether an unknown-outcome expiry of `lease` taking effect at `state` can be left out:
+    /// it would delete no key (none is attached), and every request that names the lease is
+    /// known and answered at a revision below `state`'s, so none is left to place after it.
+    /// Taking it out changes only the lease set, which nothing observes any more.
+    pub fn expiry_unobservable(&self, lease: i64, state: &EtcdState) -> bool {
+        self.lease_observed_until
+            .get(&lease)
+            .is_some_and(|&until| state.revision > until)
+            && state.keys_with_lease(lease).is_empty()
+    }
+
+    /// For an unknown-outcome request that must have taken effect: the highest revision of a
+    /// state it can be applied in (see [`Hints::must_happen_by`]).
+    pub fn deadline(&self, req: &EtcdRequest) -> Option<i64> {
+        if self.must_happen_by.is_empty() {
+            return None;
+        }
+        request_puts(req)
+            .into_iter()
+            .filter_map(|(k, v)| {
+                self.must_happen_by
+                    .get(&(k.to_string(), v.to_string()))
+                    .copied()
+            })
+            .min()
+    }
+
+    /// The revision a pin fixes for an unknown-outcome `req`'s write, if any.
+    fn pin(&self, req: &EtcdRequest) -> Option<i64> {
+        request_puts(req)
+            .iter()
+            .find_map(|(k, v)| self.pins.get(*k).and_then(|m| m.get(*v)).copied())
+    }
+
+    /// The search gate of an unknown-outcome request (see `Model::unknown_gate`): writes (put,
+    /// delete, txn) change a state only by creating its next revision, which
+    /// [`Hints::may_create_next`] limits to unclaimed revisions ([`GATE_UNPINNED_WRITE`]) or to
+    /// the write's pin ([`GATE_PINNED_WRITE`]). Other requests are not gated.
+    pub fn gate(&self, req: &EtcdRequest) -> Option<u8> {
+        match req {
+            EtcdRequest::Put(_) | EtcdRequest::DeleteRange(_) | EtcdRequest::Txn(_) => {
+                Some(if self.pin(req).is_some() {
+                    GATE_PINNED_WRITE
+                } else {
+                    GATE_UNPINNED_WRITE
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The gates closed at `before`: bit `g` is set when no unknown-outcome request of gate
+    /// `g` may create `before.revision + 1` — exactly when [`Hints::may_create_next`] says no
+    /// for every request of that gate.
+    pub fn closed_gates(&self, before: &EtcdState) -> u64 {
+        let rev = before.revision + 1;
+        let mut closed = 0;
+        if self.claimed.contains(&rev) || self.max_revision.is_some_and(|m| rev > m) {
+            closed |= 1 << GATE_UNPINNED_WRITE;
+        }
+        if !self.pinned_revisions.contains(&rev) {
+            closed |= 1 << GATE_PINNED_WRITE;
+        }
+        closed
     }
 
     /// Whether an unknown-outcome `req` applied to `before` may create revision
@@ -280,10 +626,7 @@ impl Hints {
                 return p == rev;
             }
         }
-        if let Some(p) = request_puts(req)
-            .iter()
-            .find_map(|(k, v)| self.pins.get(*k).and_then(|m| m.get(*v)).copied())
-        {
+        if let Some(p) = self.pin(req) {
             return p == rev;
         }
         !self.claimed.contains(&rev) && self.max_revision.is_none_or(|m| rev <= m)
@@ -313,8 +656,7 @@ impl Hints {
         }
         let written_now = |k: &str| {
             after
-                .keys()
-                .get(k)
+                .versions(k)
                 .and_then(|v| v.last())
                 .is_some_and(|v| v.revision == rev && v.live.is_some())
         };
@@ -323,15 +665,235 @@ impl Hints {
                 return false;
             }
         }
-        for (k, _) in puts {
-            if let Some(iv) = self.no_unknown_puts.get(k) {
-                let i = iv.partition_point(|&(_, b)| b < rev);
-                if iv.get(i).is_some_and(|&(a, _)| a <= rev) && written_now(k) {
-                    return false;
+        let unchanged_at_rev = |k: &str| in_intervals(self.no_unknown_puts.get(k), rev);
+        if puts
+            .iter()
+            .any(|(k, _)| written_now(k) && unchanged_at_rev(k))
+        {
+            return false;
+        }
+        let mut ranges = Vec::new();
+        delete_ranges(req, &mut ranges);
+        !ranges.iter().any(|range| {
+            before.range_at(range, before.revision).iter().any(|kv| {
+                after.get_at(&kv.key, rev).is_none()
+                    && (unchanged_at_rev(&kv.key)
+                        || in_intervals(self.never_deleted.get(&kv.key), rev))
+            })
+        })
+    }
+}
+
+/// See [`Hints::lease_observed_until`].
+fn lease_observers(history: &[Operation<EtcdRequest, EtcdResponse>]) -> HashMap<i64, i64> {
+    let mut until: HashMap<i64, i64> = HashMap::new();
+    for (id, uses) in super::reduce::lease_uses(history) {
+        if uses.grants > 1 {
+            until.insert(id, i64::MAX);
+        }
+    }
+    for op in history {
+        let mut named = super::reduce::leases_named(&op.input);
+        if let EtcdRequest::LeaseGrant { id, .. } = &op.input {
+            named.push(*id);
+        }
+        let at = match &op.output {
+            Some(EtcdResponse::Ok { revision, .. }) => *revision,
+            _ => i64::MAX,
+        };
+        for l in named {
+            let e = until.entry(l).or_insert(at);
+            *e = (*e).max(at);
+        }
+    }
+    until
+}
+
+/// Whether a request may delete any key.
+pub(super) fn deletes_something(req: &EtcdRequest) -> bool {
+    fn in_ops(ops: &[RequestOp]) -> bool {
+        ops.iter().any(|op| match op {
+            RequestOp::DeleteRange(_) => true,
+            RequestOp::Txn(t) => in_ops(&t.success) || in_ops(&t.failure),
+            RequestOp::Range(_) | RequestOp::Put(_) => false,
+        })
+    }
+    match req {
+        EtcdRequest::DeleteRange(_) => true,
+        EtcdRequest::Txn(t) => in_ops(&t.success) || in_ops(&t.failure),
+        _ => false,
+    }
+}
+
+/// Keys of the puts in `ops` (nested ones included) that attach a lease.
+fn leased_put_keys<'a>(ops: &'a [RequestOp], out: &mut Vec<&'a str>) {
+    for op in ops {
+        match op {
+            RequestOp::Put(p) if p.lease != 0 => out.push(&p.key),
+            RequestOp::Txn(t) => {
+                leased_put_keys(&t.success, out);
+                leased_put_keys(&t.failure, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// For every operation, the lowest revision it can create if it writes: one above the
+/// highest header revision of a known response that returned before it was called (the
+/// revision never goes back, so it took effect in a state at least that new).
+pub(super) fn earliest_revisions(history: &[Operation<EtcdRequest, EtcdResponse>]) -> Vec<i64> {
+    let mut returned: Vec<(u64, i64)> = history
+        .iter()
+        .filter_map(|op| match &op.output {
+            Some(EtcdResponse::Ok { revision, .. }) => Some((op.ret, *revision)),
+            _ => None,
+        })
+        .collect();
+    returned.sort_unstable();
+    // Running maximum of the header revisions, in return order.
+    let mut best = i64::MIN;
+    let prefix_max: Vec<i64> = returned
+        .iter()
+        .map(|&(_, r)| {
+            best = best.max(r);
+            best
+        })
+        .collect();
+    history
+        .iter()
+        .map(|op| {
+            let n = returned.partition_point(|&(ret, _)| ret < op.call);
+            if n == 0 {
+                i64::MIN
+            } else {
+                prefix_max[n - 1] + 1
+            }
+        })
+        .collect()
+}
+
+/// Absent keys: a complete read at revision `v` that does not return key `k`, a held compare
+/// `mod(k) == 0` at `v`, or a key-value of `k` created at `c` (absent at `v = c - 1`) says `k`
+/// did not exist at `v`. Let `d` be the revision of the last known-outcome request at or below
+/// `v` that may delete `k`. If no unknown-outcome request can delete `k` at or below `v` (none
+/// may delete it, or each can take effect only above `v`, see [`earliest_revisions`]), and no
+/// put ever attaches `k` to a lease, then no unknown-outcome put wrote `k` in `(d, v]`: nothing
+/// could have deleted it again by `v`. Adds those intervals for the keys unknown-outcome puts
+/// write.
+fn absent_intervals(
+    history: &[Operation<EtcdRequest, EtcdResponse>],
+    reads: &[Read],
+    absent: &[(&str, i64)],
+    created: &[(&str, i64)],
+    intervals: &mut HashMap<String, Vec<(i64, i64)>>,
+) {
+    let mut keys: BTreeSet<&str> = history
+        .iter()
+        .filter(|op| op.output.is_none())
+        .flat_map(|op| request_puts(&op.input).into_iter().map(|(k, _)| k))
+        .collect();
+    let mut leased = Vec::new();
+    for op in history {
+        match &op.input {
+            EtcdRequest::Put(p) if p.lease != 0 => leased.push(p.key.as_str()),
+            EtcdRequest::Txn(t) => {
+                leased_put_keys(&t.success, &mut leased);
+                leased_put_keys(&t.failure, &mut leased);
+            }
+            _ => {}
+        }
+    }
+    for k in leased {
+        keys.remove(k);
+    }
+    let keys_deleted_by = |req: &EtcdRequest| -> Vec<&str> {
+        match req {
+            EtcdRequest::DeleteRange(d) if d.range.range_end.is_none() => keys
+                .get(d.range.key.as_str())
+                .copied()
+                .into_iter()
+                .collect(),
+            _ => keys
+                .iter()
+                .filter(|k| may_delete(req, k, 0))
+                .copied()
+                .collect(),
+        }
+    };
+    let earliest = earliest_revisions(history);
+    // Per key: the revisions of known deleters, and the lowest revision an unknown one may
+    // delete it at.
+    let mut deleters: HashMap<&str, Vec<i64>> = HashMap::new();
+    let mut unknown_from: HashMap<&str, i64> = HashMap::new();
+    for (op, &from) in history.iter().zip(&earliest) {
+        if !deletes_something(&op.input) {
+            continue;
+        }
+        match &op.output {
+            None => {
+                for k in keys_deleted_by(&op.input) {
+                    let e = unknown_from.entry(k).or_insert(from);
+                    *e = (*e).min(from);
                 }
             }
+            Some(EtcdResponse::Ok { revision, .. }) => {
+                for k in keys_deleted_by(&op.input) {
+                    deleters.entry(k).or_default().push(*revision);
+                }
+            }
+            Some(EtcdResponse::Error(_)) => {}
         }
-        true
+    }
+    for revs in deleters.values_mut() {
+        revs.sort_unstable();
+    }
+    let mut facts: Vec<(&str, i64)> = absent
+        .iter()
+        .chain(created)
+        .filter_map(|&(k, at)| keys.get(k).map(|&k| (k, at)))
+        .collect();
+    for r in reads.iter().filter(|r| r.complete) {
+        let in_range: Vec<&str> = match &r.range.range_end {
+            None => keys
+                .get(r.range.key.as_str())
+                .copied()
+                .into_iter()
+                .collect(),
+            Some(_) => keys
+                .range::<str, _>((
+                    std::ops::Bound::Included(r.range.key.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take_while(|k| r.range.contains(k))
+                .copied()
+                .collect(),
+        };
+        facts.extend(
+            in_range
+                .into_iter()
+                .filter(|k| !r.kvs.iter().any(|kv| kv.key == *k))
+                .map(|k| (k, r.at)),
+        );
+    }
+    for (k, at) in facts {
+        if unknown_from.get(k).is_some_and(|&from| from <= at) {
+            continue;
+        }
+        let d = deleters.get(k).map_or(0, |revs| {
+            let i = revs.partition_point(|&x| x <= at);
+            if i == 0 {
+                0
+            } else {
+                revs[i - 1]
+            }
+        });
+        if d < at {
+            intervals
+                .entry(k.to_string())
+                .or_default()
+                .push((d + 1, at));
+        }
     }
 }
 

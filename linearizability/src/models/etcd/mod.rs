@@ -7,6 +7,7 @@
 //! partition: one global revision orders every write.
 
 mod apply;
+pub mod certain;
 mod describe;
 mod hints;
 pub mod reduce;
@@ -133,6 +134,12 @@ impl Model for Etcd {
                 return;
             }
         }
+        if let (None, EtcdRequest::LeaseExpire { id }) = (output, input) {
+            if self.hints.expiry_unobservable(*id, state) {
+                next.push(state.clone());
+                return;
+            }
+        }
         if output.is_none() && !self.hints.may_create_next(input, state) {
             // It cannot have written here; whatever else it did changes nothing.
             if matches!(
@@ -155,6 +162,27 @@ impl Model for Etcd {
 
     fn unknown_recent_first(&self) -> bool {
         true
+    }
+
+    fn certain_violation(
+        &self,
+        history: &[Operation<EtcdRequest, EtcdResponse>],
+    ) -> Option<(usize, String)> {
+        certain::find(history).map(|v| (v.op, v.reason))
+    }
+
+    fn unknown_deadline(&self, input: &EtcdRequest) -> Option<i64> {
+        self.hints.deadline(input)
+    }
+
+    fn unknown_gate(&self, input: &EtcdRequest) -> Option<u8> {
+        self.hints.gate(input)
+    }
+
+    fn closed_gates(&self, state: &EtcdState) -> u64 {
+        // `step` answers an unknown write with the state unchanged when `may_create_next`
+        // says no, which is what a closed gate means.
+        self.hints.closed_gates(state)
     }
 
     fn progress(&self, state: &EtcdState) -> Option<i64> {
@@ -198,10 +226,9 @@ impl Model for Etcd {
                 }
             }
         }
-        if !s.leases().is_empty() {
+        if s.lease_count() > 0 {
             let ls: Vec<String> = s
                 .leases()
-                .iter()
                 .map(|(id, ttl)| format!("{id}(ttl {ttl})"))
                 .collect();
             parts.push(format!("leases {}", ls.join(" ")));

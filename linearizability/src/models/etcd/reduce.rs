@@ -25,36 +25,51 @@ use crate::history::Operation;
 
 /// How often each lease id is named, by kind.
 #[derive(Default, Clone, Copy)]
-struct LeaseUse {
-    grants: u32,
+pub(crate) struct LeaseUse {
+    pub(crate) grants: u32,
     /// Puts attaching to it, revokes, compares on it.
-    others: u32,
+    pub(crate) others: u32,
 }
 
-fn note_txn(t: &TxnRequest, uses: &mut BTreeMap<i64, LeaseUse>) {
+fn txn_names(t: &TxnRequest, out: &mut Vec<i64>) {
     for c in &t.compare {
         if let CompareTarget::Lease(l) = c.target {
-            uses.entry(l).or_default().others += 1;
+            out.push(l);
         }
     }
     for op in t.success.iter().chain(&t.failure) {
         match op {
-            RequestOp::Put(p) if p.lease != 0 => uses.entry(p.lease).or_default().others += 1,
-            RequestOp::Txn(inner) => note_txn(inner, uses),
+            RequestOp::Put(p) if p.lease != 0 => out.push(p.lease),
+            RequestOp::Txn(inner) => txn_names(inner, out),
             _ => {}
         }
     }
 }
 
-fn lease_uses(history: &[Operation<EtcdRequest, EtcdResponse>]) -> BTreeMap<i64, LeaseUse> {
+/// The leases a request observes or changes other than by granting or expiring them: puts
+/// attaching to them, revokes, compares on a key's lease.
+pub(crate) fn leases_named(req: &EtcdRequest) -> Vec<i64> {
+    let mut out = Vec::new();
+    match req {
+        EtcdRequest::LeaseRevoke { id } => out.push(*id),
+        EtcdRequest::Put(p) if p.lease != 0 => out.push(p.lease),
+        EtcdRequest::Txn(t) => txn_names(t, &mut out),
+        _ => {}
+    }
+    out
+}
+
+/// How often each lease id is named by grants and by other requests (not expiries).
+pub(crate) fn lease_uses(
+    history: &[Operation<EtcdRequest, EtcdResponse>],
+) -> BTreeMap<i64, LeaseUse> {
     let mut uses: BTreeMap<i64, LeaseUse> = BTreeMap::new();
     for op in history {
-        match &op.input {
-            EtcdRequest::LeaseGrant { id, .. } => uses.entry(*id).or_default().grants += 1,
-            EtcdRequest::LeaseRevoke { id } => uses.entry(*id).or_default().others += 1,
-            EtcdRequest::Put(p) if p.lease != 0 => uses.entry(p.lease).or_default().others += 1,
-            EtcdRequest::Txn(t) => note_txn(t, &mut uses),
-            _ => {}
+        if let EtcdRequest::LeaseGrant { id, .. } = &op.input {
+            uses.entry(*id).or_default().grants += 1;
+        }
+        for l in leases_named(&op.input) {
+            uses.entry(l).or_default().others += 1;
         }
     }
     uses

@@ -1,14 +1,16 @@
 //! The etcd model's state: current revision, compact revision, per-key MVCC versions and leases.
 //!
 //! Owns: the data layout and the primitive reads/writes on it (read a key at a revision, write
-//! at a revision, compact, leases). The maps are shared (`Arc`) between states and carry a
-//! hash maintained incrementally, so cloning, hashing and comparing unchanged states is O(1)
-//! (the checker does all three constantly). Must never decide request semantics (that is
+//! at a revision, compact, leases). The maps are persistent trees (`rpds`): a state that
+//! changes one key copies O(log n) nodes and shares everything else with the state it came
+//! from, so cloning is O(1), a write O(log n), and the thousands of states a search keeps
+//! share their storage. The key map carries a hash maintained incrementally, so hashing and
+//! comparing unchanged states is O(1) (the checker does both constantly). Must never decide request semantics (that is
 //! `apply`).
 
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+
+use rpds::RedBlackTreeMapSync;
 
 use super::types::{KeyRange, KeyValue};
 use crate::fxhash::hash_one;
@@ -42,10 +44,12 @@ pub struct EtcdState {
     pub revision: i64,
     /// Revisions below this were compacted away.
     pub compact_revision: i64,
-    keys: Arc<BTreeMap<String, Vec<Version>>>,
+    keys: RedBlackTreeMapSync<String, Vec<Version>>,
     /// Xor of the hashes of the (key, versions) entries.
     keys_hash: u64,
-    leases: Arc<BTreeMap<i64, i64>>,
+    leases: RedBlackTreeMapSync<i64, i64>,
+    /// Xor of the hashes of the (lease, ttl) entries.
+    leases_hash: u64,
 }
 
 impl PartialEq for EtcdState {
@@ -53,8 +57,9 @@ impl PartialEq for EtcdState {
         self.revision == other.revision
             && self.compact_revision == other.compact_revision
             && self.keys_hash == other.keys_hash
-            && (Arc::ptr_eq(&self.keys, &other.keys) || self.keys == other.keys)
-            && (Arc::ptr_eq(&self.leases, &other.leases) || self.leases == other.leases)
+            && self.leases_hash == other.leases_hash
+            && self.keys == other.keys
+            && self.leases == other.leases
     }
 }
 
@@ -65,7 +70,7 @@ impl Hash for EtcdState {
         self.revision.hash(state);
         self.compact_revision.hash(state);
         self.keys_hash.hash(state);
-        self.leases.len().hash(state);
+        self.leases_hash.hash(state);
     }
 }
 
@@ -79,20 +84,31 @@ impl EtcdState {
         EtcdState {
             revision,
             compact_revision: 0,
-            keys: Arc::default(),
+            keys: RedBlackTreeMapSync::new_sync(),
             keys_hash: 0,
-            leases: Arc::default(),
+            leases: RedBlackTreeMapSync::new_sync(),
+            leases_hash: 0,
         }
     }
 
     /// Every key with its versions, in key order.
-    pub fn keys(&self) -> &BTreeMap<String, Vec<Version>> {
-        &self.keys
+    pub fn keys(&self) -> impl Iterator<Item = (&String, &Vec<Version>)> {
+        self.keys.iter()
     }
 
-    /// Leases: id to granted TTL.
-    pub fn leases(&self) -> &BTreeMap<i64, i64> {
-        &self.leases
+    /// The versions of one key, oldest first.
+    pub fn versions(&self, key: &str) -> Option<&Vec<Version>> {
+        self.keys.get(key)
+    }
+
+    /// Leases (id, granted TTL), in id order.
+    pub fn leases(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.leases.iter().map(|(id, ttl)| (*id, *ttl))
+    }
+
+    /// Number of leases.
+    pub fn lease_count(&self) -> usize {
+        self.leases.size()
     }
 
     /// Whether a lease exists.
@@ -100,14 +116,24 @@ impl EtcdState {
         self.leases.contains_key(&id)
     }
 
-    /// Adds a lease.
+    /// Adds a lease (replacing one with the same id).
     pub fn grant_lease(&mut self, id: i64, ttl: i64) {
-        Arc::make_mut(&mut self.leases).insert(id, ttl);
+        if let Some(old) = self.leases.get(&id) {
+            self.leases_hash ^= hash_one(&(id, *old));
+        }
+        self.leases.insert_mut(id, ttl);
+        self.leases_hash ^= hash_one(&(id, ttl));
     }
 
     /// Removes a lease; whether it existed.
     pub fn remove_lease(&mut self, id: i64) -> bool {
-        self.has_lease(id) && Arc::make_mut(&mut self.leases).remove(&id).is_some()
+        match self.leases.get(&id).copied() {
+            Some(ttl) => {
+                self.leases_hash ^= hash_one(&(id, ttl));
+                self.leases.remove_mut(&id)
+            }
+            None => false,
+        }
     }
 
     /// Keys currently attached to lease `id`.
@@ -152,52 +178,61 @@ impl EtcdState {
 
     /// Records a write (or deletion with `live == None`) of `key` at revision `rev`.
     pub fn write(&mut self, key: &str, rev: i64, live: Option<Live>, keep_history: bool) {
-        let keys = Arc::make_mut(&mut self.keys);
-        if let Some(old) = keys.get(key) {
+        let old = self.keys.get(key);
+        if let Some(old) = old {
             self.keys_hash ^= entry_hash(key, old);
         }
-        if !keep_history {
-            match live {
-                Some(live) => {
-                    let versions = vec![Version {
-                        revision: rev,
-                        live: Some(live),
-                    }];
-                    self.keys_hash ^= entry_hash(key, &versions);
-                    keys.insert(key.to_string(), versions);
-                }
-                None => {
-                    keys.remove(key);
-                }
+        let versions = if keep_history {
+            let mut versions = old.cloned().unwrap_or_default();
+            match versions.last_mut() {
+                Some(last) if last.revision == rev => last.live = live,
+                _ => versions.push(Version {
+                    revision: rev,
+                    live,
+                }),
             }
-            return;
-        }
-        let versions = keys.entry(key.to_string()).or_default();
-        match versions.last_mut() {
-            Some(last) if last.revision == rev => last.live = live,
-            _ => versions.push(Version {
+            versions
+        } else if let Some(live) = live {
+            vec![Version {
                 revision: rev,
-                live,
-            }),
-        }
-        self.keys_hash ^= entry_hash(key, versions);
+                live: Some(live),
+            }]
+        } else {
+            self.keys.remove_mut(key);
+            return;
+        };
+        self.keys_hash ^= entry_hash(key, &versions);
+        self.keys.insert_mut(key.to_string(), versions);
     }
 
     /// Drops versions no read at or after `rev` can see.
     pub fn compact(&mut self, rev: i64) {
         self.compact_revision = rev;
-        let keys = Arc::make_mut(&mut self.keys);
-        keys.retain(|_, versions| {
-            // Keep the newest version at or below `rev` as the base, drop older ones.
-            if let Some(base) = versions.iter().rposition(|v| v.revision <= rev) {
-                versions.drain(..base);
-                if versions.first().is_some_and(|v| v.live.is_none()) {
-                    versions.remove(0);
+        // Keep the newest version at or below `rev` as the base, drop older ones.
+        let changed: Vec<(String, Vec<Version>)> = self
+            .keys
+            .iter()
+            .filter_map(|(k, versions)| {
+                let base = versions.iter().rposition(|v| v.revision <= rev)?;
+                let dead_base = versions[base].live.is_none();
+                if base == 0 && !dead_base {
+                    return None;
                 }
+                let keep = base + usize::from(dead_base);
+                Some((k.clone(), versions[keep..].to_vec()))
+            })
+            .collect();
+        for (k, versions) in changed {
+            if let Some(old) = self.keys.get(&k) {
+                self.keys_hash ^= entry_hash(&k, old);
             }
-            !versions.is_empty()
-        });
-        self.keys_hash = keys.iter().fold(0, |h, (k, v)| h ^ entry_hash(k, v));
+            if versions.is_empty() {
+                self.keys.remove_mut(&k);
+            } else {
+                self.keys_hash ^= entry_hash(&k, &versions);
+                self.keys.insert_mut(k, versions);
+            }
+        }
     }
 }
 
