@@ -15,7 +15,10 @@
 //! - live keys: a key seen with create revision c at revision v was not deleted in (c, v]
 //!   (a deletion would have made the next put create it anew);
 //! - fully explained versions: a key seen with (create c, mod m, version n) was put exactly n
-//!   times in [c, m]; if known-outcome writes account for all n, no unknown write put it then.
+//!   times in [c, m]; if known-outcome writes account for all n, no unknown write put it then;
+//!   if exactly as many unknown-outcome requests as are missing could, each did (deadlines);
+//!   and any write of it in [c, m] must leave a version the known puts after it can still
+//!   bring to n (`versions_fit`, also applied to known writes);
 //!
 //! - the same from key-values observed outside the history (watch PUT events), if given;
 //! - lease expiry pins: a key put with lease L (the last put before R) and deleted at revision
@@ -67,6 +70,11 @@ pub struct Hints {
     /// exactly u unknown-outcome requests that may put the key could take effect by m, each of
     /// them did (and put it: a txn took the branch that does).
     pub must_happen_by: HashMap<(String, String), i64>,
+    /// Per key, (mod, create, version) of every key-value seen of it, sorted: the versions a
+    /// state must agree with (see [`Hints::versions_fit`]).
+    pub versions_seen: HashMap<String, Vec<(i64, i64, i64)>>,
+    /// Per key, the sorted revisions at which known-outcome writes put it.
+    pub known_put_revs: HashMap<String, Vec<i64>>,
     /// No unknown-outcome write creates a revision above this.
     pub max_revision: Option<i64>,
     /// The revisions of the pins (what pinned unknown-outcome writes may create).
@@ -75,6 +83,10 @@ pub struct Hints {
     /// (`i64::MAX` when an unknown-outcome or failed request names it, or it is granted more
     /// than once): above it, nothing can observe the lease any more.
     pub lease_observed_until: HashMap<i64, i64>,
+    /// Leases granted once in the history whose absence nothing observes: no known request
+    /// naming them failed with "lease not found". An expiry of one that has no keys is never
+    /// needed (see [`Hints::expiry_unobservable`]).
+    pub lease_absence_unobserved: HashSet<i64>,
     /// Lease id to the revision its expiry created (see the module doc).
     pub expiry_pins: HashMap<i64, i64>,
 }
@@ -482,6 +494,7 @@ impl Hints {
         }
         hints.max_revision = max_revision.filter(|&m| m > i64::MIN);
         hints.lease_observed_until = lease_observers(history);
+        hints.lease_absence_unobserved = leases_never_missed(history);
         hints.expiry_pins = expiry_pins(history, extra, deleted, &hints.claimed);
         hints.claimed.extend(hints.expiry_pins.values().copied());
         for revs in known_puts.values_mut() {
@@ -507,7 +520,7 @@ impl Hints {
                 unknown_puts.entry(k).or_default().push((from, values));
             }
         }
-        for (key, create, modr, version) in snapshots {
+        for &(key, create, modr, version) in &snapshots {
             let known = known_puts.get(key).map_or(0, |revs| {
                 let lo = revs.partition_point(|&r| r < create);
                 let hi = revs.partition_point(|&r| r <= modr);
@@ -542,24 +555,115 @@ impl Hints {
                     .push((create, modr));
             }
         }
+        for &(key, create, modr, version) in &snapshots {
+            hints
+                .versions_seen
+                .entry(key.to_string())
+                .or_default()
+                .push((modr, create, version));
+        }
+        for seen in hints.versions_seen.values_mut() {
+            seen.sort_unstable();
+            seen.dedup();
+        }
+        hints.known_put_revs = known_puts
+            .iter()
+            .map(|(k, revs)| (k.to_string(), revs.clone()))
+            .collect();
         for (key, iv) in intervals {
             hints.no_unknown_puts.insert(key, merge_intervals(iv));
         }
         for (key, iv) in live {
             hints.never_deleted.insert(key, merge_intervals(iv));
         }
+        hints.tighten_deadlines();
         hints
     }
 
+    /// Moves each deadline down to the last revision the request can still create: one that
+    /// no unchanged interval of its key covers and no other write claims (`allows` refuses the
+    /// others). Pinned requests keep theirs (the pin is exact).
+    fn tighten_deadlines(&mut self) {
+        let mut tightened = Vec::new();
+        for ((key, value), &by) in &self.must_happen_by {
+            if self.pins.get(key).is_some_and(|p| p.contains_key(value)) {
+                continue;
+            }
+            let intervals = self.no_unknown_puts.get(key);
+            // The latest revision it can create.
+            let mut rev = by + 1;
+            loop {
+                if let Some(&(a, _)) = intervals.and_then(|iv| {
+                    let i = iv.partition_point(|&(_, b)| b < rev);
+                    iv.get(i).filter(|&&(a, _)| a <= rev)
+                }) {
+                    rev = a - 1;
+                } else if self.claimed.contains(&rev) {
+                    rev -= 1;
+                } else {
+                    break;
+                }
+            }
+            if rev - 1 < by {
+                tightened.push(((key.clone(), value.clone()), rev - 1));
+            }
+        }
+        self.must_happen_by.extend(tightened);
+    }
+
     /// Whether an unknown-outcome expiry of `lease` taking effect at `state` can be left out:
-    /// it would delete no key (none is attached), and every request that names the lease is
-    /// known and answered at a revision below `state`'s, so none is left to place after it.
-    /// Taking it out changes only the lease set, which nothing observes any more.
+    /// it would delete no key (none is attached), so it changes only the lease set, and either
+    /// every request that names the lease is known and answered at a revision below `state`'s
+    /// (none is left to place after it), or nothing in the history observes the lease missing.
+    ///
+    /// The second case, proof: take a linearization that applies the expiry here and drop it.
+    /// Keys and revisions stay the same; the lease lives on. A known request naming the lease
+    /// after this point succeeded in the original (none failed with "lease not found"), so it
+    /// did not run while the lease was missing, and it succeeds the same way; an unknown-outcome
+    /// one that failed for the missing lease changed nothing, so leave it out too; the lease is
+    /// granted only once, so no grant needed it gone.
     pub fn expiry_unobservable(&self, lease: i64, state: &EtcdState) -> bool {
-        self.lease_observed_until
-            .get(&lease)
-            .is_some_and(|&until| state.revision > until)
+        (self.lease_absence_unobserved.contains(&lease)
+            || self
+                .lease_observed_until
+                .get(&lease)
+                .is_some_and(|&until| state.revision > until))
             && state.keys_with_lease(lease).is_empty()
+    }
+
+    /// Whether the keys `req` put at `after.revision` agree with the key-values seen of them:
+    /// for a key-value seen with (create c, mod m, version n) where c <= rev <= m, the key
+    /// written at rev has create revision c, and its version plus the known-outcome puts of it
+    /// in (rev, m] is at most n (exactly n when rev = m): versions grow by one per put and the
+    /// key is not deleted between c and m. A state that breaks this has no linearization.
+    pub fn versions_fit(&self, req: &EtcdRequest, after: &EtcdState) -> bool {
+        if self.versions_seen.is_empty() {
+            return true;
+        }
+        let rev = after.revision;
+        request_puts(req).into_iter().all(|(k, _)| {
+            let (Some(seen), Some(kv)) = (self.versions_seen.get(k), after.get_at(k, rev)) else {
+                return true;
+            };
+            if kv.mod_revision != rev {
+                return true;
+            }
+            let known = self.known_put_revs.get(k);
+            let known_in = |lo: i64, hi: i64| {
+                known.map_or(0, |revs| {
+                    (revs.partition_point(|&r| r <= hi) - revs.partition_point(|&r| r <= lo)) as i64
+                })
+            };
+            let from = seen.partition_point(|&(m, _, _)| m < rev);
+            seen[from..]
+                .iter()
+                .take_while(|&&(_, c, _)| c <= rev)
+                .all(|&(m, c, n)| {
+                    kv.create_revision == c
+                        && kv.version + known_in(rev, m) <= n
+                        && (m != rev || kv.version == n)
+                })
+        })
     }
 
     /// For an unknown-outcome request that must have taken effect: the highest revision of a
@@ -568,14 +672,41 @@ impl Hints {
         if self.must_happen_by.is_empty() {
             return None;
         }
-        request_puts(req)
-            .into_iter()
-            .filter_map(|(k, v)| {
-                self.must_happen_by
-                    .get(&(k.to_string(), v.to_string()))
-                    .copied()
+        let due = |(k, v): &(&str, &str)| {
+            self.must_happen_by
+                .get(&(k.to_string(), v.to_string()))
+                .copied()
+        };
+        let by = request_puts(req).iter().filter_map(due).min()?;
+        let EtcdRequest::Txn(t) = req else {
+            return Some(by);
+        };
+        // A txn that must put a value only its success branch puts took that branch, so its
+        // compares held where it ran: `mod(k) == m > 0` holds only before the first known put
+        // of k above m.
+        let mut failure = Vec::new();
+        puts_of(&t.failure, &mut failure);
+        let mut success = Vec::new();
+        puts_of(&t.success, &mut success);
+        if !success
+            .iter()
+            .any(|p| due(p).is_some() && !failure.contains(p))
+        {
+            return Some(by);
+        }
+        let cas_bound = t
+            .compare
+            .iter()
+            .filter_map(|c| match (&c.range.range_end, c.op, &c.target) {
+                // (A key's mod revision returns to 0 when it is deleted, never to m > 0.)
+                (None, CompareOp::Equal, CompareTarget::Mod(m)) if *m > 0 => {
+                    let revs = self.known_put_revs.get(&c.range.key)?;
+                    revs.get(revs.partition_point(|&r| r <= *m)).map(|&r| r - 1)
+                }
+                _ => None,
             })
-            .min()
+            .min();
+        Some(cas_bound.map_or(by, |c| c.min(by)))
     }
 
     /// The revision a pin fixes for an unknown-outcome `req`'s write, if any.
@@ -672,6 +803,9 @@ impl Hints {
         {
             return false;
         }
+        if !self.versions_fit(req, after) {
+            return false;
+        }
         let mut ranges = Vec::new();
         delete_ranges(req, &mut ranges);
         !ranges.iter().any(|range| {
@@ -682,6 +816,25 @@ impl Hints {
             })
         })
     }
+}
+
+/// See [`Hints::lease_absence_unobserved`].
+fn leases_never_missed(history: &[Operation<EtcdRequest, EtcdResponse>]) -> HashSet<i64> {
+    let uses = super::reduce::lease_uses(history);
+    let missed: HashSet<i64> = history
+        .iter()
+        .filter(|op| {
+            matches!(
+                op.output,
+                Some(EtcdResponse::Error(super::types::EtcdError::LeaseNotFound))
+            )
+        })
+        .flat_map(|op| super::reduce::leases_named(&op.input))
+        .collect();
+    uses.into_iter()
+        .filter(|(id, u)| u.grants == 1 && !missed.contains(id))
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// See [`Hints::lease_observed_until`].

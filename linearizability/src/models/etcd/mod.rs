@@ -155,7 +155,7 @@ impl Model for Etcd {
             // An unknown write cannot create a revision another write is known to have created.
             None if !self.hints.allows(input, state, &after) => next.push(state.clone()),
             None => next.push(after),
-            Some(o) if *o == resp => next.push(after),
+            Some(o) if *o == resp && self.hints.versions_fit(input, &after) => next.push(after),
             Some(_) => {}
         }
     }
