@@ -3,8 +3,9 @@
 //! watch violations, checker time) with a serde summary for `summary.json`.
 //!
 //! Owns: the order of the two checks and the choice of committed history the watchers are held
-//! to. Watch PUT events are first used as evidence about unknown-outcome writes (pins and
-//! revisions, see `models::etcd::hints`); then, if the history is linearizable, watchers are
+//! to. Watch events are first used as evidence about unknown-outcome writes (PUT events' and
+//! previous key-values as pins and revisions, DELETE events as deletions, see
+//! `models::etcd::hints`); then, if the history is linearizable, watchers are
 //! checked against the events of that linearization (exact previous values), and otherwise
 //! against the union of the watchers' own events (disagreements reported). Must never contain
 //! search or model semantics, nor touch the file system.
@@ -159,7 +160,8 @@ impl EtcdRunReport {
 
 /// Checks an etcd-model `history` and the `watches` recorded alongside it.
 ///
-/// Watch PUT events serve as evidence about unknown-outcome writes before the search. The
+/// Watch events (PUT key-values, previous key-values, DELETEs) serve as evidence about
+/// unknown-outcome writes before the search. The
 /// watchers are then checked against the linearization's events when the history is
 /// linearizable, otherwise against the union of their own events. `options.timeout` bounds the
 /// linearizability search only.
@@ -170,11 +172,15 @@ pub fn check_etcd_run(
     options: &CheckOptions,
 ) -> EtcdRunReport {
     let start = Instant::now();
+    // Key-values the watchers saw: PUT events' and every event's previous key-value.
     let observed: Vec<KeyValue> = watches
         .iter()
         .flat_map(|w| w.responses.iter().flat_map(|r| r.events.iter()))
-        .filter(|e| e.kind == EventType::Put)
-        .map(|e| e.kv.clone())
+        .flat_map(|e| {
+            let put = (e.kind == EventType::Put).then_some(&e.kv);
+            put.into_iter().chain(e.prev_kv.as_ref())
+        })
+        .cloned()
         .collect();
     let deleted: Vec<(String, i64)> = watches
         .iter()

@@ -32,6 +32,16 @@ use crate::model::Model;
 
 const NONE: u32 = u32::MAX;
 
+/// Which candidates the cursor is walking: known operations in event order, then
+/// unknown-outcome ones with a deadline (`Model::unknown_deadline`) earliest deadline first,
+/// then the other unknown-outcome ones. Every candidate is tried once, only the order changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Known,
+    Deadline,
+    Unknown,
+}
+
 /// A placed operation on the search stack.
 #[derive(Clone, Copy)]
 struct Frame {
@@ -80,6 +90,10 @@ struct Events {
     b_next: Vec<u32>,
     b_prev: Vec<u32>,
     bound: Vec<i64>,
+    /// Unknown operations with a deadline, sorted by it: node 0 is the sentinel, node `1 + j`
+    /// is unknown op `j`.
+    d_next: Vec<u32>,
+    d_prev: Vec<u32>,
 }
 
 impl Events {
@@ -129,6 +143,8 @@ impl Events {
             b_next: Vec::new(),
             b_prev: Vec::new(),
             bound: Vec::new(),
+            d_next: Vec::new(),
+            d_prev: Vec::new(),
         };
         for (pos, &(t, is_ret, k)) in evs.iter().enumerate() {
             let node = pos + 1;
@@ -173,6 +189,18 @@ impl Events {
         }
         e.b_next[last as usize] = 0;
         e.b_prev[0] = last;
+        let nu = unknown.len();
+        e.d_next = vec![0; nu + 1];
+        e.d_prev = vec![0; nu + 1];
+        let mut last = 0u32;
+        for &c in by_bound.iter().filter(|&&c| c as usize >= nk) {
+            let node = c - nk as u32 + 1;
+            e.d_next[last as usize] = node;
+            e.d_prev[node as usize] = last;
+            last = node;
+        }
+        e.d_next[last as usize] = 0;
+        e.d_prev[0] = last;
         e
     }
 
@@ -188,7 +216,14 @@ impl Events {
         node as u32
     }
 
-    /// The smallest progress bound among unplaced known operations.
+    /// Whether deadline-list node `node` (unknown op `node - 1`) was called by `front` and has
+    /// its gate open (the deadline phase's candidates).
+    #[inline]
+    fn deadline_candidate(&self, node: u32, front: u64, closed_gates: u64) -> bool {
+        self.u_call[node as usize] <= front && self.u_gate[node as usize] & closed_gates == 0
+    }
+
+    /// The smallest progress bound among unplaced operations.
     #[inline]
     fn min_bound(&self) -> i64 {
         match self.b_next[0] {
@@ -214,6 +249,7 @@ impl Events {
         let c = self.nk + j;
         if self.bound[c] != i64::MAX {
             Events::unlink(&mut self.b_next, &mut self.b_prev, c as u32 + 1);
+            Events::unlink(&mut self.d_next, &mut self.d_prev, j as u32 + 1);
         }
     }
 
@@ -222,6 +258,7 @@ impl Events {
     fn unplace_unknown(&mut self, j: usize) {
         let c = self.nk + j;
         if self.bound[c] != i64::MAX {
+            Events::relink(&mut self.d_next, &mut self.d_prev, j as u32 + 1);
             Events::relink(&mut self.b_next, &mut self.b_prev, c as u32 + 1);
         }
         Events::relink(&mut self.u_next, &mut self.u_prev, j as u32 + 1);
@@ -322,11 +359,13 @@ pub(super) fn search<M: Model>(
     let mut sid = init_sid;
     let mut frames: Vec<Frame> = Vec::with_capacity(ops.len());
     let mut best: Vec<(u32, u32)> = Vec::new();
+    // Entries of `best` known to equal the bottom of the stack (see `Snapshot`).
+    let mut best_common = 0usize;
     let mut best_failed: Option<u32> = None;
     let mut stats = SearchStats::default();
 
     // Cursor over the current configuration's candidates.
-    let mut unknown_phase = false;
+    let mut phase = Phase::Known;
     let mut pos = ev.next[0];
     let mut alt = 0u32;
     let mut front = u64::MAX;
@@ -354,7 +393,7 @@ pub(super) fn search<M: Model>(
             }
             if stopped.is_some() {
                 if frames.len() > best.len() {
-                    snapshot(&frames, sid, &mut best);
+                    snapshot(&frames, sid, &mut best, &mut best_common);
                 }
                 break Verdict::Unknown;
             }
@@ -362,16 +401,28 @@ pub(super) fn search<M: Model>(
             let cand: u32 = if exhausted {
                 exhausted = false;
                 NONE
-            } else if !unknown_phase {
+            } else if phase == Phase::Known {
                 if pos != 0 && !ev.node_is_ret[pos as usize] {
                     ev.node_op[pos as usize]
                 } else {
-                    unknown_phase = true;
+                    phase = Phase::Deadline;
                     front = if pos == 0 {
                         u64::MAX
                     } else {
                         ev.node_time[pos as usize]
                     };
+                    pos = ev.d_next[0];
+                    alt = 0;
+                    continue;
+                }
+            } else if phase == Phase::Deadline {
+                // Unknown operations that must take effect, earliest deadline first.
+                let gates = closed[sid as usize];
+                while pos != 0 && !ev.deadline_candidate(pos, front, gates) {
+                    pos = ev.d_next[pos as usize];
+                }
+                if pos == 0 {
+                    phase = Phase::Unknown;
                     pos = if recent_first {
                         ev.last_unknown_called_by(front, &fbits)
                     } else {
@@ -380,11 +431,15 @@ pub(super) fn search<M: Model>(
                     alt = 0;
                     continue;
                 }
+                nk as u32 + pos - 1
             } else {
-                // Unknown operations whose gate is closed here cannot change the state: pass
-                // over them without trying them.
+                // Unknown operations whose gate is closed here cannot change the state, and
+                // those with a deadline were tried first: pass over them.
                 let gates = closed[sid as usize];
-                while pos != 0 && ev.u_gate[pos as usize] & gates != 0 {
+                while pos != 0
+                    && (ev.u_gate[pos as usize] & gates != 0
+                        || ev.bound[nk + pos as usize - 1] != i64::MAX)
+                {
                     pos = if recent_first {
                         ev.u_prev[pos as usize]
                     } else {
@@ -401,12 +456,13 @@ pub(super) fn search<M: Model>(
             if cand == NONE {
                 // Every candidate of this configuration failed: backtrack.
                 if frames.len() > best.len() || best_failed.is_none() {
-                    snapshot(&frames, sid, &mut best);
+                    snapshot(&frames, sid, &mut best, &mut best_common);
                     best_failed = Some(first_return(&ev));
                 }
                 let Some(f) = frames.pop() else {
                     break Verdict::NotLinearizable;
                 };
+                best_common = best_common.min(frames.len());
                 cache.finish(f.entry);
                 exhausted = f.forced;
                 sid = f.prev_sid;
@@ -416,14 +472,19 @@ pub(super) fn search<M: Model>(
                     kbits[k / 64] &= !(1 << (k % 64));
                     zob ^= zobrist[k];
                     ev.unplace_known(k);
-                    unknown_phase = false;
+                    phase = Phase::Known;
                     pos = ev.call_node[k];
                 } else {
                     let j = f.op as usize - nk;
                     fbits[j / 64] &= !(1 << (j % 64));
                     ev.unplace_unknown(j);
-                    unknown_phase = true;
-                    pos = j as u32 + 1;
+                    if ev.bound[f.op as usize] != i64::MAX {
+                        phase = Phase::Deadline;
+                        pos = j as u32 + 1;
+                    } else {
+                        phase = Phase::Unknown;
+                        pos = j as u32 + 1;
+                    }
                     front = f.front;
                 }
                 alt = f.alt + 1;
@@ -486,7 +547,7 @@ pub(super) fn search<M: Model>(
                     // Some unplaced operation can no longer be placed: that one is to blame if
                     // this is the deepest point reached.
                     if frames.len() + 1 > best.len() {
-                        snapshot(&frames, sid, &mut best);
+                        snapshot(&frames, sid, &mut best, &mut best_common);
                         best.push((cand, nsid));
                         best_failed = Some(ev.b_next[0] - 1);
                     }
@@ -539,16 +600,15 @@ pub(super) fn search<M: Model>(
                 if ev.next[0] == 0 {
                     break Verdict::Linearizable;
                 }
-                unknown_phase = false;
+                phase = Phase::Known;
                 pos = ev.next[0];
                 alt = 0;
             } else {
-                pos = if unknown_phase && recent_first {
-                    ev.u_prev[pos as usize]
-                } else if unknown_phase {
-                    ev.u_next[pos as usize]
-                } else {
-                    ev.next[pos as usize]
+                pos = match phase {
+                    Phase::Known => ev.next[pos as usize],
+                    Phase::Deadline => ev.d_next[pos as usize],
+                    Phase::Unknown if recent_first => ev.u_prev[pos as usize],
+                    Phase::Unknown => ev.u_next[pos as usize],
                 };
                 alt = 0;
             }
@@ -556,7 +616,7 @@ pub(super) fn search<M: Model>(
     };
 
     if verdict == Verdict::Linearizable {
-        snapshot(&frames, sid, &mut best);
+        snapshot(&frames, sid, &mut best, &mut best_common);
     }
     let failed_op = match verdict {
         Verdict::NotLinearizable => best_failed
@@ -586,13 +646,17 @@ pub(super) fn search<M: Model>(
     }
 }
 
-/// Copies the stack as (operation, state after it) pairs.
-fn snapshot(frames: &[Frame], sid: u32, out: &mut Vec<(u32, u32)>) {
-    out.clear();
-    out.extend(frames.iter().enumerate().map(|(i, f)| {
+/// Copies the stack as (operation, state after it) pairs. Only the part above `common` (the
+/// entries of `out` that still equal the stack's bottom: every pop lowers it to the new
+/// height, since a pop leaves the entries below unchanged) is copied, so recording each new
+/// deepest point of a long search costs what changed, not the whole stack.
+fn snapshot(frames: &[Frame], sid: u32, out: &mut Vec<(u32, u32)>, common: &mut usize) {
+    out.truncate(*common);
+    out.extend(frames.iter().enumerate().skip(*common).map(|(i, f)| {
         let after = frames.get(i + 1).map_or(sid, |n| n.prev_sid);
         (f.op, after)
     }));
+    *common = frames.len();
 }
 
 /// The known operation whose return comes first among those not placed.

@@ -6,7 +6,8 @@
 //! - pins: an unknown put whose value no other put writes, seen in a response at mod revision
 //!   m, created m;
 //! - keys written at a revision: a key seen with mod revision m (or create revision c) was
-//!   written by whatever created m (c);
+//!   written by whatever created m (c); a key seen deleted at r (a watch DELETE event) was
+//!   deleted by whatever created r;
 //! - absent keys: a complete read (or a held txn compare `mod == 0`) at revision v that does
 //!   not show key k, when only known-outcome requests can delete k, rules out unknown puts of
 //!   k since the last of those (see `absent_intervals`); a held compare `mod(k) == m` at v
@@ -20,7 +21,8 @@
 //!   and any write of it in [c, m] must leave a version the known puts after it can still
 //!   bring to n (`versions_fit`, also applied to known writes);
 //!
-//! - the same from key-values observed outside the history (watch PUT events), if given;
+//! - the same from key-values observed outside the history (watch PUT events and previous
+//!   key-values), if given;
 //! - lease expiry pins: a key put with lease L (the last put before R) and deleted at revision
 //!   R (a watch DELETE event), when no request in the history could have deleted it — no
 //!   delete covering the key, no revoke of L — was deleted by L's expiry, which therefore
@@ -55,6 +57,9 @@ pub struct Hints {
     /// Key, then value, of an unknown-outcome put with a value no other put writes, to the
     /// revision at which some response shows it.
     pub pins: HashMap<String, HashMap<String, i64>>,
+    /// Keys seen deleted at this revision (watch DELETE events): whatever created it deleted
+    /// them, so it found them alive and left them gone.
+    pub deleted_at: HashMap<i64, BTreeSet<String>>,
     /// Keys seen with this mod revision (so written by whatever created it).
     pub written_at: HashMap<i64, BTreeSet<String>>,
     /// Per key, sorted disjoint revision intervals in which no unknown-outcome write changed it
@@ -372,6 +377,13 @@ impl Hints {
         deleted: &[(String, i64)],
     ) -> Hints {
         let mut hints = Hints::default();
+        for (key, rev) in deleted {
+            hints
+                .deleted_at
+                .entry(*rev)
+                .or_default()
+                .insert(key.clone());
+        }
         let mut put_count: HashMap<(&str, &str), usize> = HashMap::new();
         for op in history {
             for kv in request_puts(&op.input) {
@@ -793,6 +805,14 @@ impl Hints {
         };
         if let Some(keys) = self.written_at.get(&rev) {
             if !keys.iter().all(|k| written_now(k)) {
+                return false;
+            }
+        }
+        if let Some(keys) = self.deleted_at.get(&rev) {
+            let deleted_now = |k: &str| {
+                before.get_at(k, before.revision).is_some() && after.get_at(k, rev).is_none()
+            };
+            if !keys.iter().all(|k| deleted_now(k)) {
                 return false;
             }
         }
