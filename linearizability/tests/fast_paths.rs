@@ -126,3 +126,57 @@ fn each_planted_anomaly_is_named_by_its_fast_path() {
         assert_ne!(searched.verdict(), Verdict::Linearizable, "{anomaly:?}");
     }
 }
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn anomaly(i: u8) -> Option<Anomaly> {
+        match i {
+            0 => Some(Anomaly::StaleRead),
+            1 => Some(Anomaly::RevisionBackwards),
+            2 => Some(Anomaly::LostWrite),
+            _ => None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        /// Random small specs: the full pipeline never contradicts the plain search, and a
+        /// history without a planted anomaly is linearizable.
+        #[test]
+        fn full_pipeline_agrees_with_the_plain_search(
+            seed in any::<u64>(),
+            ops in 20usize..140,
+            clients in 1usize..6,
+            keys in 1usize..8,
+            unknown in 0u32..250,
+            leases in prop::bool::ANY,
+            planted in 0u8..5,
+        ) {
+            let base = SynthSpec {
+                clients,
+                keys,
+                unknown_writes_per_mille: unknown,
+                lease_per_mille: if leases { 330 } else { 0 },
+                ..SynthSpec::etcd(ops, clients, keys, seed)
+            };
+            let spec = match anomaly(planted) {
+                Some(a) => base.with_anomaly(a),
+                None => base,
+            };
+            let h = etcd_history(&spec);
+            let full = check_etcd_run(&h, &[], &CheckOptions::default()).verdict();
+            prop_assert_ne!(full, Verdict::Unknown);
+            if spec.anomaly.is_none() {
+                prop_assert_eq!(full, Verdict::Linearizable);
+            }
+            let bare = Etcd { keep_history: true, ..Etcd::default() };
+            let p = check_with(&bare, &h, &plain()).result.verdict();
+            if p != Verdict::Unknown {
+                prop_assert_eq!(full, p);
+            }
+        }
+    }
+}

@@ -976,7 +976,7 @@ pub fn defect_skip_read_index() -> Scenario {
         DEFECT_SKIP_READ_INDEX,
         "server defect (must FAIL): linearizable reads without ReadIndex, follower cut off",
     );
-    s.flags = vec!["--unsafe-test-defects=skip-read-index".to_string()];
+    s.flags = defect_flags("skip-read-index");
     s
 }
 
@@ -1008,9 +1008,37 @@ pub fn defect_revoke_without_leadership_check() -> Scenario {
         .unwrap_or_else(|| base("slow-fsync-leases", "", slow_fsync_leases));
     s.name = DEFECT_REVOKE_WITHOUT_LEADERSHIP_CHECK;
     s.about = "server defect (must FAIL): a stalled leader revokes kept-alive leases (etcd 15247)";
-    s.flags = vec!["--unsafe-test-defects=revoke-without-leadership-check".to_string()];
+    s.flags = defect_flags("revoke-without-leadership-check");
     s
 }
+
+/// The server flags that switch a test defect on: the defect and the test-only opt-in.
+fn defect_flags(defect: &str) -> Vec<String> {
+    vec![
+        format!("--unsafe-test-defects={defect}"),
+        "--unsafe-test-opt-in".to_string(),
+    ]
+}
+
+/// A catalogue scenario under another name, with a test defect switched on (must FAIL).
+fn with_defect(from: &str, name: &'static str, about: &'static str, defect: &str) -> Scenario {
+    let mut s = catalogue()
+        .into_iter()
+        .find(|s| s.name == from)
+        .unwrap_or_else(|| base(name, about, none));
+    s.name = name;
+    s.about = about;
+    s.flags = defect_flags(defect);
+    s
+}
+
+/// etcd 13766 as a server defect: the consistent index set before the entry is applied, a
+/// batch commit in between, and `crash-restart`'s power losses.
+pub const DEFECT_CONSISTENT_INDEX_BEFORE_APPLY: &str = "defect-consistent-index-before-apply";
+
+/// etcd 18089 as a server defect: compaction drops a tombstone at exactly its revision, under
+/// `compaction-under-watch` (watchers resume at the compact revision after a cancel).
+pub const DEFECT_COMPACT_DROPS_TOMBSTONE: &str = "defect-compact-drops-tombstone-at-revision";
 
 /// A must-FAIL control of the disk model: every member's fsync lies, then all lose power
 /// at once; acknowledged writes are lost and the checker must say so.
@@ -1032,6 +1060,18 @@ pub fn must_fail() -> Vec<Scenario> {
         lying_majority(),
         defect_skip_read_index(),
         defect_revoke_without_leadership_check(),
+        with_defect(
+            "crash-restart",
+            DEFECT_CONSISTENT_INDEX_BEFORE_APPLY,
+            "server defect (must FAIL): consistent index committed before its entry's writes, then power losses (etcd 13766)",
+            "consistent-index-before-apply",
+        ),
+        with_defect(
+            "compaction-under-watch",
+            DEFECT_COMPACT_DROPS_TOMBSTONE,
+            "server defect (must FAIL): compaction drops the tombstone at its revision; watchers resume there (etcd 18089)",
+            "compact-drops-tombstone-at-revision",
+        ),
     ]
 }
 

@@ -167,7 +167,8 @@ pub fn run_many(
     Ok(v.into_iter().map(|(_, d)| d).collect())
 }
 
-fn threads() -> usize {
+/// Worker threads by default: one per CPU.
+pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

@@ -11,11 +11,13 @@
 //! - [`disk_sweep`]: the disk latency sweep scenario (table and SVG plot).
 //! - [`report`]: `summary.json`, the verdict, report directories, tables.
 //! - [`cli`]: `list`, `run`, `replay`, `sweep`.
+//! - [`bugs`]: the known-bug catalogue (`etcd-sim bugs`) and `etcd-sim hunt`.
 //! - [`bench`], [`stats`]: the real-mode load generator and latency statistics.
 //! - [`smoke`]: the real-mode smoke job (`etcd-sim smoke`): a local 3-member cluster on
 //!   loopback under a checked workload.
 
 pub mod bench;
+pub mod bugs;
 pub mod catalogue;
 pub mod checks;
 pub mod cli;

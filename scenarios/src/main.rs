@@ -80,6 +80,16 @@ enum Cmd {
         #[command(flatten)]
         traffic: cli::Traffic,
     },
+    /// The known etcd bug classes the server reproduces (defect switches, emulated releases):
+    /// one line each, starting with the name `hunt` and `--unsafe-test-defects` take.
+    Bugs {
+        /// Print the README's Markdown table instead.
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Run a known bug's scenario seed by seed until the harness catches it: seeds to
+    /// detection, wall time, the failing check and the replay command.
+    Hunt(scenarios::bugs::HuntArgs),
     /// Real mode: a local 3-member cluster of etcd-server on loopback under a checked workload.
     Smoke(smoke::RunArgs),
     /// etcdctl 3.6's `downgrade validate|enable <X.Y> | cancel` against etcd v3 endpoints.
@@ -160,6 +170,15 @@ fn main() -> ExitCode {
             outcome(r, "run")
         }
         Cmd::Replay { report, report_dir } => outcome(cli::replay(&report, &report_dir), "replay"),
+        Cmd::Bugs { markdown } => {
+            if markdown {
+                print!("{}", scenarios::bugs::markdown_table());
+            } else {
+                scenarios::bugs::list();
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Hunt(args) => outcome(scenarios::bugs::hunt(&args, cli::threads()), "hunt"),
         Cmd::Sweep {
             scenario,
             all,

@@ -61,30 +61,10 @@ fn negative_control_is_caught_and_replays() {
 
 #[test]
 fn server_defect_skipping_read_index_is_caught_and_replays() {
-    let sc = catalogue::find(catalogue::DEFECT_SKIP_READ_INDEX).unwrap();
-    assert!(sc.flags.iter().any(|f| f.contains("skip-read-index")));
-    let opts = RunOptions::default();
-    let caught = (1..=5u64).find_map(|seed| {
-        let o = run(&sc, seed, &opts).unwrap();
-        (o.summary.checker.result == "not linearizable").then_some((seed, o))
-    });
-    let (seed, o) = caught.expect("no seed in 1..=5 exposed reads served without ReadIndex");
-    assert_eq!(o.summary.verdict, "fail");
-    assert!(o.summary.replay.contains(&format!(
-        "run {} --seed {seed}",
-        catalogue::DEFECT_SKIP_READ_INDEX
-    )));
-    let replay = run(&sc, seed, &opts).unwrap();
-    assert_eq!(replay.summary.trace_hash, o.summary.trace_hash);
-    assert_eq!(replay.summary.checker.detail, o.summary.checker.detail);
-    // The same scenario without the defect passes on that seed.
-    let mut fixed = sc.clone();
-    fixed.flags.clear();
-    let ok = run(&fixed, seed, &opts).unwrap();
-    assert_eq!(
-        ok.summary.checker.result, "linearizable",
-        "{:#?}",
-        ok.summary.failures
+    defect_is_caught_and_the_fix_passes(
+        catalogue::DEFECT_SKIP_READ_INDEX,
+        1..=5,
+        "not linearizable",
     );
 }
 
@@ -115,6 +95,51 @@ fn lease_revocation_by_a_stalled_leader_is_caught_and_the_fix_passes() {
     let fixed = catalogue::find("slow-fsync-leases").unwrap();
     let ok = run(&fixed, seed, &opts).unwrap();
     assert_eq!(ok.summary.verdict, "pass", "{:#?}", ok.summary.failures);
+}
+
+/// A defect scenario fails on some seed in `seeds` with a failure mentioning `check`, replays
+/// to the same trace, and passes on that seed with the defect off.
+fn defect_is_caught_and_the_fix_passes(
+    name: &str,
+    seeds: std::ops::RangeInclusive<u64>,
+    check: &str,
+) {
+    let sc = catalogue::find(name).unwrap();
+    let opts = RunOptions::default();
+    let caught = seeds.clone().find_map(|seed| {
+        let o = run(&sc, seed, &opts).unwrap();
+        (o.summary.verdict == "fail").then_some((seed, o))
+    });
+    let (seed, o) = caught.unwrap_or_else(|| panic!("no seed in {seeds:?} caught {name}"));
+    assert!(
+        o.summary.failures.iter().any(|f| f.contains(check)),
+        "{name}: {:#?}",
+        o.summary.failures
+    );
+    assert!(o
+        .summary
+        .replay
+        .contains(&format!("run {name} --seed {seed}")));
+    let replay = run(&sc, seed, &opts).unwrap();
+    assert_eq!(replay.summary.trace_hash, o.summary.trace_hash);
+    let mut fixed = sc.clone();
+    fixed.flags.clear();
+    let ok = run(&fixed, seed, &opts).unwrap();
+    assert_eq!(
+        ok.summary.verdict, "pass",
+        "{name} without the defect: {:#?}",
+        ok.summary.failures
+    );
+}
+
+#[test]
+fn consistent_index_before_apply_is_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(catalogue::DEFECT_CONSISTENT_INDEX_BEFORE_APPLY, 1..=6, "");
+}
+
+#[test]
+fn compaction_dropping_the_tombstone_is_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(catalogue::DEFECT_COMPACT_DROPS_TOMBSTONE, 1..=6, "watch");
 }
 
 #[test]

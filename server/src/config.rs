@@ -250,6 +250,10 @@ pub struct Config {
     /// Deliberate defects for harness tests (see `defects.rs`); never use in production.
     #[arg(long = "unsafe-test-defects", default_value = "", hide = true)]
     pub test_defects: String,
+    /// The test-only opt-in `--unsafe-test-defects` needs: without it, naming a defect is an
+    /// error.
+    #[arg(long = "unsafe-test-opt-in", hide = true)]
+    pub test_opt_in: bool,
     /// Log level: debug, info, warn, error.
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
@@ -443,7 +447,13 @@ impl Config {
                 });
             }
         }
-        crate::defects::parse(&self.test_defects).map_err(ConfigError::Defects)?;
+        let defects = crate::defects::parse(&self.test_defects).map_err(ConfigError::Defects)?;
+        if !defects.is_empty() && !self.test_opt_in {
+            return Err(ConfigError::Defects(
+                "deliberate defects are for harness tests only; refusing without --unsafe-test-opt-in"
+                    .to_string(),
+            ));
+        }
         let members = parse_initial_cluster(&self.initial_cluster)?;
         if !members.iter().any(|m| m.name == self.name) {
             return Err(ConfigError::NameNotInCluster(self.name.clone()));
@@ -567,6 +577,26 @@ mod tests {
         assert_eq!(m[1].peer_urls, vec!["http://127.0.0.1:2".to_string()]);
         assert_eq!(c.data_dir(), "b.etcd");
         assert_eq!(c.election_ticks(), 10);
+    }
+
+    #[test]
+    fn test_defects_need_the_opt_in() {
+        let err = cfg(&["--unsafe-test-defects=skip-read-index"])
+            .validate()
+            .expect_err("a defect without the opt-in must be refused");
+        assert!(err.to_string().contains("--unsafe-test-opt-in"), "{err}");
+        let c = cfg(&[
+            "--unsafe-test-defects=skip-read-index",
+            "--unsafe-test-opt-in",
+        ]);
+        assert!(c.validate().is_ok());
+        assert!(c.has_defect(crate::defects::Defect::SkipReadIndex));
+        // An unknown name is refused with or without the opt-in.
+        assert!(
+            cfg(&["--unsafe-test-defects=bogus", "--unsafe-test-opt-in"])
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

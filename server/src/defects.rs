@@ -3,7 +3,8 @@
 //!
 //! Owns: the names of the defects and parsing `--unsafe-test-defects`.
 //!
-//! Must never: be on unless that hidden flag names it.
+//! Must never: be on unless that hidden flag names it and the hidden `--unsafe-test-opt-in`
+//! is given too (a deployment that copies one flag by mistake still refuses to start).
 
 /// A deliberate defect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -15,14 +16,33 @@ pub enum Defect {
     /// 15247): a leader stalled by a slow disk wakes up and revokes leases the new leader kept
     /// alive meanwhile.
     RevokeWithoutLeadershipCheck,
+    /// etcd issue 13766 (3.5.0-3.5.2): the consistent index is set before the entry is applied,
+    /// and a backend commit can land in between, making the entry's index durable without its
+    /// writes; after a crash the member replays from the next entry and never applies that
+    /// one, so its revisions fall behind the other members'. In etcd the commit is the
+    /// backend's periodic one, which lands in the window now and then; here it comes at every
+    /// entry (our periodic commit runs on the apply task and cannot interleave), so the window
+    /// is open whenever a crash comes.
+    ConsistentIndexBeforeApply,
+    /// etcd issue 18089 (before 3.5.16 / 3.4.34): compaction at revision r drops a key's
+    /// tombstone at exactly r, so a watch from r misses that deletion.
+    CompactDropsTombstoneAtRevision,
 }
 
 /// Every defect with its flag name.
-pub const DEFECTS: [(&str, Defect); 2] = [
+pub const DEFECTS: [(&str, Defect); 4] = [
     ("skip-read-index", Defect::SkipReadIndex),
     (
         "revoke-without-leadership-check",
         Defect::RevokeWithoutLeadershipCheck,
+    ),
+    (
+        "consistent-index-before-apply",
+        Defect::ConsistentIndexBeforeApply,
+    ),
+    (
+        "compact-drops-tombstone-at-revision",
+        Defect::CompactDropsTombstoneAtRevision,
     ),
 ];
 

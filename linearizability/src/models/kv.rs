@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::initial_value::{self, Role};
 use crate::history::Operation;
 use crate::model::Model;
 
@@ -167,6 +168,36 @@ impl Model for Kv {
             }
             _ => {}
         }
+    }
+
+    fn certain_violation(
+        &self,
+        history: &[Operation<KvInput, KvOutput>],
+    ) -> Option<(usize, String)> {
+        // Only a put of "" empties a key again (appends never shorten it).
+        let emptied: std::collections::HashSet<&str> = history
+            .iter()
+            .filter_map(|op| match &op.input {
+                KvInput::Put { key, value } if value.is_empty() => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        initial_value::find(
+            history,
+            |op| match (&op.input, &op.output) {
+                (KvInput::Put { key, value }, Some(KvOutput::Put))
+                | (KvInput::Append { key, value }, Some(KvOutput::Append))
+                    if !value.is_empty() =>
+                {
+                    Role::ChangedFromInitial(key.as_str())
+                }
+                (KvInput::Get { key }, Some(KvOutput::Get { value })) if value.is_empty() => {
+                    Role::ReadInitial(key.as_str())
+                }
+                _ => Role::Other,
+            },
+            |k| emptied.contains(k),
+        )
     }
 
     fn partition(&self, history: &[Operation<KvInput, KvOutput>]) -> Option<Vec<Vec<usize>>> {

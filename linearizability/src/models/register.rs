@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::initial_value::{self, Role};
 use crate::model::Model;
 
 /// A register request.
@@ -71,6 +72,27 @@ impl Model for Register {
             }
             _ => {}
         }
+    }
+
+    fn certain_violation(
+        &self,
+        history: &[crate::Operation<RegisterInput, RegisterOutput>],
+    ) -> Option<(usize, String)> {
+        // Nothing writes nil, so a nil read after a completed write is certain.
+        initial_value::find(
+            history,
+            |op| match (&op.input, &op.output) {
+                (RegisterInput::Write(_), Some(RegisterOutput::Write))
+                | (RegisterInput::Cas { .. }, Some(RegisterOutput::Cas(true))) => {
+                    Role::ChangedFromInitial("register")
+                }
+                (RegisterInput::Read, Some(RegisterOutput::Read(None))) => {
+                    Role::ReadInitial("register")
+                }
+                _ => Role::Other,
+            },
+            |_| false,
+        )
     }
 
     fn describe_operation(&self, input: &RegisterInput, output: Option<&RegisterOutput>) -> String {

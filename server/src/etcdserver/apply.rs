@@ -55,6 +55,8 @@ pub struct Applier {
     pub disk: Arc<dyn crate::seam::Disk>,
     /// Where backend commit durations go.
     pub metrics: Arc<super::ServerMetrics>,
+    /// Test defect `consistent-index-before-apply` (etcd 13766): see [`Applier::apply_entry`].
+    pub index_before_apply: bool,
 }
 
 impl Applier {
@@ -73,6 +75,13 @@ impl Applier {
                 return Ok(None);
             }
         };
+        if self.index_before_apply {
+            // etcd 13766: the index goes in before the writes, and a backend commit lands in
+            // between (in etcd, the backend goroutine's periodic commit through its pre-commit
+            // hook; here at every entry, so the window is open whenever a crash comes).
+            store.set_consistent_index(e.index, e.term);
+            store.commit(true)?;
+        }
         let result = match req.op {
             None => Err(tonic::Status::invalid_argument("etcdserver: empty request")),
             Some(op) => self.apply_op(&mut store, op),

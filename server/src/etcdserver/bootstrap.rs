@@ -114,6 +114,9 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     )
     .await?;
     store.set_offload(world.offload.clone());
+    if cfg.has_defect(crate::defects::Defect::CompactDropsTombstoneAtRevision) {
+        store.drop_tombstones_at_compaction_revision();
+    }
     let snapshotter = Snapshotter::new(disk.clone(), &snap_dir);
 
     let recovered = if Wal::exists(&*disk, &wal_dir) {
@@ -336,6 +339,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             lessor: lessor.clone(),
             cluster,
             hub: hub.clone(),
+            index_before_apply: cfg.has_defect(crate::defects::Defect::ConsistentIndexBeforeApply),
         },
         transport,
         rng: ChaCha8Rng::from_rng(&mut seeds)

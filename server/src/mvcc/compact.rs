@@ -53,7 +53,7 @@ impl Store {
     pub(super) fn finish_compaction(&mut self, rev: i64) -> Result<(), MvccError> {
         let mut keep = BTreeSet::new();
         self.index.retain(|_, ki| {
-            ki.compact(rev, &mut keep);
+            ki.compact(rev, &mut keep, self.tombstone_at_compaction);
             !ki.is_empty()
         });
         let end = Revision::new(rev.saturating_add(1), 0).to_bytes();
@@ -127,7 +127,7 @@ impl Store {
         let rev = if rev == 0 { current } else { rev };
         let mut keep = BTreeSet::new();
         for ki in self.index.values() {
-            ki.keep(rev, &mut keep);
+            ki.keep(rev, &mut keep, self.tombstone_at_compaction);
         }
         let mut crc = crc32c::crc32c(Bucket::Key.name().as_bytes());
         self.backend.for_each(Bucket::Key, &[], None, |k, v| {

@@ -41,6 +41,16 @@ pub(crate) struct Mark {
     modified: Revision,
 }
 
+/// What compaction at revision r does with a key's tombstone at exactly r.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TombstoneAtCompaction {
+    /// Keep it, so a watch from r still sees the deletion (etcd 3.5.16+, 3.6).
+    Keep,
+    /// Drop it with the generation it ends (etcd before 3.5.16: issue 18089; only as the test
+    /// defect `compact-drops-tombstone-at-revision`).
+    Drop,
+}
+
 /// All revisions of a key still present in the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct KeyIndex {
@@ -150,11 +160,16 @@ impl KeyIndex {
         &self,
         at_rev: i64,
         available: &mut BTreeSet<Revision>,
+        tombstone: TombstoneAtCompaction,
     ) -> (usize, Option<usize>) {
         let mut gen_idx = 0;
         while gen_idx + 1 < self.generations.len() {
             let g = &self.generations[gen_idx];
-            if g.revs.last().is_some_and(|tomb| tomb.main >= at_rev) {
+            let ends_at_or_after = |tomb: &Revision| match tombstone {
+                TombstoneAtCompaction::Keep => tomb.main >= at_rev,
+                TombstoneAtCompaction::Drop => tomb.main > at_rev,
+            };
+            if g.revs.last().is_some_and(ends_at_or_after) {
                 break;
             }
             gen_idx += 1;
@@ -170,11 +185,16 @@ impl KeyIndex {
     /// Drops the revisions `<= at_rev` except the latest one, and generations that ended before
     /// `at_rev` (etcd 3.6 semantics: a tombstone exactly at `at_rev` is kept, so watchers from
     /// that revision still see the deletion). Kept revisions are added to `available`.
-    pub(crate) fn compact(&mut self, at_rev: i64, available: &mut BTreeSet<Revision>) {
+    pub(crate) fn compact(
+        &mut self,
+        at_rev: i64,
+        available: &mut BTreeSet<Revision>,
+        tombstone: TombstoneAtCompaction,
+    ) {
         if self.is_empty() {
             return;
         }
-        let (gen_idx, rev_idx) = self.do_compact(at_rev, available);
+        let (gen_idx, rev_idx) = self.do_compact(at_rev, available, tombstone);
         let g = &mut self.generations[gen_idx];
         if let Some(i) = rev_idx {
             g.revs.drain(..i);
@@ -184,11 +204,16 @@ impl KeyIndex {
 
     /// The revision compaction at `at_rev` would keep, unless it is a tombstone (etcd's
     /// `keep`, used by HashKV).
-    pub(crate) fn keep(&self, at_rev: i64, available: &mut BTreeSet<Revision>) {
+    pub(crate) fn keep(
+        &self,
+        at_rev: i64,
+        available: &mut BTreeSet<Revision>,
+        tombstone: TombstoneAtCompaction,
+    ) {
         if self.is_empty() {
             return;
         }
-        let (gen_idx, rev_idx) = self.do_compact(at_rev, available);
+        let (gen_idx, rev_idx) = self.do_compact(at_rev, available, tombstone);
         let g = &self.generations[gen_idx];
         if let Some(i) = rev_idx {
             if i + 1 == g.revs.len() && gen_idx + 1 != self.generations.len() {
@@ -241,7 +266,7 @@ mod tests {
     fn compact_keeps_latest_and_tombstone_at_exact_revision() {
         let mut ki = sample();
         let mut avail = BTreeSet::new();
-        ki.compact(4, &mut avail);
+        ki.compact(4, &mut avail, TombstoneAtCompaction::Keep);
         assert_eq!(avail, BTreeSet::from([r(4)]));
         assert_eq!(ki.generations[0].revs, vec![r(4), r(6)]);
         assert_eq!(
@@ -251,7 +276,7 @@ mod tests {
         );
 
         let mut avail = BTreeSet::new();
-        ki.compact(6, &mut avail);
+        ki.compact(6, &mut avail, TombstoneAtCompaction::Keep);
         assert_eq!(
             avail,
             BTreeSet::from([r(6)]),
@@ -261,19 +286,19 @@ mod tests {
         assert_eq!(ki.get(6), None);
 
         let mut avail = BTreeSet::new();
-        ki.compact(7, &mut avail);
+        ki.compact(7, &mut avail, TombstoneAtCompaction::Keep);
         assert!(avail.is_empty());
         assert_eq!(ki.generations.len(), 2);
         assert_eq!(ki.generations[0].revs, vec![r(8), r(10), r(12)]);
 
         let mut avail = BTreeSet::new();
-        ki.compact(13, &mut avail);
+        ki.compact(13, &mut avail, TombstoneAtCompaction::Keep);
         assert!(avail.is_empty());
         assert_eq!(ki.generations.len(), 1);
         assert_eq!(ki.generations[0].revs, vec![r(14), r(16)]);
 
         let mut avail = BTreeSet::new();
-        ki.compact(20, &mut avail);
+        ki.compact(20, &mut avail, TombstoneAtCompaction::Keep);
         assert_eq!(avail, BTreeSet::from([r(16)]));
         assert_eq!(ki.generations[0].revs, vec![r(16)]);
         assert_eq!(ki.get(20), Some((r(16), r(14), 2)));
@@ -285,18 +310,39 @@ mod tests {
         ki.put(r(2));
         assert!(ki.tombstone(r(3)));
         let mut avail = BTreeSet::new();
-        ki.compact(4, &mut avail);
+        ki.compact(4, &mut avail, TombstoneAtCompaction::Keep);
         assert!(avail.is_empty());
         assert!(ki.is_empty());
+    }
+
+    #[test]
+    fn a_tombstone_at_the_compaction_revision_is_kept_unless_the_defect_drops_it() {
+        // put 2, delete 3, put 5: compaction at 3 keeps the deletion for watchers from 3.
+        let build = || {
+            let mut ki = KeyIndex::default();
+            ki.put(r(2));
+            assert!(ki.tombstone(r(3)));
+            ki.put(r(5));
+            ki
+        };
+        let mut kept = build();
+        let mut avail = BTreeSet::new();
+        kept.compact(3, &mut avail, TombstoneAtCompaction::Keep);
+        assert_eq!(avail, BTreeSet::from([r(3)]));
+        let mut dropped = build();
+        let mut avail = BTreeSet::new();
+        dropped.compact(3, &mut avail, TombstoneAtCompaction::Drop);
+        assert!(avail.is_empty(), "etcd 18089: the tombstone at 3 is gone");
+        assert_eq!(dropped.get(5), kept.get(5));
     }
 
     #[test]
     fn keep_skips_tombstones() {
         let ki = sample();
         let mut avail = BTreeSet::new();
-        ki.keep(6, &mut avail);
+        ki.keep(6, &mut avail, TombstoneAtCompaction::Keep);
         assert!(avail.is_empty());
-        ki.keep(5, &mut avail);
+        ki.keep(5, &mut avail, TombstoneAtCompaction::Keep);
         assert_eq!(avail, BTreeSet::from([r(4)]));
     }
 
@@ -331,7 +377,7 @@ mod tests {
         ki.put(r(7));
         assert_eq!(ki.get(7), Some((r(7), r(7), 1)));
         let mut avail = BTreeSet::new();
-        ki.compact(6, &mut avail);
+        ki.compact(6, &mut avail, TombstoneAtCompaction::Keep);
         assert!(avail.is_empty());
         assert_eq!(ki.generations.len(), 1);
     }

@@ -2,7 +2,7 @@
 
 use super::error::MvccError;
 use super::exec::{Change, Exec};
-use super::key_index::KeyIndex;
+use super::key_index::{KeyIndex, TombstoneAtCompaction};
 use super::revision::{is_tombstone, Revision};
 use super::{consts, ops, txn, LeaseChecker};
 use crate::backend::{meta, Backend, BackendOptions, Bucket};
@@ -24,6 +24,9 @@ pub struct Store {
     pub(super) compaction_hashes: std::collections::VecDeque<KeyValueHash>,
     lease_checker: Option<Box<LeaseChecker>>,
     events: Option<Vec<mvccpb::Event>>,
+    /// What compaction does with a tombstone at the compaction revision (kept, except under
+    /// the test defect `compact-drops-tombstone-at-revision`).
+    pub(super) tombstone_at_compaction: TombstoneAtCompaction,
 }
 
 /// A hash of the key space at a revision (etcd's `KeyValueHash`): `hash` covers the revisions up
@@ -64,6 +67,7 @@ impl Store {
             current_rev: 1,
             compact_main_rev: -1,
             compaction_hashes: Default::default(),
+            tombstone_at_compaction: TombstoneAtCompaction::Keep,
             lease_checker: None,
             events: None,
         };
@@ -161,6 +165,12 @@ impl Store {
     /// Last applied raft index covered by a durable commit (what survives a crash now).
     pub fn durable_consistent_index(&self) -> u64 {
         self.backend.durable_consistent_index().0
+    }
+
+    /// Test defect `compact-drops-tombstone-at-revision` (etcd 18089): compactions from now on
+    /// drop a tombstone at exactly the compaction revision.
+    pub fn drop_tombstones_at_compaction_revision(&mut self) {
+        self.tombstone_at_compaction = TombstoneAtCompaction::Drop;
     }
 
     /// Records the raft entry being applied; it goes into the same backend batch as its writes.

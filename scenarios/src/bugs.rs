@@ -1,0 +1,269 @@
+//! The known-bug catalogue: etcd's historical bug classes that the server reproduces as test
+//! defects (`--unsafe-test-defects`, with `--unsafe-test-opt-in`) or as an emulated release,
+//! the scenario that exposes each, and the general check that catches it; and `etcd-sim hunt`,
+//! which runs seeds of a bug's scenario until the first failure.
+//!
+//! Owns: the table and the hunt loop. Must never: add a check of its own. A bug is caught by
+//! the harness's general checks (linearizability, watch guarantees, lease timing, the members'
+//! HashKV at the end) or not at all.
+
+use crate::catalogue;
+use crate::cli::{parse_seeds, run_many, Usage};
+use crate::runner::RunOptions;
+use anyhow::bail;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One known etcd bug class.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownBug {
+    /// The defect switch (what `--unsafe-test-defects` and `hunt` take), or the emulated
+    /// release for bugs reproduced by release emulation.
+    pub defect: &'static str,
+    /// The etcd issue.
+    pub etcd_issue: u32,
+    /// The etcd releases affected.
+    pub affected: &'static str,
+    /// What goes wrong.
+    pub wrong: &'static str,
+    /// The scenario that exposes it.
+    pub scenario: &'static str,
+    /// The general check that catches it.
+    pub caught_by: &'static str,
+    /// Whether it is a defect switch `hunt` can run (the others are release emulation).
+    pub huntable: bool,
+}
+
+/// Every bug class the harness reproduces, by etcd issue.
+pub const KNOWN_BUGS: &[KnownBug] = &[
+    KnownBug {
+        defect: "consistent-index-before-apply",
+        etcd_issue: 13766,
+        affected: "3.5.0-3.5.2, fixed in 3.5.3",
+        wrong: "the consistent index is committed before its entry's writes; after a crash the entry is never applied on that member",
+        scenario: catalogue::DEFECT_CONSISTENT_INDEX_BEFORE_APPLY,
+        caught_by: "members' HashKV at the end, linearizability",
+        huntable: true,
+    },
+    KnownBug {
+        defect: "revoke-without-leadership-check",
+        etcd_issue: 15247,
+        affected: "3.5 before 3.5.13",
+        wrong: "a leader stalled by a slow disk revokes leases the new leader kept alive",
+        scenario: catalogue::DEFECT_REVOKE_WITHOUT_LEADERSHIP_CHECK,
+        caught_by: "lease timing",
+        huntable: true,
+    },
+    KnownBug {
+        defect: "compact-drops-tombstone-at-revision",
+        etcd_issue: 18089,
+        affected: "3.5 before 3.5.16, 3.4 before 3.4.34",
+        wrong: "compaction at revision r drops a key's deletion at exactly r; a watch from r misses it",
+        scenario: catalogue::DEFECT_COMPACT_DROPS_TOMBSTONE,
+        caught_by: "watch guarantees",
+        huntable: true,
+    },
+    KnownBug {
+        defect: "release 3.5.19",
+        etcd_issue: 19557,
+        affected: "3.5.1-3.5.19 upgraded to 3.6.0-rc.0..rc.2",
+        wrong: "learner promotions dropped from the v3 store; the upgraded member refuses to start",
+        scenario: "upgrade-learner-bug",
+        caught_by: "the scenario's expected start-up refusal",
+        huntable: false,
+    },
+    KnownBug {
+        defect: "skip-read-index",
+        etcd_issue: 0,
+        affected: "a class, not one issue",
+        wrong: "linearizable reads served from local state without ReadIndex",
+        scenario: catalogue::DEFECT_SKIP_READ_INDEX,
+        caught_by: "linearizability",
+        huntable: true,
+    },
+];
+
+/// Looks a bug up by defect name or etcd issue number.
+pub fn find(name_or_issue: &str) -> Option<&'static KnownBug> {
+    let issue = name_or_issue.trim_start_matches('#').parse::<u32>().ok();
+    KNOWN_BUGS
+        .iter()
+        .find(|b| b.defect == name_or_issue || (issue.is_some() && Some(b.etcd_issue) == issue))
+}
+
+/// `etcd-sim bugs`: one line per bug, starting with the defect's name.
+pub fn list() {
+    for b in KNOWN_BUGS {
+        let issue = match b.etcd_issue {
+            0 => "-".to_string(),
+            n => format!("etcd#{n}"),
+        };
+        println!(
+            "{:<36} {issue:<11} {:<38} {}; caught by {} in {}",
+            b.defect, b.affected, b.wrong, b.caught_by, b.scenario
+        );
+    }
+}
+
+/// The catalogue as the README's Markdown table (`etcd-sim bugs --markdown`).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| defect | etcd issue | what goes wrong | scenario | caught by |\n|---|---|---|---|---|\n",
+    );
+    for b in KNOWN_BUGS {
+        let issue = match b.etcd_issue {
+            0 => "-".to_string(),
+            n => format!("{n}"),
+        };
+        out.push_str(&format!(
+            "| `{}` | {issue} ({}) | {} | `{}` | {} |\n",
+            b.defect, b.affected, b.wrong, b.scenario, b.caught_by
+        ));
+    }
+    out
+}
+
+/// `etcd-sim hunt`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HuntArgs {
+    /// The bug: a defect name or an etcd issue number (see `etcd-sim bugs`).
+    pub bug: String,
+    /// Seeds to try, in order: A..B (B exclusive) or A..=B.
+    #[arg(long, default_value = "0..200")]
+    pub seeds: String,
+    /// Stop after this much wall time without a failure: 90s, 5m or seconds.
+    #[arg(long, default_value = "60s")]
+    pub budget: String,
+    /// Where report directories go.
+    #[arg(long, default_value = "target/etcd-sim/hunts")]
+    pub report_dir: std::path::PathBuf,
+}
+
+/// Parses `90s`, `5m` or a number of seconds.
+pub fn parse_budget(s: &str) -> Result<Duration, Usage> {
+    let bad = || Usage(format!("malformed budget {s:?}: use 90s, 5m or seconds"));
+    let (num, unit) = match s.strip_suffix('m') {
+        Some(n) => (n, 60.0),
+        None => (s.strip_suffix('s').unwrap_or(s), 1.0),
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(v * unit))
+}
+
+/// `etcd-sim hunt`: runs the bug's scenario seed by seed (a batch per worker at a time) until
+/// one fails; prints seeds to detection, wall time, the failing check and the replay command.
+/// `Ok(true)` when caught, `Ok(false)` when the seeds or the budget ran out.
+#[allow(clippy::disallowed_methods)] // Wall-clock budget of the hunt itself; never simulated.
+pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {
+    let Some(bug) = find(&args.bug) else {
+        let known: Vec<&str> = KNOWN_BUGS.iter().map(|b| b.defect).collect();
+        bail!(Usage(format!(
+            "unknown bug {:?}; known: {} (or their etcd issue numbers)",
+            args.bug,
+            known.join(", ")
+        )));
+    };
+    if !bug.huntable {
+        bail!(Usage(format!(
+            "etcd {} is reproduced by release emulation, not a defect switch: run `etcd-sim run {}`",
+            bug.etcd_issue, bug.scenario
+        )));
+    }
+    let seeds = parse_seeds(&args.seeds)?;
+    let budget = parse_budget(&args.budget)?;
+    let Some(scenario) = catalogue::find(bug.scenario) else {
+        bail!("the catalogue has no scenario {}", bug.scenario);
+    };
+    let start = Instant::now();
+    let opts = RunOptions::default();
+    let mut tried = 0;
+    for batch in seeds.chunks(threads.max(1)) {
+        if start.elapsed() > budget {
+            break;
+        }
+        let jobs = batch.iter().map(|&s| (scenario.clone(), s)).collect();
+        let done = run_many(
+            jobs,
+            Path::new(&args.report_dir),
+            &opts,
+            threads,
+            &|_, _, _| {},
+        )?;
+        for d in done {
+            tried += 1;
+            if d.summary.verdict != "pass" {
+                println!(
+                    "caught {} (etcd {}) at seed {}: {tried} seed(s), {:.1} s wall",
+                    bug.defect,
+                    bug.etcd_issue,
+                    d.summary.seed,
+                    start.elapsed().as_secs_f64()
+                );
+                for f in &d.summary.failures {
+                    println!("  - {f}");
+                }
+                println!("  report: {}", d.dir.display());
+                println!("  replay: {}", d.summary.replay);
+                return Ok(true);
+            }
+        }
+    }
+    println!(
+        "not caught: {} (etcd {}) passed {tried} seed(s) in {:.1} s wall",
+        bug.defect,
+        bug.etcd_issue,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bugs_resolve_by_name_or_issue_and_name_real_scenarios() {
+        assert_eq!(
+            find("13766").map(|b| b.defect),
+            Some("consistent-index-before-apply")
+        );
+        assert_eq!(find("#18089").map(|b| b.etcd_issue), Some(18089));
+        assert!(find("nope").is_none());
+        for b in KNOWN_BUGS {
+            assert!(
+                catalogue::find(b.scenario).is_some(),
+                "{} names no scenario",
+                b.defect
+            );
+            if b.huntable {
+                let s = catalogue::find(b.scenario).unwrap_or_else(|| unreachable!());
+                assert!(
+                    s.flags.iter().any(|f| f.contains(b.defect)),
+                    "{}'s scenario does not switch it on",
+                    b.defect
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn readme_table_is_the_generated_one() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&markdown_table()),
+            "README's bug table is not `etcd-sim bugs --markdown`'s output; regenerate it"
+        );
+    }
+
+    #[test]
+    fn budgets_parse() {
+        assert_eq!(parse_budget("90s").ok(), Some(Duration::from_secs(90)));
+        assert_eq!(parse_budget("5m").ok(), Some(Duration::from_secs(300)));
+        assert_eq!(parse_budget("2").ok(), Some(Duration::from_secs(2)));
+        assert!(parse_budget("soon").is_err());
+        assert!(parse_budget("0s").is_err());
+    }
+}
