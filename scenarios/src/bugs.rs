@@ -91,16 +91,27 @@ pub fn find(name_or_issue: &str) -> Option<&'static KnownBug> {
         .find(|b| b.defect == name_or_issue || (issue.is_some() && Some(b.etcd_issue) == issue))
 }
 
+impl KnownBug {
+    /// `etcd#N`, or `bug class` for one with no single etcd issue.
+    fn issue_label(&self) -> String {
+        match self.etcd_issue {
+            0 => "bug class".to_string(),
+            n => format!("etcd#{n}"),
+        }
+    }
+}
+
 /// `etcd-sim bugs`: one line per bug, starting with the defect's name.
 pub fn list() {
     for b in KNOWN_BUGS {
-        let issue = match b.etcd_issue {
-            0 => "-".to_string(),
-            n => format!("etcd#{n}"),
-        };
         println!(
-            "{:<36} {issue:<11} {:<38} {}; caught by {} in {}",
-            b.defect, b.affected, b.wrong, b.caught_by, b.scenario
+            "{:<36} {:<11} {:<38} {}; caught by {} in {}",
+            b.defect,
+            b.issue_label(),
+            b.affected,
+            b.wrong,
+            b.caught_by,
+            b.scenario
         );
     }
 }
@@ -196,9 +207,9 @@ pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {
             tried += 1;
             if d.summary.verdict != "pass" {
                 println!(
-                    "caught {} (etcd {}) at seed {}: {tried} seed(s), {:.1} s wall",
+                    "caught {} ({}) at seed {}: {tried} seed(s), {:.1} s wall",
                     bug.defect,
-                    bug.etcd_issue,
+                    bug.issue_label(),
                     d.summary.seed,
                     start.elapsed().as_secs_f64()
                 );
@@ -212,9 +223,9 @@ pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {
         }
     }
     println!(
-        "not caught: {} (etcd {}) passed {tried} seed(s) in {:.1} s wall",
+        "not caught: {} ({}) passed {tried} seed(s) in {:.1} s wall",
         bug.defect,
-        bug.etcd_issue,
+        bug.issue_label(),
         start.elapsed().as_secs_f64()
     );
     Ok(false)
