@@ -451,8 +451,10 @@ impl Hints {
             .map(|(kv, _)| (kv.key.as_str(), kv.create_revision - 1))
             .collect();
         let created: Vec<(&str, i64)> = created.into_iter().collect();
+        let earliest = earliest_revisions(history);
         absent_intervals(
             history,
+            &earliest,
             &all_reads,
             &compared_absent,
             &created,
@@ -516,7 +518,6 @@ impl Hints {
         // Per key, the unknown-outcome requests that may put it (a txn in either branch; at
         // most one put of a key per request), with the lowest revision each can create and the
         // values it may put there.
-        let earliest = earliest_revisions(history);
         let mut unknown_puts: HashMap<&str, Vec<(i64, Vec<&str>)>> = HashMap::new();
         let mut put_count: HashMap<(&str, &str), usize> = HashMap::new();
         for (op, &from) in history.iter().zip(&earliest) {
@@ -884,18 +885,9 @@ fn lease_observers(history: &[Operation<EtcdRequest, EtcdResponse>]) -> HashMap<
 
 /// Whether a request may delete any key.
 pub(super) fn deletes_something(req: &EtcdRequest) -> bool {
-    fn in_ops(ops: &[RequestOp]) -> bool {
-        ops.iter().any(|op| match op {
-            RequestOp::DeleteRange(_) => true,
-            RequestOp::Txn(t) => in_ops(&t.success) || in_ops(&t.failure),
-            RequestOp::Range(_) | RequestOp::Put(_) => false,
-        })
-    }
-    match req {
-        EtcdRequest::DeleteRange(_) => true,
-        EtcdRequest::Txn(t) => in_ops(&t.success) || in_ops(&t.failure),
-        _ => false,
-    }
+    let mut ranges = Vec::new();
+    delete_ranges(req, &mut ranges);
+    !ranges.is_empty()
 }
 
 /// Keys of the puts in `ops` (nested ones included) that attach a lease.
@@ -956,6 +948,7 @@ pub(super) fn earliest_revisions(history: &[Operation<EtcdRequest, EtcdResponse>
 /// write.
 fn absent_intervals(
     history: &[Operation<EtcdRequest, EtcdResponse>],
+    earliest: &[i64],
     reads: &[Read],
     absent: &[(&str, i64)],
     created: &[(&str, i64)],
@@ -994,12 +987,11 @@ fn absent_intervals(
                 .collect(),
         }
     };
-    let earliest = earliest_revisions(history);
     // Per key: the revisions of known deleters, and the lowest revision an unknown one may
     // delete it at.
     let mut deleters: HashMap<&str, Vec<i64>> = HashMap::new();
     let mut unknown_from: HashMap<&str, i64> = HashMap::new();
-    for (op, &from) in history.iter().zip(&earliest) {
+    for (op, &from) in history.iter().zip(earliest) {
         if !deletes_something(&op.input) {
             continue;
         }
