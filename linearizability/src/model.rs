@@ -39,6 +39,15 @@ pub trait Model: Sync {
         next: &mut Vec<Self::State>,
     );
 
+    /// Whether an operation with this output leaves every state in which it is legal unchanged
+    /// (a read; a compare-and-set that failed). Only such an operation is placed without a
+    /// choice point when it fits (see `checker::search`): a write that happens to leave the
+    /// current state as it is (writing the value already there) is not one, since placed later
+    /// it would change what follows. Must be sound; `false` is always safe.
+    fn never_changes_state(&self, _input: &Self::Input, _output: &Self::Output) -> bool {
+        false
+    }
+
     /// An optional progress measure that never decreases along any step (etcd: the revision).
     /// Together with [`Model::progress_bound`] it lets the checker abandon a branch as soon as
     /// some unplaced operation can no longer be placed.

@@ -20,6 +20,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::checker::{check_with, CheckOptions, CheckReport, CheckResult, Verdict};
 use crate::cli::verdict_line;
 use crate::history::Operation;
-use crate::models::etcd::{reduce, Etcd, EtcdRequest, EtcdResponse, EtcdState, KeyValue};
+use crate::models::etcd::{reduce, Etcd, EtcdRequest, EtcdResponse, EtcdState, WatchEvidence};
 use crate::watch::{
     check_watches, EventType, Timeline, WatchReport, WatchViolation, WatcherHistory,
 };
@@ -158,6 +159,50 @@ impl EtcdRunReport {
     }
 }
 
+/// What the watchers saw, as evidence for the linearizability search: PUT events' key-values
+/// and every event's previous key-value, DELETE events, and, from watchers without filters,
+/// the keys of each revision's events (all of a revision's events come in one response).
+fn watch_evidence(watches: &[WatcherHistory]) -> WatchEvidence {
+    let events = || {
+        watches
+            .iter()
+            .flat_map(|w| w.responses.iter().flat_map(|r| r.events.iter()))
+    };
+    let observed = events()
+        .flat_map(|e| {
+            let put = (e.kind == EventType::Put).then_some(&e.kv);
+            put.into_iter().chain(e.prev_kv.as_ref())
+        })
+        .cloned()
+        .collect();
+    let deleted = events()
+        .filter(|e| e.kind == EventType::Delete)
+        .map(|e| (e.kv.key.clone(), e.kv.mod_revision))
+        .collect();
+    let mut changed_exactly = Vec::new();
+    for w in watches.iter().filter(|w| w.filters.is_empty()) {
+        for r in &w.responses {
+            let mut by_revision: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+            for e in &r.events {
+                by_revision
+                    .entry(e.kv.mod_revision)
+                    .or_default()
+                    .insert(e.kv.key.clone());
+            }
+            changed_exactly.extend(
+                by_revision
+                    .into_iter()
+                    .map(|(rev, keys)| (w.range.clone(), rev, keys)),
+            );
+        }
+    }
+    WatchEvidence {
+        observed,
+        deleted,
+        changed_exactly,
+    }
+}
+
 /// Checks an etcd-model `history` and the `watches` recorded alongside it.
 ///
 /// Watch events (PUT key-values, previous key-values, DELETEs) serve as evidence about
@@ -172,22 +217,7 @@ pub fn check_etcd_run(
     options: &CheckOptions,
 ) -> EtcdRunReport {
     let start = Instant::now();
-    // Key-values the watchers saw: PUT events' and every event's previous key-value.
-    let observed: Vec<KeyValue> = watches
-        .iter()
-        .flat_map(|w| w.responses.iter().flat_map(|r| r.events.iter()))
-        .flat_map(|e| {
-            let put = (e.kind == EventType::Put).then_some(&e.kv);
-            put.into_iter().chain(e.prev_kv.as_ref())
-        })
-        .cloned()
-        .collect();
-    let deleted: Vec<(String, i64)> = watches
-        .iter()
-        .flat_map(|w| w.responses.iter().flat_map(|r| r.events.iter()))
-        .filter(|e| e.kind == EventType::Delete)
-        .map(|e| (e.kv.key.clone(), e.kv.mod_revision))
-        .collect();
+    let watched = watch_evidence(watches);
     let needed = reduce::needed_ops(history);
     let dropped = history.len() - needed.len();
     let reduced: Cow<[Operation<EtcdRequest, EtcdResponse>]> = if dropped == 0 {
@@ -195,7 +225,7 @@ pub fn check_etcd_run(
     } else {
         Cow::Owned(needed.iter().map(|&i| history[i].clone()).collect())
     };
-    let model = Etcd::for_history_with(&reduced, &observed, &deleted);
+    let model = Etcd::for_history_with(&reduced, &watched);
     let mut linearizability = check_with(&model, &reduced, options);
     if dropped > 0 {
         linearizability.map_ops(&needed);

@@ -55,6 +55,15 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
         huntable: true,
     },
     KnownBug {
+        defect: "progress-bypasses-watch-queue",
+        etcd_issue: 15220,
+        affected: "3.4 before 3.4.25, 3.5 before 3.5.8",
+        wrong: "a requested progress notification overtakes events queued for the stream",
+        scenario: catalogue::DEFECT_PROGRESS_BYPASSES_WATCH_QUEUE,
+        caught_by: "watch guarantees (bookmarkable)",
+        huntable: true,
+    },
+    KnownBug {
         defect: "compact-drops-tombstone-at-revision",
         etcd_issue: 18089,
         affected: "3.5 before 3.5.16, 3.4 before 3.4.34",

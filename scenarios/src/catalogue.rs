@@ -1040,6 +1040,10 @@ pub const DEFECT_CONSISTENT_INDEX_BEFORE_APPLY: &str = "defect-consistent-index-
 /// `compaction-under-watch` (watchers resume at the compact revision after a cancel).
 pub const DEFECT_COMPACT_DROPS_TOMBSTONE: &str = "defect-compact-drops-tombstone-at-revision";
 
+/// etcd 15220 as a server defect: a requested progress notification overtakes the events
+/// queued for its stream; watchers ask for progress every 100 ms under load.
+pub const DEFECT_PROGRESS_BYPASSES_WATCH_QUEUE: &str = "defect-progress-bypasses-watch-queue";
+
 /// A must-FAIL control of the disk model: every member's fsync lies, then all lose power
 /// at once; acknowledged writes are lost and the checker must say so.
 pub const LYING_MAJORITY: &str = "negative-lying-majority";
@@ -1071,6 +1075,12 @@ pub fn must_fail() -> Vec<Scenario> {
             DEFECT_COMPACT_DROPS_TOMBSTONE,
             "server defect (must FAIL): compaction drops the tombstone at its revision; watchers resume there (etcd 18089)",
             "compact-drops-tombstone-at-revision",
+        ),
+        with_defect(
+            "compaction-under-watch",
+            DEFECT_PROGRESS_BYPASSES_WATCH_QUEUE,
+            "server defect (must FAIL): a requested progress notification overtakes queued watch events (etcd 15220)",
+            "progress-bypasses-watch-queue",
         ),
     ]
 }

@@ -76,7 +76,7 @@ pub struct WatchEvent {
     pub prev_kv: Option<KeyValue>,
 }
 
-/// One watch response with events.
+/// One watch response with events, or a progress notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchBatch {
     /// Simulated µs when it arrived.
@@ -89,6 +89,9 @@ pub struct WatchBatch {
     pub header_revision: i64,
     /// The events.
     pub events: Vec<WatchEvent>,
+    /// A progress notification (no events): everything up to `header_revision` was sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub progress: bool,
 }
 
 /// Everything one watcher saw.
@@ -108,7 +111,7 @@ pub struct WatchLog {
     pub start_revision: i64,
     /// Every (re)start: (simulated µs, member, start revision).
     pub streams: Vec<(u64, String, i64)>,
-    /// Responses with events, in arrival order.
+    /// Responses with events and progress notifications, in arrival order.
     pub batches: Vec<WatchBatch>,
     /// Why streams ended (errors, cancels).
     pub interruptions: Vec<String>,
@@ -152,6 +155,7 @@ impl WatchLog {
                             })
                             .collect(),
                         time: Some(b.at_us),
+                        progress_notify: b.progress,
                         ..Default::default()
                     })
                     .collect(),

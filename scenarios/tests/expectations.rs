@@ -138,6 +138,15 @@ fn consistent_index_before_apply_is_caught_and_the_fix_passes() {
 }
 
 #[test]
+fn progress_overtaking_queued_events_is_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(
+        catalogue::DEFECT_PROGRESS_BYPASSES_WATCH_QUEUE,
+        1..=6,
+        "bookmarkable",
+    );
+}
+
+#[test]
 fn compaction_dropping_the_tombstone_is_caught_and_the_fix_passes() {
     defect_is_caught_and_the_fix_passes(catalogue::DEFECT_COMPACT_DROPS_TOMBSTONE, 1..=6, "watch");
 }

@@ -27,10 +27,15 @@ pub enum Defect {
     /// etcd issue 18089 (before 3.5.16 / 3.4.34): compaction at revision r drops a key's
     /// tombstone at exactly r, so a watch from r misses that deletion.
     CompactDropsTombstoneAtRevision,
+    /// etcd issue 15220 (before 3.4.25 / 3.5.8): a requested progress notification is sent
+    /// straight to the client at the store's revision (etcd's ctrlStream) instead of through
+    /// the watchers' queue, so it can overtake events already queued for the stream: the
+    /// client hears "everything up to R was sent" and then gets events at or below R.
+    ProgressBypassesWatchQueue,
 }
 
 /// Every defect with its flag name.
-pub const DEFECTS: [(&str, Defect); 4] = [
+pub const DEFECTS: [(&str, Defect); 5] = [
     ("skip-read-index", Defect::SkipReadIndex),
     (
         "revoke-without-leadership-check",
@@ -43,6 +48,10 @@ pub const DEFECTS: [(&str, Defect); 4] = [
     (
         "compact-drops-tombstone-at-revision",
         Defect::CompactDropsTombstoneAtRevision,
+    ),
+    (
+        "progress-bypasses-watch-queue",
+        Defect::ProgressBypassesWatchQueue,
     ),
 ];
 

@@ -12,11 +12,13 @@
 //! known-outcome operation is placed (the remaining unknown ones go after the end, where the
 //! model contract guarantees they can be answered).
 //!
-//! Read-only fits are placed without a choice point. If a known-outcome candidate leaves the
-//! state unchanged (its only transition is back to the same state), placing it now is never
-//! wrong: given any linearization from this configuration that places it later, moving it to
-//! the front keeps every other operation at the same state, and it adds no real-time
-//! constraint (it is a candidate, so nothing unplaced returned before its call). So when such a
+//! Read-only fits are placed without a choice point. If a known-outcome candidate never changes
+//! a state in which it is legal (`Model::never_changes_state`) and fits here, placing it now is
+//! never wrong: given any linearization from this configuration that places it later, it left
+//! the state unchanged there too, so moving it to the front keeps every other operation at the
+//! same state, and it adds no real-time constraint (it is a candidate, so nothing unplaced
+//! returned before its call). An operation that merely leaves *this* state unchanged (a write
+//! of the value already there) is not enough: placed later, it would change what follows. So when such a
 //! placement fails, the configuration fails, and backtracking tries no other candidate there.
 //! Without this, a search that backtracks over a long prefix enumerates every subset of the
 //! concurrent reads at each revision.
@@ -333,6 +335,16 @@ pub(super) fn search<M: Model>(
         |op| model.unknown_gate(&op.input),
     );
     let nk = ev.nk;
+    // Known operations that never change a state they are legal in (see the module doc).
+    let read_only: Vec<bool> = ev.local[..nk]
+        .iter()
+        .map(|&i| {
+            ops[i]
+                .output
+                .as_ref()
+                .is_some_and(|o| model.never_changes_state(&ops[i].input, o))
+        })
+        .collect();
     let recent_first = model.unknown_recent_first();
     let nu = ops.len() - nk;
     let kw = nk.div_ceil(64).max(1);
@@ -572,7 +584,7 @@ pub(super) fn search<M: Model>(
                         entry,
                         prev_max: max_set,
                         front,
-                        forced: is_known && len == 1 && nsid == sid,
+                        forced: is_known && len == 1 && nsid == sid && read_only[cand as usize],
                     });
                     sid = nsid;
                     max_set = new_max;
@@ -581,7 +593,7 @@ pub(super) fn search<M: Model>(
                 }
                 // Seen before: undo. For a read-only fit that means this whole configuration
                 // fails (see the module doc), so no other candidate is tried.
-                exhausted = is_known && len == 1 && nsid == sid;
+                exhausted = is_known && len == 1 && nsid == sid && read_only[cand as usize];
                 if is_known {
                     let k = cand as usize;
                     kbits[k / 64] &= !(1 << (k % 64));

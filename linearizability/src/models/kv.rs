@@ -141,6 +141,10 @@ impl Model for Kv {
     type Input = KvInput;
     type Output = KvOutput;
 
+    fn never_changes_state(&self, input: &KvInput, _output: &KvOutput) -> bool {
+        matches!(input, KvInput::Get { .. })
+    }
+
     fn init(&self) -> Self::State {
         KvState::default()
     }

@@ -74,6 +74,13 @@ impl Model for Register {
         }
     }
 
+    fn never_changes_state(&self, input: &RegisterInput, output: &RegisterOutput) -> bool {
+        matches!(
+            (input, output),
+            (RegisterInput::Read, _) | (RegisterInput::Cas { .. }, RegisterOutput::Cas(false))
+        )
+    }
+
     fn certain_violation(
         &self,
         history: &[crate::Operation<RegisterInput, RegisterOutput>],

@@ -1,7 +1,9 @@
 //! Watchers: List+Watch on a prefix from a start revision up to 100 before or after the
 //! newest one (etcd robustness's watch traffic), resuming after every
-//! interruption from the revision after the last event seen (on the next member), recording
-//! every response with events. A watch canceled because its start revision was compacted
+//! interruption from the revision after the last event or progress notification seen (on the
+//! next member), as clientv3 does, recording every response with events and every progress
+//! notification. Each stream asks for progress every [`PROGRESS_EVERY`] (etcd robustness's
+//! watch client does too) and for periodic notifications. A watch canceled because its start revision was compacted
 //! resumes from the compact revision the server named (a new stream, held to what it promises
 //! from there, as a reflector's re-list and watch is).
 //!
@@ -23,6 +25,9 @@ type LogFn<'a> = dyn Fn(&mut dyn FnMut(&mut WatchLog)) + 'a;
 
 /// How often a waiting watcher looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
+
+/// How often a stream asks for a progress notification.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// What a watcher watches and how.
 #[derive(Debug, Clone)]
@@ -171,6 +176,7 @@ async fn watch_once(
         start_revision: *next_rev,
         prev_kv: shape.prev_kv,
         filters,
+        progress_notify: true,
         ..Default::default()
     };
     let create = pb::WatchRequest {
@@ -188,12 +194,24 @@ async fn watch_once(
         l.streams.push((now_us(), member.to_string(), start));
         stream_index = l.streams.len() - 1;
     });
+    let mut progress_at = tokio::time::Instant::now() + PROGRESS_EVERY;
     loop {
         if stop.stopped() {
             return None;
         }
-        if until.is_some_and(|u| tokio::time::Instant::now() >= u) {
+        let now = tokio::time::Instant::now();
+        if until.is_some_and(|u| now >= u) {
             return Some(REWIND.into());
+        }
+        if now >= progress_at {
+            let ask = pb::WatchRequest {
+                request_union: Some(pb::watch_request::RequestUnion::ProgressRequest(
+                    pb::WatchProgressRequest {},
+                )),
+            };
+            // A full request queue means the server is not reading: the next ask will do.
+            let _ = stream.requests.try_send(ask);
+            progress_at = now + PROGRESS_EVERY;
         }
         let msg = match tokio::time::timeout(POLL, stream.responses.message()).await {
             Err(_) => continue,
@@ -211,7 +229,23 @@ async fn watch_once(
                 format!("canceled: {}", msg.cancel_reason)
             });
         }
+        let header_revision = msg.header.map(|h| h.revision).unwrap_or(0);
+        if msg.created {
+            continue;
+        }
         if msg.events.is_empty() {
+            // A progress notification: clientv3 resumes after it (`nextRev = Header.Revision
+            // + 1`, "current progress of watch; <= store revision").
+            *next_rev = (*next_rev).max(header_revision + 1);
+            let batch = WatchBatch {
+                at_us: now_us(),
+                member: member.to_string(),
+                stream: stream_index,
+                header_revision,
+                events: Vec::new(),
+                progress: true,
+            };
+            log(&mut |l| l.batches.push(batch.clone()));
             continue;
         }
         let events: Vec<WatchEvent> = msg
@@ -232,8 +266,9 @@ async fn watch_once(
             at_us: now_us(),
             member: member.to_string(),
             stream: stream_index,
-            header_revision: msg.header.map(|h| h.revision).unwrap_or(0),
+            header_revision,
             events,
+            progress: false,
         };
         log(&mut |l| l.batches.push(batch.clone()));
     }

@@ -58,6 +58,9 @@ struct WatcherOpts {
     no_delete: bool,
     prev_kv: bool,
     progress_notify: bool,
+    /// Events went out since the last periodic tick: the next notification is elided (etcd's
+    /// `sws.progress[id] = false` after a key update).
+    progress_elided: bool,
     fragment: bool,
 }
 
@@ -70,6 +73,8 @@ struct StreamCtx {
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     /// A response of at least this many bytes is split for watchers that asked for fragments.
     fragment_limit: usize,
+    /// The `progress-bypasses-watch-queue` test defect (etcd 15220) is on.
+    progress_bypasses_queue: bool,
 }
 
 #[tonic::async_trait]
@@ -90,6 +95,10 @@ impl pb::watch_server::Watch for WatchApi {
             watchers: BTreeMap::new(),
             out,
             fragment_limit: self.fragment_limit,
+            progress_bypasses_queue: self
+                .server
+                .config()
+                .has_defect(crate::defects::Defect::ProgressBypassesWatchQueue),
         };
         tokio::spawn(run_stream(ctx, incoming, self.progress_interval));
         Ok(Response::new(ReceiverStream::new(out_rx)))
@@ -176,6 +185,7 @@ impl StreamCtx {
                         no_delete: c.filters.contains(&FILTER_NODELETE),
                         prev_kv: c.prev_kv,
                         progress_notify: c.progress_notify,
+                        progress_elided: false,
                         fragment: c.fragment,
                     },
                 );
@@ -207,25 +217,49 @@ impl StreamCtx {
                 true
             }
             Some(pb::watch_request::RequestUnion::ProgressRequest(_)) => {
-                if self.hub.stream_synced(self.stream) {
-                    let resp = pb::WatchResponse {
-                        header: self.header_now(),
-                        watch_id: INVALID_WATCH_ID,
-                        ..Default::default()
-                    };
-                    return self.send(resp).await;
-                }
-                true
+                self.request_progress(None, INVALID_WATCH_ID).await
             }
             None => true,
         }
     }
 
-    /// Applies the watcher's filters and prev_kv, then sends.
+    /// A progress notification at the store's revision for the stream's watchers (`only`:
+    /// one of them), queued behind their events. With etcd 15220's defect it goes straight
+    /// to the client instead, at whatever revision the store has reached.
+    async fn request_progress(&mut self, only: Option<i64>, response_id: i64) -> bool {
+        if self.progress_bypasses_queue {
+            if !self.hub.stream_synced(self.stream) {
+                return true;
+            }
+            let resp = pb::WatchResponse {
+                header: self.header_now(),
+                watch_id: response_id,
+                ..Default::default()
+            };
+            return self.send(resp).await;
+        }
+        let store = self.server.store();
+        self.hub
+            .request_progress(&store, self.stream, only, response_id);
+        true
+    }
+
+    /// Sends a batch from the hub: a progress notification as it is, events through the
+    /// watcher's filters and prev_kv.
     async fn deliver(&mut self, b: WatchBatch) -> bool {
-        let Some(opts) = self.watchers.get(&b.watch_id).cloned() else {
+        if b.progress {
+            let resp = pb::WatchResponse {
+                header: Some(self.server.header(b.revision)),
+                watch_id: b.watch_id,
+                ..Default::default()
+            };
+            return self.send(resp).await;
+        }
+        let Some(opts) = self.watchers.get_mut(&b.watch_id) else {
             return true; // cancelled meanwhile
         };
+        opts.progress_elided |= !b.events.is_empty();
+        let opts = opts.clone();
         let mut events = Vec::with_capacity(b.events.len());
         for mut ev in b.events {
             let is_put = ev.r#type == event_type::PUT;
@@ -280,24 +314,19 @@ impl StreamCtx {
         resp.kvs.into_iter().next()
     }
 
-    /// Periodic progress notification for watchers that asked for it, when all are synced.
+    /// Periodic progress notifications, one per watcher that asked for them and got no events
+    /// since the last tick, each sent only while that watcher is synced (etcd's
+    /// progressTicker in sendLoop).
     async fn progress_notify(&mut self) -> bool {
-        if !self.hub.stream_synced(self.stream) {
-            return true;
+        let mut due = Vec::new();
+        for (id, o) in self.watchers.iter_mut().filter(|(_, o)| o.progress_notify) {
+            if !o.progress_elided {
+                due.push(*id);
+            }
+            o.progress_elided = false;
         }
-        let ids: Vec<i64> = self
-            .watchers
-            .iter()
-            .filter(|(_, o)| o.progress_notify)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            let resp = pb::WatchResponse {
-                header: self.header_now(),
-                watch_id: id,
-                ..Default::default()
-            };
-            if !self.send(resp).await {
+        for id in due {
+            if !self.request_progress(Some(id), id).await {
                 return false;
             }
         }

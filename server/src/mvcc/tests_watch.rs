@@ -1,5 +1,5 @@
 //! The watchable store's catch-up of unsynced watchers (etcd's syncWatchers) around
-//! compaction.
+//! compaction, and progress notifications.
 
 use super::tests::{open_store, put};
 use super::watchable::{KeyRange, WatchHub};
@@ -51,4 +51,65 @@ async fn a_compacted_watcher_does_not_make_others_skip_events() {
         );
     }
     assert_eq!(revs, (6..=11).collect::<Vec<i64>>());
+}
+
+/// A progress notification is queued behind the events already on their way to the stream
+/// (etcd 15220: it was sent around them and overtook them), and carries the store's revision.
+#[tokio::test]
+async fn progress_is_queued_behind_pending_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open_store(dir.path()).await;
+    let hub = WatchHub::default();
+    let stream = hub.new_stream();
+    let (tx, mut rx) = mpsc::channel(16);
+    hub.add(&s, stream, 7, everything(), 0, tx);
+    s.record_events(true);
+    let rev = put(&mut s, "a", "1");
+    hub.notify(rev, &s.take_events());
+    assert!(hub.request_progress(&s, stream, None, -1));
+    let events = rx.try_recv().expect("the event batch");
+    assert!(!events.progress);
+    assert_eq!(events.revision, rev);
+    let progress = rx.try_recv().expect("then the progress notification");
+    assert!(progress.progress && progress.events.is_empty());
+    assert_eq!((progress.watch_id, progress.revision), (-1, rev));
+}
+
+/// No progress while a watcher is unsynced, nor while the store is below a watcher's start
+/// revision (etcd 20221: a client resuming after such a notification asks for revisions
+/// before the one it wanted); a stream without watchers gets nothing.
+#[tokio::test]
+async fn no_progress_while_unsynced_or_before_a_future_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open_store(dir.path()).await;
+    for i in 0..3 {
+        put(&mut s, &format!("k{i}"), "v"); // revisions 2..=4
+    }
+    let hub = WatchHub::default();
+    let empty = hub.new_stream();
+    assert!(hub.request_progress(&s, empty, None, -1));
+
+    let behind = hub.new_stream();
+    let (tx, mut rx) = mpsc::channel(16);
+    hub.add(&s, behind, 1, everything(), 2, tx);
+    assert!(!hub.request_progress(&s, behind, None, -1));
+    hub.sync(&s).unwrap();
+    assert_eq!(rx.try_recv().map(|b| b.progress).ok(), Some(false));
+    assert!(hub.request_progress(&s, behind, Some(1), 1));
+    let p = rx.try_recv().expect("progress once caught up");
+    assert!(p.progress && p.revision == 4 && p.watch_id == 1);
+
+    let future = hub.new_stream();
+    let (tx, mut rx) = mpsc::channel(16);
+    hub.add(&s, future, 1, everything(), 6, tx);
+    assert!(!hub.request_progress(&s, future, None, -1));
+    assert!(rx.try_recv().is_err());
+    put(&mut s, "k5", "v"); // revision 5: still before the start
+    assert!(!hub.request_progress(&s, future, None, -1));
+    put(&mut s, "k6", "v"); // 6: reached (the watcher's own event batch is not sent here)
+    assert!(hub.request_progress(&s, future, None, -1));
+    assert_eq!(
+        rx.try_recv().map(|b| (b.progress, b.revision)).ok(),
+        Some((true, 6))
+    );
 }

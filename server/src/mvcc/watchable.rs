@@ -4,7 +4,9 @@
 //! Owns: synced watchers (served as each revision is applied, from [`WatchHub::notify`]) and
 //! unsynced ones (started in the past, or too slow to take the last batch), which
 //! [`WatchHub::sync`] catches up from the history; cancellation with the compact revision
-//! when a watcher needs history that compaction removed.
+//! when a watcher needs history that compaction removed; progress notifications, queued
+//! behind the events already on their way (etcd's `progressIfSync` through the watcher's
+//! channel).
 //!
 //! Must never: block (a full stream queue makes its watcher unsynced, as etcd's victims), skip
 //! or repeat a revision for a watcher, or split one revision's events over two batches.
@@ -32,6 +34,9 @@ pub struct WatchBatch {
     pub revision: i64,
     /// Non-zero: the watcher needed history before this compacted revision and is cancelled.
     pub compact_revision: i64,
+    /// A progress notification (no events): every event up to `revision` is ahead of it in
+    /// the stream; `watch_id` is the response's (-1 for a stream-wide request).
+    pub progress: bool,
 }
 
 /// A stream's queue of batches.
@@ -64,6 +69,8 @@ struct Watcher {
     range: KeyRange,
     /// First revision not yet delivered.
     next_rev: i64,
+    /// The start revision the client asked for (0: none).
+    start_rev: i64,
     synced: bool,
     tx: StreamTx,
 }
@@ -128,6 +135,7 @@ impl WatchHub {
         let w = Watcher {
             range,
             next_rev,
+            start_rev: start_rev.max(0),
             synced: next_rev > current,
             tx,
         };
@@ -144,12 +152,52 @@ impl WatchHub {
         self.state().watchers.retain(|(s, _), _| *s != stream);
     }
 
-    /// Whether every watcher of `stream` is synced (a progress notification may be sent).
+    /// Whether every watcher of `stream` is synced (etcd 15220's defect sends progress
+    /// straight to the client when this holds, ahead of batches still queued).
     pub fn stream_synced(&self, stream: u64) -> bool {
         self.state()
             .watchers
             .range((stream, i64::MIN)..=(stream, i64::MAX))
             .all(|(_, w)| w.synced)
+    }
+
+    /// Queues a progress notification at the store's revision on `stream`, behind every batch
+    /// already queued there, if every watcher in question (`only`, or all of the stream's) is
+    /// synced and the store has reached the start revision each asked for (etcd's
+    /// `progressIfSync`, with the fix of etcd 20221: a notification below a future start
+    /// revision would make a resuming client ask for revisions before the one it wanted).
+    /// Returns false when it could not be sent now; nothing is sent for a stream without
+    /// watchers. `store` is the locked store, so no revision is applied meanwhile.
+    pub fn request_progress(
+        &self,
+        store: &Store,
+        stream: u64,
+        only: Option<i64>,
+        response_id: i64,
+    ) -> bool {
+        let current = store.current_revision();
+        let st = self.state();
+        let mut watchers = st
+            .watchers
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .filter(|((_, id), _)| only.is_none_or(|o| o == *id))
+            .map(|(_, w)| w)
+            .peekable();
+        let Some(first) = watchers.peek().map(|w| w.tx.clone()) else {
+            return true;
+        };
+        if !watchers.all(|w| w.synced && current >= w.start_rev) {
+            return false;
+        }
+        let batch = WatchBatch {
+            watch_id: response_id,
+            events: Vec::new(),
+            revision: current,
+            compact_revision: 0,
+            progress: true,
+        };
+        // etcd's watcher.send: a full channel drops the notification; the client asks again.
+        first.try_send(batch).is_ok()
     }
 
     /// Delivers revision `rev`'s events to synced watchers (called right after applying it).
@@ -170,6 +218,7 @@ impl WatchHub {
                 events: evs,
                 revision: rev,
                 compact_revision: 0,
+                progress: false,
             };
             match w.tx.try_send(batch) {
                 Ok(()) => w.next_rev = rev + 1,
@@ -218,6 +267,7 @@ impl WatchHub {
                     events: Vec::new(),
                     revision: current,
                     compact_revision: compact,
+                    progress: false,
                 };
                 match w.tx.try_send(batch) {
                     Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
@@ -241,6 +291,7 @@ impl WatchHub {
                     events: evs,
                     revision: covered,
                     compact_revision: 0,
+                    progress: false,
                 })
             };
             match sent {

@@ -23,6 +23,9 @@
 //!
 //! - the same from key-values observed outside the history (watch PUT events and previous
 //!   key-values), if given;
+//! - exactly what changed at a revision in a watched range: a watcher without filters gets all
+//!   of a revision's events in its range in one response (the atomic guarantee), so whatever
+//!   created that revision changed no other key in the range;
 //! - lease expiry pins: a key put with lease L (the last put before R) and deleted at revision
 //!   R (a watch DELETE event), when no request in the history could have deleted it — no
 //!   delete covering the key, no revoke of L — was deleted by L's expiry, which therefore
@@ -62,6 +65,9 @@ pub struct Hints {
     pub deleted_at: HashMap<i64, BTreeSet<String>>,
     /// Keys seen with this mod revision (so written by whatever created it).
     pub written_at: HashMap<i64, BTreeSet<String>>,
+    /// Per revision, (watched range, every key of it changed at that revision): what a
+    /// watcher without filters saw in one response.
+    pub changed_exactly: HashMap<i64, Vec<(KeyRange, BTreeSet<String>)>>,
     /// Per key, sorted disjoint revision intervals in which no unknown-outcome write changed it
     /// (neither put nor deleted it: every source of an interval rules out both, see
     /// [`Hints::allows`]).
@@ -362,22 +368,39 @@ fn observed<'a>(result: &'a OpResult, header: i64, out: &mut Vec<(&'a KeyValue, 
     }
 }
 
+/// What watchers saw outside the history, as evidence about the writes in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchEvidence {
+    /// Key-values each current at its own mod revision (watch PUT events' key-values and every
+    /// event's previous key-value).
+    pub observed: Vec<KeyValue>,
+    /// Deletions as (key, revision) (watch DELETE events).
+    pub deleted: Vec<(String, i64)>,
+    /// (watched range, revision, the keys of the range changed at that revision): one response
+    /// of a watcher without filters.
+    pub changed_exactly: Vec<(KeyRange, i64, BTreeSet<String>)>,
+}
+
 impl Hints {
     /// Gathers the evidence in `history`.
     pub fn gather(history: &[Operation<EtcdRequest, EtcdResponse>]) -> Hints {
-        Self::gather_with(history, &[], &[])
+        Self::gather_with(history, &WatchEvidence::default())
     }
 
-    /// Gathers the evidence in `history` plus key-values observed elsewhere, each current at
-    /// its own mod revision (e.g. the key-values of watch PUT events), and deletions observed
-    /// elsewhere as (key, revision) (watch DELETE events).
+    /// Gathers the evidence in `history` plus what watchers saw (`watched`).
     pub fn gather_with(
         history: &[Operation<EtcdRequest, EtcdResponse>],
-        extra: &[KeyValue],
-        deleted: &[(String, i64)],
+        watched: &WatchEvidence,
     ) -> Hints {
+        let extra = watched.observed.as_slice();
         let mut hints = Hints::default();
-        for (key, rev) in deleted {
+        for (range, rev, keys) in &watched.changed_exactly {
+            let at = hints.changed_exactly.entry(*rev).or_default();
+            if !at.iter().any(|(r, k)| r == range && k == keys) {
+                at.push((range.clone(), keys.clone()));
+            }
+        }
+        for (key, rev) in &watched.deleted {
             hints
                 .deleted_at
                 .entry(*rev)
@@ -509,7 +532,7 @@ impl Hints {
         hints.max_revision = max_revision.filter(|&m| m > i64::MIN);
         hints.lease_observed_until = lease_observers(history);
         hints.lease_absence_unobserved = leases_never_missed(history);
-        hints.expiry_pins = expiry_pins(history, extra, deleted, &hints.claimed);
+        hints.expiry_pins = expiry_pins(history, extra, &watched.deleted, &hints.claimed);
         hints.claimed.extend(hints.expiry_pins.values().copied());
         for revs in known_puts.values_mut() {
             revs.sort_unstable();
@@ -829,12 +852,37 @@ impl Hints {
         }
         let mut ranges = Vec::new();
         delete_ranges(req, &mut ranges);
-        !ranges.iter().any(|range| {
-            before.range_at(range, before.revision).iter().any(|kv| {
-                after.get_at(&kv.key, rev).is_none()
-                    && (unchanged_at_rev(&kv.key)
-                        || in_intervals(self.never_deleted.get(&kv.key), rev))
-            })
+        let deleted_now: Vec<String> = ranges
+            .iter()
+            .flat_map(|range| before.range_at(range, before.revision))
+            .filter(|kv| after.get_at(&kv.key, rev).is_none())
+            .map(|kv| kv.key)
+            .collect();
+        if deleted_now
+            .iter()
+            .any(|k| unchanged_at_rev(k) || in_intervals(self.never_deleted.get(k), rev))
+        {
+            return false;
+        }
+        let changed = puts
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| written_now(k))
+            .chain(deleted_now.iter().map(String::as_str));
+        self.changes_seen_exactly(rev, changed)
+    }
+
+    /// Whether the keys a write changed at `rev` (`changed`) are all among those a watcher of
+    /// their range saw change then. Keys it changed through lease deletions are not counted:
+    /// leaving them out only allows more.
+    fn changes_seen_exactly<'k>(&self, rev: i64, changed: impl Iterator<Item = &'k str>) -> bool {
+        let Some(seen) = self.changed_exactly.get(&rev) else {
+            return true;
+        };
+        let mut changed = changed;
+        changed.all(|k| {
+            seen.iter()
+                .all(|(range, keys)| !range.contains(k) || keys.contains(k))
         })
     }
 }

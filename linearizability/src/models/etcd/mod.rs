@@ -15,7 +15,7 @@ mod state;
 mod types;
 
 pub use apply::compare_holds;
-pub use hints::Hints;
+pub use hints::{Hints, WatchEvidence};
 pub use state::{EtcdState, Live, Version};
 pub use types::*;
 
@@ -50,16 +50,15 @@ impl Etcd {
     /// (smaller states make the search faster), and gathers [`Hints`] about unknown-outcome
     /// writes from the responses.
     pub fn for_history(history: &[Operation<EtcdRequest, EtcdResponse>]) -> Self {
-        Self::for_history_with(history, &[], &[])
+        Self::for_history_with(history, &WatchEvidence::default())
     }
 
-    /// Like [`Etcd::for_history`], also using key-values observed outside the history (the
-    /// key-values of watch PUT events) and deletions observed outside it (watch DELETE events,
-    /// as key and revision) as evidence about unknown-outcome writes and lease expiries.
+    /// Like [`Etcd::for_history`], also using what watchers saw (key-values, deletions, and
+    /// exactly which watched keys changed at a revision) as evidence about unknown-outcome
+    /// writes and lease expiries.
     pub fn for_history_with(
         history: &[Operation<EtcdRequest, EtcdResponse>],
-        observed: &[KeyValue],
-        deleted: &[(String, i64)],
+        watched: &WatchEvidence,
     ) -> Self {
         fn past_read(op: &RequestOp) -> bool {
             match op {
@@ -76,7 +75,7 @@ impl Etcd {
         Etcd {
             keep_history,
             initial_revision: 1,
-            hints: Arc::new(Hints::gather_with(history, observed, deleted)),
+            hints: Arc::new(Hints::gather_with(history, watched)),
         }
     }
 
@@ -92,6 +91,31 @@ impl Model for Etcd {
     type State = EtcdState;
     type Input = EtcdRequest;
     type Output = EtcdResponse;
+
+    fn never_changes_state(&self, input: &EtcdRequest, output: &EtcdResponse) -> bool {
+        fn reads_only(ops: &[RequestOp]) -> bool {
+            ops.iter().all(|op| matches!(op, RequestOp::Range(_)))
+        }
+        match (input, output) {
+            (EtcdRequest::Range(_), _) => true,
+            (
+                EtcdRequest::Txn(t),
+                EtcdResponse::Ok {
+                    result: OpResult::Txn { succeeded, .. },
+                    ..
+                },
+            ) => reads_only(if *succeeded { &t.success } else { &t.failure }),
+            // Legal only where nothing in the range exists, and then it deletes nothing.
+            (
+                EtcdRequest::DeleteRange(_),
+                EtcdResponse::Ok {
+                    result: OpResult::DeleteRange { deleted: 0, .. },
+                    ..
+                },
+            ) => true,
+            _ => false,
+        }
+    }
 
     fn init(&self) -> EtcdState {
         EtcdState::new(self.initial_revision)
