@@ -7,8 +7,8 @@
 //! the harness's general checks (linearizability, watch guarantees, lease timing, the members'
 //! HashKV at the end) or not at all.
 
-use crate::catalogue;
-use crate::cli::{parse_seeds, run_many, Usage};
+use crate::catalogue::{self, Scenario};
+use crate::cli::{parse_seeds, run_many, Done, Usage};
 use crate::runner::RunOptions;
 use anyhow::bail;
 use std::path::Path;
@@ -64,6 +64,24 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
         huntable: true,
     },
     KnownBug {
+        defect: "synced-watcher-keeps-start-rev",
+        etcd_issue: 15271,
+        affected: "3.4 before 3.4.25, 3.5 before 3.5.8",
+        wrong: "after a snapshot from the leader, watchers replay events they already sent: the watch goes back in time",
+        scenario: catalogue::DEFECT_SYNCED_WATCHER_KEEPS_START_REV,
+        caught_by: "watch guarantees",
+        huntable: true,
+    },
+    KnownBug {
+        defect: "apply-before-wal-sync",
+        etcd_issue: 14370,
+        affected: "3.5.0-3.5.4, fixed in 3.5.5",
+        wrong: "a one-member cluster acknowledges a write before its WAL fdatasync; a power loss loses it",
+        scenario: catalogue::DEFECT_APPLY_BEFORE_WAL_SYNC,
+        caught_by: "linearizability",
+        huntable: true,
+    },
+    KnownBug {
         defect: "compact-drops-tombstone-at-revision",
         etcd_issue: 18089,
         affected: "3.5 before 3.5.16, 3.4 before 3.4.34",
@@ -91,6 +109,9 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
         huntable: true,
     },
 ];
+
+/// The generic scenario `hunt --swarm` and the benchmark's second column use.
+const GENERIC_SCENARIO: &str = "swarm";
 
 /// Looks a bug up by defect name or etcd issue number.
 pub fn find(name_or_issue: &str) -> Option<&'static KnownBug> {
@@ -157,6 +178,30 @@ pub struct HuntArgs {
     /// Where report directories go.
     #[arg(long, default_value = "target/etcd-sim/hunts")]
     pub report_dir: std::path::PathBuf,
+    /// Hunt with this catalogue scenario (the defect switched on) instead of the bug's own.
+    #[arg(long, conflicts_with = "swarm")]
+    pub scenario: Option<String>,
+    /// Hunt with the generic `swarm` scenario (the defect switched on).
+    #[arg(long)]
+    pub swarm: bool,
+}
+
+/// What a hunt runs: the bug's own scenario, or `other` (a catalogue scenario) with the
+/// defect switched on through the run options, so that the replay command carries it.
+fn hunted(bug: &KnownBug, other: Option<&str>) -> anyhow::Result<(Scenario, RunOptions)> {
+    let name = other.unwrap_or(bug.scenario);
+    let Some(scenario) = catalogue::find(name) else {
+        bail!(Usage(format!(
+            "unknown scenario {name:?} (see `etcd-sim list`)"
+        )));
+    };
+    let opts = RunOptions {
+        defects: other
+            .map(|_| vec![bug.defect.to_string()])
+            .unwrap_or_default(),
+        ..RunOptions::default()
+    };
+    Ok((scenario, opts))
 }
 
 /// Parses `90s`, `5m` or a number of seconds.
@@ -194,11 +239,13 @@ pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {
     }
     let seeds = parse_seeds(&args.seeds)?;
     let budget = parse_budget(&args.budget)?;
-    let Some(scenario) = catalogue::find(bug.scenario) else {
-        bail!("the catalogue has no scenario {}", bug.scenario);
+    let other = if args.swarm {
+        Some(GENERIC_SCENARIO)
+    } else {
+        args.scenario.as_deref()
     };
+    let (scenario, opts) = hunted(bug, other)?;
     let start = Instant::now();
-    let opts = RunOptions::default();
     let mut tried = 0;
     for batch in seeds.chunks(threads.max(1)) {
         if start.elapsed() > budget {
@@ -216,14 +263,15 @@ pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {
             tried += 1;
             if d.summary.verdict != "pass" {
                 println!(
-                    "caught {} ({}) at seed {}: {tried} seed(s), {:.1} s wall",
+                    "caught {} ({}) in {} at seed {}: {tried} seed(s), {:.1} s wall",
                     bug.defect,
                     bug.issue_label(),
+                    scenario.name,
                     d.summary.seed,
                     start.elapsed().as_secs_f64()
                 );
-                for f in &d.summary.failures {
-                    println!("  - {f}");
+                for (f, sig) in d.summary.failures.iter().zip(&d.summary.signatures) {
+                    println!("  - [{sig}] {f}");
                 }
                 println!("  report: {}", d.dir.display());
                 println!("  replay: {}", d.summary.replay);
@@ -232,12 +280,103 @@ pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {
         }
     }
     println!(
-        "not caught: {} ({}) passed {tried} seed(s) in {:.1} s wall",
+        "not caught: {} ({}) passed {tried} seed(s) of {} in {:.1} s wall",
         bug.defect,
         bug.issue_label(),
+        scenario.name,
         start.elapsed().as_secs_f64()
     );
     Ok(false)
+}
+
+/// How one scenario did against one defect over a seed range.
+#[derive(Debug, Clone, PartialEq)]
+struct Detection {
+    /// Seeds tried.
+    seeds: usize,
+    /// Seeds that failed.
+    caught: usize,
+    /// Median over starting seeds of how many seeds until the first failure (that one
+    /// included), going round the range; `None` when none failed.
+    median_seeds: Option<usize>,
+    /// The same in wall seconds on this machine (run times over the workers).
+    median_wall: Option<f64>,
+}
+
+/// Detection statistics from each seed's (failed, wall seconds), in seed order.
+fn detection(runs: &[(bool, f64)], workers: usize) -> Detection {
+    let n = runs.len();
+    let caught = runs.iter().filter(|r| r.0).count();
+    let mut to_first: Vec<(usize, f64)> = Vec::new();
+    if caught > 0 {
+        for start in 0..n {
+            let mut wall = 0.0;
+            for k in 0..n {
+                let (failed, w) = runs[(start + k) % n];
+                wall += w;
+                if failed {
+                    to_first.push((k + 1, wall / workers.max(1) as f64));
+                    break;
+                }
+            }
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    Detection {
+        seeds: n,
+        caught,
+        median_seeds: median(to_first.iter().map(|t| t.0 as f64).collect()).map(|m| m as usize),
+        median_wall: median(to_first.iter().map(|t| t.1).collect()),
+    }
+}
+
+impl Detection {
+    /// `caught/seeds, median seeds, median wall` as table cells.
+    fn cells(&self) -> String {
+        match (self.median_seeds, self.median_wall) {
+            (Some(s), Some(w)) => format!("{}/{} | {s} | {w:.1} s", self.caught, self.seeds),
+            _ => format!("0/{} | - | -", self.seeds),
+        }
+    }
+}
+
+/// `etcd-sim bugs --bench`: every defect over seeds `0..n`, with its own scenario and with
+/// the generic one; prints the README's table. Release emulation bugs are listed, not run.
+pub fn bench(n: u64, threads: usize, root: &Path) -> anyhow::Result<String> {
+    let mut out = String::from(
+        "| defect | etcd issue | own scenario: caught | median seeds | median wall | swarm: caught | median seeds | median wall |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let seeds: Vec<u64> = (0..n).collect();
+    for bug in KNOWN_BUGS.iter().filter(|b| b.huntable) {
+        let mut cells = Vec::new();
+        for other in [None, Some(GENERIC_SCENARIO)] {
+            let (scenario, opts) = hunted(bug, other)?;
+            let jobs = seeds.iter().map(|&s| (scenario.clone(), s)).collect();
+            let done: Vec<Done> = run_many(jobs, root, &opts, threads, &|d, i, total| {
+                eprint!(
+                    "\r{} on {}: {i}/{total} (seed {} {})      ",
+                    bug.defect, scenario.name, d.summary.seed, d.summary.verdict
+                );
+            })?;
+            let runs: Vec<(bool, f64)> = done
+                .iter()
+                .map(|d| (d.summary.verdict != "pass", d.summary.wall_seconds))
+                .collect();
+            cells.push(detection(&runs, threads).cells());
+        }
+        eprintln!();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            bug.defect,
+            bug.issue_label(),
+            cells[0],
+            cells[1]
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -276,6 +415,20 @@ mod tests {
             readme.contains(&markdown_table()),
             "README's bug table is not `etcd-sim bugs --markdown`'s output; regenerate it"
         );
+    }
+
+    #[test]
+    fn detection_counts_seeds_round_the_range_to_the_first_failure() {
+        // Seeds 0..4; only seed 2 fails. From 0: 3 seeds, from 1: 2, from 2: 1, from 3: 4.
+        let runs = [(false, 1.0), (false, 1.0), (true, 2.0), (false, 1.0)];
+        let d = detection(&runs, 1);
+        assert_eq!((d.seeds, d.caught), (4, 1));
+        assert_eq!(d.median_seeds, Some(3));
+        assert_eq!(d.median_wall, Some(4.0));
+        assert_eq!(detection(&runs, 2).median_wall, Some(2.0));
+        let none = detection(&[(false, 1.0); 3], 2);
+        assert_eq!((none.caught, none.median_seeds), (0, None));
+        assert_eq!(none.cells(), "0/3 | - | -");
     }
 
     #[test]

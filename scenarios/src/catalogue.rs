@@ -123,6 +123,28 @@ fn partition_minority(rng: &mut ChaCha8Rng) -> FaultSchedule {
     })
 }
 
+fn follower_cut_off(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 1, (5_000, 7_000), |_| FaultKind::PartitionMinority {
+        nodes: vec!["follower".into()],
+    })
+}
+
+/// Slow WAL syncs all along, and three power losses of the only member.
+fn sole_member_power_loss(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let mut s = each(rng, 3, (500, 1_500), |_| FaultKind::Crash {
+        node: "leader".into(),
+        model: CrashSurvival::LoseAll,
+    });
+    let slow_wal = FaultKind::SlowFsync {
+        node: "leader".into(),
+        p50_ms: 20,
+        p99_ms: 60,
+        path: "wal".into(),
+    };
+    s.faults.insert(0, entry(500, 14_000, slow_wal));
+    s
+}
+
 fn flaky_links(rng: &mut ChaCha8Rng) -> FaultSchedule {
     each(rng, 1, (8_000, 10_000), |r| FaultKind::FlakyLinks {
         probability: r.gen_range(0.05..0.2),
@@ -438,6 +460,34 @@ pub fn catalogue() -> Vec<Scenario> {
         "a minority (leader or follower) is cut off from the majority",
         partition_minority,
     ));
+    let mut s = base(
+        "snapshot-catchup",
+        "a follower is cut off from the other members (its clients still reach it) until the leader's log has moved past it: it catches up from a snapshot, its watchers from the history",
+        follower_cut_off,
+    );
+    // etcd robustness's settings for its snapshot scenarios (etcd 15271): a snapshot every 100
+    // entries, 100 kept for followers that lag.
+    s.flags = vec![
+        "--snapshot-count=100".into(),
+        "--experimental-snapshot-catchup-entries=100".into(),
+    ];
+    // Enough writes that the leader's raft messages held by the partition do not cover the gap.
+    s.workload.profile = Profile::Etcd;
+    s.workload.rate = 400;
+    // Enough watchers that some are likely on the member cut off, and no compaction: they
+    // catch up from the history the snapshot brings, not from a compacted revision.
+    s.workload.watchers = 6;
+    s.workload.compaction_period_ms = None;
+    s.expect.trace_contains = vec!["applying snapshot from leader"];
+    v.push(s);
+    let mut s = base(
+        "single-member-power-loss",
+        "a one-member cluster with slow WAL syncs loses power three times: no acknowledged write lost",
+        sole_member_power_loss,
+    );
+    s.members = 1;
+    s.workload.profile = Profile::Etcd;
+    v.push(s);
     v.push(base(
         "flaky-links",
         "member links lose 5-20% of writes (RTO delays) and gain 5-40 ms latency",
@@ -1012,10 +1062,11 @@ pub fn defect_revoke_without_leadership_check() -> Scenario {
     s
 }
 
-/// The server flags that switch a test defect on: the defect and the test-only opt-in.
-fn defect_flags(defect: &str) -> Vec<String> {
+/// The server flags that switch test defects (`defects`: comma-separated names) on: the
+/// defects and the test-only opt-in.
+pub fn defect_flags(defects: &str) -> Vec<String> {
     vec![
-        format!("--unsafe-test-defects={defect}"),
+        format!("--unsafe-test-defects={defects}"),
         "--unsafe-test-opt-in".to_string(),
     ]
 }
@@ -1028,7 +1079,7 @@ fn with_defect(from: &str, name: &'static str, about: &'static str, defect: &str
         .unwrap_or_else(|| base(name, about, none));
     s.name = name;
     s.about = about;
-    s.flags = defect_flags(defect);
+    s.flags.extend(defect_flags(defect));
     s
 }
 
@@ -1043,6 +1094,13 @@ pub const DEFECT_COMPACT_DROPS_TOMBSTONE: &str = "defect-compact-drops-tombstone
 /// etcd 15220 as a server defect: a requested progress notification overtakes the events
 /// queued for its stream; watchers ask for progress every 100 ms under load.
 pub const DEFECT_PROGRESS_BYPASSES_WATCH_QUEUE: &str = "defect-progress-bypasses-watch-queue";
+
+/// etcd 15271 as a server defect: synced watchers keep their start revision, and the
+/// catch-up after a snapshot from the leader replays what they already sent.
+pub const DEFECT_SYNCED_WATCHER_KEEPS_START_REV: &str = "defect-synced-watcher-keeps-start-rev";
+
+/// etcd 14370 as a server defect: a sole voter applies and answers before its WAL sync.
+pub const DEFECT_APPLY_BEFORE_WAL_SYNC: &str = "defect-apply-before-wal-sync";
 
 /// A must-FAIL control of the disk model: every member's fsync lies, then all lose power
 /// at once; acknowledged writes are lost and the checker must say so.
@@ -1081,6 +1139,18 @@ pub fn must_fail() -> Vec<Scenario> {
             DEFECT_PROGRESS_BYPASSES_WATCH_QUEUE,
             "server defect (must FAIL): a requested progress notification overtakes queued watch events (etcd 15220)",
             "progress-bypasses-watch-queue",
+        ),
+        with_defect(
+            "snapshot-catchup",
+            DEFECT_SYNCED_WATCHER_KEEPS_START_REV,
+            "server defect (must FAIL): synced watchers keep their start revision; a snapshot from the leader replays old events (etcd 15271)",
+            "synced-watcher-keeps-start-rev",
+        ),
+        with_defect(
+            "single-member-power-loss",
+            DEFECT_APPLY_BEFORE_WAL_SYNC,
+            "server defect (must FAIL): a one-member cluster answers writes before its WAL sync, then loses power (etcd 14370)",
+            "apply-before-wal-sync",
         ),
     ]
 }

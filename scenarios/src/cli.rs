@@ -61,20 +61,28 @@ pub fn select(name: Option<&str>, all: bool) -> Result<Vec<Scenario>, Usage> {
     }
 }
 
-/// The traffic overrides of `etcd-sim run` and `sweep` (`--traffic`, `--rate`).
+/// What `etcd-sim run` and `sweep` change about a scenario (`--traffic`, `--rate`,
+/// `--defect`).
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct Traffic {
+pub struct Overrides {
     /// An etcd robustness traffic profile instead of the scenario's (see `etcd-sim list`).
     #[arg(long)]
     pub traffic: Option<String>,
     /// Requests per simulated second instead of the scenario's or the profile's.
     #[arg(long)]
     pub rate: Option<u32>,
+    /// Switch a known-bug defect on in every member (a name from `etcd-sim bugs`; the run is
+    /// expected to fail). Repeatable.
+    #[arg(long = "defect")]
+    pub defects: Vec<String>,
 }
 
-impl Traffic {
-    /// Run options with these overrides, refusing an unknown profile or a zero rate.
+impl Overrides {
+    /// Run options with these overrides, refusing an unknown profile or defect, or a zero rate.
     fn options(self) -> anyhow::Result<RunOptions> {
+        for d in &self.defects {
+            etcd_server::defects::parse(d).map_err(Usage)?;
+        }
         if let Some(t) = &self.traffic {
             crate::workload::WorkloadConfig::default()
                 .with_traffic(t)
@@ -86,6 +94,7 @@ impl Traffic {
         Ok(RunOptions {
             traffic: self.traffic,
             rate: self.rate,
+            defects: self.defects,
             ..RunOptions::default()
         })
     }
@@ -197,7 +206,7 @@ pub fn run(
     seeds: Option<Vec<u64>>,
     root: &Path,
     faults: Option<&Path>,
-    traffic: Traffic,
+    traffic: Overrides,
 ) -> anyhow::Result<bool> {
     let scenarios = select(name, all)?;
     let seeds = seeds.unwrap_or_else(|| DEFAULT_SEEDS.to_vec());
@@ -279,6 +288,7 @@ pub fn replay(path: &Path, root: &Path) -> anyhow::Result<bool> {
     let mut opts = RunOptions {
         traffic: old.traffic.clone(),
         rate: old.rate,
+        defects: old.defects.clone(),
         ..Default::default()
     };
     if old.fault_schedule_source.starts_with("file") {
@@ -320,7 +330,7 @@ pub fn sweep(
     seeds: Vec<u64>,
     root: &Path,
     jobs_n: Option<usize>,
-    traffic: Traffic,
+    traffic: Overrides,
 ) -> anyhow::Result<bool> {
     if name.is_none() && !all {
         bail!(Usage("give a scenario name or --all".into()));
@@ -374,6 +384,7 @@ pub fn sweep(
     }
     print_fault_coverage(&done);
     let failed = print_failures(&done);
+    print_signatures(&done);
     println!();
     println!(
         "{} run(s) in {:.1} s wall ({:.2} seeds/min overall with {} thread(s)): {} passed, {} failed; reports in {}",
@@ -386,6 +397,32 @@ pub fn sweep(
         root.display()
     );
     Ok(failed == 0)
+}
+
+/// Failures grouped by signature, each with the seed that failed fastest (the one to debug).
+fn print_signatures(done: &[Done]) {
+    let groups = crate::signature::group(done.iter().filter(|d| d.summary.verdict != "pass").map(
+        |d| {
+            let s = &d.summary;
+            (
+                s.scenario.as_str(),
+                s.seed,
+                s.wall_seconds,
+                s.replay.as_str(),
+                s.signatures.as_slice(),
+            )
+        },
+    ));
+    if groups.is_empty() {
+        return;
+    }
+    println!();
+    println!("failures by signature (runs, then the run that failed fastest):");
+    for g in &groups {
+        let (scenario, seed, wall, replay) = &g.fastest;
+        println!("  {:>4} × {}", g.runs, g.signature);
+        println!("         fastest: {scenario} seed {seed} ({wall:.1} s wall): {replay}");
+    }
 }
 
 /// How often each fault kind was applied across the runs (the mix a sweep covered).

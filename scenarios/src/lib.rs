@@ -29,6 +29,7 @@ pub mod nemesis;
 pub mod operator;
 pub mod report;
 pub mod runner;
+pub mod signature;
 pub mod smoke;
 pub mod stats;
 pub mod workload;

@@ -51,7 +51,7 @@ enum Cmd {
         #[arg(long)]
         faults: Option<PathBuf>,
         #[command(flatten)]
-        traffic: cli::Traffic,
+        traffic: cli::Overrides,
     },
     /// Re-run a report (directory or summary.json) and confirm the identical trace_hash.
     Replay {
@@ -78,7 +78,7 @@ enum Cmd {
         #[arg(long)]
         jobs: Option<usize>,
         #[command(flatten)]
-        traffic: cli::Traffic,
+        traffic: cli::Overrides,
     },
     /// The known etcd bug classes the server reproduces (defect switches, emulated releases):
     /// one line each, starting with the name `hunt` and `--unsafe-test-defects` take.
@@ -86,6 +86,16 @@ enum Cmd {
         /// Print the README's Markdown table instead.
         #[arg(long)]
         markdown: bool,
+        /// The detection benchmark: every defect over seeds 0..N with its own scenario and
+        /// with `swarm`; prints the README's benchmark table.
+        #[arg(long, conflicts_with = "markdown")]
+        bench: bool,
+        /// Seeds per defect and scenario for `--bench`.
+        #[arg(long, default_value_t = 20, requires = "bench")]
+        seeds: u64,
+        /// Where the benchmark's report directories go.
+        #[arg(long, default_value = "target/etcd-sim/bugs-bench", requires = "bench")]
+        report_dir: PathBuf,
     },
     /// Run a known bug's scenario seed by seed until the harness catches it: seeds to
     /// detection, wall time, the failing check and the replay command.
@@ -170,7 +180,19 @@ fn main() -> ExitCode {
             outcome(r, "run")
         }
         Cmd::Replay { report, report_dir } => outcome(cli::replay(&report, &report_dir), "replay"),
-        Cmd::Bugs { markdown } => {
+        Cmd::Bugs {
+            bench: true,
+            seeds,
+            report_dir,
+            ..
+        } => match scenarios::bugs::bench(seeds, cli::threads(), &report_dir) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => outcome(Err(e), "bugs --bench"),
+        },
+        Cmd::Bugs { markdown, .. } => {
             if markdown {
                 print!("{}", scenarios::bugs::markdown_table());
             } else {

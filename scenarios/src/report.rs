@@ -71,6 +71,9 @@ pub struct CheckerSummary {
     pub serializable_reads_ambiguous: usize,
     /// Serializable reads that match no state of the linearization.
     pub serializable_read_violations: Vec<String>,
+    /// The failure signature, when not linearizable (see [`crate::signature`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Watch checks.
@@ -92,6 +95,9 @@ pub struct WatchSummary {
     pub timeline: String,
     /// The first violations.
     pub violations: Vec<String>,
+    /// The first violation's failure signature (see [`crate::signature`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Every member's versions at one step of a run with release changes.
@@ -164,6 +170,10 @@ pub struct Summary {
     pub verdict: String,
     /// Why it failed.
     pub failures: Vec<String>,
+    /// Each failure's signature (the check and the kind of anomaly, the same from seed to
+    /// seed), in the order of `failures`.
+    #[serde(default)]
+    pub signatures: Vec<String>,
     /// The command that replays it.
     pub replay: String,
     /// SHA-1 of the trace.
@@ -192,6 +202,9 @@ pub struct Summary {
     /// The request rate the run used instead of the scenario's (`--rate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<u32>,
+    /// Known-bug defects the run switched on besides the scenario's (`--defect`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defects: Vec<String>,
     /// The schedule as data.
     pub fault_schedule: FaultSchedule,
     /// Faults as applied.
@@ -339,7 +352,7 @@ pub fn judge(sc: &Scenario, s: &mut Summary) {
     match s.checker.result.as_str() {
         "linearizable" => {}
         "not linearizable" => f.push(format!(
-            "history not linearizable: {}",
+            "{NOT_LINEARIZABLE}: {}",
             s.checker.detail.clone().unwrap_or_default()
         )),
         other => f.push(format!("linearizability check undecided ({other})")),
@@ -351,7 +364,7 @@ pub fn judge(sc: &Scenario, s: &mut Summary) {
         ));
     }
     if let Some(v) = s.watch.violations.first() {
-        f.push(format!("watch guarantees: {}, first: {v}", s.watch.result));
+        f.push(format!("{WATCH_VIOLATED}: {}, first: {v}", s.watch.result));
     }
     if s.liveness.leader_after_heal_ms.is_none() {
         f.push(format!(
@@ -410,7 +423,25 @@ pub fn judge(sc: &Scenario, s: &mut Summary) {
     }
     f.extend(judge_operations(e, s));
     s.verdict = if f.is_empty() { "pass" } else { "fail" }.into();
+    s.signatures = f.iter().map(|line| signature_of(s, line)).collect();
     s.failures = f;
+}
+
+/// How a failure line about linearizability starts.
+const NOT_LINEARIZABLE: &str = "history not linearizable";
+/// How a failure line about the watch guarantees starts.
+const WATCH_VIOLATED: &str = "watch guarantees";
+
+/// A failure line's signature: the checker's and the watch checks' own, or the line's.
+fn signature_of(s: &Summary, line: &str) -> String {
+    let specific = if line.starts_with(NOT_LINEARIZABLE) {
+        s.checker.signature.clone()
+    } else if line.starts_with(WATCH_VIOLATED) {
+        s.watch.signature.clone()
+    } else {
+        None
+    };
+    specific.unwrap_or_else(|| crate::signature::of_line(line))
 }
 
 fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {

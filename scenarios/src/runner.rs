@@ -44,11 +44,13 @@ pub struct RunOptions {
     pub traffic: Option<String>,
     /// Requests per simulated second instead of the scenario's (or the profile's).
     pub rate: Option<u32>,
+    /// Known-bug defects switched on in every member besides the scenario's (`--defect`).
+    pub defects: Vec<String>,
 }
 
 impl RunOptions {
-    /// The arguments of `etcd-sim run` that reproduce the traffic overrides.
-    fn traffic_args(&self) -> String {
+    /// The arguments of `etcd-sim run` that reproduce the overrides.
+    fn override_args(&self) -> String {
         let mut out = String::new();
         if let Some(t) = &self.traffic {
             out.push_str(&format!(" --traffic {t}"));
@@ -56,13 +58,20 @@ impl RunOptions {
         if let Some(r) = self.rate {
             out.push_str(&format!(" --rate {r}"));
         }
+        for d in &self.defects {
+            out.push_str(&format!(" --defect {d}"));
+        }
         out
     }
 }
 
-/// `sc` with the traffic overrides of `opts` applied.
-fn with_traffic(sc: &Scenario, opts: &RunOptions) -> anyhow::Result<Scenario> {
+/// `sc` with the overrides of `opts` applied.
+fn with_overrides(sc: &Scenario, opts: &RunOptions) -> anyhow::Result<Scenario> {
     let mut sc = sc.clone();
+    if !opts.defects.is_empty() {
+        sc.flags
+            .extend(crate::catalogue::defect_flags(&opts.defects.join(",")));
+    }
     if let Some(t) = &opts.traffic {
         sc.workload = sc.workload.with_traffic(t).map_err(anyhow::Error::msg)?;
     }
@@ -269,7 +278,7 @@ pub fn build(sc: &Scenario, seed: u64) -> anyhow::Result<Simulation> {
 pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> anyhow::Result<Outcome> {
     #[allow(clippy::disallowed_methods)] // wall time is reported, never simulated
     let wall = std::time::Instant::now();
-    let sc = &with_traffic(sc, opts)?;
+    let sc = &with_overrides(sc, opts)?;
     let mut out = match sc.kind {
         Kind::Standard => run_standard(sc, seed, opts)?,
         Kind::DiskSweep => crate::disk_sweep::run(sc, seed)?,
@@ -293,7 +302,8 @@ pub fn run(sc: &Scenario, seed: u64, opts: &RunOptions) -> anyhow::Result<Outcom
     out.summary.wall_seconds = wall.elapsed().as_secs_f64();
     out.summary.traffic = opts.traffic.clone();
     out.summary.rate = opts.rate;
-    out.summary.replay.push_str(&opts.traffic_args());
+    out.summary.defects = opts.defects.clone();
+    out.summary.replay.push_str(&opts.override_args());
     report::judge(sc, &mut out.summary);
     Ok(out)
 }

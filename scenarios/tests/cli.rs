@@ -56,6 +56,51 @@ fn usage_errors_exit_2_with_one_clear_message() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// `hunt --scenario` runs another scenario with the bug's defect switched on; the failure it
+/// finds names its signature and replays from its command alone, defect included.
+#[test]
+fn a_hunt_in_another_scenario_replays_with_its_defect() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let (code, out, err) = etcd_sim(&[
+        "hunt",
+        "15220",
+        "--scenario",
+        "compaction-under-watch",
+        "--seeds",
+        "1..7",
+        "--report-dir",
+        root,
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("caught progress-bypasses-watch-queue"),
+        "{out}"
+    );
+    assert!(out.contains("[watch/bookmarkable: "), "{out}");
+    let replay = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: "))
+        .expect("a replay command");
+    assert!(
+        replay.ends_with("--defect progress-bypasses-watch-queue"),
+        "{replay}"
+    );
+    let report = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("report: "))
+        .expect("a report");
+    let (code, out, err) = etcd_sim(&["replay", report, "--report-dir", root]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("identical") && out.contains("verdict FAIL (recorded FAIL)"),
+        "{out}"
+    );
+    let (code, _, err) = etcd_sim(&["run", "baseline", "--seed", "1", "--defect", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown defect \"nope\""), "{err}");
+}
+
 #[test]
 fn robustness_traffic_replaces_the_scenarios_and_replays() {
     let dir = tempfile::tempdir().unwrap();

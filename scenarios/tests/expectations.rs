@@ -123,7 +123,7 @@ fn defect_is_caught_and_the_fix_passes(
     let replay = run(&sc, seed, &opts).unwrap();
     assert_eq!(replay.summary.trace_hash, o.summary.trace_hash);
     let mut fixed = sc.clone();
-    fixed.flags.clear();
+    fixed.flags.retain(|f| !f.starts_with("--unsafe-test"));
     let ok = run(&fixed, seed, &opts).unwrap();
     assert_eq!(
         ok.summary.verdict, "pass",
@@ -143,6 +143,24 @@ fn progress_overtaking_queued_events_is_caught_and_the_fix_passes() {
         catalogue::DEFECT_PROGRESS_BYPASSES_WATCH_QUEUE,
         1..=6,
         "bookmarkable",
+    );
+}
+
+#[test]
+fn synced_watchers_replaying_after_a_snapshot_are_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(
+        catalogue::DEFECT_SYNCED_WATCHER_KEEPS_START_REV,
+        1..=4,
+        "ordered",
+    );
+}
+
+#[test]
+fn a_sole_member_answering_before_its_wal_sync_is_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(
+        catalogue::DEFECT_APPLY_BEFORE_WAL_SYNC,
+        1..=3,
+        "not linearizable",
     );
 }
 

@@ -32,10 +32,19 @@ pub enum Defect {
     /// the watchers' queue, so it can overtake events already queued for the stream: the
     /// client hears "everything up to R was sent" and then gets events at or below R.
     ProgressBypassesWatchQueue,
+    /// etcd issue 15271 (before 3.4.25 / 3.5.8): a watcher served while synced never has its
+    /// next revision advanced (only the slow-watcher path did that), so when a snapshot from
+    /// the leader makes every watcher catch up from the history, it replays events it already
+    /// sent: the watch goes back in time.
+    SyncedWatcherKeepsStartRev,
+    /// etcd issue 14370 (3.5.0-3.5.4): in a cluster of one voter, raft committed an entry as
+    /// soon as it was appended and etcd applied it, answering the client, in parallel with
+    /// saving it to the WAL; a power loss before the fdatasync loses an acknowledged write.
+    ApplyBeforeWalSync,
 }
 
 /// Every defect with its flag name.
-pub const DEFECTS: [(&str, Defect); 5] = [
+pub const DEFECTS: [(&str, Defect); 7] = [
     ("skip-read-index", Defect::SkipReadIndex),
     (
         "revoke-without-leadership-check",
@@ -53,6 +62,11 @@ pub const DEFECTS: [(&str, Defect); 5] = [
         "progress-bypasses-watch-queue",
         Defect::ProgressBypassesWatchQueue,
     ),
+    (
+        "synced-watcher-keeps-start-rev",
+        Defect::SyncedWatcherKeepsStartRev,
+    ),
+    ("apply-before-wal-sync", Defect::ApplyBeforeWalSync),
 ];
 
 /// Parses a comma-separated list of defect names.

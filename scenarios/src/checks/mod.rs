@@ -211,6 +211,14 @@ pub fn assemble(
         serializable_reads_checked: stale_checked,
         serializable_reads_ambiguous: stale_ambiguous,
         serializable_read_violations: stale_bad,
+        signature: match &report.result {
+            CheckResult::NotLinearizable(cx) => Some(crate::signature::linearizability(
+                cx.reason.as_deref(),
+                ops.get(cx.failed_op)
+                    .map_or("request", |op| crate::signature::request_kind(&op.input)),
+            )),
+            _ => None,
+        },
     };
     let watch = WatchSummary {
         watchers: c.watches.len(),
@@ -235,6 +243,10 @@ pub fn assemble(
             .take(10)
             .map(|v| v.to_string())
             .collect(),
+        signature: run_summary
+            .watch_violations
+            .first()
+            .map(|v| crate::signature::watch(&v.guarantee.to_string(), &v.expected)),
     };
     let ops_summary = ops_summary(&c.records);
     let trace = d.s.trace();
@@ -251,6 +263,7 @@ pub fn assemble(
         git_commit: crate::report::GIT_COMMIT.to_string(),
         verdict: String::new(),
         failures: c.problems.clone(),
+        signatures: Vec::new(),
         replay: crate::report::replay_command(sc.name, seed, source),
         trace_hash: d.s.trace_hash(),
         trace_lines: trace.len(),
@@ -268,6 +281,7 @@ pub fn assemble(
         fault_schedule_source: source.to_string(),
         traffic: None,
         rate: None,
+        defects: Vec::new(),
         fault_schedule: schedule.clone(),
         faults: c.applied.clone(),
         checker,

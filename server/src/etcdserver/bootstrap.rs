@@ -202,7 +202,10 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let checker = lessor.clone();
     store.set_lease_checker(Box::new(move |id| lock(&checker).exists(id)));
     let store = Arc::new(Mutex::new(store));
-    let hub = Arc::new(WatchHub::default());
+    let hub = Arc::new(WatchHub::with_defects(crate::mvcc::watchable::HubDefects {
+        synced_watcher_keeps_start_rev: cfg
+            .has_defect(crate::defects::Defect::SyncedWatcherKeepsStartRev),
+    }));
     let storage = NodeStorage {
         mem,
         snapshot,
@@ -353,6 +356,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             catchup_entries: cfg.snapshot_catchup_entries,
             batch_interval: Duration::from_millis(cfg.backend_batch_interval.max(1)),
             max_learners: cfg.max_learners as usize,
+            apply_before_wal_sync: cfg.has_defect(crate::defects::Defect::ApplyBeforeWalSync),
         },
         applied: applied.store,
         snapshot_index,

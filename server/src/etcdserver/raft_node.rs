@@ -89,6 +89,8 @@ pub struct LoopSettings {
     pub batch_interval: Duration,
     /// `--max-learners`.
     pub max_learners: usize,
+    /// The `apply-before-wal-sync` test defect (etcd 14370) is on.
+    pub apply_before_wal_sync: bool,
 }
 
 /// Everything the loop owns.
@@ -324,6 +326,17 @@ impl RaftNode {
                 }
             }
         }
+        if self.settings.apply_before_wal_sync && self.sole_voter_leading() {
+            // etcd 14370's defect: a single voter's raft committed an entry on append and
+            // etcd applied it, answering the client, while the WAL was still being saved.
+            let unsynced: Vec<Entry> = rd
+                .entries()
+                .iter()
+                .take_while(|e| e.get_entry_type() == EntryType::EntryNormal)
+                .cloned()
+                .collect();
+            self.apply_each(unsynced, waiters)?;
+        }
         // Persist: HardState and entries to the WAL, fdatasync when raft requires it (the WAL
         // times each fdatasync, logs `slow fdatasync` and feeds the metrics observer).
         let hs = rd.hs().cloned();
@@ -413,6 +426,27 @@ impl RaftNode {
             return Ok(());
         }
         let started = Instant::now();
+        self.apply_each(entries, waiters)?;
+        self.applier.commit_batch(false).await?;
+        let took = started.elapsed();
+        if took > APPLY_WARN {
+            tracing::warn!(took = ?took, expected_duration = ?APPLY_WARN, "apply request took too long");
+        }
+        Ok(())
+    }
+
+    /// Whether this member leads and is the only voter.
+    fn sole_voter_leading(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader && self.raw.raft.prs().is_singleton()
+    }
+
+    /// Applies entries not applied yet and answers their waiters (the backend batch is left
+    /// for the caller to commit).
+    fn apply_each(
+        &mut self,
+        entries: Vec<Entry>,
+        waiters: &mut BTreeMap<u64, oneshot::Sender<ProposeOutcome>>,
+    ) -> Result<(), ServerError> {
         for e in entries {
             if matches!(
                 e.get_entry_type(),
@@ -433,11 +467,6 @@ impl RaftNode {
                 }
             }
             self.applied = e.index;
-        }
-        self.applier.commit_batch(false).await?;
-        let took = started.elapsed();
-        if took > APPLY_WARN {
-            tracing::warn!(took = ?took, expected_duration = ?APPLY_WARN, "apply request took too long");
         }
         Ok(())
     }

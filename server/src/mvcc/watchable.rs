@@ -79,6 +79,15 @@ struct Watcher {
 #[derive(Debug, Default)]
 pub struct WatchHub {
     state: Mutex<HubState>,
+    defects: HubDefects,
+}
+
+/// Test defects of the watch registry, each one of etcd's historical watch bugs (see
+/// `crate::defects`); all off by default.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HubDefects {
+    /// etcd 15271: a watcher served while synced keeps the revision it started from.
+    pub synced_watcher_keeps_start_rev: bool,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +108,14 @@ fn matching(range: &KeyRange, events: &[mvccpb::Event], from_rev: i64) -> Vec<mv
 }
 
 impl WatchHub {
+    /// A registry with test defects on (`WatchHub::default()` has none).
+    pub fn with_defects(defects: HubDefects) -> Self {
+        WatchHub {
+            state: Mutex::default(),
+            defects,
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -202,6 +219,8 @@ impl WatchHub {
 
     /// Delivers revision `rev`'s events to synced watchers (called right after applying it).
     pub fn notify(&self, rev: i64, events: &[mvccpb::Event]) {
+        // etcd 15271's defect: only a watcher moved to the victims got its revision advanced.
+        let keeps_start = self.defects.synced_watcher_keeps_start_rev;
         let mut st = self.state();
         let mut closed = Vec::new();
         for (id, w) in st.watchers.iter_mut() {
@@ -210,7 +229,9 @@ impl WatchHub {
             }
             let evs = matching(&w.range, events, w.next_rev);
             if evs.is_empty() {
-                w.next_rev = rev + 1;
+                if !keeps_start {
+                    w.next_rev = rev + 1;
+                }
                 continue;
             }
             let batch = WatchBatch {
@@ -221,8 +242,15 @@ impl WatchHub {
                 progress: false,
             };
             match w.tx.try_send(batch) {
+                Ok(()) if keeps_start => {}
                 Ok(()) => w.next_rev = rev + 1,
-                Err(mpsc::error::TrySendError::Full(_)) => w.synced = false,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    if keeps_start {
+                        // The victim path still advanced it (to where its batch starts).
+                        w.next_rev = rev;
+                    }
+                    w.synced = false;
+                }
                 Err(mpsc::error::TrySendError::Closed(_)) => closed.push(*id),
             }
         }
