@@ -46,6 +46,15 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
         huntable: true,
     },
     KnownBug {
+        defect: "defrag-commit-without-consistent-index",
+        etcd_issue: 14685,
+        affected: "3.5 before 3.5.6",
+        wrong: "defragmentation commits without the consistent index; after a crash the member re-applies entries and its revisions run ahead",
+        scenario: catalogue::DEFECT_DEFRAG_WITHOUT_CONSISTENT_INDEX,
+        caught_by: "members' HashKV at the end, linearizability",
+        huntable: true,
+    },
+    KnownBug {
         defect: "revoke-without-leadership-check",
         etcd_issue: 15247,
         affected: "3.5 before 3.5.13",

@@ -396,6 +396,22 @@ fn defrags(rng: &mut ChaCha8Rng) -> FaultSchedule {
     })
 }
 
+/// Three defragmentations of m1, each followed by a kill of m1 10-90 ms later (inside the
+/// backend's 100 ms batch interval), restarted a second later.
+fn defrag_then_kill(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let mut faults = Vec::new();
+    for (at_ms, _) in windows(rng, 3, 1_000, 13_000, (1_000, 1_500), 1_500) {
+        let node = || "m1".to_string();
+        faults.push(entry(at_ms, 100, FaultKind::Defrag { node: node() }));
+        let kill = FaultKind::Crash {
+            node: node(),
+            model: CrashSurvival::KeepAll,
+        };
+        faults.push(entry(at_ms + rng.gen_range(10..90), 1_000, kill));
+    }
+    FaultSchedule { faults }
+}
+
 /// The NOSPACE runbook near the end of the traffic: the traffic keeps writing large values
 /// (the compactor keeps up to 100 revisions of them), so it fills the quota again within a few
 /// seconds of a recovery, as it would for an operator who disarms without removing the cause.
@@ -983,6 +999,14 @@ fn lease_and_maintenance() -> Vec<Scenario> {
     s.expect.operator_ok = vec!["defrag"];
     v.push(s);
     let mut s = base(
+        "defrag-then-crash",
+        "a member is killed 10-90 ms after it starts defragmenting, three times: it restarts with the others' revisions",
+        defrag_then_kill,
+    );
+    s.workload.rate = 100;
+    s.expect.operator_ok = vec!["defrag"];
+    v.push(s);
+    let mut s = base(
         "disk-full",
         "a small --quota-backend-bytes fills: NOSPACE alarm, writes refused; compact + defrag + disarm recovers",
         nospace_runbook,
@@ -1102,6 +1126,10 @@ pub const DEFECT_SYNCED_WATCHER_KEEPS_START_REV: &str = "defect-synced-watcher-k
 /// etcd 14370 as a server defect: a sole voter applies and answers before its WAL sync.
 pub const DEFECT_APPLY_BEFORE_WAL_SYNC: &str = "defect-apply-before-wal-sync";
 
+/// etcd 14685 as a server defect: defragmentation commits without the consistent index.
+pub const DEFECT_DEFRAG_WITHOUT_CONSISTENT_INDEX: &str =
+    "defect-defrag-commit-without-consistent-index";
+
 /// A must-FAIL control of the disk model: every member's fsync lies, then all lose power
 /// at once; acknowledged writes are lost and the checker must say so.
 pub const LYING_MAJORITY: &str = "negative-lying-majority";
@@ -1151,6 +1179,12 @@ pub fn must_fail() -> Vec<Scenario> {
             DEFECT_APPLY_BEFORE_WAL_SYNC,
             "server defect (must FAIL): a one-member cluster answers writes before its WAL sync, then loses power (etcd 14370)",
             "apply-before-wal-sync",
+        ),
+        with_defect(
+            "defrag-then-crash",
+            DEFECT_DEFRAG_WITHOUT_CONSISTENT_INDEX,
+            "server defect (must FAIL): defragmentation commits without the consistent index, then the member is killed (etcd 14685)",
+            "defrag-commit-without-consistent-index",
         ),
     ]
 }

@@ -620,7 +620,8 @@ pub struct Active {
 }
 
 pub(crate) fn resolve(s: &Simulation, sel: &str, rng: &mut ChaCha8Rng, avoid: &[String]) -> String {
-    let names = s.member_names();
+    // A retired member (replaced, removed) is no leader, follower or minority any more.
+    let names = s.active_members();
     let leader = s.leader();
     match sel {
         "leader" => leader.unwrap_or_else(|| names[0].clone()),

@@ -309,6 +309,18 @@ fn swarm_5() {
 }
 
 #[test]
+fn defrag_then_crash() {
+    let o = passes_and_replays("defrag-then-crash");
+    let kills = o
+        .summary
+        .faults
+        .iter()
+        .filter(|f| f.kind == "crash")
+        .count();
+    assert_eq!(kills, 3, "{:?}", o.summary.faults);
+}
+
+#[test]
 fn the_catalogue_is_what_the_tests_cover() {
     let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name).collect();
     assert_eq!(
@@ -331,6 +343,7 @@ fn the_catalogue_is_what_the_tests_cover() {
             "learner-promote-under-partition",
             "compaction-under-watch",
             "defrag-under-load",
+            "defrag-then-crash",
             "disk-full",
             "pause-member",
             "disk-eio",

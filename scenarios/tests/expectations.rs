@@ -165,6 +165,15 @@ fn a_sole_member_answering_before_its_wal_sync_is_caught_and_the_fix_passes() {
 }
 
 #[test]
+fn a_defrag_commit_without_the_consistent_index_is_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(
+        catalogue::DEFECT_DEFRAG_WITHOUT_CONSISTENT_INDEX,
+        1..=4,
+        "",
+    );
+}
+
+#[test]
 fn compaction_dropping_the_tombstone_is_caught_and_the_fix_passes() {
     defect_is_caught_and_the_fix_passes(catalogue::DEFECT_COMPACT_DROPS_TOMBSTONE, 1..=6, "watch");
 }

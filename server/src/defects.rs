@@ -41,10 +41,14 @@ pub enum Defect {
     /// soon as it was appended and etcd applied it, answering the client, in parallel with
     /// saving it to the WAL; a power loss before the fdatasync loses an acknowledged write.
     ApplyBeforeWalSync,
+    /// etcd issue 14685 (before 3.5.6): defragmentation commits the pending writes
+    /// without the consistent index; a crash before the next regular commit makes the member
+    /// re-apply entries it already holds, and its revisions run ahead of the others'.
+    DefragCommitWithoutConsistentIndex,
 }
 
 /// Every defect with its flag name.
-pub const DEFECTS: [(&str, Defect); 7] = [
+pub const DEFECTS: [(&str, Defect); 8] = [
     ("skip-read-index", Defect::SkipReadIndex),
     (
         "revoke-without-leadership-check",
@@ -67,6 +71,10 @@ pub const DEFECTS: [(&str, Defect); 7] = [
         Defect::SyncedWatcherKeepsStartRev,
     ),
     ("apply-before-wal-sync", Defect::ApplyBeforeWalSync),
+    (
+        "defrag-commit-without-consistent-index",
+        Defect::DefragCommitWithoutConsistentIndex,
+    ),
 ];
 
 /// Parses a comma-separated list of defect names.

@@ -54,6 +54,9 @@ pub struct BackendOptions {
     /// Save redb's allocator state with each commit (2-phase commit, like bbolt's two fsyncs),
     /// so that reopening after a crash needs no full repair.
     pub quick_repair: bool,
+    /// The `defrag-commit-without-consistent-index` test defect (etcd 14685): defragmentation
+    /// commits the batch without the consistent index.
+    pub defrag_skips_consistent_index: bool,
 }
 
 impl Default for BackendOptions {
@@ -64,6 +67,7 @@ impl Default for BackendOptions {
             cache_size_bytes: 64 * 1024 * 1024,
             verify_on_open: true,
             quick_repair: true,
+            defrag_skips_consistent_index: false,
         }
     }
 }
@@ -376,6 +380,30 @@ impl Backend {
         Ok(true)
     }
 
+    /// etcd 14685's defect: before 3.5.6 defrag committed the pending writes with
+    /// `unsafeCommit`, which skipped the hook that writes the consistent index. The batch goes
+    /// to disk labelled with the last durable index; the next regular commit (a batch interval
+    /// later) writes the right one. A crash in between makes the member replay, on restart,
+    /// entries whose writes it already holds.
+    fn commit_without_consistent_index(&mut self) -> Result<(), BackendError> {
+        self.finish_in_flight(true)?;
+        if self.pending_ops == 0 {
+            return Ok(());
+        }
+        write_batch(
+            &self.db,
+            &self.path,
+            &self.buffer,
+            self.durable,
+            self.opts.quick_repair,
+        )?;
+        self.buffer.clear();
+        self.batch_taken();
+        self.index_dirty = true;
+        self.commits += 1;
+        Ok(())
+    }
+
     /// The periodic batch commit (`force`: the batch interval ticked; else only if due). With
     /// an offload it starts writing the batch on the offload thread and returns at once (a
     /// batch still being written defers this one); without, it is [`Self::commit`].
@@ -458,7 +486,11 @@ impl Backend {
 
     /// Commits, then compacts the file (etcd's defragment).
     pub fn defragment(&mut self) -> Result<(), BackendError> {
-        self.commit(true)?;
+        if self.opts.defrag_skips_consistent_index {
+            self.commit_without_consistent_index()?;
+        } else {
+            self.commit(true)?;
+        }
         let path = self.path.clone();
         let db = Arc::get_mut(&mut self.db).ok_or_else(|| {
             BackendError::io(

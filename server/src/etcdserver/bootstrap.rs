@@ -30,7 +30,7 @@ use etcd_api::etcdserverpb as pb;
 use raft::eraftpb::{ConfState, Snapshot};
 use raft::storage::MemStorage;
 use raft::{RawNode, Storage};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -109,6 +109,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         BackendOptions {
             batch_limit: cfg.backend_batch_limit,
             batch_interval: Duration::from_millis(cfg.backend_batch_interval.max(1)),
+            defrag_skips_consistent_index: cfg
+                .has_defect(crate::defects::Defect::DefragCommitWithoutConsistentIndex),
             ..BackendOptions::default()
         },
     )
@@ -357,6 +359,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             batch_interval: Duration::from_millis(cfg.backend_batch_interval.max(1)),
             max_learners: cfg.max_learners as usize,
             apply_before_wal_sync: cfg.has_defect(crate::defects::Defect::ApplyBeforeWalSync),
+            // Drawn after the raft rng, whose stream it must not shift.
+            read_ctx_base: super::raft_node::read_ctx_base(member_id, seeds.gen()),
         },
         applied: applied.store,
         snapshot_index,

@@ -91,6 +91,18 @@ pub struct LoopSettings {
     pub max_learners: usize,
     /// The `apply-before-wal-sync` test defect (etcd 14370) is on.
     pub apply_before_wal_sync: bool,
+    /// The first ReadIndex context of this incarnation (see [`read_ctx_base`]).
+    pub read_ctx_base: u64,
+}
+
+/// The first ReadIndex request context of a member's incarnation, as etcd's idutil.Generator
+/// builds request ids: the member id's low 16 bits, then 24 bits drawn for this boot, then a
+/// 24-bit counter. The leader keys pending read requests by context and a response goes to
+/// whoever now has the sender's address, so a context reused by another member, or by the
+/// next incarnation while the last one's request is still pending, could be answered with the
+/// index confirmed for the older request (the hazard of etcd 20418's reused ReadIndex).
+pub fn read_ctx_base(member_id: u64, boot_nonce: u64) -> u64 {
+    ((member_id & 0xFFFF) << 48) | ((boot_nonce & 0xFF_FFFF) << 24) | 1
 }
 
 /// Everything the loop owns.
@@ -144,7 +156,7 @@ impl RaftNode {
         batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut waiters: BTreeMap<u64, oneshot::Sender<ProposeOutcome>> = BTreeMap::new();
         let mut reads = Reads {
-            next_ctx: 1,
+            next_ctx: self.settings.read_ctx_base,
             pending: Vec::new(),
             inflight: None,
             waiting_apply: Vec::new(),
@@ -554,9 +566,14 @@ impl RaftNode {
 fn retry_stale_read(raw: &mut RawNode<NodeStorage>, reads: &mut Reads, now: Instant) {
     let stale = matches!(&reads.inflight, Some((_, at, _)) if now - *at > READ_INDEX_RETRY);
     if stale {
-        if let Some((_, _, w)) = reads.inflight.take() {
+        if let Some((sent, _, w)) = reads.inflight.take() {
             let ctx = reads.next_ctx;
             reads.next_ctx += 1;
+            tracing::warn!(
+                sent_request_id = sent,
+                retry_timeout = ?READ_INDEX_RETRY,
+                "waiting for ReadIndex response took too long, retrying"
+            );
             raw.read_index(ctx.to_be_bytes().to_vec());
             reads.inflight = Some((ctx, now, w));
         }
@@ -566,4 +583,20 @@ fn retry_stale_read(raw: &mut RawNode<NodeStorage>, reads: &mut Reads, now: Inst
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod read_ctx_tests {
+    use super::read_ctx_base;
+
+    #[test]
+    fn read_contexts_differ_across_members_and_boots() {
+        let a = read_ctx_base(0x8e9e_05c5_2164_694d, 7);
+        assert_ne!(a, read_ctx_base(0x8e9e_05c5_2164_694e, 7), "another member");
+        assert_ne!(a, read_ctx_base(0x8e9e_05c5_2164_694d, 8), "the next boot");
+        // A boot's contexts count up from its base without reaching the next boot's range
+        // for 2^24 requests.
+        assert_eq!(a & 0xFF_FFFF, 1);
+        assert_eq!(a >> 48, 0x694d);
+    }
 }

@@ -364,12 +364,13 @@ impl Simulation {
             .map(|(_, n)| n)
     }
 
-    /// The leader, if every running member agrees on it (same leader id, same term).
+    /// The leader, if every running member not retired agrees on it (same leader id, same
+    /// term).
     pub fn stable_leader(&self) -> Option<String> {
         let leader = self.leader()?;
         let lst = self.status(&leader)?;
         let lid = self.server(&leader)?.member_id();
-        let agree = self.members.iter().all(|m| match self.status(&m.name) {
+        let agree = self.active_members().iter().all(|m| match self.status(m) {
             Some(st) => st.leader == lid && st.term == lst.term,
             None => true,
         });
