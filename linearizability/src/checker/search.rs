@@ -18,8 +18,9 @@
 //! the state unchanged there too, so moving it to the front keeps every other operation at the
 //! same state, and it adds no real-time constraint (it is a candidate, so nothing unplaced
 //! returned before its call). An operation that merely leaves *this* state unchanged (a write
-//! of the value already there) is not enough: placed later, it would change what follows. So when such a
-//! placement fails, the configuration fails, and backtracking tries no other candidate there.
+//! of the value already there) is not enough: placed later, it would change what follows. So
+//! when such a placement fails, the configuration fails, and backtracking tries no other
+//! candidate there.
 //! Without this, a search that backtracks over a long prefix enumerates every subset of the
 //! concurrent reads at each revision.
 
@@ -537,6 +538,8 @@ pub(super) fn search<M: Model>(
                 if !is_known && nsid == sid {
                     continue;
                 }
+                // A read-only fit (see the module doc): placed without a choice point.
+                let read_only_fit = is_known && len == 1 && nsid == sid && read_only[cand as usize];
                 // Place the operation.
                 let new_max = if is_known {
                     let k = cand as usize;
@@ -584,7 +587,7 @@ pub(super) fn search<M: Model>(
                         entry,
                         prev_max: max_set,
                         front,
-                        forced: is_known && len == 1 && nsid == sid && read_only[cand as usize],
+                        forced: read_only_fit,
                     });
                     sid = nsid;
                     max_set = new_max;
@@ -593,7 +596,7 @@ pub(super) fn search<M: Model>(
                 }
                 // Seen before: undo. For a read-only fit that means this whole configuration
                 // fails (see the module doc), so no other candidate is tried.
-                exhausted = is_known && len == 1 && nsid == sid && read_only[cand as usize];
+                exhausted = read_only_fit;
                 if is_known {
                     let k = cand as usize;
                     kbits[k / 64] &= !(1 << (k % 64));

@@ -366,18 +366,25 @@ impl Backend {
         if !self.should_commit(force) {
             return Ok(false);
         }
+        self.write_buffer(self.applied)?;
+        self.durable = self.applied;
+        Ok(true)
+    }
+
+    /// Writes the buffered batch durably, labelled with consistent index and term `label`,
+    /// and starts a new batch.
+    fn write_buffer(&mut self, label: (u64, u64)) -> Result<(), BackendError> {
         write_batch(
             &self.db,
             &self.path,
             &self.buffer,
-            self.applied,
+            label,
             self.opts.quick_repair,
         )?;
         self.buffer.clear();
         self.batch_taken();
-        self.durable = self.applied;
         self.commits += 1;
-        Ok(true)
+        Ok(())
     }
 
     /// etcd 14685's defect: before 3.5.6 defrag committed the pending writes with
@@ -390,17 +397,8 @@ impl Backend {
         if self.pending_ops == 0 {
             return Ok(());
         }
-        write_batch(
-            &self.db,
-            &self.path,
-            &self.buffer,
-            self.durable,
-            self.opts.quick_repair,
-        )?;
-        self.buffer.clear();
-        self.batch_taken();
+        self.write_buffer(self.durable)?;
         self.index_dirty = true;
-        self.commits += 1;
         Ok(())
     }
 

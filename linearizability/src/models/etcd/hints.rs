@@ -852,38 +852,31 @@ impl Hints {
         }
         let mut ranges = Vec::new();
         delete_ranges(req, &mut ranges);
-        let deleted_now: Vec<String> = ranges
-            .iter()
-            .flat_map(|range| before.range_at(range, before.revision))
-            .filter(|kv| after.get_at(&kv.key, rev).is_none())
-            .map(|kv| kv.key)
-            .collect();
-        if deleted_now
-            .iter()
-            .any(|k| unchanged_at_rev(k) || in_intervals(self.never_deleted.get(k), rev))
-        {
+        // Keys in a deleted range alive before and gone after (the txn branch taken).
+        let deleted_now = || {
+            ranges
+                .iter()
+                .flat_map(|range| before.range_at(range, before.revision))
+                .filter(|kv| after.get_at(&kv.key, rev).is_none())
+        };
+        if deleted_now().any(|kv| {
+            unchanged_at_rev(&kv.key) || in_intervals(self.never_deleted.get(&kv.key), rev)
+        }) {
             return false;
         }
-        let changed = puts
-            .iter()
-            .map(|(k, _)| *k)
-            .filter(|k| written_now(k))
-            .chain(deleted_now.iter().map(String::as_str));
-        self.changes_seen_exactly(rev, changed)
-    }
-
-    /// Whether the keys a write changed at `rev` (`changed`) are all among those a watcher of
-    /// their range saw change then. Keys it changed through lease deletions are not counted:
-    /// leaving them out only allows more.
-    fn changes_seen_exactly<'k>(&self, rev: i64, changed: impl Iterator<Item = &'k str>) -> bool {
+        // Every key it changed in a watched range is one the watcher saw change at `rev`.
+        // Keys deleted through a lease are not counted: leaving them out only allows more.
         let Some(seen) = self.changed_exactly.get(&rev) else {
             return true;
         };
-        let mut changed = changed;
-        changed.all(|k| {
+        let seen_changing = |k: &str| {
             seen.iter()
                 .all(|(range, keys)| !range.contains(k) || keys.contains(k))
-        })
+        };
+        puts.iter()
+            .filter(|(k, _)| written_now(k))
+            .all(|(k, _)| seen_changing(k))
+            && deleted_now().all(|kv| seen_changing(&kv.key))
     }
 }
 
