@@ -159,6 +159,15 @@ fn crash_restart(rng: &mut ChaCha8Rng) -> FaultSchedule {
     })
 }
 
+/// Six kills (`kill -9`: the page cache survives) of the leader or a follower, each restarted
+/// 0.3-1 s later: etcd robustness's recipe for 13766 (kills under high traffic).
+fn kill_under_load(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 6, (300, 1_000), |r| FaultKind::Crash {
+        node: leader_or_follower(r, 0.5),
+        model: CrashSurvival::KeepAll,
+    })
+}
+
 fn crash_all(rng: &mut ChaCha8Rng) -> FaultSchedule {
     each(rng, 1, (1_000, 3_000), |_| FaultKind::CrashAll)
 }
@@ -514,6 +523,17 @@ pub fn catalogue() -> Vec<Scenario> {
         "random members lose power (unsynced writes torn) and restart: no acknowledged write lost",
         crash_restart,
     ));
+    let mut s = base(
+        "kill-under-load",
+        "members are killed (kill -9) and restarted six times under high etcd traffic with --snapshot-count=100 (etcd robustness's 13766 recipe; runs in real mode too)",
+        kill_under_load,
+    );
+    s.flags = vec!["--snapshot-count=100".into()];
+    s.workload = s
+        .workload
+        .with_traffic("etcd-high")
+        .unwrap_or_else(|_| WorkloadConfig::default());
+    v.push(s);
     v.push(base(
         "crash-all",
         "the whole cluster loses power at once and restarts: no acknowledged write lost",

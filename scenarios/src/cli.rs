@@ -7,6 +7,7 @@
 
 use crate::catalogue::{self, Scenario};
 use crate::nemesis::FaultSchedule;
+use crate::real::RealOptions;
 use crate::report::{self, Summary};
 use crate::runner::{self, RunOptions};
 use anyhow::{bail, Context};
@@ -75,6 +76,35 @@ pub struct Overrides {
     /// expected to fail). Repeatable.
     #[arg(long = "defect")]
     pub defects: Vec<String>,
+    /// Real mode instead of the simulation.
+    #[command(flatten)]
+    pub world: RealArgs,
+}
+
+/// `--real [--etcd-bin PATH]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RealArgs {
+    /// Real mode: run on member processes on loopback (faults by kill -9, SIGSTOP/SIGCONT,
+    /// restart, and proxies in front of every port) instead of the simulation.
+    #[arg(long)]
+    pub real: bool,
+    /// Real mode's member binary: our etcd-server (the default, next to etcd-sim) or a real
+    /// etcd.
+    #[arg(long, requires = "real", value_name = "PATH")]
+    pub etcd_bin: Option<std::path::PathBuf>,
+}
+
+impl RealArgs {
+    /// Real mode's options, if asked for.
+    pub fn options(&self) -> anyhow::Result<Option<RealOptions>> {
+        Ok(match (self.real, &self.etcd_bin) {
+            (false, _) => None,
+            (true, Some(bin)) => Some(RealOptions { bin: bin.clone() }),
+            (true, None) => Some(RealOptions {
+                bin: default_member_binary()?,
+            }),
+        })
+    }
 }
 
 impl Overrides {
@@ -91,13 +121,29 @@ impl Overrides {
         if self.rate == Some(0) {
             bail!(Usage("--rate must be at least 1 request per second".into()));
         }
+        let real = self.world.options()?;
         Ok(RunOptions {
             traffic: self.traffic,
             rate: self.rate,
             defects: self.defects,
+            real,
             ..RunOptions::default()
         })
     }
+}
+
+/// Our `etcd-server` next to this `etcd-sim` (cargo builds both into one directory).
+fn default_member_binary() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().context("locate etcd-sim")?;
+    let bin = exe.with_file_name("etcd-server");
+    if !bin.exists() {
+        bail!(Usage(format!(
+            "--real needs a member binary: {} does not exist (build it with \
+             `cargo build --release -p etcd-server`) or pass --etcd-bin PATH",
+            bin.display()
+        )));
+    }
+    Ok(bin)
 }
 
 /// `etcd-sim list`.
@@ -137,6 +183,8 @@ pub fn run_many(
     let out: Mutex<Vec<(usize, Done)>> = Mutex::new(Vec::new());
     let err: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let total = jobs.len();
+    // Real clusters share this machine's cores: one at a time.
+    let threads = if opts.real.is_some() { 1 } else { threads };
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, total.max(1)) {
             scope.spawn(|| loop {
@@ -222,9 +270,13 @@ pub fn run(
         .flat_map(|s| seeds.iter().map(move |seed| (s.clone(), *seed)))
         .collect();
     println!(
-        "running {} scenario(s) × {} seed(s) in simulation ...",
+        "running {} scenario(s) × {} seed(s) {} ...",
         scenarios.len(),
-        seeds.len()
+        seeds.len(),
+        match &opts.real {
+            None => "in simulation".to_string(),
+            Some(r) => format!("in real mode on {}", r.bin.display()),
+        }
     );
     println!("{}", report::table_header());
     let progress = |d: &Done, _: usize, _: usize| {
@@ -289,6 +341,9 @@ pub fn replay(path: &Path, root: &Path) -> anyhow::Result<bool> {
         traffic: old.traffic.clone(),
         rate: old.rate,
         defects: old.defects.clone(),
+        real: old.real.as_ref().map(|r| RealOptions {
+            bin: r.bin.clone().into(),
+        }),
         ..Default::default()
     };
     if old.fault_schedule_source.starts_with("file") {

@@ -11,12 +11,12 @@
 //! measure with anything but simulated time and the members' own metrics.
 
 use crate::catalogue::Scenario;
+use crate::driver::{backend_commit_histogram, fsync_histogram, quantile_ms, simulation, Driver};
 use crate::history::Recorder;
+use crate::report::Outcome;
 use crate::report::SweepRow;
-use crate::runner::{
-    backend_commit_histogram, fsync_histogram, quantile_ms, timeline_for_sweep, Driver, Outcome,
-};
 use crate::stats::summarize;
+use crate::timeline::timeline_for_sweep;
 use sim::{Fault, LatencyModel};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -44,44 +44,51 @@ pub const SETTLE: Duration = Duration::from_secs(5);
 /// Simulated time per step.
 pub const STEP: Duration = Duration::from_secs(8);
 
+/// The members' histograms now (the sweep only runs simulated).
+fn histograms(d: &mut Driver) -> Histograms {
+    match d.c.as_sim() {
+        Some(s) => (fsync_histogram(s), backend_commit_histogram(s)),
+        None => Default::default(),
+    }
+}
+
 /// Runs the sweep.
 pub fn run(sc: &Scenario, seed: u64) -> anyhow::Result<Outcome> {
-    let sim = crate::runner::build(sc, seed)?;
-    let mut d = Driver::new(sim);
+    let mut d = Driver::new(Box::new(simulation(sc, seed)?));
     let rec = Recorder::default();
     let mut windows: Vec<Window> = Vec::new();
     let collected = timeline_for_sweep(&mut d, sc, &rec, |d| {
         for target in [Target::AllMembers, Target::Leader] {
             // Settle on healthy disks (unmeasured), so no slow fdatasync of the previous pass
             // is still in flight when the first step starts.
-            for m in d.s.member_names() {
-                d.s.apply(Fault::DiskLatency {
+            for m in d.c.member_names() {
+                d.c.apply(Fault::DiskLatency {
                     node: m,
                     model: LatencyModel::healthy(),
                 })?;
             }
-            let settle = d.s.elapsed() + SETTLE;
+            let settle = d.c.elapsed() + SETTLE;
             d.run_to(settle)?;
             for p99 in STEPS_MS {
                 let model = LatencyModel::LogNormal {
                     p50: Duration::from_micros(p99 * 1000 / 2),
                     p99: Duration::from_millis(p99),
                 };
-                let leader = d.s.leader();
-                for m in d.s.member_names() {
+                let leader = d.c.leader();
+                for m in d.c.member_names() {
                     let slow = target == Target::AllMembers || Some(&m) == leader.as_ref();
                     let model = if slow { model } else { LatencyModel::healthy() };
-                    d.s.apply(Fault::DiskLatency { node: m, model })?;
+                    d.c.apply(Fault::DiskLatency { node: m, model })?;
                 }
-                let start = d.s.elapsed();
-                let before = (fsync_histogram(&d.s), backend_commit_histogram(&d.s));
+                let start = d.c.elapsed();
+                let before = histograms(d);
                 d.run_to(start + STEP)?;
-                let after = (fsync_histogram(&d.s), backend_commit_histogram(&d.s));
-                windows.push((target, p99, start, d.s.elapsed(), before, after));
+                let after = histograms(d);
+                windows.push((target, p99, start, d.c.elapsed(), before, after));
             }
         }
-        for m in d.s.member_names() {
-            d.s.apply(Fault::DiskLatency {
+        for m in d.c.member_names() {
+            d.c.apply(Fault::DiskLatency {
                 node: m,
                 model: LatencyModel::healthy(),
             })?;
@@ -122,15 +129,21 @@ pub fn run(sc: &Scenario, seed: u64) -> anyhow::Result<Outcome> {
             write_p99_ms: summarize(&mut lat).p99_ms,
         });
     }
-    let (mut summary, html, history_json) =
-        crate::checks::assemble(sc, seed, &d, &collected, &Default::default(), "sweep steps");
+    let (mut summary, html, history_json) = crate::checks::assemble(
+        sc,
+        seed,
+        &mut d,
+        &collected,
+        &Default::default(),
+        "sweep steps",
+    );
     let svg = plot(&rows);
     summary.sweep = Some(rows);
     Ok(Outcome {
         summary,
         records: collected.records,
         watches: collected.watches,
-        trace: d.s.trace().to_jsonl(),
+        trace: d.c.log_jsonl(),
         html,
         history_json,
         schedule: Default::default(),

@@ -221,11 +221,26 @@ impl Recorder {
     }
 }
 
-/// Simulated time since the start, in µs (inside a host; 0 outside).
+thread_local! {
+    /// The start of a real-mode run on this thread (its hosts run here), if one is running.
+    static REAL_EPOCH: std::cell::Cell<Option<tokio::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Sets (or clears) the time base of real-mode records on this thread.
+pub(crate) fn set_real_epoch(t0: Option<tokio::time::Instant>) {
+    REAL_EPOCH.with(|e| e.set(t0));
+}
+
+/// Time since the start in µs: simulated inside a simulated host, wall time since the real
+/// cluster started in real mode, 0 elsewhere.
 pub fn now_us() -> u64 {
-    turmoil::sim_elapsed()
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    if let Some(d) = turmoil::sim_elapsed() {
+        return d.as_micros() as u64;
+    }
+    REAL_EPOCH
+        .with(|e| e.get())
+        .map_or(0, |t0| t0.elapsed().as_micros() as u64)
 }
 
 /// The linearizable part of the history in the checker's types, with the index of the record

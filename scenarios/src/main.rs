@@ -7,7 +7,7 @@
 
 use clap::{Parser, Subcommand};
 use scenarios::cli::{self, Usage};
-use scenarios::{bench, downgrade, smoke};
+use scenarios::{bench, downgrade};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -100,8 +100,6 @@ enum Cmd {
     /// Run a known bug's scenario seed by seed until the harness catches it: seeds to
     /// detection, wall time, the failing check and the replay command.
     Hunt(scenarios::bugs::HuntArgs),
-    /// Real mode: a local 3-member cluster of etcd-server on loopback under a checked workload.
-    Smoke(smoke::RunArgs),
     /// etcdctl 3.6's `downgrade validate|enable <X.Y> | cancel` against etcd v3 endpoints.
     Downgrade(downgrade::DowngradeArgs),
     /// Load generator against etcd v3 endpoints (ours or real etcd).
@@ -216,17 +214,6 @@ fn main() -> ExitCode {
         }
         Cmd::Check { args } => exit(linearizability::cli::check_main(&args)),
         Cmd::BenchCheck { args } => exit(linearizability::cli::bench_check_main(&args)),
-        Cmd::Smoke(args) => with_runtime(|rt| match rt.block_on(smoke::run(&args)) {
-            Ok((s, dir)) => {
-                smoke::print(&s, &dir);
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("etcd-sim smoke: FAIL: {e:#}");
-                eprintln!("replay: etcd-sim smoke --seed {}", args.seed);
-                ExitCode::from(1)
-            }
-        }),
         Cmd::Downgrade(args) => with_runtime(|rt| match rt.block_on(downgrade::run(&args)) {
             Ok(line) => {
                 println!("{line}");

@@ -16,11 +16,12 @@
 //! Must never: decide with randomness other than the run's `faults` stream, or leave a fault
 //! active past the end of the workload (the runner heals everything then).
 
+use crate::cluster::Cluster;
 use anyhow::{bail, Context};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sim::{CrashModel, DiskFault, Fault, FaultRule, LatencyModel, NodeClock, Simulation};
+use sim::{CrashModel, DiskFault, Fault, FaultRule, LatencyModel, NodeClock};
 use std::path::Path;
 use std::time::Duration;
 
@@ -203,122 +204,150 @@ pub enum FaultKind {
     AddLearnerCutOff,
 }
 
-/// Every kind a schedule can name: (kind, fields, what it does), for `etcd-sim faults` and
-/// the README's table. `node` fields take `leader`, `follower` or `mN`.
-pub const FAULT_KINDS: &[(&str, &str, &str)] = &[
-    ("isolate", "`node`", "cut every link of the node"),
+/// Every kind a schedule can name: (kind, fields, what it does, whether and how real mode
+/// applies it), for `etcd-sim faults` and the README's table. `node` fields take `leader`, `follower` or `mN`.
+pub const FAULT_KINDS: &[(&str, &str, &str, &str)] = &[
+    (
+        "isolate",
+        "`node`",
+        "cut every link of the node",
+        "yes (proxies)",
+    ),
     (
         "partition-oneway",
         "`node`",
         "the node cannot send to the other members; it still hears them",
+        "yes (proxies)",
     ),
     (
         "partition-minority",
         "`nodes`",
         "the listed members on one side, the rest on the other",
+        "yes (proxies)",
     ),
     (
         "flaky-links",
         "`probability`, `latency_ms`",
         "member links lose writes (retransmission delays) and gain latency",
+        "yes (proxies)",
     ),
     (
         "link-latency",
         "`a`, `b`, `latency_ms`",
         "fixed one-way latency on one link, both directions",
+        "yes (proxies)",
     ),
     (
         "crash",
         "`node`, `model` (`torn-4k`, `torn-512`, `lose-all`, `keep-all`)",
         "power loss (or a kill): what survives of unsynced writes; restart at the end",
+        "`keep-all` only (`kill -9`)",
     ),
     (
         "crash-all",
         "",
         "every member loses power at the same instant; all restart at the end",
+        "no (power loss)",
     ),
     (
         "pause",
         "`node`",
         "freeze the node's network and disk syncs (SIGSTOP seen from outside)",
+        "yes (SIGSTOP, SIGCONT)",
     ),
     (
         "clock",
         "`node`, `skew_ms`, `drift_ppm`",
         "the node's wall clock steps and its oscillator drifts",
+        "no",
     ),
     (
         "slow-fsync",
         "`node`, `p50_ms`, `p99_ms`, `path`",
         "log-normal fdatasync latency: every file's, or only `path`'s (`wal`, `backend`)",
+        "no",
     ),
     (
         "disk-eio",
         "`node`, `op` (`write`, `fsync`, `read`), `path`, `probability`",
         "EIO on those operations; a member stopped by it restarts at the end",
+        "no",
     ),
     (
         "disk-full",
         "`node`, `free_bytes`",
         "the disk fills (ENOSPC), distinct from the backend quota",
+        "no",
     ),
     (
         "bitflip",
         "`node`, `path`, `probability`",
         "reads return one flipped bit (stored bytes intact)",
+        "no",
     ),
     (
         "lying-fsync",
         "`node`, `power_loss_at_end`",
         "syncs report success and make nothing durable",
+        "no",
     ),
     (
         "restart-as",
         "`node`, `release`",
         "restart the member on its disk as another etcd release",
+        "no",
     ),
     (
         "compact",
         "`behind`",
         "operator: compact `behind` revisions before the current one",
+        "yes",
     ),
     (
         "defrag",
         "`node`",
         "operator: defragment the node's backend",
+        "yes",
     ),
     (
         "recover-nospace",
         "",
         "operator: etcd's NOSPACE runbook (compact, defragment every member, disarm)",
+        "yes",
     ),
     (
         "replace-member",
         "`node`",
         "operator: member remove, then member add of a new empty member",
+        "no",
     ),
     (
         "add-learner-cut-off",
         "",
         "operator: add a learner kept cut off for the window; promotion retried",
+        "no",
     ),
     (
         "downgrade",
         "`action` (`validate`, `enable`, `cancel`), `version`",
         "operator: Maintenance.Downgrade as etcdctl 3.6 sends it",
+        "yes",
     ),
     (
         "probe-health",
         "`node` (or `minority`), `path`",
         "operator: an HTTP GET of a health endpoint, as a kubelet probe",
+        "yes",
     ),
 ];
 
 /// The fault kinds as a Markdown table (`etcd-sim faults`).
 pub fn fault_kinds_table() -> String {
-    let mut out = String::from("| kind | fields | what it does |\n|---|---|---|\n");
-    for (kind, fields, about) in FAULT_KINDS {
-        out.push_str(&format!("| `{kind}` | {fields} | {about} |\n"));
+    let mut out = String::from(
+        "| kind | fields | what it does | real mode (`--real`) |\n|---|---|---|---|\n",
+    );
+    for (kind, fields, about, real) in FAULT_KINDS {
+        out.push_str(&format!("| `{kind}` | {fields} | {about} | {real} |\n"));
     }
     out
 }
@@ -619,7 +648,12 @@ pub struct Active {
     index: usize,
 }
 
-pub(crate) fn resolve(s: &Simulation, sel: &str, rng: &mut ChaCha8Rng, avoid: &[String]) -> String {
+pub(crate) fn resolve(
+    s: &dyn Cluster,
+    sel: &str,
+    rng: &mut ChaCha8Rng,
+    avoid: &[String],
+) -> String {
     // A retired member (replaced, removed) is no leader, follower or minority any more.
     let names = s.active_members();
     let leader = s.leader();
@@ -631,7 +665,7 @@ pub(crate) fn resolve(s: &Simulation, sel: &str, rng: &mut ChaCha8Rng, avoid: &[
                 names
                     .iter()
                     .filter(|o| o != n)
-                    .all(|o| s.links().is_blocked(n, o) && s.links().is_blocked(o, n))
+                    .all(|o| s.is_blocked(n, o) && s.is_blocked(o, n))
             })
             .cloned()
             .unwrap_or_else(|| names[0].clone()),
@@ -660,7 +694,7 @@ pub(crate) fn label(sel: &str, node: &str) -> String {
 
 /// Applies entry `index` of a schedule now; returns what it was and how to undo it.
 pub fn apply(
-    s: &mut Simulation,
+    s: &mut dyn Cluster,
     f: &ScheduledFault,
     index: usize,
     rng: &mut ChaCha8Rng,
@@ -777,7 +811,7 @@ pub fn apply(
         }
         FaultKind::DiskFull { node, free_bytes } => {
             let n = resolve(s, node, rng, &[]);
-            let used = s.disk(&n).map(|d| d.used()).unwrap_or(0);
+            let used = s.disk_used(&n).unwrap_or(0);
             (
                 format!(
                     "disk of {} full after {free_bytes} more bytes ({used} used)",
@@ -983,7 +1017,7 @@ pub fn apply(
 }
 
 /// Undoes an applied fault.
-pub fn undo(s: &mut Simulation, a: Active) -> anyhow::Result<usize> {
+pub fn undo(s: &mut dyn Cluster, a: Active) -> anyhow::Result<usize> {
     for f in a.undo {
         s.apply(f)
             .with_context(|| format!("undo fault {}", a.index))?;
@@ -1037,7 +1071,7 @@ mod tests {
 
     #[test]
     fn every_kind_of_the_table_is_a_kind_a_schedule_can_name() {
-        for (kind, _, _) in FAULT_KINDS {
+        for (kind, _, _, _) in FAULT_KINDS {
             let text = format!(r#"{{"kind": "{kind}"}}"#);
             let err = serde_json::from_str::<FaultKind>(&text)
                 .err()

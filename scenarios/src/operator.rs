@@ -12,6 +12,7 @@
 //! Must never: act on the world from inside a host (only through [`WorldChanges`]), or report
 //! an action as done before the server acknowledged it.
 
+use crate::cluster::{host as host_fn, Cluster};
 use crate::exec::{execute_recorded, prefix_end, Issuer};
 use crate::history::Recorder;
 use crate::nemesis::{label, resolve, FaultKind, ScheduledFault};
@@ -22,7 +23,7 @@ use etcd_api::etcdserverpb as pb;
 use linearizability::models::etcd::{EtcdRequest, EtcdResponse};
 use rand_chacha::ChaCha8Rng;
 use sim::ClientCtx;
-use sim::{Fault, Simulation};
+use sim::Fault;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -96,7 +97,7 @@ pub struct OpContext {
 
 /// Starts operator host `op{index}` running `action`.
 fn operate<F, Fut>(
-    s: &mut Simulation,
+    s: &mut dyn Cluster,
     ctx: &mut OpContext,
     index: usize,
     action: F,
@@ -107,15 +108,18 @@ where
 {
     let host = format!("op{index}");
     let (rec, changes, members) = (ctx.rec.clone(), ctx.changes.clone(), s.member_names());
-    s.client(&host, move |cx| {
-        action(Operator {
-            cx,
-            members,
-            rec,
-            changes,
-            client_id: 3_000_000 + index as u64,
-        })
-    })
+    s.spawn_host(
+        &host,
+        host_fn(move |cx| {
+            action(Operator {
+                cx,
+                members,
+                rec,
+                changes,
+                client_id: 3_000_000 + index as u64,
+            })
+        }),
+    )
     .with_context(|| format!("start operator host {host}"))?;
     ctx.hosts.push(host);
     Ok(())
@@ -124,7 +128,7 @@ where
 /// Starts the operator action of schedule entry `index` on host `op{index}`; returns what it
 /// is and the faults to apply now and at the end of its window.
 pub fn start(
-    s: &mut Simulation,
+    s: &mut dyn Cluster,
     f: &ScheduledFault,
     index: usize,
     rng: &mut ChaCha8Rng,

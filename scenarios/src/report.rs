@@ -7,8 +7,8 @@
 //! every scenario expectation holds. Must never: pass a run with an undecided check.
 
 use crate::catalogue::Scenario;
+use crate::history::{Record, WatchLog};
 use crate::nemesis::{AppliedFault, FaultSchedule};
-use crate::runner::Outcome;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -205,6 +205,9 @@ pub struct Summary {
     /// Known-bug defects the run switched on besides the scenario's (`--defect`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub defects: Vec<String>,
+    /// Real mode's member binary (`--real --etcd-bin`); absent for a simulated run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real: Option<RealRun>,
     /// The schedule as data.
     pub fault_schedule: FaultSchedule,
     /// Faults as applied.
@@ -448,6 +451,36 @@ fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> 
     let p = dir.join(name);
     #[allow(clippy::disallowed_methods)] // reports are real files, written after the run
     std::fs::write(&p, bytes).with_context(|| format!("write {}", p.display()))
+}
+
+/// What a real-mode run ran on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealRun {
+    /// The member binary's path.
+    pub bin: String,
+    /// What its `--version` said: `etcd 3.5.1` or `etcd-server 0.1.0`.
+    pub version: String,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The summary (also `summary.json`).
+    pub summary: Summary,
+    /// Every request.
+    pub records: Vec<Record>,
+    /// Every watcher.
+    pub watches: Vec<WatchLog>,
+    /// The trace, JSON lines.
+    pub trace: String,
+    /// `history.html`.
+    pub html: String,
+    /// `history.json` (the checker's format: `etcd-sim check history.json`).
+    pub history_json: String,
+    /// The schedule used.
+    pub schedule: FaultSchedule,
+    /// The sweep's plot, for `disk-latency-sweep`.
+    pub svg: Option<String>,
 }
 
 /// Writes the report directory `<root>/<scenario>-seed<N>`; returns it.

@@ -4,7 +4,7 @@
 use scenarios::catalogue;
 use scenarios::runner::{run, RunOptions};
 
-fn passes_and_replays(name: &str) -> scenarios::runner::Outcome {
+fn passes_and_replays(name: &str) -> scenarios::report::Outcome {
     let sc = catalogue::find(name).expect("scenario exists");
     let opts = RunOptions::default();
     let a = run(&sc, 1, &opts).expect("run seed 1");
@@ -321,6 +321,25 @@ fn defrag_then_crash() {
 }
 
 #[test]
+fn kill_under_load() {
+    let o = passes_and_replays("kill-under-load");
+    let kills: Vec<&str> = o
+        .summary
+        .faults
+        .iter()
+        .filter(|f| f.kind == "crash")
+        .map(|f| f.what.as_str())
+        .collect();
+    assert_eq!(kills.len(), 6, "{:?}", o.summary.faults);
+    assert!(kills.iter().all(|k| k.starts_with("kill")), "{kills:?}");
+    assert!(
+        o.summary.ops.total > 3_000,
+        "high traffic: {:?}",
+        o.summary.ops
+    );
+}
+
+#[test]
 fn the_catalogue_is_what_the_tests_cover() {
     let names: Vec<&str> = catalogue::catalogue().iter().map(|s| s.name).collect();
     assert_eq!(
@@ -334,6 +353,7 @@ fn the_catalogue_is_what_the_tests_cover() {
             "single-member-power-loss",
             "flaky-links",
             "crash-restart",
+            "kill-under-load",
             "crash-all",
             "slow-fsync-leader",
             "disk-latency-sweep",

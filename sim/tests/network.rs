@@ -2,7 +2,6 @@
 //! partitions hold bytes back until the heal (TCP retransmission), one-way partitions block one
 //! direction only, lossy links delay writes by an RTO, pauses freeze a node's links.
 
-use etcd_server::seam::Network;
 use sim::{Fault, SimConfig, Simulation};
 use std::cell::RefCell;
 use std::rc::Rc;

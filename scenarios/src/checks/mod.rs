@@ -11,10 +11,10 @@
 pub mod lease;
 
 use crate::catalogue::Scenario;
+use crate::driver::{Collected, Driver};
 use crate::history::{to_checker, Record};
 use crate::nemesis::{AppliedFault, FaultSchedule};
 use crate::report::{CheckerSummary, OpsSummary, Summary, WatchSummary};
-use crate::runner::{worst_fsync_p99_ms, Collected, Driver};
 use crate::stats::summarize;
 use linearizability::models::etcd::{
     Etcd, EtcdRequest, EtcdResponse, EtcdState, KeyValue, OpResult, RangeRequest, RequestOp,
@@ -160,7 +160,7 @@ pub fn stale_reads(
 pub fn assemble(
     sc: &Scenario,
     seed: u64,
-    d: &Driver,
+    d: &mut Driver,
     c: &Collected,
     schedule: &FaultSchedule,
     source: &str,
@@ -249,14 +249,13 @@ pub fn assemble(
             .map(|v| crate::signature::watch(&v.guarantee.to_string(), &v.expected)),
     };
     let ops_summary = ops_summary(&c.records);
-    let trace = d.s.trace();
     let trace_matches = sc
         .expect
         .trace_contains
         .iter()
-        .map(|m| (m.to_string(), trace.lines_with_msg(m).len() as u64))
+        .map(|m| (m.to_string(), d.c.log_count(m)))
         .collect();
-    let names = d.s.member_names();
+    let names = d.c.member_names();
     let summary = Summary {
         scenario: sc.name.to_string(),
         seed,
@@ -265,23 +264,24 @@ pub fn assemble(
         failures: c.problems.clone(),
         signatures: Vec::new(),
         replay: crate::report::replay_command(sc.name, seed, source),
-        trace_hash: d.s.trace_hash(),
-        trace_lines: trace.len(),
-        sim_seconds: d.s.elapsed().as_secs_f64(),
+        trace_hash: d.c.trace_hash(),
+        trace_lines: d.c.log_lines(),
+        sim_seconds: d.c.elapsed().as_secs_f64(),
         wall_seconds: 0.0,
         ops: ops_summary,
         leader_changes: d.leader_changes(),
-        leaders: crate::runner::leaders(d).into_iter().collect(),
+        leaders: crate::driver::leaders(d).into_iter().collect(),
         leader_changes_seen_total: names
             .iter()
-            .map(|n| d.s.leader_changes(n))
+            .map(|n| d.c.leader_changes_seen(n))
             .max()
             .unwrap_or(0),
-        wal_fsync_p99_ms: worst_fsync_p99_ms(&d.s),
+        wal_fsync_p99_ms: d.c.worst_fsync_p99_ms(),
         fault_schedule_source: source.to_string(),
         traffic: None,
         rate: None,
         defects: Vec::new(),
+        real: d.c.real_run(),
         fault_schedule: schedule.clone(),
         faults: c.applied.clone(),
         checker,
@@ -329,13 +329,12 @@ fn lease_summary(
 }
 
 /// Each running member's member list at the end: `m0: m0 m1 m3(learner)`.
-fn membership(d: &Driver) -> Vec<String> {
-    d.s.active_members()
+fn membership(d: &mut Driver) -> Vec<String> {
+    d.c.active_members()
         .iter()
         .filter_map(|m| {
-            let cluster = d.s.server(m)?.cluster();
-            let mut names: Vec<String> = cluster
-                .members
+            let listed = d.c.member_list(m)?;
+            let mut names: Vec<String> = listed
                 .iter()
                 .map(|x| {
                     let name = if x.name.is_empty() {

@@ -15,6 +15,7 @@ pub mod kube;
 pub mod lease;
 pub mod watch;
 
+use crate::cluster::{host as host_fn, Cluster};
 use crate::exec::{execute_recorded, Issuer};
 use crate::history::Recorder;
 use anyhow::Context;
@@ -22,7 +23,7 @@ use linearizability::models::etcd::{EtcdRequest, EtcdResponse};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sim::{ClientCtx, Simulation};
+use sim::ClientCtx;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -73,6 +74,14 @@ pub struct WorkloadConfig {
     /// this many ms, as etcd's robustness traffic does (every 200 ms by default; `None`: never).
     #[serde(default)]
     pub compaction_period_ms: Option<u64>,
+    /// Watchers ask for a progress notification every 100 ms (etcd robustness's
+    /// `RequestProgress`); off, they only see the notifications the server sends on its own.
+    #[serde(default = "asks_progress_by_default")]
+    pub watch_progress_requests: bool,
+}
+
+fn asks_progress_by_default() -> bool {
+    true
 }
 
 impl Default for WorkloadConfig {
@@ -87,6 +96,7 @@ impl Default for WorkloadConfig {
             watch_rewind: false,
             value_padding: 0,
             compaction_period_ms: Some(ROBUSTNESS_COMPACTION_MS),
+            watch_progress_requests: true,
         }
     }
 }
@@ -177,7 +187,7 @@ impl Stop {
 /// Starts every client host of `cfg`: traffic clients `c0..`, watchers `w0..`, lease
 /// clients `l0..`.
 pub fn start(
-    s: &mut Simulation,
+    s: &mut dyn Cluster,
     cfg: &WorkloadConfig,
     rec: &Recorder,
     stop: &Stop,
@@ -212,9 +222,10 @@ pub fn start(
             Box::new(etcd::EtcdTraffic::new(i as u64).with_padding(cfg.value_padding))
         };
         let (rec, stop) = (rec.clone(), stop.clone());
-        s.client(&host, move |cx| {
-            drive(cx, i as u64, ms, period, rng, traffic, rec, stop)
-        })
+        s.spawn_host(
+            &host,
+            host_fn(move |cx| drive(cx, i as u64, ms, period, rng, traffic, rec, stop)),
+        )
         .with_context(|| format!("start client {host}"))?;
         hosts.push(host);
     }
@@ -223,10 +234,13 @@ pub fn start(
         let rng = s.rng(&format!("workload/{host}"));
         let (rec, stop) = (rec.clone(), stop.clone());
         let (all, period) = (members.clone(), Duration::from_millis(ms.max(1)));
-        s.client(&host, move |cx| {
-            let traffic: Box<dyn Traffic> = Box::new(compact::Compactor::default());
-            drive(cx, COMPACTOR_CLIENT, all, period, rng, traffic, rec, stop)
-        })
+        s.spawn_host(
+            &host,
+            host_fn(move |cx| {
+                let traffic: Box<dyn Traffic> = Box::new(compact::Compactor::default());
+                drive(cx, COMPACTOR_CLIENT, all, period, rng, traffic, rec, stop)
+            }),
+        )
         .with_context(|| format!("start compactor {host}"))?;
         hosts.push(host);
     }
@@ -241,24 +255,28 @@ pub fn start(
         };
         let first = members[rng.gen_range(0..members.len())].clone();
         let (rec, stop, all) = (rec.clone(), stop.clone(), members.clone());
-        let rewind = cfg.watch_rewind;
-        s.client(&host, move |cx| {
-            // Even watchers ask for previous key-values; every third filters (NOPUT, then
-            // NODELETE, alternating).
-            let w = watch::Watcher {
-                id: w as u64,
-                prefix,
-                members: all,
-                rewind,
-                prev_kv: w % 2 == 0,
-                filter: match (w % 3, (w / 3) % 2) {
-                    (2, 0) => Some("noput"),
-                    (2, _) => Some("nodelete"),
-                    _ => None,
-                },
-            };
-            watch::run(cx, w, first, rng, rec, stop)
-        })
+        let (rewind, asks_progress) = (cfg.watch_rewind, cfg.watch_progress_requests);
+        s.spawn_host(
+            &host,
+            host_fn(move |cx| {
+                // Even watchers ask for previous key-values; every third filters (NOPUT, then
+                // NODELETE, alternating).
+                let w = watch::Watcher {
+                    id: w as u64,
+                    prefix,
+                    members: all,
+                    rewind,
+                    prev_kv: w % 2 == 0,
+                    filter: match (w % 3, (w / 3) % 2) {
+                        (2, 0) => Some("noput"),
+                        (2, _) => Some("nodelete"),
+                        _ => None,
+                    },
+                    asks_progress,
+                };
+                watch::run(cx, w, first, rng, rec, stop)
+            }),
+        )
         .with_context(|| format!("start watcher {host}"))?;
         hosts.push(host);
     }
@@ -271,9 +289,10 @@ pub fn start(
             members.clone(),
             cfg.leases.clone(),
         );
-        s.client(&host, move |cx| {
-            lease::run(cx, l as u64, all, plan, rng, rec, stop)
-        })
+        s.spawn_host(
+            &host,
+            host_fn(move |cx| lease::run(cx, l as u64, all, plan, rng, rec, stop)),
+        )
         .with_context(|| format!("start lease client {host}"))?;
         hosts.push(host);
     }

@@ -44,6 +44,8 @@ pub struct Watcher {
     pub prev_kv: bool,
     /// `noput` or `nodelete`, if any.
     pub filter: Option<&'static str>,
+    /// Ask for a progress notification every [`PROGRESS_EVERY`].
+    pub asks_progress: bool,
 }
 
 /// Runs watcher `w` (first on member `first`) until `stop`.
@@ -62,8 +64,13 @@ pub async fn run(
         rewind,
         prev_kv,
         filter,
+        asks_progress,
     } = w;
-    let shape = Shape { prev_kv, filter };
+    let shape = Shape {
+        prev_kv,
+        filter,
+        asks_progress,
+    };
     let slot = {
         let mut w = rec.watches.borrow_mut();
         w.push(WatchLog {
@@ -147,6 +154,7 @@ const REWIND: &str = "rewind to an older revision";
 struct Shape {
     prev_kv: bool,
     filter: Option<&'static str>,
+    asks_progress: bool,
 }
 
 /// One watch stream; returns why it ended (`None`: asked to stop). With a deadline (`until`),
@@ -203,7 +211,7 @@ async fn watch_once(
         if until.is_some_and(|u| now >= u) {
             return Some(REWIND.into());
         }
-        if now >= progress_at {
+        if shape.asks_progress && now >= progress_at {
             let ask = pb::WatchRequest {
                 request_union: Some(pb::watch_request::RequestUnion::ProgressRequest(
                     pb::WatchProgressRequest {},

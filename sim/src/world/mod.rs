@@ -387,7 +387,7 @@ impl Simulation {
         if self.clients.contains_key(name) || self.member(name).is_ok() {
             return Err(SimError::Config(format!("host {name} already exists")));
         }
-        let ctx = ClientCtx::new(
+        let ctx = ClientCtx::simulated(
             name,
             SimNetwork::new(name, self.links.clone()),
             self.member_names(),
