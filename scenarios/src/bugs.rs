@@ -10,6 +10,7 @@
 use crate::catalogue::{self, Scenario};
 use crate::cli::{parse_seeds, run_many, Done, RealArgs, Usage};
 use crate::runner::RunOptions;
+use crate::shrink::{shrink, ShrinkArgs, ShrinkReport};
 use anyhow::bail;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -32,9 +33,19 @@ pub struct KnownBug {
     pub caught_by: &'static str,
     /// Whether it is a defect switch `hunt` can run (the others are release emulation).
     pub huntable: bool,
-    /// Failure signatures (their beginnings) that are this bug when a real-mode hunt runs a
-    /// binary that has it natively (no defect switched on, so other failures are other bugs).
+    /// Failure signatures (their beginnings) that are this bug: what the benchmark counts as
+    /// caught, and what a real-mode hunt on a binary that has the bug natively looks for.
     pub signatures: &'static [&'static str],
+}
+
+impl KnownBug {
+    /// Whether a run failed as this bug: one of its failure signatures is the bug's.
+    pub fn is_signature_of(&self, s: &crate::report::Summary) -> bool {
+        s.verdict != "pass"
+            && s.signatures
+                .iter()
+                .any(|sig| self.signatures.iter().any(|p| sig.starts_with(p)))
+    }
 }
 
 /// What a hash mismatch between members reads as in a failure signature.
@@ -310,8 +321,7 @@ pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {
         )?;
         for d in done {
             tried += 1;
-            let this_bug = |sig: &String| bug.signatures.iter().any(|p| sig.starts_with(p));
-            if native && d.summary.verdict != "pass" && !d.summary.signatures.iter().any(this_bug) {
+            if native && d.summary.verdict != "pass" && !bug.is_signature_of(&d.summary) {
                 println!(
                     "seed {} failed, but not as {}: {}",
                     d.summary.seed,
@@ -420,9 +430,11 @@ pub fn bench(n: u64, threads: usize, root: &Path) -> anyhow::Result<String> {
                     bug.defect, scenario.name, d.summary.seed, d.summary.verdict
                 );
             })?;
+            // Caught as this bug: a failure with one of its signatures (a seed that fails for
+            // another reason does not count).
             let runs: Vec<(bool, f64)> = done
                 .iter()
-                .map(|d| (d.summary.verdict != "pass", d.summary.wall_seconds))
+                .map(|d| (bug.is_signature_of(&d.summary), d.summary.wall_seconds))
                 .collect();
             cells.push(detection(&runs, threads).cells());
         }
@@ -435,6 +447,80 @@ pub fn bench(n: u64, threads: usize, root: &Path) -> anyhow::Result<String> {
             cells[1]
         ));
     }
+    Ok(out)
+}
+
+/// The shrink benchmark (`etcd-sim bugs --bench --shrink`): for every defect, the first seed
+/// in 0..n its own scenario fails, shrunk within `budget`; a Markdown table ending with the
+/// medians.
+pub fn bench_shrink(n: u64, threads: usize, root: &Path, budget: &str) -> anyhow::Result<String> {
+    let mut out = String::from(
+        "| defect | etcd issue | seed | faults | operations | client hosts | sim seconds | tries | shrink time |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let seeds: Vec<u64> = (0..n).collect();
+    let mut shrunk: Vec<ShrinkReport> = Vec::new();
+    for bug in KNOWN_BUGS.iter().filter(|b| b.huntable) {
+        let (scenario, opts) = hunted(bug, None)?;
+        let mut failing: Option<Done> = None;
+        for batch in seeds.chunks(threads.max(1)) {
+            let jobs = batch.iter().map(|&s| (scenario.clone(), s)).collect();
+            let done = run_many(jobs, root, &opts, threads, &|_, _, _| {})?;
+            failing = done.into_iter().find(|d| d.summary.verdict != "pass");
+            if failing.is_some() {
+                break;
+            }
+        }
+        let Some(d) = failing else {
+            out.push_str(&format!(
+                "| `{}` | {} | not caught in 0..{n} | | | | | | |\n",
+                bug.defect,
+                bug.issue_label()
+            ));
+            continue;
+        };
+        eprintln!("{}: shrinking seed {}", bug.defect, d.summary.seed);
+        let args = ShrinkArgs {
+            report: d.dir.clone(),
+            out: Some(root.join("shrunk").join(bug.defect)),
+            budget: budget.to_string(),
+        };
+        let r = shrink(&args)?.report;
+        let (a, b) = (&r.original, &r.shrunk);
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} → {} | {} → {} | {} → {} | {:.1} → {:.1} | {} | {:.0} s |\n",
+            bug.defect,
+            bug.issue_label(),
+            d.summary.seed,
+            a.faults,
+            b.faults,
+            a.operations,
+            b.operations,
+            a.clients,
+            b.clients,
+            a.sim_seconds,
+            b.sim_seconds,
+            r.tries,
+            r.seconds
+        ));
+        shrunk.push(r);
+    }
+    let median = |mut v: Vec<f64>| -> String {
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => "-".into(),
+            n => format!("{}", (v[(n - 1) / 2] * 10.0).round() / 10.0),
+        }
+    };
+    let col = |f: fn(&ShrinkReport) -> f64| median(shrunk.iter().map(f).collect());
+    out.push_str(&format!(
+        "| **median** | | | {} | {} | {} | {} | {} | {} s |\n",
+        col(|r| r.shrunk.faults as f64),
+        col(|r| r.shrunk.operations as f64),
+        col(|r| r.shrunk.clients as f64),
+        col(|r| r.shrunk.sim_seconds),
+        col(|r| r.tries as f64),
+        col(|r| r.seconds.round()),
+    ));
     Ok(out)
 }
 

@@ -76,6 +76,10 @@ pub struct Overrides {
     /// expected to fail). Repeatable.
     #[arg(long = "defect")]
     pub defects: Vec<String>,
+    /// A workload file (`workload.json`, as `etcd-sim shrink` writes it): the traffic and its
+    /// duration instead of the scenario's.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<std::path::PathBuf>,
     /// Real mode instead of the simulation.
     #[command(flatten)]
     pub world: RealArgs,
@@ -122,7 +126,15 @@ impl Overrides {
             bail!(Usage("--rate must be at least 1 request per second".into()));
         }
         let real = self.world.options()?;
+        let workload = match &self.workload {
+            Some(path) => Some((
+                crate::workload::WorkloadFile::load(path).map_err(|e| Usage(format!("{e:#}")))?,
+                path.display().to_string(),
+            )),
+            None => None,
+        };
         Ok(RunOptions {
+            workload,
             traffic: self.traffic,
             rate: self.rate,
             defects: self.defects,

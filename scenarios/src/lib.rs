@@ -16,6 +16,7 @@
 //! - [`report`]: `summary.json`, the verdict, report directories, tables.
 //! - [`cli`]: `list`, `run`, `replay`, `sweep`.
 //! - [`bugs`]: the known-bug catalogue (`etcd-sim bugs`) and `etcd-sim hunt`.
+//! - [`shrink`]: `etcd-sim shrink`: a failing run cut down to the smallest that fails alike.
 //! - [`bench`], [`stats`]: the real-mode load generator and latency statistics.
 
 pub mod bench;
@@ -34,6 +35,7 @@ pub mod operator;
 pub mod real;
 pub mod report;
 pub mod runner;
+pub mod shrink;
 pub mod signature;
 pub mod stats;
 pub mod timeline;

@@ -93,6 +93,13 @@ enum Cmd {
         /// Seeds per defect and scenario for `--bench`.
         #[arg(long, default_value_t = 20, requires = "bench")]
         seeds: u64,
+        /// With `--bench`: the shrink benchmark instead (every defect's first failing seed
+        /// shrunk; the README's shrink table).
+        #[arg(long, requires = "bench")]
+        shrink: bool,
+        /// The shrink budget per defect for `--bench --shrink`.
+        #[arg(long, default_value = "5m", requires = "shrink")]
+        budget: String,
         /// Where the benchmark's report directories go.
         #[arg(long, default_value = "target/etcd-sim/bugs-bench", requires = "bench")]
         report_dir: PathBuf,
@@ -100,6 +107,10 @@ enum Cmd {
     /// Run a known bug's scenario seed by seed until the harness catches it: seeds to
     /// detection, wall time, the failing check and the replay command.
     Hunt(scenarios::bugs::HuntArgs),
+    /// Shrink a failing run to the smallest run found that still fails the same way (same
+    /// failure signature): REPORT [--out DIR] [--budget 5m]; writes schedule.json,
+    /// workload.json, shrink.json and the small run's report.
+    Shrink(scenarios::shrink::ShrinkArgs),
     /// etcdctl 3.6's `downgrade validate|enable <X.Y> | cancel` against etcd v3 endpoints.
     Downgrade(downgrade::DowngradeArgs),
     /// Load generator against etcd v3 endpoints (ours or real etcd).
@@ -182,6 +193,20 @@ fn main() -> ExitCode {
             bench: true,
             seeds,
             report_dir,
+            shrink: true,
+            budget,
+            ..
+        } => match scenarios::bugs::bench_shrink(seeds, cli::threads(), &report_dir, &budget) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => outcome(Err(e), "bugs --bench --shrink"),
+        },
+        Cmd::Bugs {
+            bench: true,
+            seeds,
+            report_dir,
             ..
         } => match scenarios::bugs::bench(seeds, cli::threads(), &report_dir) {
             Ok(table) => {
@@ -199,6 +224,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Hunt(args) => outcome(scenarios::bugs::hunt(&args, cli::threads()), "hunt"),
+        Cmd::Shrink(args) => {
+            let r = scenarios::shrink::shrink(&args).map(|s| scenarios::shrink::print(&s));
+            outcome(r.map(|()| true), "shrink")
+        }
         Cmd::Sweep {
             scenario,
             all,

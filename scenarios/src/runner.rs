@@ -14,6 +14,7 @@ use crate::nemesis::FaultSchedule;
 use crate::real::RealOptions;
 use crate::report::{self, Outcome};
 use crate::timeline::timeline;
+use crate::workload::WorkloadFile;
 
 /// How a run is configured beyond the scenario.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +33,9 @@ pub struct RunOptions {
     pub defects: Vec<String>,
     /// Run on member processes on loopback instead of the simulation (`--real`).
     pub real: Option<RealOptions>,
+    /// This traffic and duration instead of the scenario's, with the file it came from
+    /// (`--workload FILE`; applied after `traffic` and `rate`).
+    pub workload: Option<(WorkloadFile, String)>,
 }
 
 impl RunOptions {
@@ -46,6 +50,9 @@ impl RunOptions {
         }
         for d in &self.defects {
             out.push_str(&format!(" --defect {d}"));
+        }
+        if let Some((_, path)) = &self.workload {
+            out.push_str(&format!(" --workload {path}"));
         }
         if let Some(real) = &self.real {
             out.push_str(&real.replay_args());
@@ -66,6 +73,10 @@ fn with_overrides(sc: &Scenario, opts: &RunOptions) -> anyhow::Result<Scenario> 
     }
     if let Some(r) = opts.rate {
         sc.workload.rate = r.max(1);
+    }
+    if let Some((file, _)) = &opts.workload {
+        sc.workload = file.workload.clone();
+        sc.duration = std::time::Duration::from_millis(file.duration_ms.max(1));
     }
     Ok(sc)
 }
@@ -114,14 +125,16 @@ fn run_standard(sc: &Scenario, seed: u64, opts: &RunOptions) -> anyhow::Result<O
         None => Box::new(simulation(sc, seed)?),
         Some(real) => crate::real::RealCluster::start(sc, seed, real)?,
     };
-    let mut faults_rng = cluster.rng("faults");
+    // Drawing the schedule and resolving its selectors (which follower, ...) are separate
+    // streams: a schedule given as a file resolves as it did when drawn from the seed.
     let schedule = match &opts.schedule {
         Some(s) => s.clone(),
-        None => (sc.faults)(&mut faults_rng),
+        None => (sc.faults)(&mut cluster.rng("faults")),
     };
+    let selectors = cluster.rng("faults/selectors");
     let mut d = Driver::new(cluster);
     let rec = Recorder::default();
-    let collected = timeline(&mut d, sc, &schedule, &rec, faults_rng)?;
+    let collected = timeline(&mut d, sc, &schedule, &rec, selectors)?;
     let source = opts
         .schedule_source
         .clone()

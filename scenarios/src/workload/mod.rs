@@ -84,6 +84,34 @@ fn asks_progress_by_default() -> bool {
     true
 }
 
+/// A run's traffic as data (`workload.json`, `etcd-sim run --workload FILE`): the workload and
+/// how long it runs, replacing the scenario's (and any `--traffic` or `--rate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadFile {
+    /// How long the traffic runs (and the fault schedule with it), ms.
+    pub duration_ms: u64,
+    /// The traffic.
+    pub workload: WorkloadConfig,
+}
+
+impl WorkloadFile {
+    /// Reads and checks a workload file.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<WorkloadFile> {
+        #[allow(clippy::disallowed_methods)] // a user's file, read before any run
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read workload {}", path.display()))?;
+        let w: WorkloadFile = serde_json::from_str(&text)
+            .with_context(|| format!("parse workload {}", path.display()))?;
+        if w.duration_ms == 0 || w.workload.rate == 0 {
+            anyhow::bail!(
+                "workload {}: duration_ms and rate must be at least 1",
+                path.display()
+            );
+        }
+        Ok(w)
+    }
+}
+
 impl Default for WorkloadConfig {
     fn default() -> Self {
         WorkloadConfig {

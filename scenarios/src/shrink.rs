@@ -1,0 +1,459 @@
+//! `etcd-sim shrink`: from a failing run, the smallest run found that still fails the same way
+//! (the same failure signature), as files `etcd-sim run --faults --workload` replays.
+//!
+//! Owns: the search. Every try is a seeded simulated run of the same scenario and seed with a
+//! smaller fault schedule or workload; streams of what is not cut stay the same (each client,
+//! watcher and the fault selectors draw from their own seeded stream, DESIGN.md §2), so each
+//! step changes only what it cuts. Moves, in passes until none helps or the budget runs out:
+//! delete faults (delta debugging: halves, quarters, ... single faults), stop the traffic
+//! earlier (at half time, then a quarter earlier), lower the rate (by half, then a quarter),
+//! drop clients, watchers, lease clients and the compactor, halve fault windows. A move that
+//! keeps every fault must not add operations.
+//!
+//! Guarantees: a result fails with the original's first signature; the same report and
+//! budget give the same result when the budget is not reached (the order of tries is fixed).
+//! Must never: accept a try that fails differently, shrink a passing run, or shrink a real-mode
+//! run (its timing is not a function of the seed).
+
+use crate::catalogue::{self, Scenario};
+use crate::cli::Usage;
+use crate::nemesis::FaultSchedule;
+use crate::report::{self, Outcome, Summary};
+use crate::runner::{run, RunOptions};
+use crate::workload::WorkloadFile;
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// `etcd-sim shrink` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShrinkArgs {
+    /// The failing run's report directory (or its summary.json).
+    pub report: PathBuf,
+    /// Where the shrunk run goes (default: REPORT-shrunk).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Stop searching after this much wall time with the best found: 90s, 5m or seconds.
+    #[arg(long, default_value = "5m")]
+    pub budget: String,
+}
+
+/// How big a run is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Size {
+    /// Faults in the schedule.
+    pub faults: usize,
+    /// Requests issued.
+    pub operations: usize,
+    /// Client hosts: traffic clients, watchers, lease clients, the compactor.
+    pub clients: usize,
+    /// Simulated seconds.
+    pub sim_seconds: f64,
+    /// Members.
+    pub members: usize,
+}
+
+/// `shrink.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShrinkReport {
+    /// The failing run shrunk.
+    pub original_report: String,
+    /// The signature every accepted try failed with.
+    pub signature: String,
+    /// Before.
+    pub original: Size,
+    /// After.
+    pub shrunk: Size,
+    /// Runs tried, and how many were accepted.
+    pub tries: usize,
+    /// Tries that failed the same way (each made the run smaller).
+    pub accepted: usize,
+    /// Wall time of the search.
+    pub seconds: f64,
+    /// Whether the budget ended the search before no move helped.
+    pub budget_reached: bool,
+    /// The command that replays the shrunk run.
+    pub replay: String,
+}
+
+/// What `shrink` produced.
+#[derive(Debug, Clone)]
+pub struct Shrunk {
+    /// The `--out` directory (schedule.json, workload.json, shrink.json).
+    pub out: PathBuf,
+    /// The shrunk run's report directory (inside `out`).
+    pub run_dir: PathBuf,
+    /// `shrink.json`.
+    pub report: ShrinkReport,
+}
+
+/// A candidate run: what the search cuts.
+#[derive(Debug, Clone, PartialEq)]
+struct Candidate {
+    schedule: FaultSchedule,
+    workload: WorkloadFile,
+}
+
+/// The search's state: the scenario, the seed, what it must keep failing with.
+struct Search {
+    scenario: Scenario,
+    seed: u64,
+    defects: Vec<String>,
+    signature: String,
+    files: (PathBuf, PathBuf),
+    started: Instant,
+    budget: Duration,
+    tries: usize,
+    accepted: usize,
+}
+
+impl Search {
+    fn out_of_time(&self) -> bool {
+        self.started.elapsed() >= self.budget
+    }
+
+    fn options(&self, c: &Candidate) -> RunOptions {
+        RunOptions {
+            schedule: Some(c.schedule.clone()),
+            schedule_source: Some(format!("file {}", self.files.0.display())),
+            defects: self.defects.clone(),
+            skip_twin: true,
+            workload: Some((c.workload.clone(), self.files.1.display().to_string())),
+            ..RunOptions::default()
+        }
+    }
+
+    /// Runs `c`; its outcome if it fails with the signature.
+    fn still_fails(&mut self, c: &Candidate) -> anyhow::Result<Option<Outcome>> {
+        self.tries += 1;
+        let o = run(&self.scenario, self.seed, &self.options(c))?;
+        let same = o.summary.signatures.contains(&self.signature);
+        Ok(same.then_some(o))
+    }
+
+    /// Tries `next`; keeps it in `best` if it fails the same way (and, unless it deletes
+    /// faults, with no more operations than `best`).
+    fn try_move(
+        &mut self,
+        best: &mut (Candidate, Outcome),
+        next: Candidate,
+        what: &str,
+    ) -> anyhow::Result<bool> {
+        if next == best.0 || self.out_of_time() {
+            return Ok(false);
+        }
+        let Some(o) = self.still_fails(&next)? else {
+            return Ok(false);
+        };
+        let fewer_faults = next.schedule.faults.len() < best.0.schedule.faults.len();
+        if !fewer_faults && o.summary.ops.total > best.1.summary.ops.total {
+            return Ok(false);
+        }
+        self.accepted += 1;
+        let size = size_of(&next, &o.summary, &self.scenario);
+        eprintln!(
+            "  try {:>3}: {what}: {} fault(s), {} operation(s), {} client(s), {:.1} sim-s",
+            self.tries, size.faults, size.operations, size.clients, size.sim_seconds
+        );
+        *best = (next, o);
+        Ok(true)
+    }
+}
+
+/// The client hosts a workload starts.
+fn clients(w: &WorkloadFile, members: usize) -> usize {
+    let cfg = &w.workload;
+    cfg.clients_per_member * members
+        + cfg.cluster_clients
+        + cfg.watchers
+        + cfg.leases.clients
+        + usize::from(cfg.compaction_period_ms.is_some())
+}
+
+fn size_of(c: &Candidate, s: &Summary, sc: &Scenario) -> Size {
+    Size {
+        faults: c.schedule.faults.len(),
+        operations: s.ops.total,
+        clients: clients(&c.workload, sc.members),
+        sim_seconds: s.sim_seconds,
+        members: sc.members,
+    }
+}
+
+/// Delta debugging over the faults: remove chunks (halves, then smaller) while the run still
+/// fails the same way.
+fn delete_faults(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
+    let mut progressed = false;
+    let mut chunks = 2usize;
+    while !best.0.schedule.faults.is_empty() && !search.out_of_time() {
+        let n = best.0.schedule.faults.len();
+        let size = n.div_ceil(chunks.min(n));
+        let mut removed = false;
+        for start in (0..n).step_by(size) {
+            let mut next = best.0.clone();
+            next.schedule.faults.drain(start..(start + size).min(n));
+            let what = format!("drop fault(s) {start}..{}", (start + size).min(n));
+            if search.try_move(best, next, &what)? {
+                removed = true;
+                progressed = true;
+                break;
+            }
+        }
+        if removed {
+            chunks = chunks.saturating_sub(1).max(2);
+        } else if chunks >= n {
+            break;
+        } else {
+            chunks = (chunks * 2).min(n);
+        }
+    }
+    Ok(progressed)
+}
+
+/// Smaller workloads and fault windows, one knob at a time, each halved (or dropped) while the
+/// run still fails the same way.
+fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
+    type Cut = (&'static str, fn(&mut Candidate) -> bool);
+    let cuts: [Cut; 10] = [
+        ("stop the traffic at half time", |c| {
+            let d = c.workload.duration_ms / 2;
+            let ok = d >= 500;
+            if ok {
+                c.workload.duration_ms = d;
+            }
+            ok
+        }),
+        ("stop the traffic a quarter earlier", |c| {
+            let d = c.workload.duration_ms * 3 / 4;
+            let ok = d >= 500;
+            if ok {
+                c.workload.duration_ms = d;
+            }
+            ok
+        }),
+        ("halve the rate", |c| {
+            let r = c.workload.workload.rate / 2;
+            let ok = r >= 1;
+            if ok {
+                c.workload.workload.rate = r;
+            }
+            ok
+        }),
+        ("cut the rate by a quarter", |c| {
+            let r = c.workload.workload.rate * 3 / 4;
+            let ok = r >= 1;
+            if ok {
+                c.workload.workload.rate = r;
+            }
+            ok
+        }),
+        ("one fewer client per member", |c| {
+            let w = &mut c.workload.workload;
+            let ok =
+                w.clients_per_member > 0 && (w.clients_per_member > 1 || w.cluster_clients > 0);
+            if ok {
+                w.clients_per_member -= 1;
+            }
+            ok
+        }),
+        ("one fewer cluster client", |c| {
+            let w = &mut c.workload.workload;
+            let ok = w.cluster_clients > 0 && (w.cluster_clients > 1 || w.clients_per_member > 0);
+            if ok {
+                w.cluster_clients -= 1;
+            }
+            ok
+        }),
+        ("one fewer watcher", |c| {
+            let w = &mut c.workload.workload;
+            let ok = w.watchers > 0;
+            if ok {
+                w.watchers -= 1;
+            }
+            ok
+        }),
+        ("one fewer lease client", |c| {
+            let w = &mut c.workload.workload;
+            let ok = w.leases.clients > 0;
+            if ok {
+                w.leases.clients -= 1;
+            }
+            ok
+        }),
+        ("no compactor", |c| {
+            c.workload.workload.compaction_period_ms.take().is_some()
+        }),
+        ("halve every fault window", |c| {
+            let mut changed = false;
+            for f in &mut c.schedule.faults {
+                if f.duration_ms >= 100 {
+                    f.duration_ms /= 2;
+                    changed = true;
+                }
+            }
+            changed
+        }),
+    ];
+    let mut progressed = false;
+    for (what, cut) in cuts {
+        loop {
+            let mut next = best.0.clone();
+            if !cut(&mut next) || !search.try_move(best, next, what)? {
+                break;
+            }
+            progressed = true;
+        }
+    }
+    Ok(progressed)
+}
+
+/// `etcd-sim shrink` (progress on stderr).
+#[allow(clippy::disallowed_methods)] // the search's wall-clock budget and its output files
+pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
+    let (old, dir) = report::read_summary(&args.report).map_err(|e| Usage(format!("{e:#}")))?;
+    if old.verdict == "pass" {
+        bail!(Usage(format!(
+            "{} passed: there is no failure to shrink",
+            dir.display()
+        )));
+    }
+    if old.real.is_some() {
+        bail!(Usage(format!(
+            "{} is a real-mode run: its timing is not a function of its seed, so it cannot be \
+             shrunk (shrink a simulated run of the same scenario)",
+            dir.display()
+        )));
+    }
+    let Some(signature) = old.signatures.first().cloned() else {
+        bail!(Usage(format!(
+            "{} failed without a signature (a report older than signatures?): re-run it",
+            dir.display()
+        )));
+    };
+    let scenario = catalogue::find(&old.scenario)
+        .ok_or_else(|| Usage(format!("unknown scenario {:?}", old.scenario)))?;
+    let budget = crate::bugs::parse_budget(&args.budget)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut name = dir.as_os_str().to_owned();
+        name.push("-shrunk");
+        PathBuf::from(name)
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
+    let files = (out.join("schedule.json"), out.join("workload.json"));
+    // The original run as a candidate: its schedule and its traffic as it ran.
+    let original_opts = RunOptions {
+        traffic: old.traffic.clone(),
+        rate: old.rate,
+        ..RunOptions::default()
+    };
+    let mut traffic = scenario.clone();
+    if let Some(t) = &original_opts.traffic {
+        traffic.workload = traffic
+            .workload
+            .with_traffic(t)
+            .map_err(anyhow::Error::msg)?;
+    }
+    if let Some(r) = original_opts.rate {
+        traffic.workload.rate = r.max(1);
+    }
+    let start = Candidate {
+        schedule: old.fault_schedule.clone(),
+        workload: WorkloadFile {
+            duration_ms: scenario.duration.as_millis() as u64,
+            workload: traffic.workload,
+        },
+    };
+    let mut search = Search {
+        scenario,
+        seed: old.seed,
+        defects: old.defects.clone(),
+        signature: signature.clone(),
+        files,
+        started: Instant::now(),
+        budget,
+        tries: 0,
+        accepted: 0,
+    };
+    eprintln!(
+        "shrinking {} seed {} ({}), keeping: {signature}",
+        old.scenario,
+        old.seed,
+        dir.display()
+    );
+    let Some(first) = search.still_fails(&start)? else {
+        bail!(
+            "{} seed {} does not fail with {signature:?} when re-run from its schedule and \
+             traffic (recorded with commit {}, now {}): nothing to shrink",
+            old.scenario,
+            old.seed,
+            old.git_commit,
+            report::GIT_COMMIT
+        );
+    };
+    let original = size_of(&start, &first.summary, &search.scenario);
+    let mut best = (start, first);
+    loop {
+        let deleted = delete_faults(&mut search, &mut best)?;
+        let cut = cut_traffic(&mut search, &mut best)?;
+        if !(deleted || cut) || search.out_of_time() {
+            break;
+        }
+    }
+    let (best_candidate, best_outcome) = best;
+    let shrunk = size_of(&best_candidate, &best_outcome.summary, &search.scenario);
+    write_json(&search.files.0, &best_candidate.schedule)?;
+    write_json(&search.files.1, &best_candidate.workload)?;
+    let run_dir = report::write_dir(&out, &best_outcome)?;
+    let result = ShrinkReport {
+        original_report: dir.display().to_string(),
+        signature,
+        original,
+        shrunk,
+        tries: search.tries,
+        accepted: search.accepted,
+        seconds: search.started.elapsed().as_secs_f64(),
+        budget_reached: search.out_of_time(),
+        replay: best_outcome.summary.replay.clone(),
+    };
+    write_json(&out.join("shrink.json"), &result)?;
+    Ok(Shrunk {
+        out,
+        run_dir,
+        report: result,
+    })
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)?;
+    #[allow(clippy::disallowed_methods)] // output files, written after the runs
+    std::fs::write(path, bytes).with_context(|| format!("write {}", path.display()))
+}
+
+/// Prints what a shrink did.
+pub fn print(s: &Shrunk) {
+    let (r, run_dir) = (&s.report, &s.run_dir);
+    let (a, b) = (&r.original, &r.shrunk);
+    println!(
+        "shrunk in {} tries ({} accepted), {:.1} s{}:",
+        r.tries,
+        r.accepted,
+        r.seconds,
+        if r.budget_reached {
+            ", budget reached"
+        } else {
+            ""
+        }
+    );
+    println!("  faults      {:>6} -> {}", a.faults, b.faults);
+    println!("  operations  {:>6} -> {}", a.operations, b.operations);
+    println!("  clients     {:>6} -> {}", a.clients, b.clients);
+    println!(
+        "  sim seconds {:>6.1} -> {:.1}",
+        a.sim_seconds, b.sim_seconds
+    );
+    println!("  still fails with: {}", r.signature);
+    println!("  files: {}", s.out.display());
+    println!("  report: {}", run_dir.display());
+    println!("  replay: {}", r.replay);
+}

@@ -1,0 +1,154 @@
+//! `etcd-sim shrink`: a failing run of a planted defect shrinks to a smaller run that fails with
+//! the same signature, replays from its files with the same trace hash, and shrinks the same
+//! way twice; a passing run is refused.
+
+use scenarios::catalogue::{self, Scenario};
+use scenarios::nemesis::FaultSchedule;
+use scenarios::report::{self, Summary};
+use scenarios::runner::{run, RunOptions};
+use scenarios::shrink::{shrink, ShrinkArgs, ShrinkReport};
+use scenarios::workload::WorkloadFile;
+use std::path::{Path, PathBuf};
+
+fn scenario(name: &str) -> Scenario {
+    catalogue::find(name).unwrap_or_else(|| panic!("no scenario {name}"))
+}
+
+/// The report of the first failing seed of `sc` in `seeds`, written under `root`.
+fn failing_report(sc: &Scenario, seeds: std::ops::Range<u64>, root: &Path) -> PathBuf {
+    for seed in seeds.clone() {
+        let o = run(sc, seed, &RunOptions::default()).expect("run");
+        if o.summary.verdict != "pass" {
+            return report::write_dir(root, &o).expect("write the report");
+        }
+    }
+    panic!("{} passed every seed of {seeds:?}", sc.name);
+}
+
+/// Shrinks `report` into `out` (a budget the tests that check determinism never reach).
+fn shrink_into(report: &Path, out: &Path) -> ShrinkReport {
+    shrink_within(report, out, "10m")
+}
+
+fn shrink_within(report: &Path, out: &Path, budget: &str) -> ShrinkReport {
+    let args = ShrinkArgs {
+        report: report.to_path_buf(),
+        out: Some(out.to_path_buf()),
+        budget: budget.into(),
+    };
+    shrink(&args).unwrap_or_else(|e| panic!("shrink {}: {e:#}", report.display()));
+    let text = std::fs::read_to_string(out.join("shrink.json")).expect("shrink.json");
+    serde_json::from_str(&text).expect("parse shrink.json")
+}
+
+/// Runs the shrunk files again, as `etcd-sim run --faults --workload` does.
+fn replay(sc: &Scenario, seed: u64, out: &Path, defects: &[String]) -> Summary {
+    let schedule = FaultSchedule::load(&out.join("schedule.json"), sc.members).expect("schedule");
+    let workload = WorkloadFile::load(&out.join("workload.json")).expect("workload");
+    let opts = RunOptions {
+        schedule: Some(schedule),
+        schedule_source: Some(format!("file {}", out.join("schedule.json").display())),
+        workload: Some((workload, out.join("workload.json").display().to_string())),
+        defects: defects.to_vec(),
+        skip_twin: true,
+        ..RunOptions::default()
+    };
+    run(sc, seed, &opts).expect("replay").summary
+}
+
+fn shrunk_summary(out: &Path, sc: &Scenario, seed: u64) -> Summary {
+    let dir = out.join(format!("{}-seed{seed}", sc.name));
+    report::read_summary(&dir)
+        .expect("the shrunk run's report")
+        .0
+}
+
+#[test]
+fn a_planted_defect_shrinks_to_a_smaller_run_failing_alike_and_replayable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sc = scenario(catalogue::DEFECT_SKIP_READ_INDEX);
+    let report = failing_report(&sc, 0..5, tmp.path());
+    let original = report::read_summary(&report).expect("summary").0;
+    let out = tmp.path().join("shrunk");
+    let r = shrink_into(&report, &out);
+    assert_eq!(Some(&r.signature), original.signatures.first());
+    assert!(
+        r.shrunk.operations < r.original.operations,
+        "operations not cut: {r:?}"
+    );
+    assert!(r.shrunk.faults <= r.original.faults, "{r:?}");
+    assert!(
+        r.shrunk.clients < r.original.clients || r.shrunk.sim_seconds < r.original.sim_seconds,
+        "{r:?}"
+    );
+    let small = shrunk_summary(&out, &sc, original.seed);
+    assert!(small.signatures.contains(&r.signature), "{small:?}");
+    assert!(small.replay.contains("--faults") && small.replay.contains("--workload"));
+    let again = replay(&sc, original.seed, &out, &original.defects);
+    assert_eq!(
+        again.trace_hash, small.trace_hash,
+        "the files replay the run"
+    );
+    assert!(again.signatures.contains(&r.signature));
+
+    // The same failing run shrinks the same way.
+    let out2 = tmp.path().join("shrunk-again");
+    let r2 = shrink_into(&report, &out2);
+    assert_eq!((r2.shrunk, r2.tries), (r.shrunk, r.tries));
+    for file in ["schedule.json", "workload.json"] {
+        let a = std::fs::read(out.join(file)).expect("first");
+        let b = std::fs::read(out2.join(file)).expect("second");
+        assert_eq!(a, b, "{file} differs between two shrinks");
+    }
+}
+
+#[test]
+fn a_lease_defect_shrinks_to_fewer_faults_or_operations() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sc = scenario(catalogue::DEFECT_REVOKE_WITHOUT_LEADERSHIP_CHECK);
+    let report = failing_report(&sc, 0..5, tmp.path());
+    let r = shrink_into(&report, &tmp.path().join("shrunk"));
+    assert!(
+        r.shrunk.operations < r.original.operations || r.shrunk.faults < r.original.faults,
+        "nothing cut: {r:?}"
+    );
+    assert!(r.signature.starts_with("lease"), "{}", r.signature);
+}
+
+#[test]
+fn a_passing_run_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let o = run(&scenario("baseline"), 1, &RunOptions::default()).expect("run");
+    assert_eq!(o.summary.verdict, "pass");
+    let dir = report::write_dir(tmp.path(), &o).expect("write");
+    let args = ShrinkArgs {
+        report: dir,
+        out: None,
+        budget: "1m".into(),
+    };
+    let err = shrink(&args).expect_err("a passing run has nothing to shrink");
+    assert!(format!("{err:#}").contains("passed"), "{err:#}");
+}
+
+#[test]
+fn known_bug_defects_shrink_and_keep_their_signature() {
+    for name in [
+        catalogue::DEFECT_APPLY_BEFORE_WAL_SYNC,
+        catalogue::DEFECT_CONSISTENT_INDEX_BEFORE_APPLY,
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let sc = scenario(name);
+        let report = failing_report(&sc, 0..5, tmp.path());
+        let out = tmp.path().join("shrunk");
+        // The best found within the budget (CI time): smaller, and failing alike.
+        let r = shrink_within(&report, &out, "20s");
+        assert!(r.shrunk.faults <= r.original.faults, "{name}: {r:?}");
+        assert!(
+            r.shrunk.faults < r.original.faults || r.shrunk.operations < r.original.operations,
+            "{name}: nothing cut: {r:?}"
+        );
+        let seed = report::read_summary(&report).expect("summary").0.seed;
+        let small = shrunk_summary(&out, &sc, seed);
+        assert!(small.signatures.contains(&r.signature), "{name}: {small:?}");
+    }
+}
