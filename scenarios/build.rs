@@ -3,14 +3,22 @@
 use std::process::Command;
 
 fn main() {
-    let commit = Command::new("git")
-        .args(["describe", "--always", "--dirty", "--abbrev=12"])
-        .output()
+    // A build without .git (a container image's build context) is told its commit.
+    println!("cargo:rerun-if-env-changed=ETCD_SIM_GIT_COMMIT");
+    let given = std::env::var("ETCD_SIM_GIT_COMMIT")
         .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.trim().is_empty() && s != "unknown");
+    let commit = given
+        .or_else(|| {
+            Command::new("git")
+                .args(["describe", "--always", "--dirty", "--abbrev=12"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=ETCD_SIM_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-changed=../.git/HEAD");

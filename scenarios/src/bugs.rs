@@ -307,6 +307,8 @@ pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {
     opts.real = real;
     let start = Instant::now();
     let mut tried = 0;
+    let bar = crate::progress::bar(seeds.len() as u64, &format!("hunt {}", bug.defect));
+    let mut other_failures = 0;
     for batch in seeds.chunks(threads.max(1)) {
         if start.elapsed() > budget {
             break;
@@ -321,16 +323,25 @@ pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {
         )?;
         for d in done {
             tried += 1;
+            bar.inc(1);
+            bar.set_message(format!(
+                "seed {} {}; {other_failures} failed otherwise",
+                d.summary.seed, d.summary.verdict
+            ));
             if native && d.summary.verdict != "pass" && !bug.is_signature_of(&d.summary) {
-                println!(
-                    "seed {} failed, but not as {}: {}",
-                    d.summary.seed,
-                    bug.issue_label(),
-                    d.summary.signatures.join("; ")
-                );
+                other_failures += 1;
+                bar.suspend(|| {
+                    println!(
+                        "seed {} failed, but not as {}: {}",
+                        d.summary.seed,
+                        bug.issue_label(),
+                        d.summary.signatures.join("; ")
+                    )
+                });
                 continue;
             }
             if d.summary.verdict != "pass" {
+                bar.finish_and_clear();
                 println!(
                     "caught {} ({}) in {} at seed {}: {tried} seed(s), {:.1} s wall",
                     bug.defect,
@@ -348,6 +359,7 @@ pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {
             }
         }
     }
+    bar.finish_and_clear();
     println!(
         "not caught: {} ({}) passed {tried} seed(s) of {} in {:.1} s wall",
         bug.defect,

@@ -410,21 +410,23 @@ pub fn sweep(
         .collect();
     #[allow(clippy::disallowed_methods)] // wall time of the sweep itself
     let wall = std::time::Instant::now();
-    let progress = |d: &Done, n: usize, total: usize| {
-        let width = 30;
-        let filled = n * width / total.max(1);
-        eprint!(
-            "\r[{}{}] {n}/{total} {} seed {} {}        ",
-            "#".repeat(filled),
-            ".".repeat(width - filled),
+    let bar = crate::progress::bar(jobs.len() as u64, "sweep");
+    let failed = AtomicUsize::new(0);
+    let progress = |d: &Done, _: usize, _: usize| {
+        if d.summary.verdict != "pass" {
+            failed.fetch_add(1, Ordering::Relaxed);
+        }
+        bar.set_message(format!(
+            "{} failed; last {} seed {} {}",
+            failed.load(Ordering::Relaxed),
             d.summary.scenario,
             d.summary.seed,
             d.summary.verdict
-        );
-        let _ = std::io::stderr().flush();
+        ));
+        bar.inc(1);
     };
     let done = run_many(jobs, root, &opts, jobs_n.unwrap_or_else(threads), &progress)?;
-    eprintln!();
+    bar.finish_and_clear();
     let total_wall = wall.elapsed().as_secs_f64();
     println!(
         "{:<20} {:>6} {:>6} {:>10} {:>12} {:>12} {:>14}",

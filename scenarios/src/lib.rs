@@ -17,6 +17,8 @@
 //! - [`cli`]: `list`, `run`, `replay`, `sweep`.
 //! - [`bugs`]: the known-bug catalogue (`etcd-sim bugs`) and `etcd-sim hunt`.
 //! - [`shrink`]: `etcd-sim shrink`: a failing run cut down to the smallest that fails alike.
+//! - [`qualify`]: `etcd-sim qualify`: release qualification in shards, and their merge.
+//! - [`plot`], [`progress`]: charts (plotters) and progress bars (indicatif).
 //! - [`bench`], [`stats`]: the real-mode load generator and latency statistics.
 
 pub mod bench;
@@ -32,6 +34,9 @@ pub mod exec;
 pub mod history;
 pub mod nemesis;
 pub mod operator;
+pub mod plot;
+pub mod progress;
+pub mod qualify;
 pub mod real;
 pub mod report;
 pub mod runner;

@@ -111,6 +111,9 @@ enum Cmd {
     /// failure signature): REPORT [--out DIR] [--budget 5m]; writes schedule.json,
     /// workload.json, shrink.json and the small run's report.
     Shrink(scenarios::shrink::ShrinkArgs),
+    /// Release qualification: the catalogue × seeds, every defect caught, determinism
+    /// re-checked; `--shard I/N` runs one slice, `qualify merge DIR... --out DIR` joins them.
+    Qualify(scenarios::qualify::QualifyArgs),
     /// etcdctl 3.6's `downgrade validate|enable <X.Y> | cancel` against etcd v3 endpoints.
     Downgrade(downgrade::DowngradeArgs),
     /// Load generator against etcd v3 endpoints (ours or real etcd).
@@ -228,6 +231,7 @@ fn main() -> ExitCode {
             let r = scenarios::shrink::shrink(&args).map(|s| scenarios::shrink::print(&s));
             outcome(r.map(|()| true), "shrink")
         }
+        Cmd::Qualify(args) => outcome(scenarios::qualify::main(&args), "qualify"),
         Cmd::Sweep {
             scenario,
             all,

@@ -106,6 +106,8 @@ struct Search {
     budget: Duration,
     tries: usize,
     accepted: usize,
+    /// Tries so far and the current size, on stderr.
+    bar: indicatif::ProgressBar,
 }
 
 impl Search {
@@ -127,6 +129,7 @@ impl Search {
     /// Runs `c`; its outcome if it fails with the signature.
     fn still_fails(&mut self, c: &Candidate) -> anyhow::Result<Option<Outcome>> {
         self.tries += 1;
+        self.bar.inc(1);
         let o = run(&self.scenario, self.seed, &self.options(c))?;
         let same = o.summary.signatures.contains(&self.signature);
         Ok(same.then_some(o))
@@ -152,10 +155,13 @@ impl Search {
         }
         self.accepted += 1;
         let size = size_of(&next, &o.summary, &self.scenario);
-        eprintln!(
-            "  try {:>3}: {what}: {} fault(s), {} operation(s), {} client(s), {:.1} sim-s",
-            self.tries, size.faults, size.operations, size.clients, size.sim_seconds
+        let now = format!(
+            "{} fault(s), {} operation(s), {} client(s), {:.1} sim-s",
+            size.faults, size.operations, size.clients, size.sim_seconds
         );
+        self.bar
+            .suspend(|| eprintln!("  try {:>3}: {what}: {now}", self.tries));
+        self.bar.set_message(now);
         *best = (next, o);
         Ok(true)
     }
@@ -374,6 +380,7 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         budget,
         tries: 0,
         accepted: 0,
+        bar: crate::progress::spinner("shrink"),
     };
     eprintln!(
         "shrinking {} seed {} ({}), keeping: {signature}",
@@ -400,6 +407,7 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
             break;
         }
     }
+    search.bar.finish_and_clear();
     let (best_candidate, best_outcome) = best;
     let shrunk = size_of(&best_candidate, &best_outcome.summary, &search.scenario);
     write_json(&search.files.0, &best_candidate.schedule)?;
