@@ -422,6 +422,50 @@ impl FaultKind {
             .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
             .unwrap_or_default()
     }
+
+    /// The same fault at half its intensity (loss and error probabilities, latencies, clock
+    /// skew and drift), or `None` when it has no intensity or is already as mild as it gets.
+    pub fn milder(&self) -> Option<FaultKind> {
+        let half_p = |p: f64| (p >= 0.02).then_some(p / 2.0);
+        let half_ms = |ms: u64| (ms >= 2).then_some(ms / 2);
+        let mut f = self.clone();
+        let changed = match &mut f {
+            FaultKind::FlakyLinks {
+                probability,
+                latency_ms,
+            } => {
+                let (p, l) = (half_p(*probability), half_ms(*latency_ms));
+                *probability = p.unwrap_or(*probability);
+                *latency_ms = l.unwrap_or(*latency_ms);
+                p.is_some() || l.is_some()
+            }
+            FaultKind::LinkLatency { latency_ms, .. } => {
+                half_ms(*latency_ms).map(|l| *latency_ms = l).is_some()
+            }
+            FaultKind::SlowFsync { p50_ms, p99_ms, .. } => {
+                match (half_ms(*p50_ms), half_ms(*p99_ms)) {
+                    (Some(a), Some(b)) => {
+                        (*p50_ms, *p99_ms) = (a, b);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            FaultKind::DiskEio { probability, .. } | FaultKind::Bitflip { probability, .. } => {
+                half_p(*probability).map(|p| *probability = p).is_some()
+            }
+            FaultKind::Clock {
+                skew_ms, drift_ppm, ..
+            } => {
+                let changed = skew_ms.abs() >= 2 || drift_ppm.abs() >= 2;
+                *skew_ms /= 2;
+                *drift_ppm /= 2;
+                changed
+            }
+            _ => false,
+        };
+        changed.then_some(f)
+    }
 }
 
 /// One entry of a schedule.
@@ -1029,6 +1073,35 @@ pub fn undo(s: &mut dyn Cluster, a: Active) -> anyhow::Result<usize> {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn milder_faults_halve_their_intensity_and_stop_at_none() {
+        let f = FaultKind::FlakyLinks {
+            probability: 0.2,
+            latency_ms: 40,
+        };
+        assert_eq!(
+            f.milder(),
+            Some(FaultKind::FlakyLinks {
+                probability: 0.1,
+                latency_ms: 20
+            })
+        );
+        let mut g = FaultKind::SlowFsync {
+            node: "leader".into(),
+            p50_ms: 1300,
+            p99_ms: 2000,
+            path: String::new(),
+        };
+        let mut steps = 0;
+        while let Some(m) = g.milder() {
+            g = m;
+            steps += 1;
+            assert!(steps < 20, "never stops: {g:?}");
+        }
+        assert!(steps > 5, "{steps}");
+        assert_eq!(FaultKind::CrashAll.milder(), None);
+    }
 
     #[test]
     fn schedules_are_data() {

@@ -7,7 +7,8 @@
 //! step changes only what it cuts. Moves, in passes until none helps or the budget runs out:
 //! delete faults (delta debugging: halves, quarters, ... single faults), stop the traffic
 //! earlier (at half time, then a quarter earlier), lower the rate (by half, then a quarter),
-//! drop clients, watchers, lease clients and the compactor, halve fault windows. A move that
+//! drop clients, watchers, lease clients and the compactor, halve fault windows or start them
+//! later, halve faults' intensities, drop kinds of request from the traffic's mix. A move that
 //! keeps every fault must not add operations.
 //!
 //! Guarantees: a result fails with the original's first signature; the same report and
@@ -150,7 +151,9 @@ impl Search {
             return Ok(false);
         };
         let fewer_faults = next.schedule.faults.len() < best.0.schedule.faults.len();
-        if !fewer_faults && o.summary.ops.total > best.1.summary.ops.total {
+        let same_run = o.summary.trace_hash == best.1.summary.trace_hash;
+        if !fewer_faults && (o.summary.ops.total > best.1.summary.ops.total || same_run) {
+            // More operations, or a move that changed nothing the run did.
             return Ok(false);
         }
         self.accepted += 1;
@@ -221,7 +224,7 @@ fn delete_faults(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
 /// run still fails the same way.
 fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
     type Cut = (&'static str, fn(&mut Candidate) -> bool);
-    let cuts: [Cut; 10] = [
+    let cuts: [Cut; 12] = [
         ("stop the traffic at half time", |c| {
             let d = c.workload.duration_ms / 2;
             let ok = d >= 500;
@@ -300,6 +303,28 @@ fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::
             }
             changed
         }),
+        ("start every fault window later, ending where it did", |c| {
+            let mut changed = false;
+            for f in &mut c.schedule.faults {
+                if f.duration_ms >= 100 {
+                    let shift = f.duration_ms / 2;
+                    f.at_ms += shift;
+                    f.duration_ms -= shift;
+                    changed = true;
+                }
+            }
+            changed
+        }),
+        ("halve every fault's intensity", |c| {
+            let mut changed = false;
+            for f in &mut c.schedule.faults {
+                if let Some(m) = f.fault.milder() {
+                    f.fault = m;
+                    changed = true;
+                }
+            }
+            changed
+        }),
     ];
     let mut progressed = false;
     for (what, cut) in cuts {
@@ -310,6 +335,24 @@ fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::
             }
             progressed = true;
         }
+    }
+    Ok(drop_op_kinds(search, best)? || progressed)
+}
+
+/// Drops the kinds of request the traffic clients send, one kind at a time (in the order of
+/// the run's counts by kind), while the run still fails the same way.
+fn drop_op_kinds(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
+    let kinds: Vec<String> = best.1.summary.ops.by_kind.keys().cloned().collect();
+    let mut progressed = false;
+    for kind in kinds {
+        let w = &best.0.workload.workload;
+        if w.skip_ops.contains(&kind) || !best.1.summary.ops.by_kind.contains_key(&kind) {
+            continue;
+        }
+        let mut next = best.0.clone();
+        next.workload.workload.skip_ops.push(kind.clone());
+        next.workload.workload.skip_ops.sort();
+        progressed |= search.try_move(best, next, &format!("no {kind} requests"))?;
     }
     Ok(progressed)
 }
@@ -425,6 +468,10 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         replay: best_outcome.summary.replay.clone(),
     };
     write_json(&out.join("shrink.json"), &result)?;
+    let page = page(&result, &best_outcome.summary, &out, &run_dir, &dir);
+    #[allow(clippy::disallowed_methods)] // output files, written after the runs
+    std::fs::write(out.join("index.html"), page)
+        .with_context(|| format!("write {}", out.join("index.html").display()))?;
     Ok(Shrunk {
         out,
         run_dir,
@@ -436,6 +483,102 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec_pretty(value)?;
     #[allow(clippy::disallowed_methods)] // output files, written after the runs
     std::fs::write(path, bytes).with_context(|| format!("write {}", path.display()))
+}
+
+/// `to` relative to the directory `from` (both made absolute first), for links between report
+/// directories.
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (from, to) = (abs(from), abs(to));
+    let (a, b): (Vec<_>, Vec<_>) = (from.components().collect(), to.components().collect());
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..a.len() {
+        out.push("..");
+    }
+    for c in &b[common..] {
+        out.push(c);
+    }
+    out
+}
+
+/// `index.html` of a shrink: what it kept failing with, how much smaller the run got, the
+/// remaining faults, a link to the original run's report, and the shrunk run's history view
+/// (its first illegal operation marked) on the same screen.
+fn page(r: &ShrinkReport, s: &Summary, out: &Path, run_dir: &Path, original: &Path) -> String {
+    use crate::plot::escape;
+    let link = |dir: &Path| format!("{}/history.html", relative(out, dir).display());
+    let (a, b) = (&r.original, &r.shrunk);
+    let row = |what: &str, x: String, y: String| {
+        format!("<tr><td>{what}</td><td>{x}</td><td>{y}</td></tr>")
+    };
+    let rows = [
+        row("faults", a.faults.to_string(), b.faults.to_string()),
+        row(
+            "operations",
+            a.operations.to_string(),
+            b.operations.to_string(),
+        ),
+        row("client hosts", a.clients.to_string(), b.clients.to_string()),
+        row(
+            "simulated seconds",
+            format!("{:.1}", a.sim_seconds),
+            format!("{:.1}", b.sim_seconds),
+        ),
+        row("members", a.members.to_string(), b.members.to_string()),
+    ]
+    .concat();
+    let faults: String = s
+        .faults
+        .iter()
+        .map(|f| {
+            format!(
+                "<li>{} ms – {} ms: {}</li>",
+                f.start_ms,
+                f.end_ms,
+                escape(&f.what)
+            )
+        })
+        .collect();
+    let failures: String = s
+        .failures
+        .iter()
+        .map(|f| format!("<li>{}</li>", escape(f)))
+        .collect();
+    format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>shrunk: {scenario} seed {seed}</title>
+<style>body{{font:13px/1.4 system-ui,sans-serif;margin:16px}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px}}iframe{{width:100%;height:80vh;border:1px solid #ccc}}.bad{{color:#c62828}}</style></head><body>
+<h1>shrunk: {scenario} seed {seed}</h1>
+<p class="bad">still fails with: <b>{signature}</b></p>
+<p><a href="{original}">the original run</a> ({original_dir}) · <a href="{shrunk}">the shrunk run</a> · replay: <code>{replay}</code></p>
+<table><tr><th></th><th>original</th><th>shrunk</th></tr>{rows}</table>
+<p>{tries} tries, {accepted} accepted, {seconds:.1} s{budget}</p>
+<h2>Faults left</h2><ul>{faults}</ul>
+<h2>Failures</h2><ul>{failures}</ul>
+<iframe src="{shrunk}" title="the shrunk run's history"></iframe>
+</body></html>
+"#,
+        scenario = escape(&s.scenario),
+        seed = s.seed,
+        signature = escape(&r.signature),
+        original = escape(&link(original)),
+        original_dir = escape(&r.original_report),
+        shrunk = escape(&link(run_dir)),
+        replay = escape(&r.replay),
+        tries = r.tries,
+        accepted = r.accepted,
+        seconds = r.seconds,
+        budget = if r.budget_reached {
+            ", budget reached"
+        } else {
+            ""
+        },
+        faults = if faults.is_empty() {
+            "<li>none</li>".to_string()
+        } else {
+            faults
+        },
+    )
 }
 
 /// Prints what a shrink did.
@@ -463,5 +606,6 @@ pub fn print(s: &Shrunk) {
     println!("  still fails with: {}", r.signature);
     println!("  files: {}", s.out.display());
     println!("  report: {}", run_dir.display());
+    println!("  view:   {}", s.out.join("index.html").display());
     println!("  replay: {}", r.replay);
 }

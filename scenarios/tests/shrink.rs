@@ -90,6 +90,20 @@ fn a_planted_defect_shrinks_to_a_smaller_run_failing_alike_and_replayable() {
         "the files replay the run"
     );
     assert!(again.signatures.contains(&r.signature));
+    // The one-screen view links the original run's history and shows the shrunk one.
+    let page = std::fs::read_to_string(out.join("index.html")).expect("index.html");
+    let original_link = format!(
+        "../{}/history.html",
+        report.file_name().unwrap().to_string_lossy()
+    );
+    assert!(
+        page.contains(&original_link),
+        "no {original_link} in index.html"
+    );
+    assert!(
+        page.contains("<iframe src=\""),
+        "the shrunk history is shown"
+    );
 
     // The same failing run shrinks the same way.
     let out2 = tmp.path().join("shrunk-again");

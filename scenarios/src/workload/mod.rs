@@ -78,6 +78,10 @@ pub struct WorkloadConfig {
     /// `RequestProgress`); off, they only see the notifications the server sends on its own.
     #[serde(default = "asks_progress_by_default")]
     pub watch_progress_requests: bool,
+    /// Request kinds the traffic clients never send (`put`, `txn`, ...): a shrunk workload's
+    /// op mix. A client that draws one draws again from its own stream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_ops: Vec<String>,
 }
 
 fn asks_progress_by_default() -> bool {
@@ -125,6 +129,7 @@ impl Default for WorkloadConfig {
             value_padding: 0,
             compaction_period_ms: Some(ROBUSTNESS_COMPACTION_MS),
             watch_progress_requests: true,
+            skip_ops: Vec::new(),
         }
     }
 }
@@ -197,6 +202,35 @@ pub trait Traffic {
     fn observe(&mut self, req: &EtcdRequest, resp: Option<&EtcdResponse>);
 }
 
+/// A traffic that never sends some kinds of request: it draws again (from the same stream)
+/// when the inner traffic draws one, up to [`Skipping::DRAWS`] times.
+struct Skipping {
+    inner: Box<dyn Traffic>,
+    skip: Vec<String>,
+}
+
+impl Skipping {
+    /// Draws before giving up and sending a skipped kind (only when every kind it draws is
+    /// skipped, which no shrink move leads to).
+    const DRAWS: usize = 64;
+}
+
+impl Traffic for Skipping {
+    fn next(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, EtcdRequest, bool) {
+        let mut drawn = self.inner.next(rng);
+        for _ in 1..Self::DRAWS {
+            if !self.skip.iter().any(|k| k == drawn.0) {
+                break;
+            }
+            drawn = self.inner.next(rng);
+        }
+        drawn
+    }
+    fn observe(&mut self, req: &EtcdRequest, resp: Option<&EtcdResponse>) {
+        self.inner.observe(req, resp);
+    }
+}
+
 /// Stops the clients and watchers of a run.
 #[derive(Debug, Clone, Default)]
 pub struct Stop(pub Rc<Cell<bool>>);
@@ -244,11 +278,17 @@ pub fn start(
     for (i, (ms, kube)) in plans.into_iter().enumerate() {
         let host = format!("c{i}");
         let rng = s.rng(&format!("workload/{host}"));
-        let traffic: Box<dyn Traffic> = if kube {
+        let mut traffic: Box<dyn Traffic> = if kube {
             Box::new(kube::KubeTraffic::new(i as u64))
         } else {
             Box::new(etcd::EtcdTraffic::new(i as u64).with_padding(cfg.value_padding))
         };
+        if !cfg.skip_ops.is_empty() {
+            traffic = Box::new(Skipping {
+                inner: traffic,
+                skip: cfg.skip_ops.clone(),
+            });
+        }
         let (rec, stop) = (rec.clone(), stop.clone());
         s.spawn_host(
             &host,
@@ -391,5 +431,28 @@ async fn drive(
             next = now;
         }
         tokio::time::sleep_until(next).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn skipped_kinds_are_never_sent_and_the_rest_still_are() {
+        let skip = vec!["put".to_string(), "txn".to_string(), "get".to_string()];
+        let mut t = Skipping {
+            inner: Box::new(etcd::EtcdTraffic::new(1)),
+            skip: skip.clone(),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let kinds: std::collections::BTreeSet<&str> =
+            (0..2000).map(|_| t.next(&mut rng).0).collect();
+        assert!(
+            kinds.iter().all(|k| !skip.iter().any(|s| s == k)),
+            "{kinds:?}"
+        );
+        assert!(kinds.contains("cas") && kinds.contains("list"), "{kinds:?}");
     }
 }
