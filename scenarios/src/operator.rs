@@ -250,19 +250,25 @@ impl Operator {
         Fut: Future<Output = Result<T, String>>,
     {
         let deadline = tokio::time::Instant::now() + ACTION_DEADLINE;
-        let mut last = "no member to ask".to_string();
+        // Each member's last answer: the failure names them all (a refusal by the leader is
+        // not hidden behind a transport error from a dead member).
+        let mut last: std::collections::BTreeMap<String, String> = Default::default();
         loop {
             for m in self.members.iter().filter(|m| !avoid.contains(m)) {
                 match self.client(m).await {
                     Ok(c) => match f(c).await {
                         Ok(t) => return Ok((m.clone(), t)),
-                        Err(e) => last = format!("{m}: {e}"),
+                        Err(e) => last.insert(m.clone(), format!("{m}: {e}")),
                     },
-                    Err(e) => last = e,
-                }
+                    Err(e) => last.insert(m.clone(), e),
+                };
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(last);
+                return Err(if last.is_empty() {
+                    "no member to ask".to_string()
+                } else {
+                    last.into_values().collect::<Vec<_>>().join("; ")
+                });
             }
             tokio::time::sleep(RETRY).await;
         }

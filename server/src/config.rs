@@ -160,6 +160,16 @@ pub struct Config {
         value_parser = parse_duration
     )]
     pub watch_progress_notify_interval: Duration,
+    /// Reject reconfiguration requests that would cause quorum loss (etcd's default: true).
+    #[arg(
+        long = "strict-reconfig-check",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub strict_reconfig_check: bool,
     /// etcd 3.5's switch for lease checkpoints (same as `--feature-gates=LeaseCheckpoint=true`).
     #[arg(
         long = "experimental-enable-lease-checkpoint",
@@ -561,6 +571,14 @@ mod tests {
         let mut v = vec!["etcd-server"];
         v.extend_from_slice(args);
         Config::parse_from(v)
+    }
+
+    #[test]
+    fn strict_reconfig_check_is_on_unless_switched_off() {
+        assert!(cfg(&[]).strict_reconfig_check);
+        assert!(cfg(&["--strict-reconfig-check"]).strict_reconfig_check);
+        assert!(!cfg(&["--strict-reconfig-check=false"]).strict_reconfig_check);
+        assert!(Config::try_parse_from(["etcd-server", "--strict-reconfig-check=maybe"]).is_err());
     }
 
     #[test]

@@ -161,3 +161,53 @@ async fn learner_add_promote_and_member_remove() {
         3
     );
 }
+
+/// With member 2 killed, removing healthy member 0 would leave member 1 alone of two voters:
+/// `--strict-reconfig-check` (on by default) refuses it; removing the dead member 2 is allowed.
+/// Returns (the refusal's stderr, the allowed removal's stdout).
+async fn remove_with_a_member_down(kind: Kind) -> (String, String) {
+    let mut c = Cluster::start(kind, 3, &[]);
+    c.wait_ready(Duration::from_secs(20)).await;
+    // Every peer connected for longer than etcd's health interval (5 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let eps = c.endpoints();
+    let list = etcdctl_ok(&eps, &["member", "list", "-w", "json"], None);
+    let (m0, m2) = (
+        member_id_of(&list, &c.peer_url(0)),
+        member_id_of(&list, &c.peer_url(2)),
+    );
+    c.kill(2);
+    let rest = format!("{},{}", c.endpoint(0), c.endpoint(1));
+    // A leader among the two left (member 2 may have led).
+    let mut led = false;
+    for _ in 0..100 {
+        if matches!(c.leader_index().await, Some(0 | 1)) {
+            led = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(led, "no leader among members 0 and 1");
+    let refused = etcdctl(&rest, &["member", "remove", &format!("{m0:x}")], None);
+    assert!(!refused.status.success(), "removing m0 was not refused");
+    let allowed = etcdctl_ok(&rest, &["member", "remove", &format!("{m2:x}")], None);
+    (
+        String::from_utf8_lossy(&refused.stderr).into_owned(),
+        allowed,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_that_breaks_the_active_quorum_is_refused_as_etcd_refuses_it() {
+    let (ours, etcd) = tokio::join!(
+        remove_with_a_member_down(Kind::Ours),
+        remove_with_a_member_down(Kind::RealEtcd)
+    );
+    for (who, (refused, allowed)) in [("ours", &ours), ("etcd 3.5.1", &etcd)] {
+        assert!(
+            refused.contains("etcdserver: unhealthy cluster"),
+            "{who}: {refused}"
+        );
+        assert!(allowed.contains("removed from cluster"), "{who}: {allowed}");
+    }
+}

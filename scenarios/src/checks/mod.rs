@@ -17,7 +17,8 @@ use crate::nemesis::{AppliedFault, FaultSchedule};
 use crate::report::{CheckerSummary, OpsSummary, Summary, WatchSummary};
 use crate::stats::summarize;
 use linearizability::models::etcd::{
-    Etcd, EtcdRequest, EtcdResponse, EtcdState, KeyValue, OpResult, RangeRequest, RequestOp,
+    Etcd, EtcdRequest, EtcdResponse, EtcdState, KeyRange, KeyValue, OpResult, RangeRequest,
+    RequestOp,
 };
 use linearizability::run::check_etcd_run;
 use linearizability::{CheckOptions, CheckReport, CheckResult, FaultWindow};
@@ -41,38 +42,58 @@ pub fn fault_windows(applied: &[AppliedFault]) -> Vec<FaultWindow> {
         .collect()
 }
 
-/// Values written by requests whose outcome is unknown: the linearization may place such a
-/// write at another revision than the one it really took (or leave it out), so a serializable
-/// read that differs from the linearization only in such values proves nothing.
-fn unknown_values(records: &[Record]) -> BTreeSet<String> {
-    fn puts(ops: &[RequestOp], out: &mut BTreeSet<String>) {
-        for op in ops {
-            match op {
-                RequestOp::Put(p) => {
-                    out.insert(p.value.clone());
+/// What requests with an unknown outcome may have done, which a linearization may place or
+/// leave out: the values they write and the keys they delete.
+#[derive(Default)]
+struct UnknownWrites {
+    values: BTreeSet<String>,
+    deleted: Vec<KeyRange>,
+}
+
+impl UnknownWrites {
+    fn of(records: &[Record]) -> UnknownWrites {
+        let mut out = UnknownWrites::default();
+        for r in records.iter().filter(|r| r.response.is_none()) {
+            match &r.request {
+                EtcdRequest::Put(p) => {
+                    out.values.insert(p.value.clone());
                 }
-                RequestOp::Txn(t) => {
-                    puts(&t.success, out);
-                    puts(&t.failure, out);
+                EtcdRequest::DeleteRange(d) => out.deleted.push(d.range.clone()),
+                EtcdRequest::Txn(t) => {
+                    out.ops(&t.success);
+                    out.ops(&t.failure);
                 }
                 _ => {}
             }
         }
+        out
     }
-    let mut out = BTreeSet::new();
-    for r in records.iter().filter(|r| r.response.is_none()) {
-        match &r.request {
-            EtcdRequest::Put(p) => {
-                out.insert(p.value.clone());
+
+    fn ops(&mut self, ops: &[RequestOp]) {
+        for op in ops {
+            match op {
+                RequestOp::Put(p) => {
+                    self.values.insert(p.value.clone());
+                }
+                RequestOp::DeleteRange(d) => self.deleted.push(d.range.clone()),
+                RequestOp::Txn(t) => {
+                    self.ops(&t.success);
+                    self.ops(&t.failure);
+                }
+                RequestOp::Range(_) => {}
             }
-            EtcdRequest::Txn(t) => {
-                puts(&t.success, &mut out);
-                puts(&t.failure, &mut out);
-            }
-            _ => {}
         }
     }
-    out
+
+    /// Whether a difference in key `k` between a read and the linearization's store can come
+    /// from one of these requests: a value one of them wrote, or a delete of `k` (after which
+    /// the key is created again with a new create revision and version 1).
+    fn explain(&self, k: &str, got: &[&KeyValue], want: &[&KeyValue]) -> bool {
+        got.iter()
+            .chain(want.iter())
+            .any(|kv| kv.key == k && self.values.contains(&kv.value))
+            || self.deleted.iter().any(|r| r.contains(k))
+    }
 }
 
 fn kvs(resp: &EtcdResponse) -> Vec<&KeyValue> {
@@ -87,7 +108,8 @@ fn kvs(resp: &EtcdResponse) -> Vec<&KeyValue> {
 
 /// Serializable reads whose result is not the store at their header revision (per the
 /// linearization the checker found). Returns (checked, ambiguous, violations): a read is
-/// ambiguous when it differs from the linearization only in values of unknown-outcome writes.
+/// ambiguous when it differs from the linearization only in keys that unknown-outcome requests
+/// wrote or deleted.
 pub fn stale_reads(
     model: &Etcd,
     records: &[Record],
@@ -96,7 +118,7 @@ pub fn stale_reads(
     let Some(part) = report.partitions.first() else {
         return (0, 0, Vec::new());
     };
-    let unknown = unknown_values(records);
+    let unknown = UnknownWrites::of(records);
     let mut ambiguous = 0;
     // The store at each revision: the state after the last step that reached it.
     let mut at: BTreeMap<i64, &EtcdState> = BTreeMap::new();
@@ -137,12 +159,7 @@ pub fn stale_reads(
             for kv in want.iter().filter(|kv| !got.contains(kv)) {
                 keys.insert(&kv.key);
             }
-            let explained = |k: &str| {
-                got.iter()
-                    .chain(want.iter())
-                    .any(|kv| kv.key == k && unknown.contains(&kv.value))
-            };
-            if !keys.is_empty() && keys.iter().all(|k| explained(k)) {
+            if !keys.is_empty() && keys.iter().all(|k| unknown.explain(k, &got, &want)) {
                 ambiguous += 1;
                 continue;
             }
@@ -464,6 +481,27 @@ mod tests {
         let (ops, _) = to_checker(&records, false);
         let run = check_etcd_run(&ops, &[], &CheckOptions::default());
         stale_reads(&run.model, &records, &run.linearizability)
+    }
+
+    #[test]
+    fn an_unknown_delete_explains_a_key_created_again() {
+        let kv = |create: i64, version: i64| KeyValue {
+            key: "k".into(),
+            value: "v9".into(),
+            create_revision: create,
+            mod_revision: 9,
+            version,
+            lease: 0,
+        };
+        let (got, want) = (kv(9, 1), kv(3, 4));
+        let none = UnknownWrites::default();
+        assert!(!none.explain("k", &[&got], &[&want]));
+        let deleted = UnknownWrites {
+            deleted: vec![KeyRange::key("k".to_string())],
+            ..UnknownWrites::default()
+        };
+        assert!(deleted.explain("k", &[&got], &[&want]));
+        assert!(!deleted.explain("other", &[&got], &[&want]));
     }
 
     #[test]

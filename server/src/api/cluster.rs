@@ -1,12 +1,14 @@
 //! etcd's Cluster service: member list, add (voter or learner), remove, update, promote.
 //!
 //! Owns: request checks etcd makes before proposing (peer URLs in use, learner limit, promote
-//! only of a learner that is in sync with the leader) and building membership changes as raft
-//! configuration changes.
+//! only of a learner that is in sync with the leader, no removal that breaks the active quorum
+//! under `--strict-reconfig-check`) and building membership changes as raft configuration
+//! changes.
 //!
 //! Must never: change membership outside raft, or promote a learner that is behind.
 
 use crate::config::url_host_port;
+use crate::etcdserver::reconfig::may_remove_member;
 use crate::etcdserver::request::{MemberPeerUrls, Op, OpResponse};
 use crate::etcdserver::EtcdServer;
 use crate::membership::{Member, MemberChange, MembershipError};
@@ -71,11 +73,13 @@ impl ClusterApi {
         Ok(())
     }
 
-    /// Forwards a promote to the leader's client URL (only the leader knows learners' progress).
-    async fn forward_promote(
-        &self,
-        r: pb::MemberPromoteRequest,
-    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+    /// Forwards a request to the leader's client URL (only the leader knows learners' progress
+    /// and which peers are connected).
+    async fn forward<Q, R>(&self, r: Q, path: &'static str) -> Result<Response<R>, Status>
+    where
+        Q: prost::Message + Send + 'static,
+        R: prost::Message + Default + Send + 'static,
+    {
         let st = self.server.status();
         let url = self
             .server
@@ -90,9 +94,37 @@ impl ClusterApi {
         grpc.ready()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        let path = http::uri::PathAndQuery::from_static("/etcdserverpb.Cluster/MemberPromote");
+        let path = http::uri::PathAndQuery::from_static(path);
         grpc.unary(Request::new(r), path, tonic_prost::ProstCodec::default())
             .await
+    }
+
+    /// etcd's strict reconfiguration check for a removal, decided on the leader (a follower
+    /// forwards); `Ok(None)` to go on here, `Ok(Some(response))` when the leader answered.
+    async fn strict_remove_check(
+        &self,
+        r: &pb::MemberRemoveRequest,
+    ) -> Result<Option<Response<pb::MemberRemoveResponse>>, Status> {
+        if !self.server.config().strict_reconfig_check {
+            return Ok(None);
+        }
+        let st = self.server.status();
+        if st.leader == 0 {
+            return Err(Status::unavailable("etcdserver: no leader"));
+        }
+        if !st.is_leader {
+            let path = "/etcdserverpb.Cluster/MemberRemove";
+            return self.forward(*r, path).await.map(Some);
+        }
+        may_remove_member(
+            &self.server.cluster(),
+            &st.contacts,
+            self.server.now(),
+            self.server.member_id(),
+            r.id,
+        )
+        .map_err(|e| e.to_status())?;
+        Ok(None)
     }
 }
 
@@ -138,7 +170,11 @@ impl pb::cluster_server::Cluster for ClusterApi {
         &self,
         r: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        let id = r.into_inner().id;
+        let r = r.into_inner();
+        if let Some(answered) = self.strict_remove_check(&r).await? {
+            return Ok(answered);
+        }
+        let id = r.id;
         let members = self
             .change(MemberChange::Remove(id), ConfChangeType::RemoveNode, id)
             .await?;
@@ -193,7 +229,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
             return Err(Status::unavailable("etcdserver: no leader"));
         }
         if !st.is_leader {
-            return self.forward_promote(r).await;
+            return self.forward(r, "/etcdserverpb.Cluster/MemberPromote").await;
         }
         self.server
             .cluster()

@@ -365,6 +365,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
         applied: applied.store,
         snapshot_index,
         removed: false,
+        contacts: Default::default(),
     };
     let inputs = Inputs {
         inbound: inbound_rx,

@@ -12,6 +12,7 @@ mod conf_change;
 mod corrupt;
 mod join;
 mod raft_node;
+pub(crate) mod reconfig;
 pub mod request;
 mod status;
 mod storage;

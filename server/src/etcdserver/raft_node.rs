@@ -131,6 +131,8 @@ pub struct RaftNode {
     pub snapshot_index: u64,
     /// Set when this member applied its own removal: the loop ends.
     pub removed: bool,
+    /// When each peer was last heard from (published on the leader).
+    pub contacts: super::reconfig::PeerContacts,
 }
 
 struct Reads {
@@ -199,6 +201,10 @@ impl RaftNode {
                 }
                 Some(r) = inputs.reports.recv() => match r {
                     PeerReport::Unreachable(id) => self.raw.report_unreachable(id),
+                    PeerReport::Disconnected(id) => {
+                        self.contacts.deactivate(id);
+                        self.raw.report_unreachable(id);
+                    }
                     PeerReport::Snapshot(id, ok) => self.raw.report_snapshot(
                         id,
                         if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure },
@@ -254,6 +260,9 @@ impl RaftNode {
     /// sync, or data truncated behind its back): raft-rs would panic there, and etcd's raft
     /// panics too, so the member stops with etcd's message instead.
     fn step(&mut self, m: Message) -> Result<(), ServerError> {
+        if m.from != 0 && m.from != self.raw.raft.id {
+            self.contacts.heard(m.from, self.applier.clock.now());
+        }
         let last_index = self.raw.raft.raft_log.last_index();
         if m.get_msg_type() == MessageType::MsgHeartbeat
             && m.term >= self.raw.raft.term
@@ -555,6 +564,7 @@ impl RaftNode {
         st.is_leader = r.state == StateRole::Leader;
         st.progress.clear();
         if st.is_leader {
+            st.contacts.clone_from(&self.contacts);
             st.progress
                 .extend(r.prs().iter().map(|(id, pr)| (*id, pr.matched)));
             st.progress.sort_unstable();

@@ -26,6 +26,8 @@ pub struct RaftStatus {
     pub leader_changes: u64,
     /// On the leader: each member's matched log index, by id.
     pub progress: Vec<(u64, u64)>,
+    /// On the leader: when it heard from each peer (for the strict reconfiguration check).
+    pub contacts: super::reconfig::PeerContacts,
 }
 
 /// Upper bounds (seconds) of etcd's `etcd_disk_wal_fsync_duration_seconds` buckets.

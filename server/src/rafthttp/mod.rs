@@ -30,8 +30,11 @@ pub const MAX_PEER_MESSAGE: usize = 1 << 30;
 /// What the transport tells the raft loop about peers.
 #[derive(Debug)]
 pub enum PeerReport {
-    /// Sending to this peer failed; raft should probe it again.
+    /// Sending to this peer failed (its queue is full); raft should probe it again.
     Unreachable(u64),
+    /// The stream to this peer broke or could not be opened: it is unreachable and no longer
+    /// active (etcd's peer status turns inactive).
+    Disconnected(u64),
     /// A snapshot message was handed to the connection (true) or failed (false).
     Snapshot(u64, bool),
     /// A peer says this member was removed from the cluster.

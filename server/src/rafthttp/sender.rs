@@ -123,7 +123,7 @@ async fn run(
             }
         }
         call.abort();
-        let _ = reports.send(PeerReport::Unreachable(id));
+        let _ = reports.send(PeerReport::Disconnected(id));
         tokio::time::sleep(RECONNECT_BACKOFF).await;
     }
 }
