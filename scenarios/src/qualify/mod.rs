@@ -93,12 +93,7 @@ fn shard(args: &QualifyArgs) -> anyhow::Result<Qualification> {
     };
     let items = inputs.items()?;
     let fingerprint = plan::fingerprint(&inputs, &items);
-    let mine: Vec<(usize, plan::Item)> = plan::assign(&items, shard.count)
-        .into_iter()
-        .zip(items.iter().cloned().enumerate())
-        .filter(|(s, _)| *s == shard.index)
-        .map(|(_, it)| it)
-        .collect();
+    let mine = plan::slice(&items, shard);
     let threads = args.jobs.unwrap_or_else(crate::cli::threads).max(1);
     eprintln!(
         "qualify shard {shard}: {} of the plan's {} items ({} seeds per scenario, plan {fingerprint}) on {threads} thread(s)",

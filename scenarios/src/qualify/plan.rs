@@ -251,13 +251,13 @@ pub fn assign(items: &[Item], shards: u32) -> Vec<u32> {
     out
 }
 
-/// The items of one shard, in the plan's order.
-pub fn slice(items: &[Item], shard: Shard) -> Vec<Item> {
+/// The items of one shard with their positions in the plan, in the plan's order.
+pub fn slice(items: &[Item], shard: Shard) -> Vec<(usize, Item)> {
     assign(items, shard.count)
         .into_iter()
-        .zip(items)
+        .zip(items.iter().cloned().enumerate())
         .filter(|(s, _)| *s == shard.index)
-        .map(|(_, it)| it.clone())
+        .map(|(_, it)| it)
         .collect()
 }
 
@@ -294,8 +294,8 @@ mod tests {
         let mut costs = Vec::new();
         for index in 0..n {
             let part = slice(&items, Shard { index, count: n });
-            costs.push(part.iter().map(|i| i.cost).sum::<u64>());
-            for it in part {
+            costs.push(part.iter().map(|(_, i)| i.cost).sum::<u64>());
+            for (_, it) in part {
                 assert!(seen.insert(it.id.clone()), "{} in two shards", it.id);
             }
         }
