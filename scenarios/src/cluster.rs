@@ -101,8 +101,9 @@ pub trait Cluster {
     fn member_list(&mut self, m: &str) -> Option<Vec<ListedMember>>;
     /// `etcd_server_leader_changes_seen_total` of member `m` over its incarnations.
     fn leader_changes_seen(&mut self, m: &str) -> u64;
-    /// The worst member's WAL fsync p99, ms.
-    fn worst_fsync_p99_ms(&mut self) -> Option<f64>;
+    /// Every member's WAL fsync histogram that it answers (counts per bucket of etcd's
+    /// `FSYNC_BUCKETS`, last = +Inf).
+    fn wal_fsync_histograms(&mut self) -> Vec<Vec<u64>>;
 
     /// The run's log as JSON lines (the simulation's trace; the members' logs in real mode).
     fn log_jsonl(&self) -> String;
@@ -208,8 +209,8 @@ impl Cluster for Simulation {
     fn leader_changes_seen(&mut self, m: &str) -> u64 {
         self.leader_changes(m)
     }
-    fn worst_fsync_p99_ms(&mut self) -> Option<f64> {
-        crate::driver::worst_fsync_p99_ms(self)
+    fn wal_fsync_histograms(&mut self) -> Vec<Vec<u64>> {
+        crate::driver::member_fsync_histograms(self)
     }
     fn log_jsonl(&self) -> String {
         self.trace().to_jsonl()

@@ -172,15 +172,27 @@ pub fn quantile_ms(counts: &[u64], q: f64) -> Option<f64> {
     FSYNC_BUCKETS.last().map(|b| b * 1000.0)
 }
 
-/// The worst member's WAL fsync p99, ms.
-pub fn worst_fsync_p99_ms(s: &Simulation) -> Option<f64> {
+/// Every running member's WAL fsync histogram (counts per bucket of [`FSYNC_BUCKETS`], last =
+/// +Inf).
+pub fn member_fsync_histograms(s: &Simulation) -> Vec<Vec<u64>> {
     s.member_names()
         .iter()
         .filter_map(|m| s.server(m))
-        .filter_map(|srv| quantile_ms(&srv.metrics().wal_fsync().0, 0.99))
-        .fold(None, |acc: Option<f64>, x| {
-            Some(acc.map_or(x, |a| a.max(x)))
-        })
+        .map(|srv| srv.metrics().wal_fsync().0)
+        .collect()
+}
+
+/// A WAL fsync at least this slow (s) counts as slow: a bucket bound of etcd's histogram, so
+/// real etcd's `/metrics` answers it exactly, and half of etcd's 1 s "slow fdatasync" warning.
+pub const SLOW_WAL_FSYNC_S: f64 = 0.512;
+
+/// How many fsyncs of a histogram took longer than [`SLOW_WAL_FSYNC_S`].
+pub fn slow_fsyncs(counts: &[u64]) -> u64 {
+    let first_slow = FSYNC_BUCKETS
+        .iter()
+        .position(|b| *b > SLOW_WAL_FSYNC_S)
+        .unwrap_or(FSYNC_BUCKETS.len());
+    counts.iter().skip(first_slow).sum()
 }
 
 /// Everything the timeline collected, for the checks.

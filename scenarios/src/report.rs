@@ -194,6 +194,9 @@ pub struct Summary {
     pub leader_changes_seen_total: u64,
     /// Worst member's WAL fsync p99 (current incarnations), ms.
     pub wal_fsync_p99_ms: Option<f64>,
+    /// The most WAL fsyncs slower than 512 ms on one member (current incarnations).
+    #[serde(default)]
+    pub slow_wal_fsyncs: u64,
     /// `seed`, or the file the schedule came from.
     pub fault_schedule_source: String,
     /// The traffic profile the run used instead of the scenario's (`--traffic`).
@@ -405,12 +408,13 @@ pub fn judge(sc: &Scenario, s: &mut Summary) {
             f.push(format!("the trace never says {msg:?}"));
         }
     }
-    if let Some(min) = e.min_wal_fsync_p99_ms {
-        match s.wal_fsync_p99_ms {
-            Some(p) if p > min => {}
-            other => f.push(format!(
-                "expected WAL fsync p99 above {min} ms, saw {other:?}"
-            )),
+    if let Some(min) = e.min_slow_wal_fsyncs {
+        if s.slow_wal_fsyncs < min {
+            f.push(format!(
+                "expected at least {min} WAL fsyncs slower than {} ms on one member, saw {}",
+                crate::driver::SLOW_WAL_FSYNC_S * 1000.0,
+                s.slow_wal_fsyncs
+            ));
         }
     }
     if let Some(t) = &s.healthy_twin {

@@ -12,11 +12,7 @@ fn slow_fsync_leader_loses_leadership_and_its_healthy_twin_does_not() {
     let s = &o.summary;
     assert_eq!(s.verdict, "pass", "{:#?}", s.failures);
     assert!(s.leader_changes >= 1, "{s:#?}");
-    assert!(
-        s.wal_fsync_p99_ms.unwrap_or(0.0) > 500.0,
-        "{:?}",
-        s.wal_fsync_p99_ms
-    );
+    assert!(s.slow_wal_fsyncs >= 1, "{s:#?}");
     for (msg, n) in &s.trace_matches {
         assert!(*n > 0, "trace lacks {msg:?}");
     }

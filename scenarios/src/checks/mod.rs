@@ -273,6 +273,7 @@ pub fn assemble(
         .map(|m| (m.to_string(), d.c.log_count(m)))
         .collect();
     let names = d.c.member_names();
+    let fsyncs = d.c.wal_fsync_histograms();
     let summary = Summary {
         scenario: sc.name.to_string(),
         seed,
@@ -293,7 +294,15 @@ pub fn assemble(
             .map(|n| d.c.leader_changes_seen(n))
             .max()
             .unwrap_or(0),
-        wal_fsync_p99_ms: d.c.worst_fsync_p99_ms(),
+        wal_fsync_p99_ms: fsyncs
+            .iter()
+            .filter_map(|h| crate::driver::quantile_ms(h, 0.99))
+            .reduce(f64::max),
+        slow_wal_fsyncs: fsyncs
+            .iter()
+            .map(|h| crate::driver::slow_fsyncs(h))
+            .max()
+            .unwrap_or(0),
         fault_schedule_source: source.to_string(),
         traffic: None,
         rate: None,

@@ -581,7 +581,7 @@ impl Cluster for RealCluster {
             .map(|x| x.leader_changes_seen)
             .unwrap_or(0)
     }
-    fn worst_fsync_p99_ms(&mut self) -> Option<f64> {
+    fn wal_fsync_histograms(&mut self) -> Vec<Vec<u64>> {
         let ports: Vec<(String, u16)> = self
             .members
             .iter()
@@ -590,10 +590,8 @@ impl Cluster for RealCluster {
         ports
             .into_iter()
             .filter_map(|(n, port)| self.observe("/metrics", &n, observe::metrics(port)).ok())
-            .filter_map(|x| x.wal_fsync_p99_ms())
-            .fold(None, |acc: Option<f64>, x| {
-                Some(acc.map_or(x, |a| a.max(x)))
-            })
+            .map(|x| x.wal_fsync_counts())
+            .collect()
     }
     fn log_jsonl(&self) -> String {
         read_logs(&self.work.join("logs"), &self.names)

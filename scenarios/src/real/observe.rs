@@ -16,6 +16,7 @@ use crate::cluster::KvHash;
 use etcd_api::client::Client;
 use etcd_api::etcdserverpb as pb;
 use etcd_server::etcdserver::version::Versions;
+use etcd_server::etcdserver::FSYNC_BUCKETS;
 use etcd_server::seam::real::RealNetwork;
 use std::future::Future;
 use std::time::Duration;
@@ -278,25 +279,25 @@ impl Metrics {
         Ok(out)
     }
 
-    /// The WAL fsync p99 in ms (Prometheus' `histogram_quantile`), if there were fsyncs.
-    pub(crate) fn wal_fsync_p99_ms(&self) -> Option<f64> {
-        let total = self.wal_fsync_buckets.last()?.1;
-        if total <= 0.0 {
-            return None;
+    /// The WAL fsync histogram as counts per bucket of [`FSYNC_BUCKETS`] (last = +Inf), the
+    /// simulated members' layout. etcd exposes exactly those bounds; a bound another binary
+    /// lacks takes the cumulative count of the largest bound below it.
+    pub(crate) fn wal_fsync_counts(&self) -> Vec<u64> {
+        let cumulative_at = |bound: f64| {
+            self.wal_fsync_buckets
+                .iter()
+                .take_while(|(b, _)| *b <= bound)
+                .last()
+                .map_or(0, |(_, c)| *c as u64)
+        };
+        let mut counts = Vec::with_capacity(FSYNC_BUCKETS.len() + 1);
+        let mut below = 0;
+        for bound in FSYNC_BUCKETS.iter().copied().chain([f64::INFINITY]) {
+            let cum = cumulative_at(bound).max(below);
+            counts.push(cum - below);
+            below = cum;
         }
-        let rank = 0.99 * total;
-        let mut below = (0.0, 0.0);
-        for &(bound, count) in &self.wal_fsync_buckets {
-            if count >= rank {
-                if bound.is_infinite() {
-                    return Some(below.0 * 1000.0);
-                }
-                let frac = (rank - below.1) / (count - below.1).max(f64::MIN_POSITIVE);
-                return Some((below.0 + (bound - below.0) * frac) * 1000.0);
-            }
-            below = (bound, count);
-        }
-        None
+        counts
     }
 }
 
@@ -342,23 +343,48 @@ peer_rtt_bucket{To="fd422379fda50e48",le="+Inf"} 6
                 (f64::INFINITY, 30.0)
             ]
         );
-        // 99% of 30 = 29.7 falls in the +Inf bucket: the highest finite bound.
-        assert_eq!(m.wal_fsync_p99_ms(), Some(4.0));
+        let mut want = vec![0u64; FSYNC_BUCKETS.len() + 1];
+        want[1] = 3; // (0.001, 0.002]
+        want[2] = 9; // (0.002, 0.004]
+        want[FSYNC_BUCKETS.len()] = 18; // above every bound
+        assert_eq!(m.wal_fsync_counts(), want);
         let none = Metrics::parse("# nothing\n").unwrap();
         assert_eq!(
-            (none.leader_changes_seen, none.wal_fsync_p99_ms()),
-            (0, None)
+            (
+                none.leader_changes_seen,
+                none.wal_fsync_counts().iter().sum::<u64>()
+            ),
+            (0, 0)
         );
     }
 
     #[test]
-    fn fsync_p99_interpolates_inside_its_bucket() {
+    fn fsync_counts_give_the_p99_and_the_slow_syncs_the_simulation_gives() {
         let m = Metrics {
             leader_changes_seen: 0,
-            wal_fsync_buckets: vec![(0.001, 0.0), (0.002, 100.0), (f64::INFINITY, 100.0)],
+            wal_fsync_buckets: FSYNC_BUCKETS
+                .iter()
+                .map(|b| {
+                    (
+                        *b,
+                        if *b < 0.002 {
+                            0.0
+                        } else if *b < 1.0 {
+                            100.0
+                        } else {
+                            103.0
+                        },
+                    )
+                })
+                .chain([(f64::INFINITY, 104.0)])
+                .collect(),
         };
-        let p99 = m.wal_fsync_p99_ms().unwrap();
-        assert!((p99 - 1.99).abs() < 1e-9, "{p99}");
+        let counts = m.wal_fsync_counts();
+        assert_eq!(counts.iter().sum::<u64>(), 104);
+        // 3 syncs in (0.512, 1.024], 1 above 8.192 s.
+        assert_eq!(crate::driver::slow_fsyncs(&counts), 4);
+        let p99 = crate::driver::quantile_ms(&counts, 0.99).unwrap();
+        assert!(p99 > 512.0 && p99 <= 1024.0, "{p99}");
     }
 
     #[test]
