@@ -423,6 +423,21 @@ fn defrag_then_kill(rng: &mut ChaCha8Rng) -> FaultSchedule {
     FaultSchedule { faults }
 }
 
+/// Eight compactions at the newest revision, each followed 10-90 ms later by a kill of the
+/// member that just applied it (the same member every time, down for 1 s).
+fn compact_then_kill(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let mut faults = Vec::new();
+    for (at_ms, _) in windows(rng, 8, 1_000, 14_500, (1_000, 1_200), 400) {
+        faults.push(entry(at_ms, 100, FaultKind::Compact { behind: 0 }));
+        let kill = FaultKind::Crash {
+            node: "m1".to_string(),
+            model: CrashSurvival::KeepAll,
+        };
+        faults.push(entry(at_ms + rng.gen_range(10..90), 1_000, kill));
+    }
+    FaultSchedule { faults }
+}
+
 /// The NOSPACE runbook near the end of the traffic: the traffic keeps writing large values
 /// (the compactor keeps up to 100 revisions of them), so it fills the quota again within a few
 /// seconds of a recovery, as it would for an operator who disarms without removing the cause.
@@ -840,6 +855,7 @@ fn disks_and_processes() -> Vec<Scenario> {
     s.duration = Duration::from_secs(24);
     s.workload.rate = 100;
     s.workload.compaction_period_ms = Some(150);
+    s.workload.txn_reads_at_revision = true;
     let mut five = s.clone();
     v.push(s);
     five.name = "swarm-5";
@@ -1019,6 +1035,18 @@ fn lease_and_maintenance() -> Vec<Scenario> {
     s.expect.operator_ok = vec!["defrag"];
     v.push(s);
     let mut s = base(
+        "compact-then-crash",
+        "a member is killed 10-90 ms after each of eight compactions under kubernetes traffic (no other compactor): it restarts with the others' key space, and watchers resuming at a compact revision see its deletions",
+        compact_then_kill,
+    );
+    s.workload.profile = Profile::Kubernetes;
+    s.workload.rate = 100;
+    s.workload.compaction_period_ms = None;
+    s.workload.watchers = 4;
+    s.workload.watch_rewind = true;
+    s.expect.operator_ok = vec!["compact"];
+    v.push(s);
+    let mut s = base(
         "defrag-then-crash",
         "a member is killed 10-90 ms after it starts defragmenting, three times: it restarts with the others' revisions",
         defrag_then_kill,
@@ -1154,6 +1182,26 @@ pub const DEFECT_APPLY_BEFORE_WAL_SYNC: &str = "defect-apply-before-wal-sync";
 pub const DEFECT_DEFRAG_WITHOUT_CONSISTENT_INDEX: &str =
     "defect-defrag-commit-without-consistent-index";
 
+/// etcd 18667 as a server defect: members without a waiter strip a txn's reads; the traffic's
+/// txns read at past revisions while the compactor runs.
+pub const DEFECT_STRIP_TXN_RANGES: &str = "defect-strip-txn-ranges-without-waiter";
+
+/// The 18667 defect scenario: `baseline`'s faults and checks, txns reading at past revisions.
+fn defect_strip_txn_ranges() -> Scenario {
+    let mut s = with_defect(
+        "baseline",
+        DEFECT_STRIP_TXN_RANGES,
+        "server defect (must FAIL): members that did not propose a txn skip its reads, and with them the compacted-revision check the proposer fails (etcd 18667)",
+        "strip-txn-ranges-without-waiter",
+    );
+    s.workload.txn_reads_at_revision = true;
+    s
+}
+
+/// etcd 19179 as a server defect: the index rebuild skips tombstone-only keys, and a member
+/// killed between a compaction's deletions and its finished mark resumes it from that index.
+pub const DEFECT_RESTORE_SKIPS_TOMBSTONES: &str = "defect-restore-skips-tombstone-only-keys";
+
 /// A must-FAIL control of the disk model: every member's fsync lies, then all lose power
 /// at once; acknowledged writes are lost and the checker must say so.
 pub const LYING_MAJORITY: &str = "negative-lying-majority";
@@ -1203,6 +1251,13 @@ pub fn must_fail() -> Vec<Scenario> {
             DEFECT_APPLY_BEFORE_WAL_SYNC,
             "server defect (must FAIL): a one-member cluster answers writes before its WAL sync, then loses power (etcd 14370)",
             "apply-before-wal-sync",
+        ),
+        defect_strip_txn_ranges(),
+        with_defect(
+            "compact-then-crash",
+            DEFECT_RESTORE_SKIPS_TOMBSTONES,
+            "server defect (must FAIL): the index rebuild skips keys whose first revision is a tombstone; killed mid-compaction, a member resumes it and deletes the tombstones at the compact revision (etcd 19179)",
+            "restore-skips-tombstone-only-keys",
         ),
         with_defect(
             "defrag-then-crash",

@@ -321,6 +321,18 @@ fn defrag_then_crash() {
 }
 
 #[test]
+fn compact_then_crash() {
+    let o = passes_and_replays("compact-then-crash");
+    let count = |kind: &str| o.summary.faults.iter().filter(|f| f.kind == kind).count();
+    assert_eq!(
+        (count("compact"), count("crash")),
+        (8, 8),
+        "{:?}",
+        o.summary.faults
+    );
+}
+
+#[test]
 fn kill_under_load() {
     let o = passes_and_replays("kill-under-load");
     let kills: Vec<&str> = o
@@ -363,6 +375,7 @@ fn the_catalogue_is_what_the_tests_cover() {
             "learner-promote-under-partition",
             "compaction-under-watch",
             "defrag-under-load",
+            "compact-then-crash",
             "defrag-then-crash",
             "disk-full",
             "pause-member",

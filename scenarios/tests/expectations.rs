@@ -224,3 +224,13 @@ fn lying_disks_on_every_member_lose_acknowledged_writes_and_the_checker_says_so(
     let replay = run(&sc, seed, &opts).unwrap();
     assert_eq!(replay.summary.trace_hash, o.summary.trace_hash);
 }
+
+#[test]
+fn stripping_a_txns_reads_on_members_without_a_waiter_is_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(catalogue::DEFECT_STRIP_TXN_RANGES, 1..=3, "");
+}
+
+#[test]
+fn a_restore_skipping_tombstone_only_keys_is_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(catalogue::DEFECT_RESTORE_SKIPS_TOMBSTONES, 1..=5, "watch");
+}

@@ -45,10 +45,23 @@ pub enum Defect {
     /// without the consistent index; a crash before the next regular commit makes the member
     /// re-apply entries it already holds, and its revisions run ahead of the others'.
     DefragCommitWithoutConsistentIndex,
+    /// etcd issue 18667 (every release before 3.7): a member that did not propose a txn (no
+    /// waiter for its answer) strips the txn's top-level range requests before applying it
+    /// (etcd's `removeNeedlessRangeReqs`). A range at a compacted or future revision makes
+    /// the proposer refuse the whole txn while the others apply its writes: the members'
+    /// data and revisions part ways.
+    StripTxnRangesWithoutWaiter,
+    /// etcd issue 19179 (3.4 before 3.4.36, 3.5 before 3.5.18, after the 18089 fix kept the
+    /// tombstone at the compaction revision): the index rebuild at start-up skips a key whose
+    /// first stored revision is a tombstone. A member that crashed in the middle of a
+    /// compaction at r (deletions durable, finished mark not) resumes it from that index, so
+    /// it deletes the tombstones at r the compaction must keep: a watch from r on that member
+    /// misses those deletions, and its key space differs from the others'.
+    RestoreSkipsTombstoneOnlyKeys,
 }
 
 /// Every defect with its flag name.
-pub const DEFECTS: [(&str, Defect); 8] = [
+pub const DEFECTS: [(&str, Defect); 10] = [
     ("skip-read-index", Defect::SkipReadIndex),
     (
         "revoke-without-leadership-check",
@@ -74,6 +87,14 @@ pub const DEFECTS: [(&str, Defect); 8] = [
     (
         "defrag-commit-without-consistent-index",
         Defect::DefragCommitWithoutConsistentIndex,
+    ),
+    (
+        "strip-txn-ranges-without-waiter",
+        Defect::StripTxnRangesWithoutWaiter,
+    ),
+    (
+        "restore-skips-tombstone-only-keys",
+        Defect::RestoreSkipsTombstoneOnlyKeys,
     ),
 ];
 

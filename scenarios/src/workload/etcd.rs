@@ -34,7 +34,15 @@ pub struct EtcdTraffic {
     leases: Vec<i64>,
     /// Bytes of padding appended to every value.
     padding: usize,
+    /// The multi-op txn reads at a past revision (see [`EtcdTraffic::reading_at_revisions`]).
+    read_at_revision: bool,
+    /// The newest revision an answer has shown.
+    newest: i64,
 }
+
+/// How far below the newest revision seen a txn's read at a revision goes: past the
+/// compactor's 0-100, so some land on compacted revisions.
+const READ_BEHIND: i64 = 150;
 
 impl EtcdTraffic {
     /// Client number `id`.
@@ -45,7 +53,17 @@ impl EtcdTraffic {
             seen: BTreeMap::new(),
             leases: Vec::new(),
             padding: 0,
+            read_at_revision: false,
+            newest: 0,
         }
+    }
+
+    /// The multi-op txn reads its key at a revision up to [`READ_BEHIND`] below the newest
+    /// seen (or just above it), so some txns read a compacted or future revision and must
+    /// fail whole on every member (the path of etcd 18667).
+    pub fn reading_at_revisions(mut self, on: bool) -> Self {
+        self.read_at_revision = on;
+        self
     }
 
     /// Appends `bytes` of padding to every value (to fill a backend quickly).
@@ -116,13 +134,17 @@ impl Traffic for EtcdTraffic {
                 ks.shuffle(rng);
                 let [a, b, c] = [ks[0], ks[1], ks[2]].map(|i| format!("{PREFIX}k{i}"));
                 let value = self.value();
+                let mut read = get(b);
+                if self.read_at_revision && self.newest > 0 {
+                    read.revision = (self.newest - rng.gen_range(-2..=READ_BEHIND)).max(1);
+                }
                 let success = vec![
                     RequestOp::Put(PutRequest {
                         key: a,
                         value,
                         ..Default::default()
                     }),
-                    RequestOp::Range(get(b)),
+                    RequestOp::Range(read),
                     RequestOp::DeleteRange(DeleteRangeRequest {
                         range: KeyRange::key(c),
                         prev_kv: false,
@@ -206,6 +228,7 @@ impl Traffic for EtcdTraffic {
         let Some(EtcdResponse::Ok { revision, result }) = resp else {
             return;
         };
+        self.newest = self.newest.max(*revision);
         match (req, result) {
             (EtcdRequest::Range(r), OpResult::Range(rr)) if r.range.range_end.is_none() => {
                 let m = rr.kvs.first().map_or(0, |kv| kv.mod_revision);
@@ -232,7 +255,7 @@ impl Traffic for EtcdTraffic {
                         (RequestOp::Put(p), _) => {
                             self.seen.insert(p.key.clone(), *revision);
                         }
-                        (RequestOp::Range(r), OpResult::Range(rr)) => {
+                        (RequestOp::Range(r), OpResult::Range(rr)) if r.revision == 0 => {
                             let m = rr.kvs.first().map_or(0, |kv| kv.mod_revision);
                             self.seen.insert(r.range.key.clone(), m);
                         }

@@ -82,6 +82,10 @@ pub struct WorkloadConfig {
     /// op mix. A client that draws one draws again from its own stream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip_ops: Vec<String>,
+    /// The etcd traffic's multi-op txn reads its key at a past revision (up to 150 below the
+    /// newest seen, or just above it), so some txns hit a compacted or future revision.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub txn_reads_at_revision: bool,
 }
 
 fn asks_progress_by_default() -> bool {
@@ -130,6 +134,7 @@ impl Default for WorkloadConfig {
             compaction_period_ms: Some(ROBUSTNESS_COMPACTION_MS),
             watch_progress_requests: true,
             skip_ops: Vec::new(),
+            txn_reads_at_revision: false,
         }
     }
 }
@@ -281,7 +286,11 @@ pub fn start(
         let mut traffic: Box<dyn Traffic> = if kube {
             Box::new(kube::KubeTraffic::new(i as u64))
         } else {
-            Box::new(etcd::EtcdTraffic::new(i as u64).with_padding(cfg.value_padding))
+            Box::new(
+                etcd::EtcdTraffic::new(i as u64)
+                    .with_padding(cfg.value_padding)
+                    .reading_at_revisions(cfg.txn_reads_at_revision),
+            )
         };
         if !cfg.skip_ops.is_empty() {
             traffic = Box::new(Skipping {

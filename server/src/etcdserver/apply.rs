@@ -57,17 +57,24 @@ pub struct Applier {
     pub metrics: Arc<super::ServerMetrics>,
     /// Test defect `consistent-index-before-apply` (etcd 13766): see [`Applier::apply_entry`].
     pub index_before_apply: bool,
+    /// Test defect `strip-txn-ranges-without-waiter` (etcd 18667): see [`Applier::apply_entry`].
+    pub strip_ranges_without_waiter: bool,
 }
 
 impl Applier {
     /// Applies one normal entry; returns the proposer's request id and result, if any.
-    pub fn apply_entry(&self, e: &Entry) -> Result<Option<(u64, ApplyResult)>, ServerError> {
+    /// `awaited` tells whether a client of this member waits for request `id`'s answer.
+    pub fn apply_entry(
+        &self,
+        e: &Entry,
+        awaited: impl Fn(u64) -> bool,
+    ) -> Result<Option<(u64, ApplyResult)>, ServerError> {
         let mut store = lock(&self.store);
         if e.data.is_empty() {
             store.set_consistent_index(e.index, e.term);
             return Ok(None);
         }
-        let req = match InternalRaftRequest::decode(&e.data[..]) {
+        let mut req = match InternalRaftRequest::decode(&e.data[..]) {
             Ok(r) => r,
             Err(err) => {
                 tracing::error!(index = e.index, error = %err, "cannot decode raft entry; skipping");
@@ -81,6 +88,13 @@ impl Applier {
             // hook; here at every entry, so the window is open whenever a crash comes).
             store.set_consistent_index(e.index, e.term);
             store.commit(true)?;
+        }
+        if self.strip_ranges_without_waiter && !awaited(req.id) {
+            // etcd 18667: no one here needs the answer, so the reads "need not" run, and
+            // with them goes the check that refuses a read at a compacted or future revision.
+            if let Some(Op::Txn(t)) = &mut req.op {
+                remove_needless_range_reqs(t);
+            }
         }
         let result = match req.op {
             None => Err(tonic::Status::invalid_argument("etcdserver: empty request")),
@@ -315,6 +329,15 @@ impl Applier {
         self.hub.unsync_all();
         Ok(store.consistent_index())
     }
+}
+
+/// etcd's `removeNeedlessRangeReqs` (the test defect `strip-txn-ranges-without-waiter`): a
+/// txn's top-level range requests, in both branches, dropped.
+fn remove_needless_range_reqs(t: &mut pb::TxnRequest) {
+    let is_range =
+        |op: &pb::RequestOp| matches!(op.request, Some(pb::request_op::Request::RequestRange(_)));
+    t.success.retain(|op| !is_range(op));
+    t.failure.retain(|op| !is_range(op));
 }
 
 /// What a CORRUPT alarm refuses on every member, whichever member it names (etcd's

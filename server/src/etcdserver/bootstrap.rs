@@ -113,12 +113,17 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
                 .has_defect(crate::defects::Defect::DefragCommitWithoutConsistentIndex),
             ..BackendOptions::default()
         },
+        crate::mvcc::StoreDefects {
+            drop_tombstone_at_compaction: cfg
+                .has_defect(crate::defects::Defect::CompactDropsTombstoneAtRevision),
+            restore_skips_tombstone_only_keys: cfg
+                .has_defect(crate::defects::Defect::RestoreSkipsTombstoneOnlyKeys),
+            compaction_commits_before_finish: cfg
+                .has_defect(crate::defects::Defect::RestoreSkipsTombstoneOnlyKeys),
+        },
     )
     .await?;
     store.set_offload(world.offload.clone());
-    if cfg.has_defect(crate::defects::Defect::CompactDropsTombstoneAtRevision) {
-        store.drop_tombstones_at_compaction_revision();
-    }
     let snapshotter = Snapshotter::new(disk.clone(), &snap_dir);
 
     let recovered = if Wal::exists(&*disk, &wal_dir) {
@@ -345,6 +350,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             cluster,
             hub: hub.clone(),
             index_before_apply: cfg.has_defect(crate::defects::Defect::ConsistentIndexBeforeApply),
+            strip_ranges_without_waiter: cfg
+                .has_defect(crate::defects::Defect::StripTxnRangesWithoutWaiter),
         },
         transport,
         rng: ChaCha8Rng::from_rng(&mut seeds)

@@ -482,7 +482,10 @@ impl RaftNode {
             if e.index <= self.applied {
                 continue;
             }
-            if let Some((id, result)) = self.applier.apply_entry(&e)? {
+            if let Some((id, result)) = self
+                .applier
+                .apply_entry(&e, |id| waiters.contains_key(&id))?
+            {
                 if let Some(w) = waiters.remove(&id) {
                     let _ = w.send(ProposeOutcome::Applied(result));
                 }

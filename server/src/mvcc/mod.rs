@@ -36,7 +36,7 @@ mod tests_watch;
 pub use crate::backend::BackendOptions;
 pub use error::{messages, MvccError};
 pub use revision::{is_tombstone, Revision};
-pub use store::{KeyValueHash, Store};
+pub use store::{KeyValueHash, Store, StoreDefects};
 pub use txn::is_txn_readonly;
 pub use validate::{validate_delete, validate_put, validate_range, validate_txn};
 

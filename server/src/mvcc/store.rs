@@ -27,6 +27,25 @@ pub struct Store {
     /// What compaction does with a tombstone at the compaction revision (kept, except under
     /// the test defect `compact-drops-tombstone-at-revision`).
     pub(super) tombstone_at_compaction: TombstoneAtCompaction,
+    /// Test defects living in the store.
+    pub(super) defects: StoreDefects,
+}
+
+/// The test defects (see `crate::defects`) that live in the MVCC store, fixed when it opens:
+/// off in every deployment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreDefects {
+    /// `compact-drops-tombstone-at-revision` (etcd 18089): compaction drops a tombstone at
+    /// exactly the compaction revision.
+    pub drop_tombstone_at_compaction: bool,
+    /// `restore-skips-tombstone-only-keys` (etcd 19179): the index rebuild skips a key whose
+    /// first stored revision is a tombstone. The defect comes with
+    /// `compaction_commits_before_finish`, the window that makes it matter.
+    pub restore_skips_tombstone_only_keys: bool,
+    /// Compaction commits its deletions before it writes its finished mark, as etcd's batched
+    /// compaction does after the apply (ours is otherwise one batch with its entry): a crash
+    /// in between leaves a compaction for the next start to resume.
+    pub compaction_commits_before_finish: bool,
 }
 
 /// A hash of the key space at a revision (etcd's `KeyValueHash`): `hash` covers the revisions up
@@ -59,6 +78,7 @@ impl Store {
         disk: Arc<dyn Disk>,
         path: &Path,
         opts: BackendOptions,
+        defects: StoreDefects,
     ) -> Result<Store, MvccError> {
         let backend = Backend::open(disk, path, opts).await?;
         let mut store = Store {
@@ -67,7 +87,12 @@ impl Store {
             current_rev: 1,
             compact_main_rev: -1,
             compaction_hashes: Default::default(),
-            tombstone_at_compaction: TombstoneAtCompaction::Keep,
+            tombstone_at_compaction: if defects.drop_tombstone_at_compaction {
+                TombstoneAtCompaction::Drop
+            } else {
+                TombstoneAtCompaction::Keep
+            },
+            defects,
             lease_checker: None,
             events: None,
         };
@@ -91,6 +116,7 @@ impl Store {
         let mut index: BTreeMap<Vec<u8>, KeyIndex> = BTreeMap::new();
         let mut current_rev = 1;
         let mut failure = None;
+        let skip_tombstone_only = self.defects.restore_skips_tombstone_only_keys;
         self.backend.for_each(Bucket::Key, &[], None, |k, v| {
             let Some(rev) = Revision::from_bytes(k) else {
                 failure = Some(MvccError::corrupt(k, "key is not a revision"));
@@ -111,6 +137,10 @@ impl Store {
                     } else {
                         ki.put(rev);
                     }
+                }
+                None if tomb && skip_tombstone_only => {
+                    // etcd 19179 (restoreIntoIndex before 3.5.18): `else if
+                    // !isTombstone(rkv.key)`, a key first seen as a tombstone is left out.
                 }
                 None => {
                     let mut ki = KeyIndex::default();
@@ -165,12 +195,6 @@ impl Store {
     /// Last applied raft index covered by a durable commit (what survives a crash now).
     pub fn durable_consistent_index(&self) -> u64 {
         self.backend.durable_consistent_index().0
-    }
-
-    /// Test defect `compact-drops-tombstone-at-revision` (etcd 18089): compactions from now on
-    /// drop a tombstone at exactly the compaction revision.
-    pub fn drop_tombstones_at_compaction_revision(&mut self) {
-        self.tombstone_at_compaction = TombstoneAtCompaction::Drop;
     }
 
     /// Records the raft entry being applied; it goes into the same backend batch as its writes.

@@ -12,6 +12,7 @@ pub(super) async fn open_store(dir: &std::path::Path) -> Store {
         Arc::new(RealDisk),
         &crate::backend::db_path(dir),
         BackendOptions::default(),
+        super::StoreDefects::default(),
     )
     .await
     .unwrap()

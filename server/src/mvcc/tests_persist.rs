@@ -10,9 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 async fn open_on(disk: Arc<dyn Disk>, path: &Path) -> Store {
-    Store::open(disk, path, BackendOptions::default())
-        .await
-        .unwrap()
+    Store::open(
+        disk,
+        path,
+        BackendOptions::default(),
+        super::StoreDefects::default(),
+    )
+    .await
+    .unwrap()
 }
 
 /// A deterministic workload: puts, overwrites, deletes, a txn, a compaction.
@@ -113,6 +118,63 @@ async fn crash_loses_only_the_uncommitted_batch() {
     .unwrap();
     assert_eq!(observe(&r), observe(&s));
     assert_eq!(r.hash_kv(0).unwrap(), s.hash_kv(0).unwrap());
+}
+
+/// etcd 19179's mechanism: killed between a compaction's deletions and its finished mark (the
+/// window of etcd's batched compaction), a member resumes the compaction at start-up. The
+/// fixed restore indexes the key whose only stored revision is its deletion at the compact
+/// revision, so the resumed compaction keeps that tombstone and a watch from there sees the
+/// delete; the 3.5.17 restore does not, and the tombstone is deleted.
+#[tokio::test]
+async fn a_compaction_resumed_after_a_crash_keeps_the_tombstone_at_its_revision() {
+    async fn resumed(defects: StoreDefects) -> (i64, usize) {
+        let disk = Arc::new(CrashDisk::default());
+        let path = PathBuf::from("/data/member/snap/db");
+        let opts = BackendOptions::default;
+        let mut s = Store::open(disk.clone(), &path, opts(), defects)
+            .await
+            .unwrap();
+        put(&mut s, "a", "1"); // rev 2
+        put(&mut s, "b", "1"); // rev 3
+        let (_, deleted_at) = del(&mut s, "a", ""); // rev 4: a's tombstone
+        s.set_consistent_index(5, 1);
+        s.commit(true).unwrap();
+        s.compact(&pb::CompactionRequest {
+            revision: deleted_at,
+            physical: true,
+        })
+        .unwrap();
+        let r = Store::open(disk.crash(), &path, opts(), defects)
+            .await
+            .unwrap();
+        let (events, _) =
+            crate::mvcc::history::events_between(r.backend(), deleted_at, deleted_at + 1, 10)
+                .unwrap();
+        (r.compact_revision(), events.len())
+    }
+    let window = StoreDefects {
+        compaction_commits_before_finish: true,
+        ..StoreDefects::default()
+    };
+    assert_eq!(
+        resumed(window).await,
+        (4, 1),
+        "fixed: the delete at 4 is kept"
+    );
+    let etcd_3_5_17 = StoreDefects {
+        restore_skips_tombstone_only_keys: true,
+        ..window
+    };
+    assert_eq!(
+        resumed(etcd_3_5_17).await,
+        (4, 0),
+        "3.5.17: the delete at 4 is gone"
+    );
+    assert_eq!(
+        resumed(StoreDefects::default()).await,
+        (-1, 1),
+        "one batch: the crash loses the whole compaction"
+    );
 }
 
 #[tokio::test]
