@@ -24,5 +24,10 @@ echo "== etcd 15220 (requested progress overtakes queued events) on real etcd 3.
 "$sim" hunt 15220 --real --etcd-bin "$etcd_dir/etcd" --scenario baseline \
   --seeds "$seeds" --budget "$budget" --report-dir "$out/etcd-3.5.1" || true
 
-echo "== our etcd-server on the same recipe (must pass)"
+echo "== etcd 18667 (txn reads at compacted revisions strip on the other members) on real etcd 3.5.1"
+"$sim" hunt 18667 --real --etcd-bin "$etcd_dir/etcd" --scenario txn-reads-at-revision \
+  --seeds "$seeds" --budget "$budget" --report-dir "$out/etcd-3.5.1" || true
+
+echo "== our etcd-server on the same recipes (must pass)"
 "$sim" run kill-under-load --seeds "$ours" --real --report-dir "$out/ours"
+"$sim" run txn-reads-at-revision --seeds "$ours" --real --report-dir "$out/ours"

@@ -1027,6 +1027,13 @@ fn lease_and_maintenance() -> Vec<Scenario> {
     s.expect.min_compaction_cancels = Some(1);
     v.push(s);
     let mut s = base(
+        "txn-reads-at-revision",
+        "no faults; txns read keys at past revisions while the compactor runs: a read at a compacted or future revision fails its whole txn on every member (real etcd before 3.7 applies the rest on the members that did not propose it, etcd 18667)",
+        none,
+    );
+    s.workload.txn_reads_at_revision = true;
+    v.push(s);
+    let mut s = base(
         "defrag-under-load",
         "members defragment their backend four times under traffic",
         defrags,
@@ -1186,18 +1193,6 @@ pub const DEFECT_DEFRAG_WITHOUT_CONSISTENT_INDEX: &str =
 /// txns read at past revisions while the compactor runs.
 pub const DEFECT_STRIP_TXN_RANGES: &str = "defect-strip-txn-ranges-without-waiter";
 
-/// The 18667 defect scenario: `baseline`'s faults and checks, txns reading at past revisions.
-fn defect_strip_txn_ranges() -> Scenario {
-    let mut s = with_defect(
-        "baseline",
-        DEFECT_STRIP_TXN_RANGES,
-        "server defect (must FAIL): members that did not propose a txn skip its reads, and with them the compacted-revision check the proposer fails (etcd 18667)",
-        "strip-txn-ranges-without-waiter",
-    );
-    s.workload.txn_reads_at_revision = true;
-    s
-}
-
 /// etcd 19179 as a server defect: the index rebuild skips tombstone-only keys, and a member
 /// killed between a compaction's deletions and its finished mark resumes it from that index.
 pub const DEFECT_RESTORE_SKIPS_TOMBSTONES: &str = "defect-restore-skips-tombstone-only-keys";
@@ -1252,7 +1247,12 @@ pub fn must_fail() -> Vec<Scenario> {
             "server defect (must FAIL): a one-member cluster answers writes before its WAL sync, then loses power (etcd 14370)",
             "apply-before-wal-sync",
         ),
-        defect_strip_txn_ranges(),
+        with_defect(
+            "txn-reads-at-revision",
+            DEFECT_STRIP_TXN_RANGES,
+            "server defect (must FAIL): members that did not propose a txn skip its reads, and with them the compacted-revision check the proposer fails (etcd 18667)",
+            "strip-txn-ranges-without-waiter",
+        ),
         with_defect(
             "compact-then-crash",
             DEFECT_RESTORE_SKIPS_TOMBSTONES,

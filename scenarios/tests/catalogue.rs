@@ -321,6 +321,19 @@ fn defrag_then_crash() {
 }
 
 #[test]
+fn txn_reads_at_revision() {
+    use linearizability::models::etcd::{EtcdError, EtcdResponse};
+    let o = passes_and_replays("txn-reads-at-revision");
+    let refused_txns = o
+        .records
+        .iter()
+        .filter(|r| r.kind == "txn")
+        .filter(|r| r.response == Some(EtcdResponse::Error(EtcdError::Compacted)))
+        .count();
+    assert!(refused_txns > 0, "no txn read a compacted revision");
+}
+
+#[test]
 fn compact_then_crash() {
     let o = passes_and_replays("compact-then-crash");
     let count = |kind: &str| o.summary.faults.iter().filter(|f| f.kind == kind).count();
@@ -374,6 +387,7 @@ fn the_catalogue_is_what_the_tests_cover() {
             "member-replace",
             "learner-promote-under-partition",
             "compaction-under-watch",
+            "txn-reads-at-revision",
             "defrag-under-load",
             "compact-then-crash",
             "defrag-then-crash",
