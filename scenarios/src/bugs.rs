@@ -515,6 +515,8 @@ pub fn bench_shrink(n: u64, threads: usize, root: &Path, budget: &str) -> anyhow
             report: d.dir.clone(),
             out: Some(root.join("shrunk").join(bug.defect)),
             budget: budget.to_string(),
+            jobs: None,
+            fresh: true,
         };
         let r = shrink(&args)?.report;
         let (a, b) = (&r.original, &r.shrunk);

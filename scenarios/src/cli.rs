@@ -14,7 +14,6 @@ use anyhow::{bail, Context};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// Seeds `etcd-sim run` uses when none is given.
 pub const DEFAULT_SEEDS: [u64; 2] = [1, 2];
@@ -190,50 +189,25 @@ pub fn run_many(
     threads: usize,
     progress: &(dyn Fn(&Done, usize, usize) + Sync),
 ) -> anyhow::Result<Vec<Done>> {
-    let next = AtomicUsize::new(0);
     let finished = AtomicUsize::new(0);
-    let out: Mutex<Vec<(usize, Done)>> = Mutex::new(Vec::new());
-    let err: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let total = jobs.len();
     // Real clusters share this machine's cores: one at a time.
     let threads = if opts.real.is_some() { 1 } else { threads };
-    std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, total.max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((sc, seed)) = jobs.get(i) else { break };
-                let r = runner::run(sc, *seed, opts)
-                    .and_then(|o| report::write_dir(root, &o).map(|dir| (o, dir)))
-                    .with_context(|| format!("{} seed {seed}", sc.name));
-                match r {
-                    Ok((o, dir)) => {
-                        let d = Done {
-                            summary: o.summary,
-                            dir,
-                        };
-                        let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
-                        progress(&d, n, total);
-                        if let Ok(mut v) = out.lock() {
-                            v.push((i, d));
-                        }
-                    }
-                    Err(e) => {
-                        if let Ok(mut g) = err.lock() {
-                            g.get_or_insert(e);
-                        }
-                        next.store(total, Ordering::Relaxed);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    let mut v = out.into_inner().unwrap_or_else(|p| p.into_inner());
-    v.sort_by_key(|(i, _)| *i);
-    Ok(v.into_iter().map(|(_, d)| d).collect())
+    let run_one = |(sc, seed): &(Scenario, u64)| {
+        let (o, dir) = runner::run(sc, *seed, opts)
+            .and_then(|o| report::write_dir(root, &o).map(|dir| (o, dir)))
+            .with_context(|| format!("{} seed {seed}", sc.name))?;
+        let d = Done {
+            summary: o.summary,
+            dir,
+        };
+        progress(&d, finished.fetch_add(1, Ordering::Relaxed) + 1, total);
+        Ok(d)
+    };
+    crate::parallel::map_ordered(&jobs, threads, run_one, |r| r.is_err())
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Worker threads by default: one per CPU.
@@ -272,7 +246,12 @@ pub fn run(
     let seeds = seeds.unwrap_or_else(|| DEFAULT_SEEDS.to_vec());
     let mut opts = traffic.options()?;
     if let Some(path) = faults {
-        let members = scenarios.first().map_or(3, |s| s.members);
+        let members = opts
+            .workload
+            .as_ref()
+            .and_then(|(w, _)| w.members)
+            .or_else(|| scenarios.first().map(|s| s.members))
+            .unwrap_or(3);
         let s = FaultSchedule::load(path, members).map_err(|e| Usage(format!("{e:#}")))?;
         opts.schedule = Some(s);
         opts.schedule_source = Some(format!("file {}", path.display()));

@@ -34,6 +34,7 @@ pub mod exec;
 pub mod history;
 pub mod nemesis;
 pub mod operator;
+mod parallel;
 pub mod plot;
 pub mod progress;
 pub mod qualify;

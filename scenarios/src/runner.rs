@@ -77,6 +77,9 @@ fn with_overrides(sc: &Scenario, opts: &RunOptions) -> anyhow::Result<Scenario> 
     if let Some((file, _)) = &opts.workload {
         sc.workload = file.workload.clone();
         sc.duration = std::time::Duration::from_millis(file.duration_ms.max(1));
+        if let Some(m) = file.members {
+            sc.members = m.max(1);
+        }
     }
     Ok(sc)
 }

@@ -8,11 +8,16 @@
 //! delete faults (delta debugging: halves, quarters, ... single faults), stop the traffic
 //! earlier (at half time, then a quarter earlier), lower the rate (by half, then a quarter),
 //! drop clients, watchers, lease clients and the compactor, halve fault windows or start them
-//! later, halve faults' intensities, drop kinds of request from the traffic's mix. A move that
-//! keeps every fault must not add operations.
+//! later, halve faults' intensities, drop kinds of request from the traffic's mix, fewer
+//! members (5 to 3, 3 to 1). A move that keeps every fault must not add operations.
+//! Independent tries (the chunks of a delta-debugging round, the op kinds) run `--jobs` at a
+//! time; of those, the first in the search's order that fails alike is taken. Every accepted
+//! step is saved (`shrink-progress.json`), and a search started again on the same out
+//! directory resumes from it.
 //!
 //! Guarantees: a result fails with the original's first signature; the same report and
-//! budget give the same result when the budget is not reached (the order of tries is fixed).
+//! budget give the same result, for any `--jobs`, when the budget is not reached (the order of
+//! tries decides, never their timing).
 //! Must never: accept a try that fails differently, shrink a passing run, or shrink a real-mode
 //! run (its timing is not a function of the seed).
 
@@ -38,6 +43,13 @@ pub struct ShrinkArgs {
     /// Stop searching after this much wall time with the best found: 90s, 5m or seconds.
     #[arg(long, default_value = "5m")]
     pub budget: String,
+    /// Tries run at once (default: one per CPU). The result does not depend on it: of tries
+    /// run together, the first in the search's order that fails the same way is taken.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Start afresh, ignoring the progress a stopped search left in the out directory.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 /// How big a run is.
@@ -107,8 +119,51 @@ struct Search {
     budget: Duration,
     tries: usize,
     accepted: usize,
+    /// Tries run at once.
+    jobs: usize,
+    /// Where each accepted step is saved, so that a stopped search resumes (see [`Progress`]).
+    progress: Progress,
     /// Tries so far and the current size, on stderr.
     bar: indicatif::ProgressBar,
+}
+
+/// `shrink-progress.json` in the out directory: the search so far, rewritten at every
+/// accepted step. A search started on the same report, seed and signature resumes from it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Progress {
+    original_report: String,
+    scenario: String,
+    seed: u64,
+    signature: String,
+    original: Size,
+    tries: usize,
+    accepted: usize,
+    schedule: FaultSchedule,
+    workload: WorkloadFile,
+    /// Where it is saved (not saved).
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+impl Progress {
+    /// The progress saved at `path` if it belongs to the same search.
+    fn resume(path: &Path, like: &Progress) -> Option<Progress> {
+        #[allow(clippy::disallowed_methods)] // the search's own file, read before any run
+        let text = std::fs::read_to_string(path).ok()?;
+        let p: Progress = serde_json::from_str(&text).ok()?;
+        let same = p.original_report == like.original_report
+            && p.scenario == like.scenario
+            && p.seed == like.seed
+            && p.signature == like.signature;
+        same.then(|| Progress {
+            path: path.to_path_buf(),
+            ..p
+        })
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        write_json(&self.path, self)
+    }
 }
 
 impl Search {
@@ -127,46 +182,96 @@ impl Search {
         }
     }
 
-    /// Runs `c`; its outcome if it fails with the signature.
-    fn still_fails(&mut self, c: &Candidate) -> anyhow::Result<Option<Outcome>> {
-        self.tries += 1;
+    /// Runs `c`; its outcome if it fails with the signature. A try the harness cannot run (a
+    /// schedule naming a member the smaller cluster lacks) does not fail the same way.
+    fn still_fails(&self, c: &Candidate) -> Option<Outcome> {
         self.bar.inc(1);
-        let o = run(&self.scenario, self.seed, &self.options(c))?;
-        let same = o.summary.signatures.contains(&self.signature);
-        Ok(same.then_some(o))
+        let o = run(&self.scenario, self.seed, &self.options(c)).ok()?;
+        o.summary.signatures.contains(&self.signature).then_some(o)
     }
 
-    /// Tries `next`; keeps it in `best` if it fails the same way (and, unless it deletes
-    /// faults, with no more operations than `best`).
+    /// Whether `o`, the outcome of `next`, is a step down from `best`: it fails the same way
+    /// and deletes faults, or changes the run without adding operations.
+    fn is_smaller(best: &(Candidate, Outcome), next: &Candidate, o: &Outcome) -> bool {
+        let fewer_faults = next.schedule.faults.len() < best.0.schedule.faults.len();
+        let same_run = o.summary.trace_hash == best.1.summary.trace_hash;
+        fewer_faults || (o.summary.ops.total <= best.1.summary.ops.total && !same_run)
+    }
+
+    /// Tries the candidates in order, `jobs` at a time, until one is a step down from `best`;
+    /// takes the first (in order) that is, and returns its position. The order decides, not
+    /// the timing: the result is the one trying them one by one would give.
+    fn first_smaller(
+        &mut self,
+        best: &mut (Candidate, Outcome),
+        candidates: Vec<(Candidate, String)>,
+    ) -> anyhow::Result<Option<usize>> {
+        let candidates: Vec<(usize, Candidate, String)> = candidates
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (c, _))| *c != best.0)
+            .map(|(i, (c, what))| (i, c, what))
+            .collect();
+        for window in candidates.chunks(self.jobs.max(1)) {
+            if self.out_of_time() {
+                return Ok(None);
+            }
+            self.tries += window.len();
+            let this = &*self;
+            let outcomes = crate::parallel::map_ordered(
+                window,
+                this.jobs,
+                |(_, c, _)| this.still_fails(c),
+                |_| false,
+            );
+            let found = window.iter().zip(outcomes).find_map(|((i, c, what), o)| {
+                let o = o.flatten()?;
+                Self::is_smaller(best, c, &o).then(|| (*i, c.clone(), what.clone(), o))
+            });
+            if let Some((i, next, what, o)) = found {
+                self.accept(best, next, o, &what)?;
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Tries one candidate (see [`Search::first_smaller`]).
     fn try_move(
         &mut self,
         best: &mut (Candidate, Outcome),
         next: Candidate,
         what: &str,
     ) -> anyhow::Result<bool> {
-        if next == best.0 || self.out_of_time() {
-            return Ok(false);
-        }
-        let Some(o) = self.still_fails(&next)? else {
-            return Ok(false);
-        };
-        let fewer_faults = next.schedule.faults.len() < best.0.schedule.faults.len();
-        let same_run = o.summary.trace_hash == best.1.summary.trace_hash;
-        if !fewer_faults && (o.summary.ops.total > best.1.summary.ops.total || same_run) {
-            // More operations, or a move that changed nothing the run did.
-            return Ok(false);
-        }
+        Ok(self
+            .first_smaller(best, vec![(next, what.to_string())])?
+            .is_some())
+    }
+
+    /// Makes `next` the best, shows it and saves the progress.
+    fn accept(
+        &mut self,
+        best: &mut (Candidate, Outcome),
+        next: Candidate,
+        o: Outcome,
+        what: &str,
+    ) -> anyhow::Result<()> {
         self.accepted += 1;
         let size = size_of(&next, &o.summary, &self.scenario);
         let now = format!(
-            "{} fault(s), {} operation(s), {} client(s), {:.1} sim-s",
-            size.faults, size.operations, size.clients, size.sim_seconds
+            "{} fault(s), {} operation(s), {} client(s), {} member(s), {:.1} sim-s",
+            size.faults, size.operations, size.clients, size.members, size.sim_seconds
         );
         self.bar
             .suspend(|| eprintln!("  try {:>3}: {what}: {now}", self.tries));
         self.bar.set_message(now);
+        self.progress.tries = self.tries;
+        self.progress.accepted = self.accepted;
+        self.progress.schedule = next.schedule.clone();
+        self.progress.workload = next.workload.clone();
+        self.progress.save()?;
         *best = (next, o);
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -181,12 +286,13 @@ fn clients(w: &WorkloadFile, members: usize) -> usize {
 }
 
 fn size_of(c: &Candidate, s: &Summary, sc: &Scenario) -> Size {
+    let members = c.workload.members.unwrap_or(sc.members);
     Size {
         faults: c.schedule.faults.len(),
         operations: s.ops.total,
-        clients: clients(&c.workload, sc.members),
+        clients: clients(&c.workload, members),
         sim_seconds: s.sim_seconds,
-        members: sc.members,
+        members,
     }
 }
 
@@ -198,18 +304,17 @@ fn delete_faults(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
     while !best.0.schedule.faults.is_empty() && !search.out_of_time() {
         let n = best.0.schedule.faults.len();
         let size = n.div_ceil(chunks.min(n));
-        let mut removed = false;
-        for start in (0..n).step_by(size) {
-            let mut next = best.0.clone();
-            next.schedule.faults.drain(start..(start + size).min(n));
-            let what = format!("drop fault(s) {start}..{}", (start + size).min(n));
-            if search.try_move(best, next, &what)? {
-                removed = true;
-                progressed = true;
-                break;
-            }
-        }
-        if removed {
+        let candidates = (0..n)
+            .step_by(size)
+            .map(|start| {
+                let end = (start + size).min(n);
+                let mut next = best.0.clone();
+                next.schedule.faults.drain(start..end);
+                (next, format!("drop fault(s) {start}..{end}"))
+            })
+            .collect();
+        if search.first_smaller(best, candidates)?.is_some() {
+            progressed = true;
             chunks = chunks.saturating_sub(1).max(2);
         } else if chunks >= n {
             break;
@@ -218,6 +323,24 @@ fn delete_faults(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
         }
     }
     Ok(progressed)
+}
+
+/// Fewer members where the run allows: 5 to 3, then 3 to 1 (a schedule naming a member the
+/// smaller cluster lacks does not run, so it is not taken).
+fn fewer_members(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
+    let mut progressed = false;
+    loop {
+        let members = best.0.workload.members.unwrap_or(search.scenario.members);
+        if members < 3 || search.out_of_time() {
+            return Ok(progressed);
+        }
+        let mut next = best.0.clone();
+        next.workload.members = Some(members - 2);
+        if !search.try_move(best, next, &format!("{} members", members - 2))? {
+            return Ok(progressed);
+        }
+        progressed = true;
+    }
 }
 
 /// Smaller workloads and fault windows, one knob at a time, each halved (or dropped) while the
@@ -342,19 +465,31 @@ fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::
 /// Drops the kinds of request the traffic clients send, one kind at a time (in the order of
 /// the run's counts by kind), while the run still fails the same way.
 fn drop_op_kinds(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
-    let kinds: Vec<String> = best.1.summary.ops.by_kind.keys().cloned().collect();
+    let mut kinds: Vec<String> = best.1.summary.ops.by_kind.keys().cloned().collect();
     let mut progressed = false;
-    for kind in kinds {
-        let w = &best.0.workload.workload;
-        if w.skip_ops.contains(&kind) || !best.1.summary.ops.by_kind.contains_key(&kind) {
-            continue;
+    loop {
+        kinds.retain(|k| {
+            !best.0.workload.workload.skip_ops.contains(k)
+                && best.1.summary.ops.by_kind.contains_key(k)
+        });
+        let candidates = kinds
+            .iter()
+            .map(|kind| {
+                let mut next = best.0.clone();
+                next.workload.workload.skip_ops.push(kind.clone());
+                next.workload.workload.skip_ops.sort();
+                (next, format!("no {kind} requests"))
+            })
+            .collect();
+        match search.first_smaller(best, candidates)? {
+            // The kinds before it did not help against the same best: go on after it.
+            Some(i) => {
+                kinds.drain(..=i);
+                progressed = true;
+            }
+            None => return Ok(progressed),
         }
-        let mut next = best.0.clone();
-        next.workload.workload.skip_ops.push(kind.clone());
-        next.workload.workload.skip_ops.sort();
-        progressed |= search.try_move(best, next, &format!("no {kind} requests"))?;
     }
-    Ok(progressed)
 }
 
 /// `etcd-sim shrink` (progress on stderr).
@@ -411,8 +546,10 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         workload: WorkloadFile {
             duration_ms: scenario.duration.as_millis() as u64,
             workload: traffic.workload,
+            members: None,
         },
     };
+    let progress_path = out.join("shrink-progress.json");
     let mut search = Search {
         scenario,
         seed: old.seed,
@@ -421,8 +558,27 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         files,
         started: Instant::now(),
         budget,
-        tries: 0,
+        tries: 1,
         accepted: 0,
+        jobs: args.jobs.unwrap_or_else(crate::cli::threads).max(1),
+        progress: Progress {
+            original_report: dir.display().to_string(),
+            scenario: old.scenario.clone(),
+            seed: old.seed,
+            signature: signature.clone(),
+            original: Size {
+                faults: 0,
+                operations: 0,
+                clients: 0,
+                sim_seconds: 0.0,
+                members: 0,
+            },
+            tries: 0,
+            accepted: 0,
+            schedule: start.schedule.clone(),
+            workload: start.workload.clone(),
+            path: progress_path.clone(),
+        },
         bar: crate::progress::spinner("shrink"),
     };
     eprintln!(
@@ -431,7 +587,7 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         old.seed,
         dir.display()
     );
-    let Some(first) = search.still_fails(&start)? else {
+    let Some(first) = search.still_fails(&start) else {
         bail!(
             "{} seed {} does not fail with {signature:?} when re-run from its schedule and \
              traffic (recorded with commit {}, now {}): nothing to shrink",
@@ -442,15 +598,52 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         );
     };
     let original = size_of(&start, &first.summary, &search.scenario);
+    search.progress.original = original.clone();
+    let resumed = (!args.fresh)
+        .then(|| Progress::resume(&progress_path, &search.progress))
+        .flatten()
+        .and_then(|p| {
+            let c = Candidate {
+                schedule: p.schedule.clone(),
+                workload: p.workload.clone(),
+            };
+            search.tries += 1;
+            let o = search.still_fails(&c);
+            if o.is_none() {
+                eprintln!(
+                    "  {} no longer fails the same way: starting afresh",
+                    progress_path.display()
+                );
+            }
+            o.map(|o| (p, c, o))
+        });
+    let (start, first) = match resumed {
+        Some((p, c, o)) => {
+            eprintln!(
+                "  resuming from {} ({} tries, {} accepted before)",
+                progress_path.display(),
+                p.tries,
+                p.accepted
+            );
+            search.tries += p.tries;
+            search.accepted = p.accepted;
+            (c, o)
+        }
+        None => (start, first),
+    };
     let mut best = (start, first);
     loop {
         let deleted = delete_faults(&mut search, &mut best)?;
+        let fewer = fewer_members(&mut search, &mut best)?;
         let cut = cut_traffic(&mut search, &mut best)?;
-        if !(deleted || cut) || search.out_of_time() {
+        if !(deleted || fewer || cut) || search.out_of_time() {
             break;
         }
     }
     search.bar.finish_and_clear();
+    // What the search tried after its last step counts too, for a search resumed from here.
+    search.progress.tries = search.tries;
+    search.progress.save()?;
     let (best_candidate, best_outcome) = best;
     let shrunk = size_of(&best_candidate, &best_outcome.summary, &search.scenario);
     write_json(&search.files.0, &best_candidate.schedule)?;
@@ -599,6 +792,7 @@ pub fn print(s: &Shrunk) {
     println!("  faults      {:>6} -> {}", a.faults, b.faults);
     println!("  operations  {:>6} -> {}", a.operations, b.operations);
     println!("  clients     {:>6} -> {}", a.clients, b.clients);
+    println!("  members     {:>6} -> {}", a.members, b.members);
     println!(
         "  sim seconds {:>6.1} -> {:.1}",
         a.sim_seconds, b.sim_seconds

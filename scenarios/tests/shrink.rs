@@ -27,14 +27,16 @@ fn failing_report(sc: &Scenario, seeds: std::ops::Range<u64>, root: &Path) -> Pa
 
 /// Shrinks `report` into `out` (a budget the tests that check determinism never reach).
 fn shrink_into(report: &Path, out: &Path) -> ShrinkReport {
-    shrink_within(report, out, "10m")
+    shrink_within(report, out, "10m", 1)
 }
 
-fn shrink_within(report: &Path, out: &Path, budget: &str) -> ShrinkReport {
+fn shrink_within(report: &Path, out: &Path, budget: &str, jobs: usize) -> ShrinkReport {
     let args = ShrinkArgs {
         report: report.to_path_buf(),
         out: Some(out.to_path_buf()),
         budget: budget.into(),
+        jobs: Some(jobs),
+        fresh: false,
     };
     shrink(&args).unwrap_or_else(|e| panic!("shrink {}: {e:#}", report.display()));
     let text = std::fs::read_to_string(out.join("shrink.json")).expect("shrink.json");
@@ -43,8 +45,9 @@ fn shrink_within(report: &Path, out: &Path, budget: &str) -> ShrinkReport {
 
 /// Runs the shrunk files again, as `etcd-sim run --faults --workload` does.
 fn replay(sc: &Scenario, seed: u64, out: &Path, defects: &[String]) -> Summary {
-    let schedule = FaultSchedule::load(&out.join("schedule.json"), sc.members).expect("schedule");
     let workload = WorkloadFile::load(&out.join("workload.json")).expect("workload");
+    let members = workload.members.unwrap_or(sc.members);
+    let schedule = FaultSchedule::load(&out.join("schedule.json"), members).expect("schedule");
     let opts = RunOptions {
         schedule: Some(schedule),
         schedule_source: Some(format!("file {}", out.join("schedule.json").display())),
@@ -105,15 +108,24 @@ fn a_planted_defect_shrinks_to_a_smaller_run_failing_alike_and_replayable() {
         "the shrunk history is shown"
     );
 
-    // The same failing run shrinks the same way.
+    // The same failing run shrinks the same way, whatever the number of tries run at once.
     let out2 = tmp.path().join("shrunk-again");
-    let r2 = shrink_into(&report, &out2);
-    assert_eq!((r2.shrunk, r2.tries), (r.shrunk, r.tries));
+    let r2 = shrink_within(&report, &out2, "10m", 2);
+    assert_eq!((&r2.shrunk, r2.accepted), (&r.shrunk, r.accepted));
     for file in ["schedule.json", "workload.json"] {
         let a = std::fs::read(out.join(file)).expect("first");
         let b = std::fs::read(out2.join(file)).expect("second");
         assert_eq!(a, b, "{file} differs between two shrinks");
     }
+    // Started again on the same out directory, the search resumes from its saved progress.
+    let r3 = shrink_into(&report, &out);
+    assert!(
+        r3.tries > r.tries,
+        "the count goes on: {} then {}",
+        r.tries,
+        r3.tries
+    );
+    assert!(r3.shrunk.operations <= r.shrunk.operations, "{r3:?}");
 }
 
 #[test]
@@ -139,6 +151,8 @@ fn a_passing_run_is_refused() {
         report: dir,
         out: None,
         budget: "1m".into(),
+        jobs: None,
+        fresh: false,
     };
     let err = shrink(&args).expect_err("a passing run has nothing to shrink");
     assert!(format!("{err:#}").contains("passed"), "{err:#}");
@@ -155,7 +169,7 @@ fn known_bug_defects_shrink_and_keep_their_signature() {
         let report = failing_report(&sc, 0..5, tmp.path());
         let out = tmp.path().join("shrunk");
         // The best found within the budget (CI time): smaller, and failing alike.
-        let r = shrink_within(&report, &out, "20s");
+        let r = shrink_within(&report, &out, "20s", 1);
         assert!(r.shrunk.faults <= r.original.faults, "{name}: {r:?}");
         assert!(
             r.shrunk.faults < r.original.faults || r.shrunk.operations < r.original.operations,

@@ -16,7 +16,6 @@ use crate::report::{self, Outcome, Summary};
 use crate::runner::{self, RunOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Where the reports of kept runs go, under the qualification directory.
@@ -41,8 +40,13 @@ impl Execution<'_> {
         let start = Instant::now();
         let bar = crate::progress::bar(items.len() as u64, "qualify");
         let failed = AtomicUsize::new(0);
-        let out: Mutex<Vec<ItemResult>> = Mutex::new(Vec::new());
-        let finish = |r: ItemResult| {
+        let over_budget = || self.budget.is_some_and(|b| start.elapsed() > b);
+        let run_or_skip = |(order, item): &(usize, Item)| {
+            let r = if over_budget() {
+                ItemResult::not_run(item, *order, "the budget ran out".into())
+            } else {
+                self.item(*order, item)
+            };
             if r.status == Status::Fail {
                 failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -52,40 +56,20 @@ impl Execution<'_> {
                 r.item.id
             ));
             bar.inc(1);
-            if let Ok(mut v) = out.lock() {
-                v.push(r);
-            }
+            r
         };
-        let over_budget = || self.budget.is_some_and(|b| start.elapsed() > b);
-        let is_real = |(_, it): &&(usize, Item)| it.kind == ItemKind::Real;
-        let simulated: Vec<&(usize, Item)> = items.iter().filter(|i| !is_real(i)).collect();
-        let real = items.iter().filter(is_real);
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..self.threads.clamp(1, simulated.len().max(1)) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((order, item)) = simulated.get(i) else {
-                        break;
-                    };
-                    finish(if over_budget() {
-                        ItemResult::not_run(item, *order, "the budget ran out".into())
-                    } else {
-                        self.item(*order, item)
-                    });
-                });
-            }
-        });
+        type Items<'a> = Vec<&'a (usize, Item)>;
+        let (real, simulated): (Items, Items) =
+            items.iter().partition(|(_, it)| it.kind == ItemKind::Real);
+        let mut out: Vec<ItemResult> =
+            crate::parallel::map_ordered(&simulated, self.threads, |it| run_or_skip(it), |_| false)
+                .into_iter()
+                .flatten()
+                .collect();
         // Member processes share the machine's cores: one cluster at a time, after the rest.
-        for (order, item) in real {
-            finish(if over_budget() {
-                ItemResult::not_run(item, *order, "the budget ran out".into())
-            } else {
-                self.item(*order, item)
-            });
-        }
+        out.extend(real.into_iter().map(run_or_skip));
         bar.finish_and_clear();
-        out.into_inner().unwrap_or_else(|p| p.into_inner())
+        out
     }
 
     /// Runs one item.

@@ -100,6 +100,9 @@ pub struct WorkloadFile {
     pub duration_ms: u64,
     /// The traffic.
     pub workload: WorkloadConfig,
+    /// Members the cluster starts with instead of the scenario's (a shrunk run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<usize>,
 }
 
 impl WorkloadFile {
@@ -115,6 +118,9 @@ impl WorkloadFile {
                 "workload {}: duration_ms and rate must be at least 1",
                 path.display()
             );
+        }
+        if w.members == Some(0) {
+            anyhow::bail!("workload {}: members must be at least 1", path.display());
         }
         Ok(w)
     }
