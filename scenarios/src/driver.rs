@@ -124,26 +124,38 @@ impl Driver {
 
 /// WAL fsync histogram of every running member, summed: (counts per bucket, last = +Inf).
 pub fn fsync_histogram(s: &Simulation) -> Vec<u64> {
-    members_histogram(s, |m| m.wal_fsync().0)
+    sum_histograms(&members_histograms(s, |m| m.wal_fsync().0))
 }
 
 /// The backend commit histogram bucket counts summed over the members that are up.
 pub fn backend_commit_histogram(s: &Simulation) -> Vec<u64> {
-    members_histogram(s, |m| m.backend_commit().0)
+    sum_histograms(&members_histograms(s, |m| m.backend_commit().0))
 }
 
-fn members_histogram(
+/// Every running member's WAL fsync histogram (counts per bucket of [`FSYNC_BUCKETS`], last =
+/// +Inf).
+pub fn member_fsync_histograms(s: &Simulation) -> Vec<Vec<u64>> {
+    members_histograms(s, |m| m.wal_fsync().0)
+}
+
+/// One histogram (bucket counts) per running member.
+fn members_histograms(
     s: &Simulation,
     counts: impl Fn(&etcd_server::etcdserver::ServerMetrics) -> Vec<u64>,
-) -> Vec<u64> {
+) -> Vec<Vec<u64>> {
+    s.member_names()
+        .iter()
+        .filter_map(|m| s.server(m))
+        .map(|srv| counts(srv.metrics()))
+        .collect()
+}
+
+/// Bucket-wise sum of histograms over [`FSYNC_BUCKETS`] (last = +Inf).
+fn sum_histograms(histograms: &[Vec<u64>]) -> Vec<u64> {
     let mut sum = vec![0u64; FSYNC_BUCKETS.len() + 1];
-    for m in s.member_names() {
-        if let Some(srv) = s.server(&m) {
-            for (i, c) in counts(srv.metrics()).iter().enumerate() {
-                if let Some(x) = sum.get_mut(i) {
-                    *x += c;
-                }
-            }
+    for h in histograms {
+        for (x, c) in sum.iter_mut().zip(h) {
+            *x += c;
         }
     }
     sum
@@ -172,17 +184,7 @@ pub fn quantile_ms(counts: &[u64], q: f64) -> Option<f64> {
     FSYNC_BUCKETS.last().map(|b| b * 1000.0)
 }
 
-/// Every running member's WAL fsync histogram (counts per bucket of [`FSYNC_BUCKETS`], last =
-/// +Inf).
-pub fn member_fsync_histograms(s: &Simulation) -> Vec<Vec<u64>> {
-    s.member_names()
-        .iter()
-        .filter_map(|m| s.server(m))
-        .map(|srv| srv.metrics().wal_fsync().0)
-        .collect()
-}
-
-/// A WAL fsync at least this slow (s) counts as slow: a bucket bound of etcd's histogram, so
+/// A WAL fsync slower than this (s) counts as slow: a bucket bound of etcd's histogram, so
 /// real etcd's `/metrics` answers it exactly, and half of etcd's 1 s "slow fdatasync" warning.
 pub const SLOW_WAL_FSYNC_S: f64 = 0.512;
 

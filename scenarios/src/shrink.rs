@@ -121,48 +121,42 @@ struct Search {
     accepted: usize,
     /// Tries run at once.
     jobs: usize,
+    /// Which search this is, for a resumed one to recognize its progress.
+    key: SearchKey,
     /// Where each accepted step is saved, so that a stopped search resumes (see [`Progress`]).
-    progress: Progress,
+    progress_path: PathBuf,
     /// Tries so far and the current size, on stderr.
     bar: indicatif::ProgressBar,
 }
 
-/// `shrink-progress.json` in the out directory: the search so far, rewritten at every
-/// accepted step. A search started on the same report, seed and signature resumes from it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Progress {
+/// What a search keeps failing like: the original report, scenario, seed and signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SearchKey {
     original_report: String,
     scenario: String,
     seed: u64,
     signature: String,
-    original: Size,
+}
+
+/// `shrink-progress.json` in the out directory: the search so far, rewritten at every
+/// accepted step. A search with the same [`SearchKey`] resumes from it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Progress {
+    #[serde(flatten)]
+    key: SearchKey,
     tries: usize,
     accepted: usize,
     schedule: FaultSchedule,
     workload: WorkloadFile,
-    /// Where it is saved (not saved).
-    #[serde(skip)]
-    path: PathBuf,
 }
 
 impl Progress {
-    /// The progress saved at `path` if it belongs to the same search.
-    fn resume(path: &Path, like: &Progress) -> Option<Progress> {
+    /// The progress saved at `path` if it belongs to the search `key`.
+    fn load(path: &Path, key: &SearchKey) -> Option<Progress> {
         #[allow(clippy::disallowed_methods)] // the search's own file, read before any run
         let text = std::fs::read_to_string(path).ok()?;
         let p: Progress = serde_json::from_str(&text).ok()?;
-        let same = p.original_report == like.original_report
-            && p.scenario == like.scenario
-            && p.seed == like.seed
-            && p.signature == like.signature;
-        same.then(|| Progress {
-            path: path.to_path_buf(),
-            ..p
-        })
-    }
-
-    fn save(&self) -> anyhow::Result<()> {
-        write_json(&self.path, self)
+        (p.key == *key).then_some(p)
     }
 }
 
@@ -265,13 +259,21 @@ impl Search {
         self.bar
             .suspend(|| eprintln!("  try {:>3}: {what}: {now}", self.tries));
         self.bar.set_message(now);
-        self.progress.tries = self.tries;
-        self.progress.accepted = self.accepted;
-        self.progress.schedule = next.schedule.clone();
-        self.progress.workload = next.workload.clone();
-        self.progress.save()?;
+        self.save_progress(&next)?;
         *best = (next, o);
         Ok(())
+    }
+
+    /// Saves the search so far, with `best` as its current run.
+    fn save_progress(&self, best: &Candidate) -> anyhow::Result<()> {
+        let progress = Progress {
+            key: self.key.clone(),
+            tries: self.tries,
+            accepted: self.accepted,
+            schedule: best.schedule.clone(),
+            workload: best.workload.clone(),
+        };
+        write_json(&self.progress_path, &progress)
     }
 }
 
@@ -549,7 +551,6 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
             members: None,
         },
     };
-    let progress_path = out.join("shrink-progress.json");
     let mut search = Search {
         scenario,
         seed: old.seed,
@@ -561,24 +562,13 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         tries: 1,
         accepted: 0,
         jobs: args.jobs.unwrap_or_else(crate::cli::threads).max(1),
-        progress: Progress {
+        key: SearchKey {
             original_report: dir.display().to_string(),
             scenario: old.scenario.clone(),
             seed: old.seed,
             signature: signature.clone(),
-            original: Size {
-                faults: 0,
-                operations: 0,
-                clients: 0,
-                sim_seconds: 0.0,
-                members: 0,
-            },
-            tries: 0,
-            accepted: 0,
-            schedule: start.schedule.clone(),
-            workload: start.workload.clone(),
-            path: progress_path.clone(),
         },
+        progress_path: out.join("shrink-progress.json"),
         bar: crate::progress::spinner("shrink"),
     };
     eprintln!(
@@ -598,9 +588,8 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         );
     };
     let original = size_of(&start, &first.summary, &search.scenario);
-    search.progress.original = original.clone();
     let resumed = (!args.fresh)
-        .then(|| Progress::resume(&progress_path, &search.progress))
+        .then(|| Progress::load(&search.progress_path, &search.key))
         .flatten()
         .and_then(|p| {
             let c = Candidate {
@@ -612,7 +601,7 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
             if o.is_none() {
                 eprintln!(
                     "  {} no longer fails the same way: starting afresh",
-                    progress_path.display()
+                    search.progress_path.display()
                 );
             }
             o.map(|o| (p, c, o))
@@ -621,7 +610,7 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         Some((p, c, o)) => {
             eprintln!(
                 "  resuming from {} ({} tries, {} accepted before)",
-                progress_path.display(),
+                search.progress_path.display(),
                 p.tries,
                 p.accepted
             );
@@ -642,8 +631,7 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
     }
     search.bar.finish_and_clear();
     // What the search tried after its last step counts too, for a search resumed from here.
-    search.progress.tries = search.tries;
-    search.progress.save()?;
+    search.save_progress(&best.0)?;
     let (best_candidate, best_outcome) = best;
     let shrunk = size_of(&best_candidate, &best_outcome.summary, &search.scenario);
     write_json(&search.files.0, &best_candidate.schedule)?;

@@ -2,6 +2,8 @@
 //! a data dir it cannot trust, naming the file.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
+
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String) {
@@ -54,11 +56,7 @@ fn bad_flags_exit_2_with_a_message_naming_the_problem() {
 fn corrupt_wal_is_reported_with_file_and_offset() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("m0.etcd");
-    let port = |_: u8| {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    let (cp, pp) = (port(0), port(1));
+    let (cp, pp) = (common::free_port(), common::free_port());
     let args: Vec<String> = vec![
         "--name=m0".into(),
         format!("--data-dir={}", data.display()),

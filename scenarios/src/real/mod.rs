@@ -27,6 +27,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod observe;
+mod ports;
 mod process;
 mod procnet;
 mod proxy;

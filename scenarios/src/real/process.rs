@@ -2,7 +2,7 @@
 //! etcd, one OS process per member on loopback.
 //!
 //! Owns: recognizing a binary by its `--version` output ([`Binary`], [`Flavor`]), free loopback
-//! ports, a member's command line ([`flags`]: etcd's flag names in `--flag=value` form, later
+//! ports (from [`super::ports`]), a member's command line ([`flags`]: etcd's flag names in `--flag=value` form, later
 //! flags replacing earlier ones of the same name), and each member's process ([`Member`]):
 //! spawn with stdout and stderr appended to `<log_dir>/<name>.log` (one
 //! `=== incarnation N: <cmd line> ===` line per start), SIGSTOP/SIGCONT, SIGKILL, restart on the
@@ -19,7 +19,6 @@ use super::observe::http_get;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
@@ -163,38 +162,9 @@ pub(crate) fn parse_version(stdout: &str) -> Option<(Flavor, String)> {
     (!version.is_empty()).then(|| (flavor, version.to_string()))
 }
 
-/// Lowest port handed out: below it are well-known and registered services' ports.
-const FIRST_PORT: u16 = 10_000;
-
-/// A loopback port free right now, below the kernel's ephemeral range: a port taken from that
-/// range (bind to port 0, release) can be handed to any outgoing connection before the member
-/// binds it. Successive calls in one process never return the same port.
+/// A loopback port free right now (see [`super::ports`]).
 pub(crate) fn free_port() -> Result<u16, ProcessError> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let end = ephemeral_start().max(FIRST_PORT + 1);
-    let span = u32::from(end - FIRST_PORT);
-    let base = std::process::id().wrapping_mul(7_919);
-    for _ in 0..span {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = FIRST_PORT + (base.wrapping_add(n) % span) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err(ProcessError::FreePort {
-        source: io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("every loopback port from {FIRST_PORT} to {end} is taken"),
-        ),
-    })
-}
-
-/// The first port of the kernel's ephemeral range (Linux's default when it cannot be read).
-fn ephemeral_start() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32_768)
+    super::ports::free_loopback_port().map_err(|source| ProcessError::FreePort { source })
 }
 
 /// Where one member lives. The advertise ports are the proxies in front of the real ones.

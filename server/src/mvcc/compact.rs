@@ -52,8 +52,9 @@ impl Store {
     /// Compacts the index and deletes the unneeded revisions `<= rev` from the `key` bucket.
     pub(super) fn finish_compaction(&mut self, rev: i64) -> Result<(), MvccError> {
         let mut keep = BTreeSet::new();
+        let tombstone = self.tombstone_at_compaction();
         self.index.retain(|_, ki| {
-            ki.compact(rev, &mut keep, self.tombstone_at_compaction);
+            ki.compact(rev, &mut keep, tombstone);
             !ki.is_empty()
         });
         let end = Revision::new(rev.saturating_add(1), 0).to_bytes();
@@ -132,7 +133,7 @@ impl Store {
         let rev = if rev == 0 { current } else { rev };
         let mut keep = BTreeSet::new();
         for ki in self.index.values() {
-            ki.keep(rev, &mut keep, self.tombstone_at_compaction);
+            ki.keep(rev, &mut keep, self.tombstone_at_compaction());
         }
         let mut crc = crc32c::crc32c(Bucket::Key.name().as_bytes());
         self.backend.for_each(Bucket::Key, &[], None, |k, v| {

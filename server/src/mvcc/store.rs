@@ -24,9 +24,6 @@ pub struct Store {
     pub(super) compaction_hashes: std::collections::VecDeque<KeyValueHash>,
     lease_checker: Option<Box<LeaseChecker>>,
     events: Option<Vec<mvccpb::Event>>,
-    /// What compaction does with a tombstone at the compaction revision (kept, except under
-    /// the test defect `compact-drops-tombstone-at-revision`).
-    pub(super) tombstone_at_compaction: TombstoneAtCompaction,
     /// Test defects living in the store.
     pub(super) defects: StoreDefects,
 }
@@ -87,17 +84,22 @@ impl Store {
             current_rev: 1,
             compact_main_rev: -1,
             compaction_hashes: Default::default(),
-            tombstone_at_compaction: if defects.drop_tombstone_at_compaction {
-                TombstoneAtCompaction::Drop
-            } else {
-                TombstoneAtCompaction::Keep
-            },
             defects,
             lease_checker: None,
             events: None,
         };
         store.rebuild()?;
         Ok(store)
+    }
+
+    /// What compaction does with a tombstone at the compaction revision: kept, except under the
+    /// test defect `compact-drops-tombstone-at-revision`.
+    pub(super) fn tombstone_at_compaction(&self) -> TombstoneAtCompaction {
+        if self.defects.drop_tombstone_at_compaction {
+            TombstoneAtCompaction::Drop
+        } else {
+            TombstoneAtCompaction::Keep
+        }
     }
 
     fn meta_rev(&self, key: &[u8]) -> Result<Option<i64>, MvccError> {

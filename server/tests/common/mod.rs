@@ -5,7 +5,6 @@
 //! Real mode on purpose: these tests use real files, real TCP and real fdatasync.
 #![allow(clippy::disallowed_methods, dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -108,10 +107,13 @@ pub fn etcd_bin(name: &str) -> PathBuf {
     );
 }
 
-/// A free loopback port (bound and released; a tiny race is possible).
+#[path = "../../../scenarios/src/real/ports.rs"]
+mod ports;
+
+/// A free loopback port below the kernel's ephemeral range: one from that range could be taken
+/// by an outgoing connection before the member binds it.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    ports::free_loopback_port().expect("a free loopback port")
 }
 
 /// One member process.
