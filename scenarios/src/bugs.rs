@@ -144,6 +144,16 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
         signatures: &["watch/reliable", "watch/resumable", HASHES_DIFFER],
     },
     KnownBug {
+        defect: "compacted-watcher-skips-ahead",
+        etcd_issue: 17529,
+        affected: "3.4 before 3.4.31, 3.5 before 3.5.13",
+        wrong: "a watcher whose compacted response finds its stream's queue full is brought to the round's revisions: it skips events and is never told of the compaction",
+        scenario: catalogue::DEFECT_COMPACTED_WATCHER_SKIPS_AHEAD,
+        caught_by: "watch guarantees (reliable, resumable)",
+        huntable: true,
+        signatures: &["watch/reliable", "watch/resumable"],
+    },
+    KnownBug {
         defect: "release 3.5.19",
         etcd_issue: 19557,
         affected: "3.5.1-3.5.19 upgraded to 3.6.0-rc.0..rc.2",

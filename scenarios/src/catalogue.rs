@@ -438,6 +438,26 @@ fn compact_then_kill(rng: &mut ChaCha8Rng) -> FaultSchedule {
     FaultSchedule { faults }
 }
 
+/// etcd's Issue17529 recipe: five watch-send stalls of 2.5-3 s, each on a member drawn from
+/// the stream, with a compaction close to the newest revision 70-90 % into it. Watchers that fell
+/// behind during the stall find their next revision compacted while their stream's queue is
+/// still full.
+fn stalled_watch_sends(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let mut faults = Vec::new();
+    for (at_ms, duration_ms) in windows(rng, 5, 1_000, 14_500, (3_000, 4_000), 200) {
+        let node = format!("m{}", rng.gen_range(0..3));
+        faults.push(entry(
+            at_ms,
+            duration_ms,
+            FaultKind::WatchSendStall { node },
+        ));
+        let behind = rng.gen_range(0..10);
+        let compact_at = at_ms + duration_ms * rng.gen_range(70..90) / 100;
+        faults.push(entry(compact_at, 100, FaultKind::Compact { behind }));
+    }
+    FaultSchedule { faults }
+}
+
 /// The NOSPACE runbook near the end of the traffic: the traffic keeps writing large values
 /// (the compactor keeps up to 100 revisions of them), so it fills the quota again within a few
 /// seconds of a recovery, as it would for an operator who disarms without removing the cause.
@@ -720,6 +740,9 @@ const SWARM_INGREDIENTS: &[(&str, Ingredient)] = &[
         },
     }),
     ("pause", |r| FaultKind::Pause {
+        node: leader_or_follower(r, 0.5),
+    }),
+    ("watch-send-stall", |r| FaultKind::WatchSendStall {
         node: leader_or_follower(r, 0.5),
     }),
     ("clock", |r| FaultKind::Clock {
@@ -1027,6 +1050,17 @@ fn lease_and_maintenance() -> Vec<Scenario> {
     s.expect.min_compaction_cancels = Some(1);
     v.push(s);
     let mut s = base(
+        "watch-send-stall",
+        "a member's watch streams send nothing for 2.5-3 s, five times, under kubernetes traffic at 400 req/s, with a compaction near the newest revision in each stall: watchers fall behind, then are canceled with the compact revision or catch up from the history",
+        stalled_watch_sends,
+    );
+    s.workload.profile = Profile::Kubernetes;
+    s.workload.rate = 400;
+    s.workload.watchers = 6;
+    s.expect.operator_ok = vec!["compact"];
+    s.expect.min_compaction_cancels = Some(1);
+    v.push(s);
+    let mut s = base(
         "txn-reads-at-revision",
         "no faults; txns read keys at past revisions while the compactor runs: a read at a compacted or future revision fails its whole txn on every member (real etcd before 3.7 applies the rest on the members that did not propose it, etcd 18667)",
         none,
@@ -1197,6 +1231,10 @@ pub const DEFECT_STRIP_TXN_RANGES: &str = "defect-strip-txn-ranges-without-waite
 /// killed between a compaction's deletions and its finished mark resumes it from that index.
 pub const DEFECT_RESTORE_SKIPS_TOMBSTONES: &str = "defect-restore-skips-tombstone-only-keys";
 
+/// etcd 17529 as a server defect: a watcher whose "compacted" response finds its stream's
+/// queue full is caught up with the others, skipping events, under `watch-send-stall`.
+pub const DEFECT_COMPACTED_WATCHER_SKIPS_AHEAD: &str = "defect-compacted-watcher-skips-ahead";
+
 /// A must-FAIL control of the disk model: every member's fsync lies, then all lose power
 /// at once; acknowledged writes are lost and the checker must say so.
 pub const LYING_MAJORITY: &str = "negative-lying-majority";
@@ -1258,6 +1296,12 @@ pub fn must_fail() -> Vec<Scenario> {
             DEFECT_RESTORE_SKIPS_TOMBSTONES,
             "server defect (must FAIL): the index rebuild skips keys whose first revision is a tombstone; killed mid-compaction, a member resumes it and deletes the tombstones at the compact revision (etcd 19179)",
             "restore-skips-tombstone-only-keys",
+        ),
+        with_defect(
+            "watch-send-stall",
+            DEFECT_COMPACTED_WATCHER_SKIPS_AHEAD,
+            "server defect (must FAIL): a watcher whose compacted response finds its stream's queue full is brought to the round's revisions, never told of the compaction (etcd 17529)",
+            "compacted-watcher-skips-ahead",
         ),
         with_defect(
             "defrag-then-crash",

@@ -146,6 +146,13 @@ pub enum FaultKind {
         /// Node selector.
         node: String,
     },
+    /// The node's watch streams send nothing for the window (the server's `watch-send`
+    /// failpoint, etcd's `beforeSendWatchResponse` sleep): their queues fill and their
+    /// watchers fall back to catching up from the history, as under a client reading slowly.
+    WatchSendStall {
+        /// Node selector.
+        node: String,
+    },
     /// The node's wall clock steps by `skew_ms` and its oscillator runs `drift_ppm` fast
     /// (negative: slow) for the window; both are undone at its end.
     Clock {
@@ -254,6 +261,12 @@ pub const FAULT_KINDS: &[(&str, &str, &str, &str)] = &[
         "`node`",
         "freeze the node's network and disk syncs (SIGSTOP seen from outside)",
         "yes (SIGSTOP, SIGCONT)",
+    ),
+    (
+        "watch-send-stall",
+        "`node`",
+        "the node's watch streams send nothing (a server failpoint, etcd's `beforeSendWatchResponse`): their queues fill and their watchers catch up from the history",
+        "no (a failpoint: real etcd needs a gofail build)",
     ),
     (
         "clock",
@@ -538,6 +551,7 @@ impl FaultSchedule {
                 | FaultKind::DiskFull { node, .. }
                 | FaultKind::LyingFsync { node, .. }
                 | FaultKind::Pause { node }
+                | FaultKind::WatchSendStall { node }
                 | FaultKind::Defrag { node }
                 | FaultKind::ReplaceMember { node } => check(node),
                 FaultKind::Clock {
@@ -1007,6 +1021,18 @@ pub fn apply(
                 format!("pause {}", label(node, &n)),
                 vec![Fault::Pause(n.clone())],
                 vec![Fault::Resume(n)],
+            )
+        }
+        FaultKind::WatchSendStall { node } => {
+            let n = resolve(s, node, rng, &[]);
+            let stall = |stalled| Fault::WatchSendStall {
+                node: n.clone(),
+                stalled,
+            };
+            (
+                format!("stall watch sends on {}", label(node, &n)),
+                vec![stall(true)],
+                vec![stall(false)],
             )
         }
         FaultKind::Clock {

@@ -234,3 +234,12 @@ fn stripping_a_txns_reads_on_members_without_a_waiter_is_caught_and_the_fix_pass
 fn a_restore_skipping_tombstone_only_keys_is_caught_and_the_fix_passes() {
     defect_is_caught_and_the_fix_passes(catalogue::DEFECT_RESTORE_SKIPS_TOMBSTONES, 1..=5, "watch");
 }
+
+#[test]
+fn a_compacted_watcher_skipping_ahead_when_its_queue_is_full_is_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(
+        catalogue::DEFECT_COMPACTED_WATCHER_SKIPS_AHEAD,
+        1..=3,
+        "watch",
+    );
+}

@@ -58,10 +58,16 @@ pub enum Defect {
     /// it deletes the tombstones at r the compaction must keep: a watch from r on that member
     /// misses those deletions, and its key space differs from the others'.
     RestoreSkipsTombstoneOnlyKeys,
+    /// etcd issue 17529 (3.4 before 3.4.31, 3.5 before 3.5.13): a catch-up round that cannot
+    /// queue a watcher's "compacted" response (its stream's queue is full) leaves the watcher
+    /// in the round, which moves every watcher it serves to the round's revisions: the
+    /// watcher is never told its start revision was compacted and silently skips the events
+    /// from there to the oldest revision the round serves.
+    CompactedWatcherSkipsAhead,
 }
 
 /// Every defect with its flag name.
-pub const DEFECTS: [(&str, Defect); 10] = [
+pub const DEFECTS: [(&str, Defect); 11] = [
     ("skip-read-index", Defect::SkipReadIndex),
     (
         "revoke-without-leadership-check",
@@ -95,6 +101,10 @@ pub const DEFECTS: [(&str, Defect); 10] = [
     (
         "restore-skips-tombstone-only-keys",
         Defect::RestoreSkipsTombstoneOnlyKeys,
+    ),
+    (
+        "compacted-watcher-skips-ahead",
+        Defect::CompactedWatcherSkipsAhead,
     ),
 ];
 

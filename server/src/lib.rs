@@ -12,6 +12,7 @@ pub mod backend;
 pub mod config;
 pub mod defects;
 pub mod etcdserver;
+pub mod failpoints;
 pub mod features;
 pub mod fileutil;
 pub mod lease;

@@ -6,7 +6,8 @@
 //! ([`crate::net`]: partitions, loss, pauses; turmoil link latency), processes
 //! (`crate::process`: crash, restart, restart as a release, pause, revive), disks
 //! ([`crate::disk`]: crash models, latency, injected faults, capacity) and clocks
-//! ([`crate::clock`]: drift and wall-clock steps). Each applied fault is recorded in the trace
+//! ([`crate::clock`]: drift and wall-clock steps), and the server's own test failpoints
+//! (`etcd_server::failpoints`, set on the running member). Each applied fault is recorded in the trace
 //! (`target: sim::fault`) and in `faults_applied`.
 //!
 //! Must never: model a fault itself (that belongs to its source's module), draw randomness
@@ -124,6 +125,15 @@ pub enum Fault {
     /// Restarts the member on its disk if its process has ended on its own (a fatal storage
     /// error, a refused start); a running member is left alone.
     Revive(String),
+    /// Holds up (`stalled`) or releases the member's watch streams' sending: the server's
+    /// `watch-send` failpoint (etcd's `beforeSendWatchResponse`). A member started meanwhile
+    /// starts with it released.
+    WatchSendStall {
+        /// The member.
+        node: String,
+        /// Held up, or released.
+        stalled: bool,
+    },
     /// Sets the member's disk capacity (`None`: unlimited).
     DiskCapacity {
         /// The member.
@@ -204,6 +214,11 @@ impl Simulation {
             Fault::RemoveDiskFault { node, rule } => self.disk(&node)?.remove_rule(&rule),
             Fault::ClearDiskFaults(node) => self.disk(&node)?.clear_faults(),
             Fault::Revive(node) => self.revive_process(&node)?,
+            Fault::WatchSendStall { node, stalled } => {
+                if let Some(server) = self.server(&node) {
+                    server.failpoints().stall_watch_sends(stalled);
+                }
+            }
             Fault::DiskCapacity { node, bytes } => self.disk(&node)?.set_capacity(bytes),
         }
         Ok(())

@@ -21,8 +21,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Batches queued per stream before its slowest watchers fall back to catch-up.
-const STREAM_QUEUE: usize = 1024;
+/// Batches the watch registry queues for a stream before its watchers fall back to catching up
+/// from the history (etcd's `chanBufLen`).
+const STREAM_QUEUE: usize = 128;
+/// Responses queued for the client before the stream stops taking batches: etcd sends events
+/// straight to the gRPC stream and queues only control responses (its `ctrlStreamBufLen`).
+const RESPONSE_QUEUE: usize = 16;
 /// etcd's watch filter types.
 const FILTER_NOPUT: i32 = 0;
 const FILTER_NODELETE: i32 = 1;
@@ -86,7 +90,7 @@ impl pb::watch_server::Watch for WatchApi {
         req: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let incoming = req.into_inner();
-        let (out, out_rx) = mpsc::channel(STREAM_QUEUE);
+        let (out, out_rx) = mpsc::channel(RESPONSE_QUEUE);
         let ctx = StreamCtx {
             server: self.server.clone(),
             hub: self.hub.clone(),
@@ -100,25 +104,39 @@ impl pb::watch_server::Watch for WatchApi {
                 .config()
                 .has_defect(crate::defects::Defect::ProgressBypassesWatchQueue),
         };
-        tokio::spawn(run_stream(ctx, incoming, self.progress_interval));
+        let stalled = self.server.failpoints().watch_sends();
+        tokio::spawn(run_stream(ctx, incoming, self.progress_interval, stalled));
         Ok(Response::new(ReceiverStream::new(out_rx)))
     }
 }
 
+/// One watch stream: its requests, and its batches and progress notifications turned into
+/// responses. While `stalled` (the `watch-send` failpoint) holds, it takes requests but sends no
+/// events or progress notifications, as etcd's sendLoop held up before a send.
 async fn run_stream(
     mut ctx: StreamCtx,
     mut incoming: Streaming<pb::WatchRequest>,
     progress_interval: Duration,
+    mut stalled: tokio::sync::watch::Receiver<bool>,
 ) {
     let (tx, mut batches) = mpsc::channel::<WatchBatch>(STREAM_QUEUE);
     let start = tokio::time::Instant::now() + progress_interval;
     let mut progress = tokio::time::interval_at(start, progress_interval);
+    // Go's ticker: ticks missed while the stream could not send are dropped, not sent in a burst.
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // A client's half-close (the end of its requests) leaves the stream open for events, as
     // etcd's recvLoop returns nil on io.EOF; only a receive error or a gone client ends it.
     let mut requests_open = true;
+    let mut sending = !*stalled.borrow_and_update();
+    let mut failpoint_open = true;
     loop {
         let ok = tokio::select! {
             biased;
+            changed = stalled.changed(), if failpoint_open => {
+                failpoint_open = changed.is_ok();
+                sending = !*stalled.borrow_and_update();
+                true
+            }
             req = incoming.next(), if requests_open => match req {
                 Some(Ok(r)) => ctx.handle(r, &tx).await,
                 Some(Err(_)) => false,
@@ -127,8 +145,8 @@ async fn run_stream(
                     true
                 }
             },
-            Some(b) = batches.recv() => ctx.deliver(b).await,
-            _ = progress.tick() => ctx.progress_notify().await,
+            Some(b) = batches.recv(), if sending => ctx.deliver(b).await,
+            _ = progress.tick(), if sending => ctx.progress_notify().await,
             // The client is gone (its response stream dropped): nothing more to deliver.
             _ = ctx.out.closed() => false,
         };

@@ -212,6 +212,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let hub = Arc::new(WatchHub::with_defects(crate::mvcc::watchable::HubDefects {
         synced_watcher_keeps_start_rev: cfg
             .has_defect(crate::defects::Defect::SyncedWatcherKeepsStartRev),
+        compacted_watcher_skips_ahead: cfg
+            .has_defect(crate::defects::Defect::CompactedWatcherSkipsAhead),
     }));
     let storage = NodeStorage {
         mem,
@@ -268,6 +270,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             transfers: transfer_tx,
             status: status.clone(),
             metrics: metrics.clone(),
+            failpoints: Default::default(),
             proposals: prop_tx,
             reads: read_tx,
             request_ids: Mutex::new(

@@ -117,6 +117,7 @@ struct Shared {
     transfers: mpsc::Sender<u64>,
     status: Arc<Mutex<RaftStatus>>,
     metrics: Arc<ServerMetrics>,
+    failpoints: crate::failpoints::Failpoints,
     proposals: mpsc::Sender<Proposal>,
     reads: mpsc::Sender<ReadWaiter>,
     request_ids: Mutex<ChaCha8Rng>,
@@ -200,6 +201,11 @@ impl EtcdServer {
     /// Metrics.
     pub fn metrics(&self) -> &ServerMetrics {
         &self.inner.metrics
+    }
+
+    /// The member's test failpoints (off unless a simulator sets them).
+    pub fn failpoints(&self) -> &crate::failpoints::Failpoints {
+        &self.inner.failpoints
     }
 
     /// The MVCC store (held briefly: the apply loop needs it too).

@@ -53,6 +53,60 @@ async fn a_compacted_watcher_does_not_make_others_skip_events() {
     assert_eq!(revs, (6..=11).collect::<Vec<i64>>());
 }
 
+/// etcd's TestWatchNoEventLossOnCompact (etcd 17529): on a stream whose queue holds one batch,
+/// two watchers start before the compaction and one after. The second compacted watcher's
+/// response finds the queue full: it must be told later, not brought to the round's revisions.
+/// Under the `compacted-watcher-skips-ahead` defect it is, and it gets events it should not.
+#[tokio::test]
+async fn a_compacted_watcher_finding_its_queue_full_is_told_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open_store(dir.path()).await;
+    for i in 0..10 {
+        put(&mut s, "foo", &format!("v{i}")); // revisions 2..=11
+    }
+    s.compact(&pb::CompactionRequest {
+        revision: 5,
+        physical: true,
+    })
+    .unwrap();
+    let serve = |hub: WatchHub| {
+        let stream = hub.new_stream();
+        let (tx, mut rx) = mpsc::channel(1);
+        for (id, start) in [(0, 1), (1, 1), (2, 6)] {
+            hub.add(&s, stream, id, everything(), start, tx.clone());
+        }
+        // Each round fills the one-batch queue; the client then takes that batch.
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            hub.sync(&s).unwrap();
+            while let Ok(b) = rx.try_recv() {
+                let first = b.events.first().and_then(|e| e.kv.as_ref());
+                got.push((
+                    b.watch_id,
+                    b.compact_revision,
+                    first.map(|kv| kv.mod_revision),
+                ));
+            }
+        }
+        got
+    };
+    let fixed = serve(WatchHub::default());
+    assert_eq!(
+        fixed,
+        vec![(0, 5, None), (1, 5, None), (2, 0, Some(6))],
+        "both compacted watchers are canceled, the third gets every event from 6"
+    );
+    let defect = super::watchable::HubDefects {
+        compacted_watcher_skips_ahead: true,
+        ..Default::default()
+    };
+    let skipped = serve(WatchHub::with_defects(defect));
+    assert!(
+        skipped.contains(&(1, 0, Some(6))),
+        "the defect serves the compacted watcher from revision 6 instead: {skipped:?}"
+    );
+}
+
 /// A progress notification is queued behind the events already on their way to the stream
 /// (etcd 15220: it was sent around them and overtook them), and carries the store's revision.
 #[tokio::test]

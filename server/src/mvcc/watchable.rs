@@ -88,6 +88,9 @@ pub struct WatchHub {
 pub struct HubDefects {
     /// etcd 15271: a watcher served while synced keeps the revision it started from.
     pub synced_watcher_keeps_start_rev: bool,
+    /// etcd 17529: a watcher whose "compacted" response finds its stream's queue full is
+    /// caught up with the others instead of being told later.
+    pub compacted_watcher_skips_ahead: bool,
 }
 
 #[derive(Debug, Default)]
@@ -288,6 +291,7 @@ impl WatchHub {
             None => (Vec::new(), current),
         };
         let mut gone = Vec::new();
+        let skips_ahead = self.defects.compacted_watcher_skips_ahead;
         for (id, w) in st.watchers.iter_mut().filter(|(_, w)| !w.synced) {
             if w.next_rev < compact {
                 let batch = WatchBatch {
@@ -299,9 +303,16 @@ impl WatchHub {
                 };
                 match w.tx.try_send(batch) {
                     Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
+                    // etcd 17529's defect: syncWatchers set every chosen watcher's minRev to
+                    // the round's, this one included, so the retry never came.
+                    Err(mpsc::error::TrySendError::Full(_)) if skips_ahead => {
+                        w.next_rev = min_rev.unwrap_or(current + 1);
+                    }
                     Err(mpsc::error::TrySendError::Full(_)) => {}
                 }
-                continue;
+                if w.next_rev < compact {
+                    continue;
+                }
             }
             if w.next_rev > covered {
                 w.synced = w.next_rev > current;
