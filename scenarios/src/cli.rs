@@ -475,17 +475,10 @@ fn print_signatures(done: &[Done]) {
 
 /// How often each fault kind was applied across the runs (the mix a sweep covered).
 fn print_fault_coverage(done: &[Done]) {
-    let mut kinds: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
-    for d in done {
-        let mut seen = std::collections::BTreeSet::new();
-        for f in &d.summary.faults {
-            let e = kinds.entry(f.kind.as_str()).or_default();
-            e.0 += 1;
-            if seen.insert(f.kind.as_str()) {
-                e.1 += 1;
-            }
-        }
-    }
+    let kinds = report::fault_coverage(
+        done.iter()
+            .map(|d| d.summary.faults.iter().map(|f| f.kind.as_str())),
+    );
     if kinds.is_empty() {
         return;
     }
@@ -493,7 +486,7 @@ fn print_fault_coverage(done: &[Done]) {
     println!("fault kinds applied (times, in how many runs):");
     let all: Vec<String> = kinds
         .iter()
-        .map(|(k, (n, runs))| format!("{k} {n} ({runs})"))
+        .map(|(k, c)| format!("{k} {} ({})", c.times, c.runs))
         .collect();
     println!("  {}", all.join(", "));
 }

@@ -507,17 +507,25 @@ pub fn write_dir(root: &Path, o: &Outcome) -> anyhow::Result<PathBuf> {
 
 /// Reads a `summary.json` (or the one in a report directory).
 pub fn read_summary(path: &Path) -> anyhow::Result<(Summary, PathBuf)> {
+    read_json_in(path, "summary.json")
+}
+
+/// Reads a JSON file given as itself or as the directory holding it under `name`; with that
+/// directory.
+pub fn read_json_in<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    name: &str,
+) -> anyhow::Result<(T, PathBuf)> {
     let file = if path.is_dir() {
-        path.join("summary.json")
+        path.join(name)
     } else {
         path.to_path_buf()
     };
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
-    let s: Summary =
-        serde_json::from_str(&text).with_context(|| format!("parse {}", file.display()))?;
+    let value = serde_json::from_str(&text).with_context(|| format!("parse {}", file.display()))?;
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    Ok((s, dir))
+    Ok((value, dir))
 }
 
 /// The header of the results table.
@@ -569,4 +577,33 @@ pub fn table_row(s: &Summary) -> String {
         s.wall_seconds,
         s.verdict.to_uppercase()
     )
+}
+
+/// How often a fault kind was applied over many runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Applications.
+    pub times: usize,
+    /// Runs with at least one.
+    pub runs: usize,
+}
+
+/// The fault kinds applied over many runs, given each run's applied kinds (the mix a sweep or
+/// a qualification covered).
+pub fn fault_coverage<'a, Run>(runs: impl IntoIterator<Item = Run>) -> BTreeMap<String, Coverage>
+where
+    Run: IntoIterator<Item = &'a str>,
+{
+    let mut out: BTreeMap<String, Coverage> = BTreeMap::new();
+    for run in runs {
+        let mut seen = std::collections::BTreeSet::new();
+        for kind in run {
+            let c = out.entry(kind.to_string()).or_default();
+            c.times += 1;
+            if seen.insert(kind) {
+                c.runs += 1;
+            }
+        }
+    }
+    out
 }

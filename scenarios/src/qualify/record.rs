@@ -142,14 +142,7 @@ pub struct SignatureGroup {
     pub report: Option<String>,
 }
 
-/// How often a fault kind was applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Coverage {
-    /// Applications.
-    pub times: usize,
-    /// Runs with at least one.
-    pub runs: usize,
-}
+pub use crate::report::Coverage;
 
 /// `qualification.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,7 +250,11 @@ pub fn conclude(
         seeds_per_minute: runs as f64 * 60.0 / wall.max(1e-9),
         seeds_per_hour_per_core: runs as f64 * 3600.0 / core_seconds.max(1e-9),
         signatures: signatures(&results),
-        fault_coverage: coverage(&results),
+        fault_coverage: crate::report::fault_coverage(
+            results
+                .iter()
+                .map(|r| r.fault_kinds.iter().map(String::as_str)),
+        ),
         results,
     }
 }
@@ -299,39 +296,10 @@ fn signatures(results: &[ItemResult]) -> Vec<SignatureGroup> {
     .collect()
 }
 
-/// Fault kinds applied over every run.
-fn coverage(results: &[ItemResult]) -> BTreeMap<String, Coverage> {
-    let mut out: BTreeMap<String, Coverage> = BTreeMap::new();
-    for r in results {
-        let mut seen = std::collections::BTreeSet::new();
-        for k in &r.fault_kinds {
-            let c = out.entry(k.clone()).or_default();
-            c.times += 1;
-            if seen.insert(k.as_str()) {
-                c.runs += 1;
-            }
-        }
-    }
-    out
-}
-
 impl Qualification {
     /// Reads `qualification.json` from a directory (or the file itself).
     pub fn load(path: &std::path::Path) -> anyhow::Result<(Qualification, std::path::PathBuf)> {
-        use anyhow::Context;
-        let file = if path.is_dir() {
-            path.join(FILE)
-        } else {
-            path.to_path_buf()
-        };
-        let text =
-            std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
-        let q = serde_json::from_str(&text).with_context(|| format!("parse {}", file.display()))?;
-        let dir = file
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
-        Ok((q, dir))
+        crate::report::read_json_in(path, FILE)
     }
 
     /// What a comparison of two qualifications over the same plan looks at: every item's

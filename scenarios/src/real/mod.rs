@@ -524,8 +524,8 @@ impl Cluster for RealCluster {
             Fault::Pause(node) => self.process_op(&node, ProcessOp::Stop)?,
             Fault::Resume(node) => self.process_op(&node, ProcessOp::Cont)?,
             other => bail!(
-                "real mode cannot apply `{other}`: it has no disk, clock, release or \
-                 capacity faults (run this scenario in the simulation)"
+                "real mode cannot apply `{other}`: it has no disk, clock, release, capacity \
+                 or server failpoint faults (run this scenario in the simulation)"
             ),
         }
         Ok(())
