@@ -154,6 +154,16 @@ pub const KNOWN_BUGS: &[KnownBug] = &[
         signatures: &["watch/reliable", "watch/resumable"],
     },
     KnownBug {
+        defect: "restore-ignores-scheduled-compaction",
+        etcd_issue: 17780,
+        affected: "3.4 before 3.4.32, 3.5 before 3.5.14",
+        wrong: "a member stopped mid-compaction whose newest revision was a delete the compaction removed restarts with a lower store revision and hands revisions out again",
+        scenario: catalogue::DEFECT_RESTORE_IGNORES_SCHEDULED_COMPACTION,
+        caught_by: "linearizability (a revision returned twice), members' HashKV at the end, watch prev_kv",
+        huntable: true,
+        signatures: &[HASHES_DIFFER, "linearizability", "watch/prev_kv"],
+    },
+    KnownBug {
         defect: "release 3.5.19",
         etcd_issue: 19557,
         affected: "3.5.1-3.5.19 upgraded to 3.6.0-rc.0..rc.2",

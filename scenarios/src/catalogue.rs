@@ -438,6 +438,27 @@ fn compact_then_kill(rng: &mut ChaCha8Rng) -> FaultSchedule {
     FaultSchedule { faults }
 }
 
+/// etcd's Issue17780 recipe: ten times, the only member is armed to stop in its next
+/// compaction, and a compaction at the newest revision follows 20-200 ms later; the window's
+/// end restarts it.
+fn crash_in_compaction(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let mut faults = Vec::new();
+    for (at_ms, duration_ms) in windows(rng, 10, 1_000, 14_500, (900, 1_100), 200) {
+        let node = "m0".to_string();
+        faults.push(entry(
+            at_ms,
+            duration_ms,
+            FaultKind::CrashInCompaction { node },
+        ));
+        faults.push(entry(
+            at_ms + rng.gen_range(20..200),
+            100,
+            FaultKind::Compact { behind: 0 },
+        ));
+    }
+    FaultSchedule { faults }
+}
+
 /// etcd's Issue17529 recipe: five watch-send stalls of 2.5-3 s, each on a member drawn from
 /// the stream, with a compaction close to the newest revision 70-90 % into it. Watchers that fell
 /// behind during the stall find their next revision compacted while their stream's queue is
@@ -743,6 +764,9 @@ const SWARM_INGREDIENTS: &[(&str, Ingredient)] = &[
         node: leader_or_follower(r, 0.5),
     }),
     ("watch-send-stall", |r| FaultKind::WatchSendStall {
+        node: leader_or_follower(r, 0.5),
+    }),
+    ("crash-in-compaction", |r| FaultKind::CrashInCompaction {
         node: leader_or_follower(r, 0.5),
     }),
     ("clock", |r| FaultKind::Clock {
@@ -1088,6 +1112,17 @@ fn lease_and_maintenance() -> Vec<Scenario> {
     s.expect.operator_ok = vec!["compact"];
     v.push(s);
     let mut s = base(
+        "crash-in-compaction",
+        "etcd's Issue17780 recipe: the only member stops inside each of ten compactions at the newest revision, under kubernetes traffic, and restarts: its revision never goes back",
+        crash_in_compaction,
+    );
+    s.members = 1;
+    s.workload.profile = Profile::Kubernetes;
+    s.workload.rate = 100;
+    s.workload.compaction_period_ms = None;
+    s.expect.trace_contains = vec!["member exited"];
+    v.push(s);
+    let mut s = base(
         "defrag-then-crash",
         "a member is killed 10-90 ms after it starts defragmenting, three times: it restarts with the others' revisions",
         defrag_then_kill,
@@ -1235,6 +1270,12 @@ pub const DEFECT_RESTORE_SKIPS_TOMBSTONES: &str = "defect-restore-skips-tombston
 /// queue full is caught up with the others, skipping events, under `watch-send-stall`.
 pub const DEFECT_COMPACTED_WATCHER_SKIPS_AHEAD: &str = "defect-compacted-watcher-skips-ahead";
 
+/// etcd 17780 as a server defect: the restored store revision ignores the scheduled
+/// compaction; a member stopped in a compaction of its newest revision, a delete, goes back,
+/// under `crash-in-compaction`.
+pub const DEFECT_RESTORE_IGNORES_SCHEDULED_COMPACTION: &str =
+    "defect-restore-ignores-scheduled-compaction";
+
 /// A must-FAIL control of the disk model: every member's fsync lies, then all lose power
 /// at once; acknowledged writes are lost and the checker must say so.
 pub const LYING_MAJORITY: &str = "negative-lying-majority";
@@ -1302,6 +1343,12 @@ pub fn must_fail() -> Vec<Scenario> {
             DEFECT_COMPACTED_WATCHER_SKIPS_AHEAD,
             "server defect (must FAIL): a watcher whose compacted response finds its stream's queue full is brought to the round's revisions, never told of the compaction (etcd 17529)",
             "compacted-watcher-skips-ahead",
+        ),
+        with_defect(
+            "crash-in-compaction",
+            DEFECT_RESTORE_IGNORES_SCHEDULED_COMPACTION,
+            "server defect (must FAIL): the store revision restored after a crash mid-compaction ignores the scheduled compaction, which removed the newest revision, a delete (etcd 17780)",
+            "restore-ignores-scheduled-compaction",
         ),
         with_defect(
             "defrag-then-crash",

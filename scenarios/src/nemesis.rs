@@ -153,6 +153,14 @@ pub enum FaultKind {
         /// Node selector.
         node: String,
     },
+    /// The node stops at its next compaction, after the compaction's deletions and before
+    /// its finished mark is committed (the server's `compact-before-set-finished` failpoint,
+    /// etcd's `compactBeforeSetFinishedCompact` panic). At the end the failpoint is disarmed
+    /// and a member it stopped is restarted.
+    CrashInCompaction {
+        /// Node selector.
+        node: String,
+    },
     /// The node's wall clock steps by `skew_ms` and its oscillator runs `drift_ppm` fast
     /// (negative: slow) for the window; both are undone at its end.
     Clock {
@@ -266,6 +274,12 @@ pub const FAULT_KINDS: &[(&str, &str, &str, &str)] = &[
         "watch-send-stall",
         "`node`",
         "the node's watch streams send nothing (a server failpoint, etcd's `beforeSendWatchResponse`): their queues fill and their watchers catch up from the history",
+        "no (a failpoint: real etcd needs a gofail build)",
+    ),
+    (
+        "crash-in-compaction",
+        "`node`",
+        "the node stops at its next compaction, before the compaction's finished mark is committed (a server failpoint, etcd's `compactBeforeSetFinishedCompact` panic); restart at the end",
         "no (a failpoint: real etcd needs a gofail build)",
     ),
     (
@@ -552,6 +566,7 @@ impl FaultSchedule {
                 | FaultKind::LyingFsync { node, .. }
                 | FaultKind::Pause { node }
                 | FaultKind::WatchSendStall { node }
+                | FaultKind::CrashInCompaction { node }
                 | FaultKind::Defrag { node }
                 | FaultKind::ReplaceMember { node } => check(node),
                 FaultKind::Clock {
@@ -1033,6 +1048,18 @@ pub fn apply(
                 format!("stall watch sends on {}", label(node, &n)),
                 vec![stall(true)],
                 vec![stall(false)],
+            )
+        }
+        FaultKind::CrashInCompaction { node } => {
+            let n = resolve(s, node, rng, &[]);
+            let arm = |armed| Fault::CrashInCompaction {
+                node: n.clone(),
+                armed,
+            };
+            (
+                format!("stop {} in its next compaction", label(node, &n)),
+                vec![arm(true)],
+                vec![arm(false), Fault::Revive(n.clone())],
             )
         }
         FaultKind::Clock {

@@ -243,3 +243,12 @@ fn a_compacted_watcher_skipping_ahead_when_its_queue_is_full_is_caught_and_the_f
         "watch",
     );
 }
+
+#[test]
+fn a_restore_ignoring_the_scheduled_compaction_is_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(
+        catalogue::DEFECT_RESTORE_IGNORES_SCHEDULED_COMPACTION,
+        0..=3,
+        "revision went back",
+    );
+}

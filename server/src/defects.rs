@@ -64,10 +64,16 @@ pub enum Defect {
     /// watcher is never told its start revision was compacted and silently skips the events
     /// from there to the oldest revision the round serves.
     CompactedWatcherSkipsAhead,
+    /// etcd issue 17780 (3.4 before 3.4.32, 3.5 before 3.5.14): the store revision restored at
+    /// start-up ignores the scheduled compaction. Comes with the releases' 18089 drop and
+    /// batched compaction: a member that crashed in a compaction at its newest revision, a
+    /// delete whose tombstone the compaction removed, restarts with a revision below one it
+    /// already handed out, and gives it out again.
+    RestoreIgnoresScheduledCompaction,
 }
 
 /// Every defect with its flag name.
-pub const DEFECTS: [(&str, Defect); 11] = [
+pub const DEFECTS: [(&str, Defect); 12] = [
     ("skip-read-index", Defect::SkipReadIndex),
     (
         "revoke-without-leadership-check",
@@ -105,6 +111,10 @@ pub const DEFECTS: [(&str, Defect); 11] = [
     (
         "compacted-watcher-skips-ahead",
         Defect::CompactedWatcherSkipsAhead,
+    ),
+    (
+        "restore-ignores-scheduled-compaction",
+        Defect::RestoreIgnoresScheduledCompaction,
     ),
 ];
 

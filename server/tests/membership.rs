@@ -211,3 +211,54 @@ async fn a_removal_that_breaks_the_active_quorum_is_refused_as_etcd_refuses_it()
         assert!(allowed.contains("removed from cluster"), "{who}: {allowed}");
     }
 }
+
+/// A voter added to a one-member cluster makes a quorum of two that only the new member can
+/// complete: it must learn the member table without a quorum (etcd's peer `/members`
+/// handler answers from the local table), join, and the cluster serves writes again.
+/// Returns what a read through the new member shows.
+async fn grow_one_member_cluster(kind: Kind) -> String {
+    let mut c = Cluster::start(kind, 1, &[]);
+    c.wait_ready(Duration::from_secs(20)).await;
+    let first = c.endpoint(0);
+    etcdctl_ok(&first, &["put", "before", "1"], None);
+    let new = c.add_member();
+    let peer = c.peer_url(new);
+    let out = etcdctl_ok(
+        &first,
+        &["member", "add", "m1", &format!("--peer-urls={peer}")],
+        None,
+    );
+    assert!(out.contains("added to cluster"), "{out}");
+    c.start_joining(new);
+    let mut wrote = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while wrote.is_none() && tokio::time::Instant::now() < deadline {
+        let put = etcdctl(&first, &["put", "after", "2", "--command-timeout=2s"], None);
+        if put.status.success() {
+            wrote = Some(());
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(
+        wrote.is_some(),
+        "{kind:?}: no write after m1 joined:\n--- m0:\n{}\n--- m1:\n{}",
+        c.log(0),
+        c.log(new)
+    );
+    etcdctl_ok(
+        &c.endpoint(new),
+        &["get", "", "--prefix", "--print-value-only"],
+        None,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_added_to_a_one_member_cluster_joins_as_in_etcd() {
+    let (ours, etcd) = tokio::join!(
+        grow_one_member_cluster(Kind::Ours),
+        grow_one_member_cluster(Kind::RealEtcd)
+    );
+    assert_eq!(ours, "2\n1\n", "ours");
+    assert_eq!(etcd, ours, "etcd 3.5.1 and ours");
+}

@@ -134,6 +134,16 @@ pub enum Fault {
         /// Held up, or released.
         stalled: bool,
     },
+    /// Arms (`armed`) or disarms the member's `compact-before-set-finished` failpoint: armed,
+    /// its next compaction stops it before the compaction's finished mark is committed
+    /// (etcd's `compactBeforeSetFinishedCompact` with `panic`). A member started meanwhile
+    /// starts with it disarmed; [`Fault::Revive`] restarts a member it stopped.
+    CrashInCompaction {
+        /// The member.
+        node: String,
+        /// Armed, or disarmed.
+        armed: bool,
+    },
     /// Sets the member's disk capacity (`None`: unlimited).
     DiskCapacity {
         /// The member.
@@ -217,6 +227,11 @@ impl Simulation {
             Fault::WatchSendStall { node, stalled } => {
                 if let Some(server) = self.server(&node) {
                     server.failpoints().stall_watch_sends(stalled);
+                }
+            }
+            Fault::CrashInCompaction { node, armed } => {
+                if let Some(server) = self.server(&node) {
+                    server.failpoints().crash_in_compaction(armed);
                 }
             }
             Fault::DiskCapacity { node, bytes } => self.disk(&node)?.set_capacity(bytes),

@@ -353,6 +353,32 @@ fn prev_kv_may_be_missing_where_the_history_was_compacted() {
     assert_eq!(report.violations[0].guarantee, Guarantee::PrevKv);
 }
 
+/// A compaction whose answer was lost may have happened (its member applied it and died):
+/// the linearization may leave it out, but a watch may still miss the previous key-values
+/// it compacted away.
+#[test]
+fn an_unanswered_compaction_bounds_missing_prev_kvs_too() {
+    let mut h = history();
+    let end = h.last().map_or(0, |op| op.ret);
+    h.push(Operation {
+        client: 7,
+        call: end + 10,
+        ret: end + 20,
+        input: EtcdRequest::Compact { revision: 4 },
+        output: None,
+    });
+    let model = Etcd::for_history(&h);
+    let lin = check(&model, &h);
+    assert_eq!(lin.result.verdict(), Verdict::Linearizable);
+    let p = &lin.partitions[0];
+    let t = Timeline::from_linearization(&h, &p.init, &p.linearization);
+    assert_eq!(t.compacted_to, 4);
+    let mut ws = watchers();
+    ws[0].responses[3].events[0].prev_kv = None; // the event at revision 4
+    let report = check_watches(&ws, &t);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
+
 #[test]
 fn detects_wrong_is_create() {
     // An update presented as a create (and so not the committed event either).

@@ -208,7 +208,18 @@ impl Timeline {
             before = after;
         }
         let mut t = Self::build(events, before.revision);
-        t.compacted_to = before.compact_revision.max(0);
+        // A compaction whose answer was lost may have happened even where the linearization
+        // leaves it out (the member applied it and died before answering): its revision
+        // bounds what a watch may receive without a previous key-value too.
+        let unanswered_compaction = history
+            .iter()
+            .filter_map(|op| match (&op.input, &op.output) {
+                (EtcdRequest::Compact { revision }, None) => Some(*revision),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        t.compacted_to = before.compact_revision.max(unanswered_compaction).max(0);
         t
     }
 

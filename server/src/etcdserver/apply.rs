@@ -59,6 +59,8 @@ pub struct Applier {
     pub index_before_apply: bool,
     /// Test defect `strip-txn-ranges-without-waiter` (etcd 18667): see [`Applier::apply_entry`].
     pub strip_ranges_without_waiter: bool,
+    /// The member's test failpoints (`compact-before-set-finished` stops it in a compaction).
+    pub failpoints: Arc<crate::failpoints::Failpoints>,
 }
 
 impl Applier {
@@ -100,6 +102,13 @@ impl Applier {
             None => Err(tonic::Status::invalid_argument("etcdserver: empty request")),
             Some(op) => self.apply_op(&mut store, op),
         };
+        if matches!(result, Ok(OpResponse::Compaction(_)))
+            && self.failpoints.fire_compact_before_set_finished()
+        {
+            // The batch holding the finished mark (and, in a fixed member, the whole
+            // compaction) is never committed: the next start finds what a kill here leaves.
+            return Err(ServerError::Failpoint("compactBeforeSetFinishedCompact"));
+        }
         let events = store.take_events();
         if !events.is_empty() {
             lock(&self.lessor).observe(&events);

@@ -113,13 +113,20 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
                 .has_defect(crate::defects::Defect::DefragCommitWithoutConsistentIndex),
             ..BackendOptions::default()
         },
-        crate::mvcc::StoreDefects {
-            drop_tombstone_at_compaction: cfg
-                .has_defect(crate::defects::Defect::CompactDropsTombstoneAtRevision),
-            restore_skips_tombstone_only_keys: cfg
-                .has_defect(crate::defects::Defect::RestoreSkipsTombstoneOnlyKeys),
-            compaction_commits_before_finish: cfg
-                .has_defect(crate::defects::Defect::RestoreSkipsTombstoneOnlyKeys),
+        {
+            use crate::defects::Defect;
+            // etcd 17780 lived in releases that also dropped the tombstone at the compaction
+            // revision (18089) and compacted in batches after the apply.
+            let ignores_scheduled = cfg.has_defect(Defect::RestoreIgnoresScheduledCompaction);
+            crate::mvcc::StoreDefects {
+                drop_tombstone_at_compaction: ignores_scheduled
+                    || cfg.has_defect(Defect::CompactDropsTombstoneAtRevision),
+                restore_skips_tombstone_only_keys: cfg
+                    .has_defect(Defect::RestoreSkipsTombstoneOnlyKeys),
+                compaction_commits_before_finish: ignores_scheduled
+                    || cfg.has_defect(Defect::RestoreSkipsTombstoneOnlyKeys),
+                restore_ignores_scheduled_compaction: ignores_scheduled,
+            }
         },
     )
     .await?;
@@ -253,6 +260,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
     let (stop_tx, stop_rx) = oneshot::channel();
 
     let cluster = Arc::new(Mutex::new(cluster));
+    let failpoints = Arc::new(crate::failpoints::Failpoints::default());
     let status = Arc::new(Mutex::new(RaftStatus::default()));
     let metrics = Arc::new(ServerMetrics::default());
     let mut seeds = ChaCha8Rng::seed_from_u64(world.seed ^ member_id);
@@ -270,7 +278,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             transfers: transfer_tx,
             status: status.clone(),
             metrics: metrics.clone(),
-            failpoints: Default::default(),
+            failpoints: failpoints.clone(),
             proposals: prop_tx,
             reads: read_tx,
             request_ids: Mutex::new(
@@ -355,6 +363,7 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             index_before_apply: cfg.has_defect(crate::defects::Defect::ConsistentIndexBeforeApply),
             strip_ranges_without_waiter: cfg
                 .has_defect(crate::defects::Defect::StripTxnRangesWithoutWaiter),
+            failpoints,
         },
         transport,
         rng: ChaCha8Rng::from_rng(&mut seeds)

@@ -3,7 +3,9 @@
 //!
 //! Owns: asking the other members named in `--initial-cluster` (on their peer URLs, which also
 //! serve the Cluster service) for their member list, and finding ourselves in it by our
-//! advertised peer URLs.
+//! advertised peer URLs. The list is the member's own table, as etcd's peer `/members`
+//! handler serves it, not a linearizable read (which would need the quorum this member
+//! completes).
 //!
 //! Must never: invent an id: a member that was not added with `member add` first is refused.
 
@@ -84,7 +86,12 @@ async fn ask(world: &World, peer_url: &str) -> Result<pb::MemberListResponse, St
     let mut grpc = tonic::client::Grpc::new(ch);
     grpc.ready().await.map_err(|e| e.to_string())?;
     let path = http::uri::PathAndQuery::from_static("/etcdserverpb.Cluster/MemberList");
-    let req = tonic::Request::new(pb::MemberListRequest { linearizable: true });
+    // etcd's peer `/members` handler answers from the member's own table, without a
+    // linearizable read: a member added to a one-member cluster makes a quorum of two that
+    // cannot read anything until this member has joined.
+    let req = tonic::Request::new(pb::MemberListRequest {
+        linearizable: false,
+    });
     grpc.unary(req, path, tonic_prost::ProstCodec::default())
         .await
         .map(|r| r.into_inner())

@@ -88,6 +88,9 @@ pub enum ServerError {
     /// (`<id> found data inconsistency with peers`).
     #[error("{0}")]
     DataInconsistency(String),
+    /// A test failpoint that stops the member fired (see [`crate::failpoints`]).
+    #[error("failpoint {0} fired: the member stops")]
+    Failpoint(&'static str),
 }
 
 /// Outcome of handing a proposal to the raft loop.
@@ -117,7 +120,7 @@ struct Shared {
     transfers: mpsc::Sender<u64>,
     status: Arc<Mutex<RaftStatus>>,
     metrics: Arc<ServerMetrics>,
-    failpoints: crate::failpoints::Failpoints,
+    failpoints: Arc<crate::failpoints::Failpoints>,
     proposals: mpsc::Sender<Proposal>,
     reads: mpsc::Sender<ReadWaiter>,
     request_ids: Mutex<ChaCha8Rng>,

@@ -17,7 +17,6 @@
 use crate::backend::{Backend, Bucket};
 use crate::mvcc::consts::event_type;
 use crate::mvcc::{MvccError, Store};
-use etcd_api::etcdserverpb as pb;
 use etcd_api::mvccpb;
 use prost::Message as _;
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,13 +147,8 @@ impl Lessor {
             checkpointing: Checkpointing::default(),
             schedule: BTreeSet::new(),
         };
-        let all = store.range(&pb::RangeRequest {
-            key: vec![0],
-            range_end: vec![0],
-            ..Default::default()
-        })?;
-        for kv in all.kvs.into_iter().filter(|kv| kv.lease != 0) {
-            lessor.attach(kv.key, kv.lease);
+        for (key, lease) in store.leased_keys()? {
+            lessor.attach(key, lease);
         }
         Ok(lessor)
     }

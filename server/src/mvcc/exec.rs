@@ -251,6 +251,13 @@ impl<'s> Exec<'s> {
         }
     }
 
+    /// Every live key's newest version, whatever the compaction (etcd's restore reads the key
+    /// bucket, not `rangeKeys`: a store revision below the compaction must not stop it).
+    pub(crate) fn newest_versions(&self) -> Result<Vec<mvccpb::KeyValue>, MvccError> {
+        let (revs, _) = self.revisions(&KeyRange::Range(vec![0], None), self.cur_rev(), -1);
+        revs.into_iter().map(|r| self.fetch(r)).collect()
+    }
+
     /// etcd's `rangeKeys`.
     pub(crate) fn range_keys(
         &self,

@@ -43,6 +43,11 @@ pub struct StoreDefects {
     /// compaction does after the apply (ours is otherwise one batch with its entry): a crash
     /// in between leaves a compaction for the next start to resume.
     pub compaction_commits_before_finish: bool,
+    /// `restore-ignores-scheduled-compaction` (etcd 17780): the rebuild takes the store
+    /// revision from the newest stored revision and the finished compaction only. A member
+    /// that crashed in a compaction at its newest revision, a delete whose tombstone the
+    /// compaction removed, comes back with a revision below one it already handed out.
+    pub restore_ignores_scheduled_compaction: bool,
 }
 
 /// A hash of the key space at a revision (etcd's `KeyValueHash`): `hash` covers the revisions up
@@ -166,7 +171,10 @@ impl Store {
         if let Some(s) = scheduled {
             if s > self.compact_main_rev {
                 self.compact_main_rev = s;
-                self.current_rev = self.current_rev.max(s);
+                if !self.defects.restore_ignores_scheduled_compaction {
+                    // etcd 17780's fix: the compaction may have removed the newest revision.
+                    self.current_rev = self.current_rev.max(s);
+                }
                 self.finish_compaction(s)?;
             }
         }
@@ -346,6 +354,17 @@ impl Store {
             }
         }
         self.current_rev = rev;
+    }
+
+    /// The live keys that carry a lease, with their lease (the lessor's attachments at start).
+    pub fn leased_keys(&self) -> Result<Vec<(Vec<u8>, i64)>, MvccError> {
+        Ok(self
+            .reader()?
+            .newest_versions()?
+            .into_iter()
+            .filter(|kv| kv.lease != 0)
+            .map(|kv| (kv.key, kv.lease))
+            .collect())
     }
 
     /// Range (also serves serializable reads: it only reads).

@@ -120,6 +120,31 @@ async fn crash_loses_only_the_uncommitted_batch() {
     assert_eq!(r.hash_kv(0).unwrap(), s.hash_kv(0).unwrap());
 }
 
+/// A store that ran `writes` (durably), compacted at the revision they return, and crashed
+/// right after the compaction (its batch not committed), reopened; with the revision.
+async fn crashed_in_compaction(
+    defects: StoreDefects,
+    writes: impl FnOnce(&mut Store) -> i64,
+) -> (Store, i64) {
+    let disk = Arc::new(CrashDisk::default());
+    let path = PathBuf::from("/data/member/snap/db");
+    let mut s = Store::open(disk.clone(), &path, BackendOptions::default(), defects)
+        .await
+        .unwrap();
+    let revision = writes(&mut s);
+    s.set_consistent_index(100, 1);
+    s.commit(true).unwrap();
+    s.compact(&pb::CompactionRequest {
+        revision,
+        physical: true,
+    })
+    .unwrap();
+    let r = Store::open(disk.crash(), &path, BackendOptions::default(), defects)
+        .await
+        .unwrap();
+    (r, revision)
+}
+
 /// etcd 19179's mechanism: killed between a compaction's deletions and its finished mark (the
 /// window of etcd's batched compaction), a member resumes the compaction at start-up. The
 /// fixed restore indexes the key whose only stored revision is its deletion at the compact
@@ -128,25 +153,12 @@ async fn crash_loses_only_the_uncommitted_batch() {
 #[tokio::test]
 async fn a_compaction_resumed_after_a_crash_keeps_the_tombstone_at_its_revision() {
     async fn resumed(defects: StoreDefects) -> (i64, usize) {
-        let disk = Arc::new(CrashDisk::default());
-        let path = PathBuf::from("/data/member/snap/db");
-        let opts = BackendOptions::default;
-        let mut s = Store::open(disk.clone(), &path, opts(), defects)
-            .await
-            .unwrap();
-        put(&mut s, "a", "1"); // rev 2
-        put(&mut s, "b", "1"); // rev 3
-        let (_, deleted_at) = del(&mut s, "a", ""); // rev 4: a's tombstone
-        s.set_consistent_index(5, 1);
-        s.commit(true).unwrap();
-        s.compact(&pb::CompactionRequest {
-            revision: deleted_at,
-            physical: true,
+        let (r, deleted_at) = crashed_in_compaction(defects, |s| {
+            put(s, "a", "1"); // rev 2
+            put(s, "b", "1"); // rev 3
+            del(s, "a", "").1 // rev 4: a's tombstone
         })
-        .unwrap();
-        let r = Store::open(disk.crash(), &path, opts(), defects)
-            .await
-            .unwrap();
+        .await;
         let (events, _) =
             crate::mvcc::history::events_between(r.backend(), deleted_at, deleted_at + 1, 10)
                 .unwrap();
@@ -174,6 +186,37 @@ async fn a_compaction_resumed_after_a_crash_keeps_the_tombstone_at_its_revision(
         resumed(StoreDefects::default()).await,
         (-1, 1),
         "one batch: the crash loses the whole compaction"
+    );
+}
+
+/// etcd 17780's mechanism: a compaction at the newest revision, a delete whose tombstone the
+/// 3.5.12 compaction removes, and a crash between its deletions and its finished mark. The
+/// fixed restore takes the store revision up to the scheduled compaction; the 3.5.13 restore
+/// comes back one revision short and would hand that revision out again.
+#[tokio::test]
+async fn a_crash_in_a_compaction_of_the_newest_delete_keeps_the_revision() {
+    async fn restored_revision(defects: StoreDefects) -> i64 {
+        let (r, _) = crashed_in_compaction(defects, |s| {
+            put(s, "a", "1"); // rev 2
+            del(s, "a", "").1 // rev 3, the newest
+        })
+        .await;
+        r.current_revision()
+    }
+    let etcd_3_5_13 = StoreDefects {
+        drop_tombstone_at_compaction: true,
+        compaction_commits_before_finish: true,
+        ..StoreDefects::default()
+    };
+    assert_eq!(restored_revision(etcd_3_5_13).await, 3, "fixed: still 3");
+    let etcd_3_5_12 = StoreDefects {
+        restore_ignores_scheduled_compaction: true,
+        ..etcd_3_5_13
+    };
+    assert_eq!(
+        restored_revision(etcd_3_5_12).await,
+        1,
+        "3.5.12: both of a's revisions are gone, and the store revision went back to 1"
     );
 }
 
