@@ -6,7 +6,8 @@
 //! watcher and the fault selectors draw from their own seeded stream, DESIGN.md §2), so each
 //! step changes only what it cuts. Moves, in passes until none helps or the budget runs out:
 //! delete faults (delta debugging: halves, quarters, ... single faults), stop the traffic
-//! earlier (at half time, then a quarter earlier), lower the rate (by half, then a quarter),
+//! earlier (at half time, then a quarter earlier), start it later (half-way, then a quarter
+//! of the way to its end; faults keep their times), lower the rate (by half, then a quarter),
 //! drop clients, watchers, lease clients and the compactor, halve fault windows or start them
 //! later, halve faults' intensities, drop kinds of request from the traffic's mix, fewer
 //! members (5 to 3, 3 to 1). A move that keeps every fault must not add operations.
@@ -345,26 +346,43 @@ fn fewer_members(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
     }
 }
 
+/// Stops the traffic at `num / den` of its length (not below 500 ms, nor before it starts).
+fn stop_sooner(c: &mut Candidate, num: u64, den: u64) -> bool {
+    let w = &mut c.workload;
+    let d = w.duration_ms * num / den;
+    let ok = d >= 500 && d > w.workload.start_after_ms && d < w.duration_ms;
+    if ok {
+        w.duration_ms = d;
+    }
+    ok
+}
+
+/// Starts the traffic `num / den` of the way from where it starts now to its end.
+fn start_later(c: &mut Candidate, num: u64, den: u64) -> bool {
+    let w = &mut c.workload;
+    let from = w.workload.start_after_ms;
+    let later = from + w.duration_ms.saturating_sub(from) * num / den;
+    let ok = later > from && later < w.duration_ms;
+    if ok {
+        w.workload.start_after_ms = later;
+    }
+    ok
+}
+
 /// Smaller workloads and fault windows, one knob at a time, each halved (or dropped) while the
 /// run still fails the same way.
 fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
     type Cut = (&'static str, fn(&mut Candidate) -> bool);
-    let cuts: [Cut; 12] = [
-        ("stop the traffic at half time", |c| {
-            let d = c.workload.duration_ms / 2;
-            let ok = d >= 500;
-            if ok {
-                c.workload.duration_ms = d;
-            }
-            ok
-        }),
+    let cuts: [Cut; 14] = [
+        ("stop the traffic at half time", |c| stop_sooner(c, 1, 2)),
         ("stop the traffic a quarter earlier", |c| {
-            let d = c.workload.duration_ms * 3 / 4;
-            let ok = d >= 500;
-            if ok {
-                c.workload.duration_ms = d;
-            }
-            ok
+            stop_sooner(c, 3, 4)
+        }),
+        ("start the traffic half-way to its end", |c| {
+            start_later(c, 1, 2)
+        }),
+        ("start the traffic a quarter of the way later", |c| {
+            start_later(c, 1, 4)
         }),
         ("halve the rate", |c| {
             let r = c.workload.workload.rate / 2;

@@ -180,3 +180,36 @@ fn known_bug_defects_shrink_and_keep_their_signature() {
         assert!(small.signatures.contains(&r.signature), "{name}: {small:?}");
     }
 }
+
+/// `start_after_ms` (a shrunk workload's late start): the traffic clients and the compactor
+/// send nothing before it, and the run still passes; the same run without it starts at once.
+#[test]
+fn a_late_start_keeps_the_traffic_quiet_until_then() {
+    let sc = scenario("baseline");
+    let first_traffic_call = |start_after_ms: u64| {
+        let mut workload = WorkloadFile {
+            duration_ms: 4_000,
+            workload: sc.workload.clone(),
+            members: None,
+        };
+        workload.workload.start_after_ms = start_after_ms;
+        let opts = RunOptions {
+            workload: Some((workload, "workload.json".into())),
+            skip_twin: true,
+            ..RunOptions::default()
+        };
+        let o = run(&sc, 1, &opts).expect("run");
+        assert_eq!(o.summary.verdict, "pass", "{:#?}", o.summary.failures);
+        let traffic: Vec<_> = o
+            .records
+            .iter()
+            .filter(|r| r.host.starts_with('c') || r.host == "k0")
+            .collect();
+        let first = traffic.iter().map(|r| r.call_us).min().expect("traffic");
+        (first, traffic.len())
+    };
+    let (at_once, all) = first_traffic_call(0);
+    let (late, fewer) = first_traffic_call(3_000);
+    assert!(late >= at_once + 2_900_000, "{at_once} µs, then {late} µs");
+    assert!(fewer * 2 < all, "{fewer} requests of {all}");
+}

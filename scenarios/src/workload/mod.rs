@@ -86,6 +86,15 @@ pub struct WorkloadConfig {
     /// newest seen, or just above it), so some txns hit a compacted or future revision.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub txn_reads_at_revision: bool,
+    /// The traffic clients and the compactor send nothing for this many ms after the traffic
+    /// starts (a shrunk workload's: what comes before the failure's window may not matter).
+    /// Faults keep their times.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_after_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn asks_progress_by_default() -> bool {
@@ -119,6 +128,14 @@ impl WorkloadFile {
                 path.display()
             );
         }
+        if w.workload.start_after_ms >= w.duration_ms {
+            anyhow::bail!(
+                "workload {}: start_after_ms ({}) must be below duration_ms ({})",
+                path.display(),
+                w.workload.start_after_ms,
+                w.duration_ms
+            );
+        }
         if w.members == Some(0) {
             anyhow::bail!("workload {}: members must be at least 1", path.display());
         }
@@ -141,6 +158,7 @@ impl Default for WorkloadConfig {
             watch_progress_requests: true,
             skip_ops: Vec::new(),
             txn_reads_at_revision: false,
+            start_after_ms: 0,
         }
     }
 }
@@ -285,6 +303,7 @@ pub fn start(
     }
     let n = plans.len().max(1) as u32;
     let period = Duration::from_secs(1) * n / cfg.rate.max(1);
+    let quiet = Duration::from_millis(cfg.start_after_ms);
     let mut hosts = Vec::new();
     for (i, (ms, kube)) in plans.into_iter().enumerate() {
         let host = format!("c{i}");
@@ -307,7 +326,10 @@ pub fn start(
         let (rec, stop) = (rec.clone(), stop.clone());
         s.spawn_host(
             &host,
-            host_fn(move |cx| drive(cx, i as u64, ms, period, rng, traffic, rec, stop)),
+            host_fn(move |cx| {
+                let pace = Pace { quiet, period };
+                drive(cx, i as u64, ms, pace, rng, traffic, rec, stop)
+            }),
         )
         .with_context(|| format!("start client {host}"))?;
         hosts.push(host);
@@ -316,12 +338,16 @@ pub fn start(
         let host = "k0".to_string();
         let rng = s.rng(&format!("workload/{host}"));
         let (rec, stop) = (rec.clone(), stop.clone());
-        let (all, period) = (members.clone(), Duration::from_millis(ms.max(1)));
+        let all = members.clone();
+        let pace = Pace {
+            quiet,
+            period: Duration::from_millis(ms.max(1)),
+        };
         s.spawn_host(
             &host,
             host_fn(move |cx| {
                 let traffic: Box<dyn Traffic> = Box::new(compact::Compactor::default());
-                drive(cx, COMPACTOR_CLIENT, all, period, rng, traffic, rec, stop)
+                drive(cx, COMPACTOR_CLIENT, all, pace, rng, traffic, rec, stop)
             }),
         )
         .with_context(|| format!("start compactor {host}"))?;
@@ -382,25 +408,33 @@ pub fn start(
     Ok(hosts)
 }
 
+/// When a client sends: nothing for `quiet`, then one request every `period`.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    quiet: Duration,
+    period: Duration,
+}
+
 /// One closed-loop traffic client.
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     cx: ClientCtx,
     index: u64,
     members: Vec<String>,
-    period: Duration,
+    pace: Pace,
     mut rng: ChaCha8Rng,
     mut traffic: Box<dyn Traffic>,
     rec: Recorder,
     stop: Stop,
 ) {
+    let period = pace.period;
     let mut clients = BTreeMap::new();
     let mut at = rng.gen_range(0..members.len());
     let mut client_id = index;
     let mut incarnation = 0u64;
     // Spread the clients' first requests over one period.
     let offset = period.mul_f64(rng.gen_range(0.0..1.0));
-    tokio::time::sleep(offset).await;
+    tokio::time::sleep(pace.quiet + offset).await;
     let mut next = tokio::time::Instant::now();
     while !stop.stopped() {
         let member = members[at % members.len()].clone();
