@@ -30,6 +30,7 @@ use crate::runner::{run, RunOptions};
 use crate::workload::WorkloadFile;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -482,16 +483,25 @@ fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::
     Ok(drop_op_kinds(search, best)? || progressed)
 }
 
-/// Drops the kinds of request the traffic clients send, one kind at a time (in the order of
-/// the run's counts by kind), while the run still fails the same way.
+/// The kinds of request the run's traffic clients sent, by name: what `skip_ops` can drop
+/// (the compactor's, the lease clients', the liveness probe's and the final reads are not
+/// theirs).
+fn traffic_kinds(o: &Outcome) -> BTreeSet<String> {
+    o.records
+        .iter()
+        .filter(|r| crate::workload::is_traffic_host(&r.host))
+        .map(|r| r.kind.clone())
+        .collect()
+}
+
+/// Drops the kinds of request the traffic clients send, one kind at a time (by name), while
+/// the run still fails the same way.
 fn drop_op_kinds(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
-    let mut kinds: Vec<String> = best.1.summary.ops.by_kind.keys().cloned().collect();
+    let mut kinds: Vec<String> = traffic_kinds(&best.1).into_iter().collect();
     let mut progressed = false;
     loop {
-        kinds.retain(|k| {
-            !best.0.workload.workload.skip_ops.contains(k)
-                && best.1.summary.ops.by_kind.contains_key(k)
-        });
+        let sent = traffic_kinds(&best.1);
+        kinds.retain(|k| !best.0.workload.workload.skip_ops.contains(k) && sent.contains(k));
         let candidates = kinds
             .iter()
             .map(|kind| {

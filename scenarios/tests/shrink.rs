@@ -203,7 +203,7 @@ fn a_late_start_keeps_the_traffic_quiet_until_then() {
         let traffic: Vec<_> = o
             .records
             .iter()
-            .filter(|r| r.host.starts_with('c') || r.host == "k0")
+            .filter(|r| scenarios::workload::is_traffic_host(&r.host) || r.host == "k0")
             .collect();
         let first = traffic.iter().map(|r| r.call_us).min().expect("traffic");
         (first, traffic.len())

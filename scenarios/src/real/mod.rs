@@ -161,7 +161,8 @@ impl RealCluster {
         let mut client_addrs = BTreeMap::new();
         for name in &names {
             let (client_port, peer_port) = (free_port()?, free_port()?);
-            let proxy_for = |port: u16| -> anyhow::Result<Proxy> {
+            // Each proxy draws its losses from its own stream (DESIGN.md §2).
+            let proxy_for = |port: u16, role: &str| -> anyhow::Result<Proxy> {
                 let _in_rt = proxy_rt.enter();
                 let listen = proxy_rt
                     .block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
@@ -173,11 +174,11 @@ impl RealCluster {
                     target,
                     links.clone(),
                     owners.clone(),
-                    seeds_for_proxy(seed, proxies.len()),
+                    Seeds::new(seed).derive(&format!("proxy/{name}/{role}")),
                 )?)
             };
-            let client_proxy = proxy_for(client_port)?;
-            let peer_proxy = proxy_for(peer_port)?;
+            let client_proxy = proxy_for(client_port, "client")?;
+            let peer_proxy = proxy_for(peer_port, "peer")?;
             client_addrs.insert(name.clone(), client_proxy.addr().to_string());
             specs.push(MemberSpec {
                 name: name.clone(),
@@ -343,12 +344,6 @@ enum ProcessOp {
     Stop,
     /// SIGCONT.
     Cont,
-}
-
-/// The seed of proxy `index`'s loss draws.
-fn seeds_for_proxy(seed: u64, index: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(index as u64)
 }
 
 /// A fresh directory for one run's data dirs and logs.

@@ -275,6 +275,16 @@ impl Stop {
     }
 }
 
+/// Traffic client hosts are named `c0`, `c1`, ...
+const TRAFFIC_HOST_PREFIX: &str = "c";
+
+/// Whether `host` is one of the traffic clients (not a watcher, lease client, the compactor
+/// or an operator).
+pub fn is_traffic_host(host: &str) -> bool {
+    host.strip_prefix(TRAFFIC_HOST_PREFIX)
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Starts every client host of `cfg`: traffic clients `c0..`, watchers `w0..`, lease
 /// clients `l0..`.
 pub fn start(
@@ -306,7 +316,7 @@ pub fn start(
     let quiet = Duration::from_millis(cfg.start_after_ms);
     let mut hosts = Vec::new();
     for (i, (ms, kube)) in plans.into_iter().enumerate() {
-        let host = format!("c{i}");
+        let host = format!("{TRAFFIC_HOST_PREFIX}{i}");
         let rng = s.rng(&format!("workload/{host}"));
         let mut traffic: Box<dyn Traffic> = if kube {
             Box::new(kube::KubeTraffic::new(i as u64))
@@ -487,6 +497,16 @@ async fn drive(
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn traffic_hosts_are_the_numbered_clients_only() {
+        for host in ["c0", "c7", "c12"] {
+            assert!(is_traffic_host(host), "{host}");
+        }
+        for host in ["c", "cx", "c1x", "k0", "w0", "l3", "operator", "m0"] {
+            assert!(!is_traffic_host(host), "{host}");
+        }
+    }
 
     #[test]
     fn skipped_kinds_are_never_sent_and_the_rest_still_are() {
