@@ -1,7 +1,7 @@
 //! The known-bug catalogue: etcd's historical bug classes that the server reproduces as test
 //! defects (`--unsafe-test-defects`, with `--unsafe-test-opt-in`) or as an emulated release,
 //! the scenario that exposes each, and the general check that catches it; and `etcd-sim hunt`,
-//! which runs seeds of a bug's scenario until the first failure.
+//! which runs seeds of a bug's scenario until one fails with one of the bug's signatures.
 //!
 //! Owns: the table and the hunt loop. Must never: add a check of its own. A bug is caught by
 //! the harness's general checks (linearizability, watch guarantees, lease timing, the members'
@@ -300,7 +300,7 @@ pub fn parse_budget(s: &str) -> Result<Duration, Usage> {
 }
 
 /// `etcd-sim hunt`: runs the bug's scenario seed by seed (a batch per worker at a time) until
-/// one fails; prints seeds to detection, wall time, the failing check and the replay command.
+/// one fails with one of the bug's signatures (other failures are printed and skipped); prints seeds to detection, wall time, the failing check and the replay command.
 /// `Ok(true)` when caught, `Ok(false)` when the seeds or the budget ran out.
 #[allow(clippy::disallowed_methods)] // Wall-clock budget of the hunt itself; never simulated.
 pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {

@@ -156,7 +156,7 @@ pub enum FaultKind {
     /// The node stops at its next compaction, after the compaction's deletions and before
     /// its finished mark is committed (the server's `compact-before-set-finished` failpoint,
     /// etcd's `compactBeforeSetFinishedCompact` panic). At the end the failpoint is disarmed
-    /// and a member it stopped is restarted.
+    /// and a member that has stopped (for this or any other reason) is restarted.
     CrashInCompaction {
         /// Node selector.
         node: String,

@@ -137,7 +137,7 @@ pub enum Fault {
     /// Arms (`armed`) or disarms the member's `compact-before-set-finished` failpoint: armed,
     /// its next compaction stops it before the compaction's finished mark is committed
     /// (etcd's `compactBeforeSetFinishedCompact` with `panic`). A member started meanwhile
-    /// starts with it disarmed; [`Fault::Revive`] restarts a member it stopped.
+    /// starts with it disarmed; [`Fault::Revive`] restarts a member that has stopped.
     CrashInCompaction {
         /// The member.
         node: String,

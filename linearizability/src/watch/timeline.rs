@@ -58,9 +58,10 @@ pub struct Timeline {
     index: HashMap<(i64, String), usize>,
     /// Every committed event up to this revision is known.
     pub last_revision: i64,
-    /// The highest compaction in the committed history (0: none known). etcd reads a watch
-    /// event's previous key-value at the revision before it, so an event at or below this
-    /// revision may come without one (etcd omits it when that read is compacted).
+    /// The highest compaction in the committed history, or requested without an answer (it
+    /// may have happened; 0: none known). etcd reads a watch event's previous key-value at the
+    /// revision before it, so an event at or below this revision may come without one (etcd
+    /// omits it when that read is compacted).
     pub compacted_to: i64,
 }
 

@@ -142,6 +142,7 @@ impl RealCluster {
             .block_on(Binary::detect(&opts.bin))
             .with_context(|| format!("real mode needs a member binary ({})", opts.bin.display()))?;
         let work = work_dir(sc.name, seed)?;
+        let seeds = Seeds::new(seed);
         let names: Vec<String> = (0..sc.members).map(|i| format!("m{i}")).collect();
         let links = Links::default();
         let pids: Arc<Mutex<BTreeMap<u32, String>>> = Arc::default();
@@ -174,7 +175,7 @@ impl RealCluster {
                     target,
                     links.clone(),
                     owners.clone(),
-                    Seeds::new(seed).derive(&format!("proxy/{name}/{role}")),
+                    seeds.derive(&format!("proxy/{name}/{role}")),
                 )?)
             };
             let client_proxy = proxy_for(client_port, "client")?;
@@ -209,7 +210,7 @@ impl RealCluster {
             Ok::<_, process::ProcessError>(members)
         })?;
         let mut cluster = RealCluster {
-            seeds: Seeds::new(seed),
+            seeds,
             bin,
             rt,
             local: tokio::task::LocalSet::new(),

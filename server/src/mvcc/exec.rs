@@ -251,8 +251,8 @@ impl<'s> Exec<'s> {
         }
     }
 
-    /// Every live key's newest version, whatever the compaction (etcd's restore reads the key
-    /// bucket, not `rangeKeys`: a store revision below the compaction must not stop it).
+    /// Every live key's newest version, read from the index as etcd's restore reads the key
+    /// bucket (`keyToLease`), without `rangeKeys`' revision checks.
     pub(crate) fn newest_versions(&self) -> Result<Vec<mvccpb::KeyValue>, MvccError> {
         let (revs, _) = self.revisions(&KeyRange::Range(vec![0], None), self.cur_rev(), -1);
         revs.into_iter().map(|r| self.fetch(r)).collect()

@@ -46,7 +46,9 @@ pub struct StoreDefects {
     /// `restore-ignores-scheduled-compaction` (etcd 17780): the rebuild takes the store
     /// revision from the newest stored revision and the finished compaction only. A member
     /// that crashed in a compaction at its newest revision, a delete whose tombstone the
-    /// compaction removed, comes back with a revision below one it already handed out.
+    /// compaction removed, comes back with a revision below one it already handed out; the
+    /// scheduled compaction, now above it, is refused as a future revision, as etcd 3.5.13's
+    /// restore refuses it.
     pub restore_ignores_scheduled_compaction: bool,
 }
 
@@ -170,12 +172,16 @@ impl Store {
         self.current_rev = current_rev.max(self.compact_main_rev);
         if let Some(s) = scheduled {
             if s > self.compact_main_rev {
-                self.compact_main_rev = s;
-                if !self.defects.restore_ignores_scheduled_compaction {
+                if self.defects.restore_ignores_scheduled_compaction && s > self.current_rev {
+                    // etcd 3.5.13: resuming the compaction is refused as a future revision;
+                    // the store goes on from the lowered revision.
+                    tracing::warn!(error = %MvccError::FutureRev, "compaction encountered error");
+                } else {
                     // etcd 17780's fix: the compaction may have removed the newest revision.
+                    self.compact_main_rev = s;
                     self.current_rev = self.current_rev.max(s);
+                    self.finish_compaction(s)?;
                 }
-                self.finish_compaction(s)?;
             }
         }
         Ok(())

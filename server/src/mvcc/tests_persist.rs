@@ -190,33 +190,45 @@ async fn a_compaction_resumed_after_a_crash_keeps_the_tombstone_at_its_revision(
 }
 
 /// etcd 17780's mechanism: a compaction at the newest revision, a delete whose tombstone the
-/// 3.5.12 compaction removes, and a crash between its deletions and its finished mark. The
-/// fixed restore takes the store revision up to the scheduled compaction; the 3.5.13 restore
-/// comes back one revision short and would hand that revision out again.
+/// 3.5.13 compaction removes, and a crash between its deletions and its finished mark. The
+/// fixed restore (3.5.14) takes the store revision up to the scheduled compaction; the 3.5.13
+/// restore comes back two revisions short, refuses to resume the compaction (a future
+/// revision) and would hand those revisions out again.
 #[tokio::test]
 async fn a_crash_in_a_compaction_of_the_newest_delete_keeps_the_revision() {
-    async fn restored_revision(defects: StoreDefects) -> i64 {
+    async fn restored(defects: StoreDefects) -> Store {
         let (r, _) = crashed_in_compaction(defects, |s| {
             put(s, "a", "1"); // rev 2
             del(s, "a", "").1 // rev 3, the newest
         })
         .await;
-        r.current_revision()
+        r
     }
-    let etcd_3_5_13 = StoreDefects {
+    let fixed = StoreDefects {
         drop_tombstone_at_compaction: true,
         compaction_commits_before_finish: true,
         ..StoreDefects::default()
     };
-    assert_eq!(restored_revision(etcd_3_5_13).await, 3, "fixed: still 3");
-    let etcd_3_5_12 = StoreDefects {
-        restore_ignores_scheduled_compaction: true,
-        ..etcd_3_5_13
-    };
+    let r = restored(fixed).await;
     assert_eq!(
-        restored_revision(etcd_3_5_12).await,
-        1,
-        "3.5.12: both of a's revisions are gone, and the store revision went back to 1"
+        (r.current_revision(), r.compact_revision()),
+        (3, 3),
+        "fixed: the revision and the resumed compaction"
+    );
+    let buggy = StoreDefects {
+        restore_ignores_scheduled_compaction: true,
+        ..fixed
+    };
+    let r = restored(buggy).await;
+    assert_eq!(
+        (r.current_revision(), r.compact_revision()),
+        (1, -1),
+        "3.5.13: both of a's revisions are gone, the store revision went back to 1 and the \
+         compaction at 3 was not resumed"
+    );
+    assert!(
+        get(&r, "a").is_none(),
+        "reads go on at the lowered revision"
     );
 }
 
