@@ -28,9 +28,11 @@ use serde::{Deserialize, Serialize};
 use crate::checker::{check_with, CheckOptions, CheckReport, CheckResult, Verdict};
 use crate::cli::verdict_line;
 use crate::history::Operation;
-use crate::models::etcd::{reduce, Etcd, EtcdRequest, EtcdResponse, EtcdState, WatchEvidence};
+use crate::models::etcd::{
+    reduce, Etcd, EtcdRequest, EtcdResponse, EtcdState, SeenChange, WatchEvidence,
+};
 use crate::watch::{
-    check_watches, EventType, Timeline, WatchReport, WatchViolation, WatcherHistory,
+    check_watches, EventType, Timeline, WatchEvent, WatchReport, WatchViolation, WatcherHistory,
 };
 
 /// Which committed history the watchers were checked against.
@@ -160,8 +162,9 @@ impl EtcdRunReport {
 }
 
 /// What the watchers saw, as evidence for the linearizability search: PUT events' key-values
-/// and every event's previous key-value, DELETE events, and, from watchers without filters,
-/// the keys of each revision's events (all of a revision's events come in one response).
+/// and every event's previous key-value, DELETE events, and, from every watcher, the keys of
+/// each revision's events of the kinds it asked for (all of a revision's events come in one
+/// response) and the revisions up to the newest it heard of at which it got none.
 fn watch_evidence(watches: &[WatcherHistory]) -> WatchEvidence {
     let events = || {
         watches
@@ -180,7 +183,13 @@ fn watch_evidence(watches: &[WatcherHistory]) -> WatchEvidence {
         .map(|e| (e.kv.key.clone(), e.kv.mod_revision))
         .collect();
     let mut changed_exactly = Vec::new();
-    for w in watches.iter().filter(|w| w.filters.is_empty()) {
+    for w in watches {
+        let seen = |keys| SeenChange {
+            range: w.range.clone(),
+            puts: w.wants(EventType::Put),
+            deletes: w.wants(EventType::Delete),
+            keys,
+        };
         for r in &w.responses {
             let mut by_revision: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
             for e in &r.events {
@@ -189,18 +198,44 @@ fn watch_evidence(watches: &[WatcherHistory]) -> WatchEvidence {
                     .or_default()
                     .insert(e.kv.key.clone());
             }
-            changed_exactly.extend(
-                by_revision
-                    .into_iter()
-                    .map(|(rev, keys)| (w.range.clone(), rev, keys)),
-            );
+            changed_exactly.extend(by_revision.into_iter().map(|(rev, keys)| (rev, seen(keys))));
         }
+        changed_exactly.extend(
+            unchanged_revisions(w)
+                .into_iter()
+                .map(|rev| (rev, seen(BTreeSet::new()))),
+        );
     }
     WatchEvidence {
         observed,
         deleted,
         changed_exactly,
     }
+}
+
+/// The revisions at which a watcher saw nothing of its range change (of the kinds it asked
+/// for): those
+/// from its start up to the newest it heard of (an event or a progress notification: every
+/// event up to it was sent) at which it got no event.
+fn unchanged_revisions(w: &WatcherHistory) -> Vec<i64> {
+    let Some(start) = w.effective_start() else {
+        return Vec::new();
+    };
+    let mut changed = BTreeSet::new();
+    let mut heard = None;
+    for r in w.responses.iter().filter(|r| !r.canceled) {
+        changed.extend(r.events.iter().map(WatchEvent::revision));
+        let newest = if r.is_progress() && r.events.is_empty() {
+            Some(r.revision)
+        } else {
+            r.events.iter().map(WatchEvent::revision).max()
+        };
+        heard = heard.max(newest);
+    }
+    let Some(heard) = heard else {
+        return Vec::new();
+    };
+    (start..=heard).filter(|r| !changed.contains(r)).collect()
 }
 
 /// Checks an etcd-model `history` and the `watches` recorded alongside it.

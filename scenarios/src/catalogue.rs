@@ -131,6 +131,15 @@ fn follower_cut_off(rng: &mut ChaCha8Rng) -> FaultSchedule {
     })
 }
 
+/// A follower is cut off twice, each for 4.5-5 s: at 400 requests/s, long enough that the
+/// leader's 512 raft messages in flight to it do not cover the gap and it catches up from a
+/// snapshot.
+fn follower_cut_off_twice(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    each(rng, 2, (4_500, 5_000), |_| FaultKind::PartitionMinority {
+        nodes: vec!["follower".into()],
+    })
+}
+
 /// Slow WAL syncs all along, and three power losses of the only member.
 fn sole_member_power_loss(rng: &mut ChaCha8Rng) -> FaultSchedule {
     let mut s = each(rng, 3, (500, 1_500), |_| FaultKind::Crash {
@@ -172,6 +181,24 @@ fn kill_under_load(rng: &mut ChaCha8Rng) -> FaultSchedule {
 
 fn crash_all(rng: &mut ChaCha8Rng) -> FaultSchedule {
     each(rng, 1, (1_000, 3_000), |_| FaultKind::CrashAll)
+}
+
+/// Every member's WAL syncs take 10-60 ms for the whole run, and the whole cluster loses
+/// power three times (unsynced writes lost), each time for 0.5-1.5 s: a committed entry must
+/// survive on a quorum's disks, so that whoever is elected after the outage has it (Jepsen's
+/// lazyfs runs that reported etcd 14143).
+fn power_loss_all(rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let mut s = each(rng, 5, (500, 1_000), |_| FaultKind::CrashAll);
+    for (i, m) in ["m1", "m2"].iter().enumerate() {
+        let slow_wal = FaultKind::SlowFsync {
+            node: m.to_string(),
+            p50_ms: 50,
+            p99_ms: 200,
+            path: "wal".into(),
+        };
+        s.faults.insert(i, entry(500, 14_000, slow_wal));
+    }
+    s
 }
 
 fn slow_fsync_leader(rng: &mut ChaCha8Rng) -> FaultSchedule {
@@ -499,6 +526,32 @@ fn minority_isolated(rng: &mut ChaCha8Rng) -> FaultSchedule {
     })
 }
 
+/// A follower cut off by `faults` catches up from a snapshot: etcd traffic at 400 req/s, so
+/// that the leader's raft messages held by the partition do not cover the gap; a snapshot
+/// every `snapshot_every` entries, as many kept for followers that lag (etcd robustness's
+/// snapshot settings); `watchers` watchers, enough that some are on the member cut off, and no
+/// compaction: they catch up from the history the snapshot brings, not from a compacted
+/// revision.
+fn snapshot_catchup(
+    name: &'static str,
+    about: &'static str,
+    faults: fn(&mut ChaCha8Rng) -> FaultSchedule,
+    snapshot_every: u64,
+    watchers: usize,
+) -> Scenario {
+    let mut s = base(name, about, faults);
+    s.flags = vec![
+        format!("--snapshot-count={snapshot_every}"),
+        format!("--experimental-snapshot-catchup-entries={snapshot_every}"),
+    ];
+    s.workload.profile = Profile::Etcd;
+    s.workload.rate = 400;
+    s.workload.watchers = watchers;
+    s.workload.compaction_period_ms = None;
+    s.expect.trace_contains = vec!["applying snapshot from leader"];
+    s
+}
+
 fn base(
     name: &'static str,
     about: &'static str,
@@ -543,25 +596,22 @@ pub fn catalogue() -> Vec<Scenario> {
         "a minority (leader or follower) is cut off from the majority",
         partition_minority,
     ));
-    let mut s = base(
+    v.push(snapshot_catchup(
         "snapshot-catchup",
         "a follower is cut off from the other members (its clients still reach it) until the leader's log has moved past it: it catches up from a snapshot, its watchers from the history",
         follower_cut_off,
+        100,
+        6,
+    ));
+    // etcd robustness's Issue20221 settings: a snapshot every 10 entries, 10 kept.
+    let mut s = snapshot_catchup(
+        "snapshot-catchup-watch-restarts",
+        "a follower is cut off twice until it catches up from a snapshot, while watchers restart every 1-2 s from up to 100 revisions before or after the newest (etcd 20221's recipe)",
+        follower_cut_off_twice,
+        10,
+        12,
     );
-    // etcd robustness's settings for its snapshot scenarios (etcd 15271): a snapshot every 100
-    // entries, 100 kept for followers that lag.
-    s.flags = vec![
-        "--snapshot-count=100".into(),
-        "--experimental-snapshot-catchup-entries=100".into(),
-    ];
-    // Enough writes that the leader's raft messages held by the partition do not cover the gap.
-    s.workload.profile = Profile::Etcd;
-    s.workload.rate = 400;
-    // Enough watchers that some are likely on the member cut off, and no compaction: they
-    // catch up from the history the snapshot brings, not from a compacted revision.
-    s.workload.watchers = 6;
-    s.workload.compaction_period_ms = None;
-    s.expect.trace_contains = vec!["applying snapshot from leader"];
+    s.workload.watch_rewind = true;
     v.push(s);
     let mut s = base(
         "single-member-power-loss",
@@ -597,6 +647,17 @@ pub fn catalogue() -> Vec<Scenario> {
         "the whole cluster loses power at once and restarts: no acknowledged write lost",
         crash_all,
     ));
+    let mut s = base(
+        "power-loss-all",
+        "every member's WAL syncs are slow (p99 60 ms) and the whole cluster loses power three times under high traffic: no acknowledged write lost",
+        power_loss_all,
+    );
+    s.workload.profile = Profile::Etcd;
+    s.workload.rate = 400;
+    // Enough writes in flight that some are acknowledged in the last sync's time before
+    // each power loss.
+    s.workload.clients_per_member = 3;
+    v.push(s);
     let mut s = base(
         "slow-fsync-leader",
         "the leader's disk syncs (WAL and backend) get a 2 s p99, beyond the election timeout: it loses leadership",
@@ -1276,6 +1337,14 @@ pub const DEFECT_COMPACTED_WATCHER_SKIPS_AHEAD: &str = "defect-compacted-watcher
 pub const DEFECT_RESTORE_IGNORES_SCHEDULED_COMPACTION: &str =
     "defect-restore-ignores-scheduled-compaction";
 
+/// etcd 20221 as a server defect: a snapshot from the leader lowers the start of watchers
+/// waiting for a future revision, under `snapshot-catchup-watch-restarts`.
+pub const DEFECT_RESTORE_LOWERS_FUTURE_WATCHERS: &str = "defect-restore-lowers-future-watchers";
+
+/// etcd 14143's class as a server defect: followers acknowledge entries before their WAL
+/// sync, under `power-loss-all`.
+pub const DEFECT_FOLLOWER_ACKS_BEFORE_WAL_SYNC: &str = "defect-follower-acks-before-wal-sync";
+
 /// A must-FAIL control of the disk model: every member's fsync lies, then all lose power
 /// at once; acknowledged writes are lost and the checker must say so.
 pub const LYING_MAJORITY: &str = "negative-lying-majority";
@@ -1349,6 +1418,18 @@ pub fn must_fail() -> Vec<Scenario> {
             DEFECT_RESTORE_IGNORES_SCHEDULED_COMPACTION,
             "server defect (must FAIL): the store revision restored after a crash mid-compaction ignores the scheduled compaction, which removed the newest revision, a delete (etcd 17780)",
             "restore-ignores-scheduled-compaction",
+        ),
+        with_defect(
+            "snapshot-catchup-watch-restarts",
+            DEFECT_RESTORE_LOWERS_FUTURE_WATCHERS,
+            "server defect (must FAIL): a snapshot from the leader brings watchers waiting for a future revision down to the store's; they get events before their start (etcd 20221)",
+            "restore-lowers-future-watchers",
+        ),
+        with_defect(
+            "power-loss-all",
+            DEFECT_FOLLOWER_ACKS_BEFORE_WAL_SYNC,
+            "server defect (must FAIL): followers acknowledge entries before their WAL sync; after a whole-cluster power loss a committed write is gone (etcd 14143's class)",
+            "follower-acks-before-wal-sync",
         ),
         with_defect(
             "defrag-then-crash",

@@ -350,6 +350,35 @@ fn watch_send_stall() {
 }
 
 #[test]
+fn snapshot_catchup_watch_restarts() {
+    let o = passes_and_replays("snapshot-catchup-watch-restarts");
+    let snapshots = o.summary.trace_matches.get("applying snapshot from leader");
+    assert!(
+        snapshots.is_some_and(|&n| n >= 1),
+        "{:?}",
+        o.summary.trace_matches
+    );
+    // Watchers restarted from revisions ahead of the newest, some on the member cut off.
+    assert!(o.summary.watch.events > 0, "{:?}", o.summary.watch);
+    assert_eq!(o.summary.watch.result, "ok", "{:?}", o.summary.watch);
+}
+
+#[test]
+fn power_loss_all() {
+    let o = passes_and_replays("power-loss-all");
+    let count = |kind: &str| o.summary.faults.iter().filter(|f| f.kind == kind).count();
+    assert_eq!(
+        (count("crash-all"), count("slow-fsync")),
+        (5, 2),
+        "{:?}",
+        o.summary.faults
+    );
+    // Writes were in flight at the power losses, and every acknowledged one survived.
+    assert!(o.summary.ops.unknown > 0, "{:?}", o.summary.ops);
+    assert_eq!(o.summary.checker.result, "linearizable");
+}
+
+#[test]
 fn compact_then_crash() {
     let o = passes_and_replays("compact-then-crash");
     let count = |kind: &str| o.summary.faults.iter().filter(|f| f.kind == kind).count();
@@ -407,11 +436,13 @@ fn the_catalogue_is_what_the_tests_cover() {
             "partition-one-way",
             "partition-minority",
             "snapshot-catchup",
+            "snapshot-catchup-watch-restarts",
             "single-member-power-loss",
             "flaky-links",
             "crash-restart",
             "kill-under-load",
             "crash-all",
+            "power-loss-all",
             "slow-fsync-leader",
             "disk-latency-sweep",
             "lease-clock-skew",
@@ -448,7 +479,7 @@ fn the_catalogue_is_what_the_tests_cover() {
 
 #[test]
 fn every_scenarios_traffic_compacts_as_etcds_robustness_traffic_does() {
-    // snapshot-catchup's watchers must catch up from the history a snapshot from the leader
+    // snapshot-catchup's watchers (and snapshot-catchup-watch-restarts') must catch up from the history a snapshot from the leader
     // brings (etcd 15271's setting); compaction would cancel them instead. compact-then-crash
     // compacts only by its faults, each followed by a kill: a compactor compacting past them
     // would erase what a resumed compaction got wrong before anyone looked. In
@@ -457,6 +488,7 @@ fn every_scenarios_traffic_compacts_as_etcds_robustness_traffic_does() {
     for sc in catalogue::catalogue().into_iter().filter(|s| {
         ![
             "snapshot-catchup",
+            "snapshot-catchup-watch-restarts",
             "compact-then-crash",
             "crash-in-compaction",
         ]

@@ -252,3 +252,21 @@ fn a_restore_ignoring_the_scheduled_compaction_is_caught_and_the_fix_passes() {
         "revision went back",
     );
 }
+
+#[test]
+fn a_restore_lowering_future_watchers_is_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(
+        catalogue::DEFECT_RESTORE_LOWERS_FUTURE_WATCHERS,
+        0..=4,
+        "only events at or after the start revision",
+    );
+}
+
+#[test]
+fn followers_acking_before_their_wal_sync_are_caught_and_the_fix_passes() {
+    defect_is_caught_and_the_fix_passes(
+        catalogue::DEFECT_FOLLOWER_ACKS_BEFORE_WAL_SYNC,
+        0..=5,
+        "not linearizable",
+    );
+}

@@ -70,10 +70,22 @@ pub enum Defect {
     /// delete whose tombstone the compaction removed, restarts with a revision below one it
     /// already handed out, and gives it out again.
     RestoreIgnoresScheduledCompaction,
+    /// etcd issue 20221 ("watch on future revision returns old events"; 3.4 before 3.4.38,
+    /// 3.5 before 3.5.22, 3.6 before 3.6.2): a snapshot from the leader moves every watcher,
+    /// one waiting for a future revision too, into the catch-up round, and the round sets
+    /// each watcher's next revision to the store's plus one: the future watcher gets the
+    /// events before the revision it asked to start from.
+    RestoreLowersFutureWatchers,
+    /// The class of etcd issue 14143 ("loss of committed write with loss of un-fsynced
+    /// data"): a follower acknowledges appended entries before its WAL fdatasync, as etcd
+    /// lets only the leader do (raft thesis 10.2.1). An entry can then commit with a single
+    /// durable copy, the leader's; if every member loses power, the followers that lost it
+    /// can elect one of themselves and overwrite it.
+    FollowerAcksBeforeWalSync,
 }
 
 /// Every defect with its flag name.
-pub const DEFECTS: [(&str, Defect); 12] = [
+pub const DEFECTS: [(&str, Defect); 14] = [
     ("skip-read-index", Defect::SkipReadIndex),
     (
         "revoke-without-leadership-check",
@@ -115,6 +127,14 @@ pub const DEFECTS: [(&str, Defect); 12] = [
     (
         "restore-ignores-scheduled-compaction",
         Defect::RestoreIgnoresScheduledCompaction,
+    ),
+    (
+        "restore-lowers-future-watchers",
+        Defect::RestoreLowersFutureWatchers,
+    ),
+    (
+        "follower-acks-before-wal-sync",
+        Defect::FollowerAcksBeforeWalSync,
     ),
 ];
 

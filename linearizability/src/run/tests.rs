@@ -361,3 +361,41 @@ fn a_revisions_watch_events_are_all_it_changed_in_the_watched_range() {
     assert!(run.ok(), "{}", run.explain(&h));
     assert_eq!(run.model.hints.changed_exactly[&4].len(), 1);
 }
+
+/// A watcher that keeps only DELETE events heard, by a progress notification at 4, that
+/// nothing in its range was deleted at 2..=4: an unknown delete of `a` did not create revision
+/// 3, an unknown put of `c` did (the simulator's power-loss-all scenario found the checker
+/// choosing the delete and then blaming the watcher for missing it).
+#[test]
+fn a_watchers_silence_up_to_its_progress_rules_out_unknown_writes_there() {
+    use crate::models::etcd::DeleteRangeRequest;
+    use crate::watch::WatchFilter;
+    let h = vec![
+        Operation::new(0, 0, 1, put("a", "1"), put_ok(2)),
+        Operation::unknown(2, 2, 30, put("c", "1")),
+        Operation::unknown(
+            1,
+            3,
+            30,
+            EtcdRequest::DeleteRange(DeleteRangeRequest {
+                range: KeyRange::key("a"),
+                prev_kv: false,
+            }),
+        ),
+        Operation::new(0, 10, 11, put("b", "1"), put_ok(4)),
+    ];
+    let deletes_only = WatcherHistory {
+        id: 9,
+        range: KeyRange::range("", "\0"),
+        start_revision: 2,
+        filters: vec![WatchFilter::NoPut],
+        prev_kv: false,
+        responses: vec![WatchResponse {
+            revision: 4,
+            progress_notify: true,
+            ..WatchResponse::default()
+        }],
+    };
+    let run = check_etcd_run(&h, &[deletes_only], &CheckOptions::default());
+    assert!(run.ok(), "{}", run.explain(&h));
+}

@@ -221,6 +221,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             .has_defect(crate::defects::Defect::SyncedWatcherKeepsStartRev),
         compacted_watcher_skips_ahead: cfg
             .has_defect(crate::defects::Defect::CompactedWatcherSkipsAhead),
+        restore_lowers_future_watchers: cfg
+            .has_defect(crate::defects::Defect::RestoreLowersFutureWatchers),
     }));
     let storage = NodeStorage {
         mem,
@@ -378,6 +380,8 @@ pub async fn start(cfg: Config, world: World) -> Result<ServerHandle, ServerErro
             batch_interval: Duration::from_millis(cfg.backend_batch_interval.max(1)),
             max_learners: cfg.max_learners as usize,
             apply_before_wal_sync: cfg.has_defect(crate::defects::Defect::ApplyBeforeWalSync),
+            follower_acks_before_wal_sync: cfg
+                .has_defect(crate::defects::Defect::FollowerAcksBeforeWalSync),
             // Drawn after the raft rng, whose stream it must not shift.
             read_ctx_base: super::raft_node::read_ctx_base(member_id, seeds.gen()),
         },

@@ -91,6 +91,8 @@ pub struct LoopSettings {
     pub max_learners: usize,
     /// The `apply-before-wal-sync` test defect (etcd 14370) is on.
     pub apply_before_wal_sync: bool,
+    /// The `follower-acks-before-wal-sync` test defect (etcd 14143's class) is on.
+    pub follower_acks_before_wal_sync: bool,
     /// The first ReadIndex context of this incarnation (see [`read_ctx_base`]).
     pub read_ctx_base: u64,
 }
@@ -357,6 +359,11 @@ impl RaftNode {
                 .cloned()
                 .collect();
             self.apply_each(unsynced, waiters)?;
+        }
+        if self.settings.follower_acks_before_wal_sync && self.raw.raft.state != StateRole::Leader {
+            // etcd 14143's class as a defect: a follower's acknowledgements (append and vote
+            // responses) go out before its entries are durable, as only the leader's may.
+            self.transport.send(rd.take_persisted_messages(), reports);
         }
         // Persist: HardState and entries to the WAL, fdatasync when raft requires it (the WAL
         // times each fdatasync, logs `slow fdatasync` and feeds the metrics observer).

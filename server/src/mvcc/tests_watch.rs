@@ -167,3 +167,46 @@ async fn no_progress_while_unsynced_or_before_a_future_start() {
         Some((true, 6))
     );
 }
+
+/// After a snapshot from the leader every watcher goes through a catch-up round; one waiting
+/// for a future revision keeps its start and gets only the events from there (etcd's
+/// `TestWatchRestore` "future revision" case). etcd 20221's defect, where the round sets every
+/// watcher to the store's revision, hands it the events before its start.
+#[tokio::test]
+async fn a_future_watcher_keeps_its_start_through_a_restore() {
+    let serve = |hub: WatchHub| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path()).await;
+        put(&mut s, "k", "v"); // revision 2
+        let stream = hub.new_stream();
+        let (tx, mut rx) = mpsc::channel(16);
+        hub.add(&s, stream, 1, everything(), 5, tx);
+        hub.unsync_all(); // what applying a snapshot from the leader does
+        hub.sync(&s).unwrap();
+        s.record_events(true);
+        let mut got = Vec::new();
+        for i in 3..=6 {
+            let rev = put(&mut s, &format!("k{i}"), "v");
+            hub.notify(rev, &s.take_events());
+            while let Ok(b) = rx.try_recv() {
+                got.extend(
+                    b.events
+                        .iter()
+                        .filter_map(|e| e.kv.as_ref())
+                        .map(|kv| kv.mod_revision),
+                );
+            }
+        }
+        got
+    };
+    assert_eq!(serve(WatchHub::default()).await, vec![5, 6]);
+    let defect = super::watchable::HubDefects {
+        restore_lowers_future_watchers: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        serve(WatchHub::with_defects(defect)).await,
+        vec![3, 4, 5, 6],
+        "the defect lowers the watcher to the store's revision"
+    );
+}

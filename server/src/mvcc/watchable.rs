@@ -91,6 +91,10 @@ pub struct HubDefects {
     /// etcd 17529: a watcher whose "compacted" response finds its stream's queue full is
     /// caught up with the others instead of being told later.
     pub compacted_watcher_skips_ahead: bool,
+    /// etcd 20221: a catch-up round brings every watcher it serves to the round's revision,
+    /// lowering the start of a watcher waiting for a future revision (only a snapshot from
+    /// the leader puts such a watcher in a round).
+    pub restore_lowers_future_watchers: bool,
 }
 
 #[derive(Debug, Default)]
@@ -292,6 +296,7 @@ impl WatchHub {
         };
         let mut gone = Vec::new();
         let skips_ahead = self.defects.compacted_watcher_skips_ahead;
+        let lowers_future = self.defects.restore_lowers_future_watchers;
         for (id, w) in st.watchers.iter_mut().filter(|(_, w)| !w.synced) {
             if w.next_rev < compact {
                 let batch = WatchBatch {
@@ -315,6 +320,12 @@ impl WatchHub {
                 }
             }
             if w.next_rev > covered {
+                if lowers_future && w.next_rev > current + 1 {
+                    // etcd 20221's defect: syncWatchers set `w.minRev = curRev + 1` for every
+                    // watcher of the round, one waiting for a future revision included; it then
+                    // gets the events between the store's revision and the one it asked for.
+                    w.next_rev = current + 1;
+                }
                 w.synced = w.next_rev > current;
                 continue;
             }

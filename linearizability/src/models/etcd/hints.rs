@@ -23,9 +23,11 @@
 //!
 //! - the same from key-values observed outside the history (watch PUT events and previous
 //!   key-values), if given;
-//! - exactly what changed at a revision in a watched range: a watcher without filters gets all
-//!   of a revision's events in its range in one response (the atomic guarantee), so whatever
-//!   created that revision changed no other key in the range;
+//! - exactly what changed at a revision in a watched range: a watcher gets all of a
+//!   revision's events in its range (of the kinds its filters keep) in one response (the
+//!   atomic guarantee), so whatever created that revision changed no other key in the range
+//!   that way; and a revision up to the newest it heard of (an event or a progress
+//!   notification) at which it got no event changed nothing in its range that way;
 //! - lease expiry pins: a key put with lease L (the last put before R) and deleted at revision
 //!   R (a watch DELETE event), when no request in the history could have deleted it — no
 //!   delete covering the key, no revoke of L — was deleted by L's expiry, which therefore
@@ -65,9 +67,9 @@ pub struct Hints {
     pub deleted_at: HashMap<i64, BTreeSet<String>>,
     /// Keys seen with this mod revision (so written by whatever created it).
     pub written_at: HashMap<i64, BTreeSet<String>>,
-    /// Per revision, (watched range, every key of it changed at that revision): what a
-    /// watcher without filters saw in one response.
-    pub changed_exactly: HashMap<i64, Vec<(KeyRange, BTreeSet<String>)>>,
+    /// Per revision, what watchers saw change in their ranges at that revision (see
+    /// [`SeenChange`]).
+    pub changed_exactly: HashMap<i64, Vec<SeenChange>>,
     /// Per key, sorted disjoint revision intervals in which no unknown-outcome write changed it
     /// (neither put nor deleted it: every source of an interval rules out both, see
     /// [`Hints::allows`]).
@@ -368,6 +370,31 @@ fn observed<'a>(result: &'a OpResult, header: i64, out: &mut Vec<(&'a KeyValue, 
     }
 }
 
+/// What one watcher saw change at one revision: every key of its range with an event of a
+/// kind it asked for (all of a revision's events come in one response, and a watcher gets
+/// every event from its start up to the newest revision it heard of). An empty set: nothing of
+/// those kinds changed in the range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenChange {
+    /// The watched range.
+    pub range: KeyRange,
+    /// Whether the watcher gets PUT events (no `noput` filter).
+    pub puts: bool,
+    /// Whether the watcher gets DELETE events (no `nodelete` filter).
+    pub deletes: bool,
+    /// The keys with such an event at the revision.
+    pub keys: BTreeSet<String>,
+}
+
+impl SeenChange {
+    /// Whether this watcher's view allows `key` to have been put (`put`) or deleted at the
+    /// revision.
+    fn allows(&self, key: &str, put: bool) -> bool {
+        let watched = if put { self.puts } else { self.deletes };
+        !watched || !self.range.contains(key) || self.keys.contains(key)
+    }
+}
+
 /// What watchers saw outside the history, as evidence about the writes in it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WatchEvidence {
@@ -376,9 +403,8 @@ pub struct WatchEvidence {
     pub observed: Vec<KeyValue>,
     /// Deletions as (key, revision) (watch DELETE events).
     pub deleted: Vec<(String, i64)>,
-    /// (watched range, revision, the keys of the range changed at that revision): one response
-    /// of a watcher without filters.
-    pub changed_exactly: Vec<(KeyRange, i64, BTreeSet<String>)>,
+    /// (revision, what a watcher saw change at it).
+    pub changed_exactly: Vec<(i64, SeenChange)>,
 }
 
 impl Hints {
@@ -394,10 +420,10 @@ impl Hints {
     ) -> Hints {
         let extra = watched.observed.as_slice();
         let mut hints = Hints::default();
-        for (range, rev, keys) in &watched.changed_exactly {
+        for (rev, seen) in &watched.changed_exactly {
             let at = hints.changed_exactly.entry(*rev).or_default();
-            if !at.iter().any(|(r, k)| r == range && k == keys) {
-                at.push((range.clone(), keys.clone()));
+            if !at.contains(seen) {
+                at.push(seen.clone());
             }
         }
         for (key, rev) in &watched.deleted {
@@ -812,13 +838,16 @@ impl Hints {
             }
         }
         let puts = request_puts(req);
-        if let Some(p) = puts
+        let pin = puts
             .iter()
-            .find_map(|(k, v)| self.pins.get(*k).and_then(|m| m.get(*v)).copied())
-        {
-            return p == rev;
-        }
-        if self.claimed.contains(&rev) || self.max_revision.is_some_and(|m| rev > m) {
+            .find_map(|(k, v)| self.pins.get(*k).and_then(|m| m.get(*v)).copied());
+        if let Some(p) = pin {
+            // The pin says where (its revision is claimed by it); the rest of the evidence
+            // about that revision must still hold.
+            if p != rev {
+                return false;
+            }
+        } else if self.claimed.contains(&rev) || self.max_revision.is_some_and(|m| rev > m) {
             return false;
         }
         let written_now = |k: &str| {
@@ -841,9 +870,12 @@ impl Hints {
             }
         }
         let unchanged_at_rev = |k: &str| in_intervals(self.no_unknown_puts.get(k), rev);
-        if puts
-            .iter()
-            .any(|(k, _)| written_now(k) && unchanged_at_rev(k))
+        // A pinned put was seen written there: a read that says otherwise is what is wrong,
+        // and must be where the search fails.
+        if pin.is_none()
+            && puts
+                .iter()
+                .any(|(k, _)| written_now(k) && unchanged_at_rev(k))
         {
             return false;
         }
@@ -869,14 +901,10 @@ impl Hints {
         let Some(seen) = self.changed_exactly.get(&rev) else {
             return true;
         };
-        let seen_changing = |k: &str| {
-            seen.iter()
-                .all(|(range, keys)| !range.contains(k) || keys.contains(k))
-        };
         puts.iter()
             .filter(|(k, _)| written_now(k))
-            .all(|(k, _)| seen_changing(k))
-            && deleted_now().all(|kv| seen_changing(&kv.key))
+            .all(|(k, _)| seen.iter().all(|s| s.allows(k, true)))
+            && deleted_now().all(|kv| seen.iter().all(|s| s.allows(&kv.key, false)))
     }
 }
 

@@ -15,7 +15,7 @@ mod state;
 mod types;
 
 pub use apply::compare_holds;
-pub use hints::{Hints, WatchEvidence};
+pub use hints::{Hints, SeenChange, WatchEvidence};
 pub use state::{EtcdState, Live, Version};
 pub use types::*;
 

@@ -499,3 +499,39 @@ fn describe_state_mentions_revision_and_keys() {
     let d = Etcd::default().describe_state(&s);
     assert!(d.contains("revision 2") && d.contains("\"a\"=\"1\""), "{d}");
 }
+
+/// An unknown put pinned at its revision (its value seen there) must still leave the version
+/// seen there: `a` seen (create 2, mod 4, version 3) takes two puts after the one at 2, so the
+/// pinned put of `y` cannot follow a revision 3 that did not put `a` (the pin alone let the
+/// checker place it there, and the watch checks then blamed the watcher's prev_kv).
+#[test]
+fn a_pinned_put_must_still_fit_the_version_seen() {
+    let known = |req, rev| Operation::new(0, 0, 1, req, ok(rev, OpResult::Put { prev_kv: None }));
+    let h = vec![
+        known(put("a", "1"), 2),
+        Operation::unknown(1, 2, 30, put("c", "1")),
+        Operation::unknown(2, 3, 30, put("a", "x")),
+        Operation::unknown(3, 4, 30, put("a", "y")),
+        known(put("b", "1"), 6),
+    ];
+    let evidence = WatchEvidence {
+        observed: vec![kv("a", "y", 2, 4, 3)],
+        ..WatchEvidence::default()
+    };
+    let m = Etcd::for_history_with(&h, &evidence);
+    assert_eq!(m.hints.pins["a"]["y"], 4);
+    let after = |s: &EtcdState, op: &Operation<EtcdRequest, EtcdResponse>| {
+        let mut next = Vec::new();
+        m.step(s, &op.input, op.output.as_ref(), &mut next);
+        next.into_iter().find(|n| n.revision == s.revision + 1)
+    };
+    let at2 = after(&m.init(), &h[0]).expect("put a=1 at 2");
+    let c_at3 = after(&at2, &h[1]).expect("put c at 3");
+    let x_at3 = after(&at2, &h[2]).expect("put a=x at 3");
+    assert!(
+        after(&c_at3, &h[3]).is_none(),
+        "a=y at 4 after c at 3 leaves a at version 2, not the 3 seen"
+    );
+    let y = after(&x_at3, &h[3]).expect("a=y at 4 after a=x at 3");
+    assert_eq!(y.get_at("a", 4).map(|kv| kv.version), Some(3));
+}
