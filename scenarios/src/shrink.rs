@@ -347,6 +347,70 @@ fn fewer_members(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
     }
 }
 
+/// How finely a scan divides what it cuts: candidates at 1/16, 2/16, ... of it.
+const SCAN_STEPS: u64 = 16;
+
+/// The faults' times and the traffic's length, start and rate, each cut as far as the run
+/// still fails alike: a scan offers the cuts from the deepest to the slightest (every fault at
+/// 1/16 of its time, then 2/16, ..., so that the traffic can stop sooner after them; stop at
+/// 1/16 of the length, then 2/16, ...; start 15/16 of the way to the end, then 14/16, ...;
+/// 1/16 of the rate, then 2/16, ...),
+/// `jobs` at a time, and takes the deepest that still fails alike; repeated from there until a
+/// scan finds none, or only the slightest. Fixed halvings stopped at the first half that no longer failed, far from
+/// where the failure lies.
+fn scan_cuts(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
+    type Scan = (&'static str, fn(&mut Candidate, u64) -> bool);
+    let scans: [Scan; 4] = [
+        ("move the faults earlier", |c, k| {
+            let mut changed = false;
+            for f in &mut c.schedule.faults {
+                let at = f.at_ms * k / SCAN_STEPS;
+                changed |= at != f.at_ms;
+                f.at_ms = at;
+            }
+            changed
+        }),
+        ("stop the traffic earlier", |c, k| {
+            stop_sooner(c, k, SCAN_STEPS)
+        }),
+        ("start the traffic later", |c, k| {
+            start_later(c, SCAN_STEPS - k, SCAN_STEPS)
+        }),
+        ("lower the rate", |c, k| {
+            let r = (c.workload.workload.rate as u64 * k / SCAN_STEPS) as u32;
+            let ok = r >= 1 && r < c.workload.workload.rate;
+            if ok {
+                c.workload.workload.rate = r;
+            }
+            ok
+        }),
+    ];
+    let mut progressed = false;
+    for (what, cut) in scans {
+        loop {
+            let candidates: Vec<(Candidate, String)> = (1..SCAN_STEPS)
+                .filter_map(|k| {
+                    let mut next = best.0.clone();
+                    cut(&mut next, k).then(|| (next, what.to_string()))
+                })
+                .collect();
+            let slightest = candidates.len().saturating_sub(1);
+            match search.first_smaller(best, candidates)? {
+                None => break,
+                Some(i) => {
+                    progressed = true;
+                    // Only the slightest cut still failed: the next scan would shave as
+                    // little again; leave the rest to the other moves.
+                    if i == slightest {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(progressed)
+}
+
 /// Stops the traffic at `num / den` of its length (not below 500 ms, nor before it starts).
 fn stop_sooner(c: &mut Candidate, num: u64, den: u64) -> bool {
     let w = &mut c.workload;
@@ -374,33 +438,7 @@ fn start_later(c: &mut Candidate, num: u64, den: u64) -> bool {
 /// run still fails the same way.
 fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
     type Cut = (&'static str, fn(&mut Candidate) -> bool);
-    let cuts: [Cut; 14] = [
-        ("stop the traffic at half time", |c| stop_sooner(c, 1, 2)),
-        ("stop the traffic a quarter earlier", |c| {
-            stop_sooner(c, 3, 4)
-        }),
-        ("start the traffic half-way to its end", |c| {
-            start_later(c, 1, 2)
-        }),
-        ("start the traffic a quarter of the way later", |c| {
-            start_later(c, 1, 4)
-        }),
-        ("halve the rate", |c| {
-            let r = c.workload.workload.rate / 2;
-            let ok = r >= 1;
-            if ok {
-                c.workload.workload.rate = r;
-            }
-            ok
-        }),
-        ("cut the rate by a quarter", |c| {
-            let r = c.workload.workload.rate * 3 / 4;
-            let ok = r >= 1;
-            if ok {
-                c.workload.workload.rate = r;
-            }
-            ok
-        }),
+    let cuts: [Cut; 8] = [
         ("one fewer client per member", |c| {
             let w = &mut c.workload.workload;
             let ok =
@@ -470,7 +508,7 @@ fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::
             changed
         }),
     ];
-    let mut progressed = false;
+    let mut progressed = scan_cuts(search, best)?;
     for (what, cut) in cuts {
         loop {
             let mut next = best.0.clone();

@@ -479,8 +479,9 @@ fn the_catalogue_is_what_the_tests_cover() {
 
 #[test]
 fn every_scenarios_traffic_compacts_as_etcds_robustness_traffic_does() {
-    // snapshot-catchup's watchers (and snapshot-catchup-watch-restarts') must catch up from the history a snapshot from the leader
-    // brings (etcd 15271's setting); compaction would cancel them instead. compact-then-crash
+    // The watchers of snapshot-catchup and snapshot-catchup-watch-restarts must catch up from
+    // the history a snapshot from the leader brings (etcd 15271's setting); compaction would
+    // cancel them instead. compact-then-crash
     // compacts only by its faults, each followed by a kill: a compactor compacting past them
     // would erase what a resumed compaction got wrong before anyone looked. In
     // crash-in-compaction, as in etcd's Issue17780 scenario, a compactor's compaction would

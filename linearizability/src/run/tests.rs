@@ -399,3 +399,42 @@ fn a_watchers_silence_up_to_its_progress_rules_out_unknown_writes_there() {
     let run = check_etcd_run(&h, &[deletes_only], &CheckOptions::default());
     assert!(run.ok(), "{}", run.explain(&h));
 }
+
+/// A watcher that heard of revision 3 without the event that created it (a server dropping
+/// events): its silence contradicts the read that saw that write, but the history itself is
+/// linearizable, so the check says so and the watch checks blame the watcher.
+#[test]
+fn a_watcher_missing_an_event_fails_the_watch_checks_not_linearizability() {
+    let h = vec![
+        Operation::new(0, 0, 1, put("a", "1"), put_ok(2)),
+        Operation::unknown(1, 2, 30, put("b", "1")),
+        Operation::new(
+            0,
+            10,
+            11,
+            get("b"),
+            ok(
+                3,
+                OpResult::Range(RangeResult {
+                    kvs: vec![kv("b", "1", 3, 3, 1)],
+                    count: 1,
+                    more: false,
+                }),
+            ),
+        ),
+    ];
+    let w = watching_everything(
+        4,
+        vec![
+            events_at(2, vec![WatchEvent::put(kv("a", "1", 2, 2, 1), None)]),
+            WatchResponse {
+                revision: 3,
+                progress_notify: true,
+                ..WatchResponse::default()
+            },
+        ],
+    );
+    let run = check_etcd_run(&h, &[w], &CheckOptions::default());
+    assert_eq!(run.verdict(), Verdict::Linearizable, "{}", run.explain(&h));
+    assert!(!run.watch.ok(), "{}", run.explain(&h));
+}

@@ -17,6 +17,7 @@ mod timeline;
 #[cfg(test)]
 mod tests;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -178,6 +179,37 @@ impl WatcherHistory {
             Some(r) => r.events.first().map(WatchEvent::revision),
             None => None,
         }
+    }
+
+    /// What this watcher saw of every revision from its start up to the newest it heard of
+    /// (an event, or a response flagged as a progress notification: every event up to it was
+    /// sent): the keys with an event at it, merged over responses (fragments), empty where it
+    /// got none. Canceled responses say nothing.
+    pub fn seen_by_revision(&self) -> BTreeMap<i64, BTreeSet<String>> {
+        let Some(start) = self.effective_start() else {
+            return BTreeMap::new();
+        };
+        let mut seen: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        let mut heard = None;
+        for r in self.responses.iter().filter(|r| !r.canceled) {
+            for e in &r.events {
+                seen.entry(e.revision())
+                    .or_default()
+                    .insert(e.kv.key.clone());
+            }
+            let newest = if r.progress_notify && r.events.is_empty() {
+                Some(r.revision)
+            } else {
+                r.events.iter().map(WatchEvent::revision).max()
+            };
+            heard = heard.max(newest);
+        }
+        if let Some(heard) = heard {
+            for rev in start..=heard {
+                seen.entry(rev).or_default();
+            }
+        }
+        seen
     }
 }
 

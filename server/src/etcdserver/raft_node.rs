@@ -361,8 +361,9 @@ impl RaftNode {
             self.apply_each(unsynced, waiters)?;
         }
         if self.settings.follower_acks_before_wal_sync && self.raw.raft.state != StateRole::Leader {
-            // etcd 14143's class as a defect: a follower's acknowledgements (append and vote
-            // responses) go out before its entries are durable, as only the leader's may.
+            // etcd 14143's class as a defect: a non-leader's messages (append and vote
+            // responses among them) go out before its entries are durable, as only the
+            // leader's may.
             self.transport.send(rd.take_persisted_messages(), reports);
         }
         // Persist: HardState and entries to the WAL, fdatasync when raft requires it (the WAL

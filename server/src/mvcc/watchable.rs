@@ -91,9 +91,9 @@ pub struct HubDefects {
     /// etcd 17529: a watcher whose "compacted" response finds its stream's queue full is
     /// caught up with the others instead of being told later.
     pub compacted_watcher_skips_ahead: bool,
-    /// etcd 20221: a catch-up round brings every watcher it serves to the round's revision,
-    /// lowering the start of a watcher waiting for a future revision (only a snapshot from
-    /// the leader puts such a watcher in a round).
+    /// etcd 20221: a catch-up round sets the next revision of a watcher waiting for a future
+    /// revision to the store's plus one, as etcd's `w.minRev = curRev + 1` did for every
+    /// watcher of the round (only a snapshot from the leader puts such a watcher in a round).
     pub restore_lowers_future_watchers: bool,
 }
 

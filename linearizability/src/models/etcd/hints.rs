@@ -403,8 +403,22 @@ pub struct WatchEvidence {
     pub observed: Vec<KeyValue>,
     /// Deletions as (key, revision) (watch DELETE events).
     pub deleted: Vec<(String, i64)>,
-    /// (revision, what a watcher saw change at it).
+    /// (revision, what a watcher saw change at it): the revisions at which it got events.
     pub changed_exactly: Vec<(i64, SeenChange)>,
+    /// (revision, a watcher's range and kinds with no key): the revisions up to the newest it
+    /// heard of at which it got no event. Kept apart so that a check can do without them (see
+    /// [`WatchEvidence::without_silence`]).
+    pub unchanged: Vec<(i64, SeenChange)>,
+}
+
+impl WatchEvidence {
+    /// The same evidence without what watchers' silences say.
+    pub fn without_silence(&self) -> WatchEvidence {
+        WatchEvidence {
+            unchanged: Vec::new(),
+            ..self.clone()
+        }
+    }
 }
 
 impl Hints {
@@ -420,7 +434,7 @@ impl Hints {
     ) -> Hints {
         let extra = watched.observed.as_slice();
         let mut hints = Hints::default();
-        for (rev, seen) in &watched.changed_exactly {
+        for (rev, seen) in watched.changed_exactly.iter().chain(&watched.unchanged) {
             let at = hints.changed_exactly.entry(*rev).or_default();
             if !at.contains(seen) {
                 at.push(seen.clone());
@@ -838,9 +852,7 @@ impl Hints {
             }
         }
         let puts = request_puts(req);
-        let pin = puts
-            .iter()
-            .find_map(|(k, v)| self.pins.get(*k).and_then(|m| m.get(*v)).copied());
+        let pin = self.pin(req);
         if let Some(p) = pin {
             // The pin says where (its revision is claimed by it); the rest of the evidence
             // about that revision must still hold.
@@ -870,8 +882,8 @@ impl Hints {
             }
         }
         let unchanged_at_rev = |k: &str| in_intervals(self.no_unknown_puts.get(k), rev);
-        // A pinned put was seen written there: a read that says otherwise is what is wrong,
-        // and must be where the search fails.
+        // A pinned write was seen there: a read saying its keys were unchanged then is what
+        // is wrong, and must be where the search fails (for its deletions too, below).
         if pin.is_none()
             && puts
                 .iter()
@@ -892,7 +904,8 @@ impl Hints {
                 .filter(|kv| after.get_at(&kv.key, rev).is_none())
         };
         if deleted_now().any(|kv| {
-            unchanged_at_rev(&kv.key) || in_intervals(self.never_deleted.get(&kv.key), rev)
+            (pin.is_none() && unchanged_at_rev(&kv.key))
+                || in_intervals(self.never_deleted.get(&kv.key), rev)
         }) {
             return false;
         }
