@@ -320,7 +320,8 @@ pub fn parse_budget(s: &str) -> Result<Duration, Usage> {
 }
 
 /// `etcd-sim hunt`: runs the bug's scenario seed by seed (a batch per worker at a time) until
-/// one fails with one of the bug's signatures (other failures are printed and skipped); prints seeds to detection, wall time, the failing check and the replay command.
+/// one fails with one of the bug's signatures (other failures are printed and skipped);
+/// prints seeds to detection, wall time, the failing check and the replay command.
 /// `Ok(true)` when caught, `Ok(false)` when the seeds or the budget ran out.
 #[allow(clippy::disallowed_methods)] // Wall-clock budget of the hunt itself; never simulated.
 pub fn hunt(args: &HuntArgs, threads: usize) -> anyhow::Result<bool> {

@@ -354,10 +354,9 @@ const SCAN_STEPS: u64 = 16;
 /// still fails alike: a scan offers the cuts from the deepest to the slightest (every fault at
 /// 1/16 of its time, then 2/16, ..., so that the traffic can stop sooner after them; stop at
 /// 1/16 of the length, then 2/16, ...; start 15/16 of the way to the end, then 14/16, ...;
-/// 1/16 of the rate, then 2/16, ...),
-/// `jobs` at a time, and takes the deepest that still fails alike; repeated from there until a
-/// scan finds none, or only the slightest. Fixed halvings stopped at the first half that no longer failed, far from
-/// where the failure lies.
+/// 1/16 of the rate, then 2/16, ...), `jobs` at a time, and takes the deepest that still
+/// fails alike; repeated from there until a scan finds none, or only the slightest. Fixed
+/// halvings stopped at the first half that no longer failed, far from where the failure lies.
 fn scan_cuts(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
     type Scan = (&'static str, fn(&mut Candidate, u64) -> bool);
     let scans: [Scan; 4] = [

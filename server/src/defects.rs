@@ -79,9 +79,9 @@ pub enum Defect {
     /// The class of etcd issue 14143 ("loss of committed write with loss of un-fsynced
     /// data"): a member that does not lead sends its raft messages (append and vote
     /// responses among them) before its WAL fdatasync, as etcd lets only the leader do (raft
-    /// thesis 10.2.1). An entry can then commit with a single
-    /// durable copy, the leader's; if every member loses power, the followers that lost it
-    /// can elect one of themselves and overwrite it.
+    /// thesis 10.2.1). An entry can then commit with a single durable copy, the leader's; if
+    /// every member loses power, the followers that lost it can elect one of themselves and
+    /// overwrite it.
     FollowerAcksBeforeWalSync,
 }
 

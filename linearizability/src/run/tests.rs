@@ -72,6 +72,15 @@ fn events_at(revision: i64, events: Vec<WatchEvent>) -> WatchResponse {
     }
 }
 
+/// A progress notification at `revision`.
+fn progress_at(revision: i64) -> WatchResponse {
+    WatchResponse {
+        revision,
+        progress_notify: true,
+        ..WatchResponse::default()
+    }
+}
+
 /// A watcher of every key from revision 1, without filters, that got `responses`.
 fn watching_everything(id: u64, responses: Vec<WatchResponse>) -> WatcherHistory {
     WatcherHistory {
@@ -390,11 +399,7 @@ fn a_watchers_silence_up_to_its_progress_rules_out_unknown_writes_there() {
         start_revision: 2,
         filters: vec![WatchFilter::NoPut],
         prev_kv: false,
-        responses: vec![WatchResponse {
-            revision: 4,
-            progress_notify: true,
-            ..WatchResponse::default()
-        }],
+        responses: vec![progress_at(4)],
     };
     let run = check_etcd_run(&h, &[deletes_only], &CheckOptions::default());
     assert!(run.ok(), "{}", run.explain(&h));
@@ -427,11 +432,7 @@ fn a_watcher_missing_an_event_fails_the_watch_checks_not_linearizability() {
         4,
         vec![
             events_at(2, vec![WatchEvent::put(kv("a", "1", 2, 2, 1), None)]),
-            WatchResponse {
-                revision: 3,
-                progress_notify: true,
-                ..WatchResponse::default()
-            },
+            progress_at(3),
         ],
     );
     let run = check_etcd_run(&h, &[w], &CheckOptions::default());

@@ -787,8 +787,12 @@ impl Hints {
 
     /// The revision a pin fixes for an unknown-outcome `req`'s write, if any.
     fn pin(&self, req: &EtcdRequest) -> Option<i64> {
-        request_puts(req)
-            .iter()
+        self.pin_of(&request_puts(req))
+    }
+
+    /// The revision a pin fixes for a write putting `puts` (its `request_puts`), if any.
+    fn pin_of(&self, puts: &[(&str, &str)]) -> Option<i64> {
+        puts.iter()
             .find_map(|(k, v)| self.pins.get(*k).and_then(|m| m.get(*v)).copied())
     }
 
@@ -852,7 +856,7 @@ impl Hints {
             }
         }
         let puts = request_puts(req);
-        let pin = self.pin(req);
+        let pin = self.pin_of(&puts);
         if let Some(p) = pin {
             // The pin says where (its revision is claimed by it); the rest of the evidence
             // about that revision must still hold.
