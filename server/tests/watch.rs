@@ -158,6 +158,18 @@ async fn watch_from_a_compacted_revision_is_cancelled_with_the_compact_revision(
 /// (type, key, mod revision, whether prev_kv is set).
 type Part = (bool, Vec<(i32, Vec<u8>, i64, bool)>);
 
+/// Waits for a new watch's created response: `Client::watch` returns once the stream is open,
+/// before the server has registered the watcher, so a write sent right away could come before
+/// the watcher's start (our server, loaded in CI, once missed the first txn that way).
+async fn created(stream: &mut etcd_client::WatchStream) {
+    let resp = tokio::time::timeout(Duration::from_secs(15), stream.message())
+        .await
+        .expect("created response in time")
+        .expect("watch stream")
+        .expect("stream open");
+    assert!(resp.created(), "the first response creates the watch");
+}
+
 /// Reads responses with events until `n` events arrived (created/progress responses skipped).
 async fn parts(stream: &mut etcd_client::WatchStream, n: usize) -> Vec<Part> {
     let mut got = Vec::new();
@@ -208,6 +220,8 @@ async fn fragment_run(kind: Kind) -> (Vec<Part>, Vec<Part>, Vec<Part>) {
         .await
         .expect("watch");
     let mut whole = cl.watch("f/", Some(opts)).await.expect("watch");
+    created(&mut frag).await;
+    created(&mut whole).await;
     let mut first_rev = 0;
     for t in 0..FRAG_TXNS {
         let puts = (0..FRAG_PUTS)
