@@ -3,18 +3,20 @@
 //!
 //! Owns: the search. Every try is a seeded simulated run of the same scenario and seed with a
 //! smaller fault schedule or workload; streams of what is not cut stay the same (each client,
-//! watcher and the fault selectors draw from their own seeded stream, DESIGN.md §2), so each
-//! step changes only what it cuts. Moves, in passes until none helps or the budget runs out:
-//! delete faults (delta debugging: halves, quarters, ... single faults), stop the traffic
-//! earlier (at half time, then a quarter earlier), start it later (half-way, then a quarter
-//! of the way to its end; faults keep their times), lower the rate (by half, then a quarter),
-//! drop clients, watchers, lease clients and the compactor, halve fault windows or start them
-//! later, halve faults' intensities, drop kinds of request from the traffic's mix, fewer
-//! members (5 to 3, 3 to 1). A move that keeps every fault must not add operations.
-//! Independent tries (the chunks of a delta-debugging round, the op kinds) run `--jobs` at a
-//! time; of those, the first in the search's order that fails alike is taken. Every accepted
-//! step is saved (`shrink-progress.json`), and a search started again on the same out
-//! directory resumes from it.
+//! watcher and the fault selectors draw from their own seeded stream, DESIGN.md §2), so each step
+//! changes only what it cuts. Moves, in passes until none helps or the budget runs out: delete
+//! faults (delta debugging: halves, quarters, ... single faults); scans (the deepest of 15 cuts
+//! that still fails alike) of the faults' times, the traffic's stop, its start, the fault windows'
+//! lengths and the rate; drop client hosts (delta debugging over traffic clients, the compactor,
+//! watchers and lease clients, the others keeping their names, streams and pace); start fault
+//! windows later, halve faults' intensities; drop kinds of request from the traffic's mix (a client
+//! left with no kind sends nothing); fewer members (5 to 3, 3 to 1). A move that keeps every fault
+//! must not add operations. When none helps, the search redraws (six times at most): the first of
+//! other draws of the traffic (each client's requests drawn anew, everything else as it was) that
+//! fails alike is cut again, and kept if it ends smaller. Independent tries (the chunks of a
+//! delta-debugging round, the op kinds) run `--jobs` at a time; of those, the first in the search's
+//! order that fails alike is taken. Every accepted step is saved (`shrink-progress.json`), and a
+//! search started again on the same out directory resumes from it.
 //!
 //! Guarantees: a result fails with the original's first signature; the same report and
 //! budget give the same result, for any `--jobs`, when the budget is not reached (the order of
@@ -27,10 +29,11 @@ use crate::cli::Usage;
 use crate::nemesis::FaultSchedule;
 use crate::report::{self, Outcome, Summary};
 use crate::runner::{run, RunOptions};
-use crate::workload::WorkloadFile;
+use crate::workload::{self, WorkloadFile};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -129,6 +132,8 @@ struct Search {
     progress_path: PathBuf,
     /// Tries so far and the current size, on stderr.
     bar: indicatif::ProgressBar,
+    /// The next traffic draw [`redraw_traffic`] offers.
+    next_draw: u64,
 }
 
 /// What a search keeps failing like: the original report, scenario, seed and signature.
@@ -202,6 +207,16 @@ impl Search {
         best: &mut (Candidate, Outcome),
         candidates: Vec<(Candidate, String)>,
     ) -> anyhow::Result<Option<usize>> {
+        self.first_taken(best, candidates, Self::is_smaller)
+    }
+
+    /// [`Search::first_smaller`] with another rule for which failing try is taken.
+    fn first_taken(
+        &mut self,
+        best: &mut (Candidate, Outcome),
+        candidates: Vec<(Candidate, String)>,
+        taken: impl Fn(&(Candidate, Outcome), &Candidate, &Outcome) -> bool,
+    ) -> anyhow::Result<Option<usize>> {
         let candidates: Vec<(usize, Candidate, String)> = candidates
             .into_iter()
             .enumerate()
@@ -222,7 +237,7 @@ impl Search {
             );
             let found = window.iter().zip(outcomes).find_map(|((i, c, what), o)| {
                 let o = o.flatten()?;
-                Self::is_smaller(best, c, &o).then(|| (*i, c.clone(), what.clone(), o))
+                taken(best, c, &o).then(|| (*i, c.clone(), what.clone(), o))
             });
             if let Some((i, next, what, o)) = found {
                 self.accept(best, next, o, &what)?;
@@ -279,43 +294,34 @@ impl Search {
     }
 }
 
-/// The client hosts a workload starts.
-fn clients(w: &WorkloadFile, members: usize) -> usize {
-    let cfg = &w.workload;
-    cfg.clients_per_member * members
-        + cfg.cluster_clients
-        + cfg.watchers
-        + cfg.leases.clients
-        + usize::from(cfg.compaction_period_ms.is_some())
-}
-
 fn size_of(c: &Candidate, s: &Summary, sc: &Scenario) -> Size {
     let members = c.workload.members.unwrap_or(sc.members);
     Size {
         faults: c.schedule.faults.len(),
         operations: s.ops.total,
-        clients: clients(&c.workload, members),
+        clients: workload::client_hosts(&c.workload.workload, members).len(),
         sim_seconds: s.sim_seconds,
         members,
     }
 }
 
-/// Delta debugging over the faults: remove chunks (halves, then smaller) while the run still
-/// fails the same way.
-fn delete_faults(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
+/// Delta debugging over a list the candidate holds (its faults, its client hosts): removes
+/// chunks of it (halves, then smaller, down to single items) while the run still fails alike.
+/// `len` is the list's length in a candidate; `remove` cuts a range of it, saying what it cut.
+fn delta_debug(
+    search: &mut Search,
+    best: &mut (Candidate, Outcome),
+    len: impl Fn(&Candidate) -> usize,
+    remove: impl Fn(&Candidate, Range<usize>) -> (Candidate, String),
+) -> anyhow::Result<bool> {
     let mut progressed = false;
     let mut chunks = 2usize;
-    while !best.0.schedule.faults.is_empty() && !search.out_of_time() {
-        let n = best.0.schedule.faults.len();
+    while len(&best.0) > 0 && !search.out_of_time() {
+        let n = len(&best.0);
         let size = n.div_ceil(chunks.min(n));
         let candidates = (0..n)
             .step_by(size)
-            .map(|start| {
-                let end = (start + size).min(n);
-                let mut next = best.0.clone();
-                next.schedule.faults.drain(start..end);
-                (next, format!("drop fault(s) {start}..{end}"))
-            })
+            .map(|start| remove(&best.0, start..(start + size).min(n)))
             .collect();
         if search.first_smaller(best, candidates)?.is_some() {
             progressed = true;
@@ -327,6 +333,93 @@ fn delete_faults(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
         }
     }
     Ok(progressed)
+}
+
+/// Deletes faults (see [`delta_debug`]).
+fn delete_faults(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
+    delta_debug(
+        search,
+        best,
+        |c| c.schedule.faults.len(),
+        |c, range| {
+            let mut next = c.clone();
+            let what = format!("drop fault(s) {}..{}", range.start, range.end);
+            next.schedule.faults.drain(range);
+            (next, what)
+        },
+    )
+}
+
+/// Drops client hosts: traffic clients, the compactor, watchers, lease clients (see
+/// [`delta_debug`]). The others keep their names, streams and pace.
+fn drop_hosts(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
+    let members = search.scenario.members;
+    let hosts = move |c: &Candidate| {
+        workload::client_hosts(&c.workload.workload, c.workload.members.unwrap_or(members))
+    };
+    delta_debug(
+        search,
+        best,
+        |c| hosts(c).len(),
+        |c, range| {
+            let dropped = hosts(c)[range].to_vec();
+            let mut next = c.clone();
+            next.workload
+                .workload
+                .drop_hosts
+                .extend(dropped.iter().cloned());
+            next.workload.workload.drop_hosts.sort();
+            (next, format!("drop client host(s) {}", dropped.join(", ")))
+        },
+    )
+}
+
+/// Draws of the traffic a redraw offers.
+const REDRAWS: u64 = 16;
+
+/// Redraws a search makes at most, whether or not they find a branch (see [`redraw_traffic`]).
+const REDRAW_BRANCHES: usize = 6;
+
+/// The first of the next [`REDRAWS`] draws of `best`'s traffic (every client host's requests drawn
+/// anew; the servers, the network and the faults keep their streams) that fails alike, whatever its
+/// operations: a branch for the moves to cut again. Once they are stuck on one draw, another often
+/// lets them cut further. The draws tried only move forward.
+fn redraw_traffic(
+    search: &mut Search,
+    best: &(Candidate, Outcome),
+) -> anyhow::Result<Option<(Candidate, Outcome)>> {
+    let from = search
+        .next_draw
+        .max(best.0.workload.workload.traffic_draw + 1);
+    search.next_draw = from + REDRAWS;
+    let mut branch = best.clone();
+    let candidates = (from..search.next_draw)
+        .map(|draw| {
+            let mut next = best.0.clone();
+            next.workload.workload.traffic_draw = draw;
+            (next, format!("traffic draw {draw}"))
+        })
+        .collect();
+    let taken = search.first_taken(&mut branch, candidates, |_, _, _| true)?;
+    Ok(taken.map(|_| branch))
+}
+
+/// Whether `a` is a smaller run than `b`: fewer faults, or as many and fewer operations.
+fn smaller_run(a: &(Candidate, Outcome), b: &(Candidate, Outcome)) -> bool {
+    let faults = |r: &(Candidate, Outcome)| r.0.schedule.faults.len();
+    (faults(a), a.1.summary.ops.total) < (faults(b), b.1.summary.ops.total)
+}
+
+/// Every move, in passes, until none helps or the budget runs out.
+fn cut_until_stuck(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<()> {
+    loop {
+        let deleted = delete_faults(search, best)?;
+        let fewer = fewer_members(search, best)?;
+        let cut = cut_traffic(search, best)?;
+        if !(deleted || fewer || cut) || search.out_of_time() {
+            return Ok(());
+        }
+    }
 }
 
 /// Fewer members where the run allows: 5 to 3, then 3 to 1 (a schedule naming a member the
@@ -347,19 +440,23 @@ fn fewer_members(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
     }
 }
 
+/// The shortest fault window a cut leaves.
+const MIN_FAULT_WINDOW_MS: u64 = 50;
+
 /// How finely a scan divides what it cuts: candidates at 1/16, 2/16, ... of it.
 const SCAN_STEPS: u64 = 16;
 
-/// The faults' times and the traffic's length, start and rate, each cut as far as the run
-/// still fails alike: a scan offers the cuts from the deepest to the slightest (every fault at
-/// 1/16 of its time, then 2/16, ..., so that the traffic can stop sooner after them; stop at
-/// 1/16 of the length, then 2/16, ...; start 15/16 of the way to the end, then 14/16, ...;
-/// 1/16 of the rate, then 2/16, ...), `jobs` at a time, and takes the deepest that still
-/// fails alike; repeated from there until a scan finds none, or only the slightest. Fixed
-/// halvings stopped at the first half that no longer failed, far from where the failure lies.
+/// The faults' times, the traffic's length and start, the fault windows and the rate, each cut as
+/// far as the run still fails alike: a scan offers the cuts from the deepest to the slightest
+/// (every fault at 1/16 of its time, then 2/16, ..., so that the traffic can stop sooner after
+/// them; stop at 1/16 of the way from its start, then 2/16, ...; start 15/16 of the way to the end,
+/// then 14/16, ...; every fault window at 1/16 of its length (not below 50 ms), ...; 1/16 of the
+/// rate, then 2/16, ...), `jobs` at a time, and takes the deepest that still fails alike; repeated
+/// from there until a scan finds none, or only the slightest. Fixed halvings stopped at the first
+/// half that no longer failed, far from where the failure lies.
 fn scan_cuts(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
     type Scan = (&'static str, fn(&mut Candidate, u64) -> bool);
-    let scans: [Scan; 4] = [
+    let scans: [Scan; 5] = [
         ("move the faults earlier", |c, k| {
             let mut changed = false;
             for f in &mut c.schedule.faults {
@@ -374,6 +471,17 @@ fn scan_cuts(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Re
         }),
         ("start the traffic later", |c, k| {
             start_later(c, SCAN_STEPS - k, SCAN_STEPS)
+        }),
+        ("shorten the fault windows", |c, k| {
+            let mut changed = false;
+            for f in &mut c.schedule.faults {
+                let d = f.duration_ms * k / SCAN_STEPS;
+                if d >= MIN_FAULT_WINDOW_MS && d < f.duration_ms {
+                    f.duration_ms = d;
+                    changed = true;
+                }
+            }
+            changed
         }),
         ("lower the rate", |c, k| {
             let r = (c.workload.workload.rate as u64 * k / SCAN_STEPS) as u32;
@@ -410,11 +518,13 @@ fn scan_cuts(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Re
     Ok(progressed)
 }
 
-/// Stops the traffic at `num / den` of its length (not below 500 ms, nor before it starts).
+/// Stops the traffic `num / den` of the way from where it starts to where it stops now (not
+/// below 500 ms).
 fn stop_sooner(c: &mut Candidate, num: u64, den: u64) -> bool {
     let w = &mut c.workload;
-    let d = w.duration_ms * num / den;
-    let ok = d >= 500 && d > w.workload.start_after_ms && d < w.duration_ms;
+    let from = w.workload.start_after_ms;
+    let d = from + w.duration_ms.saturating_sub(from) * num / den;
+    let ok = d >= 500 && d > from && d < w.duration_ms;
     if ok {
         w.duration_ms = d;
     }
@@ -433,61 +543,16 @@ fn start_later(c: &mut Candidate, num: u64, den: u64) -> bool {
     ok
 }
 
-/// Smaller workloads and fault windows, one knob at a time, each halved (or dropped) while the
-/// run still fails the same way.
+/// Smaller workloads and fault windows: the scans, dropped client hosts, then one knob at a
+/// time (fault windows, intensities), each halved while the run still fails the same way, then
+/// the op mix.
 fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
     type Cut = (&'static str, fn(&mut Candidate) -> bool);
-    let cuts: [Cut; 8] = [
-        ("one fewer client per member", |c| {
-            let w = &mut c.workload.workload;
-            let ok =
-                w.clients_per_member > 0 && (w.clients_per_member > 1 || w.cluster_clients > 0);
-            if ok {
-                w.clients_per_member -= 1;
-            }
-            ok
-        }),
-        ("one fewer cluster client", |c| {
-            let w = &mut c.workload.workload;
-            let ok = w.cluster_clients > 0 && (w.cluster_clients > 1 || w.clients_per_member > 0);
-            if ok {
-                w.cluster_clients -= 1;
-            }
-            ok
-        }),
-        ("one fewer watcher", |c| {
-            let w = &mut c.workload.workload;
-            let ok = w.watchers > 0;
-            if ok {
-                w.watchers -= 1;
-            }
-            ok
-        }),
-        ("one fewer lease client", |c| {
-            let w = &mut c.workload.workload;
-            let ok = w.leases.clients > 0;
-            if ok {
-                w.leases.clients -= 1;
-            }
-            ok
-        }),
-        ("no compactor", |c| {
-            c.workload.workload.compaction_period_ms.take().is_some()
-        }),
-        ("halve every fault window", |c| {
-            let mut changed = false;
-            for f in &mut c.schedule.faults {
-                if f.duration_ms >= 100 {
-                    f.duration_ms /= 2;
-                    changed = true;
-                }
-            }
-            changed
-        }),
+    let cuts: [Cut; 2] = [
         ("start every fault window later, ending where it did", |c| {
             let mut changed = false;
             for f in &mut c.schedule.faults {
-                if f.duration_ms >= 100 {
+                if f.duration_ms >= 2 * MIN_FAULT_WINDOW_MS {
                     let shift = f.duration_ms / 2;
                     f.at_ms += shift;
                     f.duration_ms -= shift;
@@ -508,6 +573,7 @@ fn cut_traffic(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::
         }),
     ];
     let mut progressed = scan_cuts(search, best)?;
+    progressed |= drop_hosts(search, best)?;
     for (what, cut) in cuts {
         loop {
             let mut next = best.0.clone();
@@ -635,6 +701,7 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         },
         progress_path: out.join("shrink-progress.json"),
         bar: crate::progress::spinner("shrink"),
+        next_draw: 0,
     };
     eprintln!(
         "shrinking {} seed {} ({}), keeping: {signature}",
@@ -686,12 +753,18 @@ pub fn shrink(args: &ShrinkArgs) -> anyhow::Result<Shrunk> {
         None => (start, first),
     };
     let mut best = (start, first);
-    loop {
-        let deleted = delete_faults(&mut search, &mut best)?;
-        let fewer = fewer_members(&mut search, &mut best)?;
-        let cut = cut_traffic(&mut search, &mut best)?;
-        if !(deleted || fewer || cut) || search.out_of_time() {
+    cut_until_stuck(&mut search, &mut best)?;
+    for _ in 0..REDRAW_BRANCHES {
+        if search.out_of_time() {
             break;
+        }
+        // None of the 16 draws fails alike: the next redraw offers the next 16.
+        let Some(mut branch) = redraw_traffic(&mut search, &best)? else {
+            continue;
+        };
+        cut_until_stuck(&mut search, &mut branch)?;
+        if smaller_run(&branch, &best) {
+            best = branch;
         }
     }
     search.bar.finish_and_clear();

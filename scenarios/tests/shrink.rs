@@ -7,7 +7,7 @@ use scenarios::nemesis::FaultSchedule;
 use scenarios::report::{self, Summary};
 use scenarios::runner::{run, RunOptions};
 use scenarios::shrink::{shrink, ShrinkArgs, ShrinkReport};
-use scenarios::workload::WorkloadFile;
+use scenarios::workload::{WorkloadConfig, WorkloadFile};
 use std::path::{Path, PathBuf};
 
 fn scenario(name: &str) -> Scenario {
@@ -181,24 +181,33 @@ fn known_bug_defects_shrink_and_keep_their_signature() {
     }
 }
 
+/// A run of `baseline`'s seed 1 for `duration_ms` with its workload changed by `edit`, as
+/// `etcd-sim run --workload` runs one.
+fn run_baseline_with(
+    duration_ms: u64,
+    edit: impl FnOnce(&mut WorkloadConfig),
+) -> scenarios::report::Outcome {
+    let sc = scenario("baseline");
+    let mut workload = WorkloadFile {
+        duration_ms,
+        workload: sc.workload.clone(),
+        members: None,
+    };
+    edit(&mut workload.workload);
+    let opts = RunOptions {
+        workload: Some((workload, "workload.json".into())),
+        skip_twin: true,
+        ..RunOptions::default()
+    };
+    run(&sc, 1, &opts).expect("run")
+}
+
 /// `start_after_ms` (a shrunk workload's late start): the traffic clients and the compactor
 /// send nothing before it, and the run still passes; the same run without it starts at once.
 #[test]
 fn a_late_start_keeps_the_traffic_quiet_until_then() {
-    let sc = scenario("baseline");
     let first_traffic_call = |start_after_ms: u64| {
-        let mut workload = WorkloadFile {
-            duration_ms: 4_000,
-            workload: sc.workload.clone(),
-            members: None,
-        };
-        workload.workload.start_after_ms = start_after_ms;
-        let opts = RunOptions {
-            workload: Some((workload, "workload.json".into())),
-            skip_twin: true,
-            ..RunOptions::default()
-        };
-        let o = run(&sc, 1, &opts).expect("run");
+        let o = run_baseline_with(4_000, |w| w.start_after_ms = start_after_ms);
         assert_eq!(o.summary.verdict, "pass", "{:#?}", o.summary.failures);
         let traffic: Vec<_> = o
             .records
@@ -212,4 +221,53 @@ fn a_late_start_keeps_the_traffic_quiet_until_then() {
     let (late, fewer) = first_traffic_call(3_000);
     assert!(late >= at_once + 2_900_000, "{at_once} µs, then {late} µs");
     assert!(fewer * 2 < all, "{fewer} requests of {all}");
+}
+
+/// `drop_hosts` (a shrunk workload's dropped clients): a dropped traffic client, compactor or
+/// watcher sends nothing and the run still passes; the others still send.
+#[test]
+fn dropped_client_hosts_send_nothing() {
+    let hosts_heard = |drop_hosts: &[&str]| {
+        let o = run_baseline_with(3_000, |w| {
+            w.drop_hosts = drop_hosts.iter().map(|h| h.to_string()).collect()
+        });
+        assert_eq!(o.summary.verdict, "pass", "{:#?}", o.summary.failures);
+        let hosts: std::collections::BTreeSet<String> =
+            o.records.iter().map(|r| r.host.clone()).collect();
+        (hosts, o.summary.watch.watchers)
+    };
+    let (all, watchers) = hosts_heard(&[]);
+    assert!(all.contains("c1") && all.contains("k0"), "{all:?}");
+    let (some, fewer_watchers) = hosts_heard(&["c1", "k0", "w0"]);
+    assert!(!some.contains("c1") && !some.contains("k0"), "{some:?}");
+    assert!(some.contains("c0") && some.contains("c2"), "{some:?}");
+    assert_eq!(fewer_watchers + 1, watchers);
+}
+
+/// `traffic_draw`: another draw of the clients' requests is another run, replayable from the
+/// same file; the draw is what differs.
+#[test]
+fn another_traffic_draw_is_another_replayable_run() {
+    let run_draw = |draw: u64| {
+        run_baseline_with(2_000, |w| w.traffic_draw = draw)
+            .summary
+            .trace_hash
+    };
+    assert_eq!(run_draw(3), run_draw(3));
+    assert_ne!(run_draw(0), run_draw(3));
+}
+
+#[test]
+fn a_workload_dropping_an_unknown_host_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("workload.json");
+    let mut workload = WorkloadFile {
+        duration_ms: 2_000,
+        workload: scenario("baseline").workload,
+        members: None,
+    };
+    workload.workload.drop_hosts = vec!["m0".into()];
+    std::fs::write(&path, serde_json::to_vec(&workload).expect("json")).expect("write");
+    let err = WorkloadFile::load(&path).expect_err("m0 is a member, not a client host");
+    assert!(format!("{err:#}").contains("\"m0\""), "{err:#}");
 }

@@ -91,6 +91,16 @@ pub struct WorkloadConfig {
     /// Faults keep their times.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub start_after_ms: u64,
+    /// Client hosts the run does not start (a shrunk workload's: `c1`, `w0`, `k0`, ...). The
+    /// others keep their names, streams and pace: the traffic clients' period still counts
+    /// the dropped ones, so the rate falls by their share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_hosts: Vec<String>,
+    /// Another draw of every client host's requests (0: the seed's own): a shrunk workload's,
+    /// when other requests fail the same way with fewer. The servers, the network and the
+    /// faults keep their streams.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub traffic_draw: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -139,6 +149,12 @@ impl WorkloadFile {
         if w.members == Some(0) {
             anyhow::bail!("workload {}: members must be at least 1", path.display());
         }
+        if let Some(bad) = w.workload.drop_hosts.iter().find(|h| !is_client_host(h)) {
+            anyhow::bail!(
+                "workload {}: drop_hosts names {bad:?}, not a client host (c0.., k0, w0.., l0..)",
+                path.display()
+            );
+        }
         Ok(w)
     }
 }
@@ -159,6 +175,8 @@ impl Default for WorkloadConfig {
             skip_ops: Vec::new(),
             txn_reads_at_revision: false,
             start_after_ms: 0,
+            drop_hosts: Vec::new(),
+            traffic_draw: 0,
         }
     }
 }
@@ -231,32 +249,31 @@ pub trait Traffic {
     fn observe(&mut self, req: &EtcdRequest, resp: Option<&EtcdResponse>);
 }
 
-/// A traffic that never sends some kinds of request: it draws again (from the same stream)
-/// when the inner traffic draws one, up to [`Skipping::DRAWS`] times.
-struct Skipping {
-    inner: Box<dyn Traffic>,
+/// A client's traffic without the kinds of request a shrunk workload skips.
+struct Draws {
+    traffic: Box<dyn Traffic>,
     skip: Vec<String>,
 }
 
-impl Skipping {
-    /// Draws before giving up and sending a skipped kind (only when every kind it draws is
-    /// skipped, which no shrink move leads to).
+impl Draws {
+    /// Draws before a client gives up on a tick whose every draw is a skipped kind (a
+    /// kubernetes client once a shrunk workload skips every kubernetes kind).
     const DRAWS: usize = 64;
-}
 
-impl Traffic for Skipping {
-    fn next(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, EtcdRequest, bool) {
-        let mut drawn = self.inner.next(rng);
-        for _ in 1..Self::DRAWS {
-            if !self.skip.iter().any(|k| k == drawn.0) {
-                break;
-            }
-            drawn = self.inner.next(rng);
+    fn all(traffic: Box<dyn Traffic>) -> Draws {
+        Draws {
+            traffic,
+            skip: Vec::new(),
         }
-        drawn
     }
-    fn observe(&mut self, req: &EtcdRequest, resp: Option<&EtcdResponse>) {
-        self.inner.observe(req, resp);
+
+    /// The next request the traffic draws whose kind is not skipped, drawing again (from the
+    /// same stream) when it is; `None` when [`Draws::DRAWS`] draws were all skipped: the
+    /// client sends nothing this tick.
+    fn next(&mut self, rng: &mut ChaCha8Rng) -> Option<(&'static str, EtcdRequest, bool)> {
+        (0..Self::DRAWS)
+            .map(|_| self.traffic.next(rng))
+            .find(|drawn| !self.skip.iter().any(|k| k == drawn.0))
     }
 }
 
@@ -281,12 +298,56 @@ const TRAFFIC_HOST_PREFIX: &str = "c";
 /// Whether `host` is one of the traffic clients (not a watcher, lease client, the compactor
 /// or an operator).
 pub fn is_traffic_host(host: &str) -> bool {
-    host.strip_prefix(TRAFFIC_HOST_PREFIX)
+    is_numbered(host, TRAFFIC_HOST_PREFIX)
+}
+
+/// Whether `host` is `prefix` and a number.
+fn is_numbered(host: &str, prefix: &str) -> bool {
+    host.strip_prefix(prefix)
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Starts every client host of `cfg`: traffic clients `c0..`, watchers `w0..`, lease
-/// clients `l0..`.
+/// Whether `host` is named like a client host a workload starts (see [`client_hosts`]).
+fn is_client_host(host: &str) -> bool {
+    host == COMPACTOR_HOST
+        || [TRAFFIC_HOST_PREFIX, WATCHER_HOST_PREFIX, LEASE_HOST_PREFIX]
+            .into_iter()
+            .any(|prefix| is_numbered(host, prefix))
+}
+
+/// The client hosts `cfg` starts on a cluster of `members`, in the order it starts them:
+/// traffic clients `c0..`, the compactor `k0`, watchers `w0..`, lease clients `l0..`; none of
+/// the dropped ones.
+pub fn client_hosts(cfg: &WorkloadConfig, members: usize) -> Vec<String> {
+    let traffic = (0..cfg.clients_per_member * members + cfg.cluster_clients)
+        .map(|i| format!("{TRAFFIC_HOST_PREFIX}{i}"));
+    let compactor = cfg.compaction_period_ms.map(|_| COMPACTOR_HOST.to_string());
+    let watchers = (0..cfg.watchers).map(|w| format!("{WATCHER_HOST_PREFIX}{w}"));
+    let leases = (0..cfg.leases.clients).map(|l| format!("{LEASE_HOST_PREFIX}{l}"));
+    traffic
+        .chain(compactor)
+        .chain(watchers)
+        .chain(leases)
+        .filter(|h| !cfg.drop_hosts.contains(h))
+        .collect()
+}
+
+/// The name of `host`'s random stream under `cfg` (see [`WorkloadConfig::traffic_draw`]).
+fn stream_of(cfg: &WorkloadConfig, host: &str) -> String {
+    match cfg.traffic_draw {
+        0 => format!("workload/{host}"),
+        draw => format!("workload/{host}/draw-{draw}"),
+    }
+}
+
+/// The compactor's host.
+const COMPACTOR_HOST: &str = "k0";
+/// Watcher hosts are named `w0`, `w1`, ...
+const WATCHER_HOST_PREFIX: &str = "w";
+/// Lease client hosts are named `l0`, `l1`, ...
+const LEASE_HOST_PREFIX: &str = "l";
+
+/// Starts every client host of `cfg` (see [`client_hosts`]).
 pub fn start(
     s: &mut dyn Cluster,
     cfg: &WorkloadConfig,
@@ -317,8 +378,11 @@ pub fn start(
     let mut hosts = Vec::new();
     for (i, (ms, kube)) in plans.into_iter().enumerate() {
         let host = format!("{TRAFFIC_HOST_PREFIX}{i}");
-        let rng = s.rng(&format!("workload/{host}"));
-        let mut traffic: Box<dyn Traffic> = if kube {
+        if cfg.drop_hosts.contains(&host) {
+            continue;
+        }
+        let rng = s.rng(&stream_of(cfg, &host));
+        let traffic: Box<dyn Traffic> = if kube {
             Box::new(kube::KubeTraffic::new(i as u64))
         } else {
             Box::new(
@@ -327,26 +391,25 @@ pub fn start(
                     .reading_at_revisions(cfg.txn_reads_at_revision),
             )
         };
-        if !cfg.skip_ops.is_empty() {
-            traffic = Box::new(Skipping {
-                inner: traffic,
-                skip: cfg.skip_ops.clone(),
-            });
-        }
-        let (rec, stop) = (rec.clone(), stop.clone());
+        let (rec, stop, skip_ops) = (rec.clone(), stop.clone(), cfg.skip_ops.clone());
         s.spawn_host(
             &host,
             host_fn(move |cx| {
                 let pace = Pace { quiet, period };
-                drive(cx, i as u64, ms, pace, rng, traffic, rec, stop)
+                let draws = Draws {
+                    traffic,
+                    skip: skip_ops,
+                };
+                drive(cx, i as u64, ms, pace, rng, draws, rec, stop)
             }),
         )
         .with_context(|| format!("start client {host}"))?;
         hosts.push(host);
     }
-    if let Some(ms) = cfg.compaction_period_ms {
-        let host = "k0".to_string();
-        let rng = s.rng(&format!("workload/{host}"));
+    let compactor_dropped = cfg.drop_hosts.iter().any(|h| h == COMPACTOR_HOST);
+    if let Some(ms) = cfg.compaction_period_ms.filter(|_| !compactor_dropped) {
+        let host = COMPACTOR_HOST.to_string();
+        let rng = s.rng(&stream_of(cfg, &host));
         let (rec, stop) = (rec.clone(), stop.clone());
         let all = members.clone();
         let pace = Pace {
@@ -356,16 +419,19 @@ pub fn start(
         s.spawn_host(
             &host,
             host_fn(move |cx| {
-                let traffic: Box<dyn Traffic> = Box::new(compact::Compactor::default());
-                drive(cx, COMPACTOR_CLIENT, all, pace, rng, traffic, rec, stop)
+                let draws = Draws::all(Box::new(compact::Compactor::default()));
+                drive(cx, COMPACTOR_CLIENT, all, pace, rng, draws, rec, stop)
             }),
         )
         .with_context(|| format!("start compactor {host}"))?;
         hosts.push(host);
     }
     for w in 0..cfg.watchers {
-        let host = format!("w{w}");
-        let mut rng = s.rng(&format!("workload/{host}"));
+        let host = format!("{WATCHER_HOST_PREFIX}{w}");
+        if cfg.drop_hosts.contains(&host) {
+            continue;
+        }
+        let mut rng = s.rng(&stream_of(cfg, &host));
         let prefix = match cfg.profile {
             Profile::Kubernetes => kube::PREFIX,
             Profile::Etcd => etcd::PREFIX,
@@ -400,8 +466,11 @@ pub fn start(
         hosts.push(host);
     }
     for l in 0..cfg.leases.clients {
-        let host = format!("l{l}");
-        let rng = s.rng(&format!("workload/{host}"));
+        let host = format!("{LEASE_HOST_PREFIX}{l}");
+        if cfg.drop_hosts.contains(&host) {
+            continue;
+        }
+        let rng = s.rng(&stream_of(cfg, &host));
         let (rec, stop, all, plan) = (
             rec.clone(),
             stop.clone(),
@@ -433,7 +502,7 @@ async fn drive(
     members: Vec<String>,
     pace: Pace,
     mut rng: ChaCha8Rng,
-    mut traffic: Box<dyn Traffic>,
+    mut draws: Draws,
     rec: Recorder,
     stop: Stop,
 ) {
@@ -467,7 +536,11 @@ async fn drive(
             continue;
         };
         let mut client = client.clone();
-        let (kind, req, serializable) = traffic.next(&mut rng);
+        let Some((kind, req, serializable)) = draws.next(&mut rng) else {
+            next += period;
+            tokio::time::sleep_until(next.max(tokio::time::Instant::now())).await;
+            continue;
+        };
         let by = Issuer {
             client: client_id,
             host: cx.name(),
@@ -475,7 +548,9 @@ async fn drive(
             kind,
         };
         let record = execute_recorded(&mut client, req, serializable, OP_TIMEOUT, by).await;
-        traffic.observe(&record.request, record.response.as_ref());
+        draws
+            .traffic
+            .observe(&record.request, record.response.as_ref());
         let unknown = record.response.is_none();
         rec.records.borrow_mut().push(record);
         if unknown {
@@ -511,17 +586,36 @@ mod tests {
     #[test]
     fn skipped_kinds_are_never_sent_and_the_rest_still_are() {
         let skip = vec!["put".to_string(), "txn".to_string(), "get".to_string()];
-        let mut t = Skipping {
-            inner: Box::new(etcd::EtcdTraffic::new(1)),
+        let mut t = Draws {
+            traffic: Box::new(etcd::EtcdTraffic::new(1)),
             skip: skip.clone(),
         };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let kinds: std::collections::BTreeSet<&str> =
-            (0..2000).map(|_| t.next(&mut rng).0).collect();
+        let kinds: std::collections::BTreeSet<&str> = (0..2000)
+            .filter_map(|_| t.next(&mut rng))
+            .map(|d| d.0)
+            .collect();
         assert!(
             kinds.iter().all(|k| !skip.iter().any(|s| s == k)),
             "{kinds:?}"
         );
         assert!(kinds.contains("cas") && kinds.contains("list"), "{kinds:?}");
+    }
+
+    #[test]
+    fn a_client_whose_every_kind_is_skipped_sends_nothing() {
+        let skip: Vec<String> = ["k8s-list", "k8s-create", "k8s-update", "k8s-delete"]
+            .map(String::from)
+            .to_vec();
+        let mut t = Draws {
+            traffic: Box::new(kube::KubeTraffic::new(1)),
+            skip,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let sent: Vec<&str> = (0..200)
+            .filter_map(|_| t.next(&mut rng))
+            .map(|d| d.0)
+            .collect();
+        assert!(sent.is_empty(), "{sent:?}");
     }
 }
