@@ -828,16 +828,19 @@ impl Hints {
         closed
     }
 
+    /// The revision an unknown-outcome lease expiry is pinned to (see the module doc).
+    fn expiry_pin(&self, req: &EtcdRequest) -> Option<i64> {
+        match req {
+            EtcdRequest::LeaseExpire { id } => self.expiry_pins.get(id).copied(),
+            _ => None,
+        }
+    }
+
     /// Whether an unknown-outcome `req` applied to `before` may create revision
     /// `before.revision + 1` at all (checks that need no knowledge of what it writes).
     pub fn may_create_next(&self, req: &EtcdRequest, before: &EtcdState) -> bool {
         let rev = before.revision + 1;
-        if let EtcdRequest::LeaseExpire { id } = req {
-            if let Some(&p) = self.expiry_pins.get(id) {
-                return p == rev;
-            }
-        }
-        if let Some(p) = self.pin(req) {
+        if let Some(p) = self.expiry_pin(req).or_else(|| self.pin(req)) {
             return p == rev;
         }
         !self.claimed.contains(&rev) && self.max_revision.is_none_or(|m| rev <= m)
@@ -850,10 +853,8 @@ impl Hints {
         if rev == before.revision {
             return true;
         }
-        if let EtcdRequest::LeaseExpire { id } = req {
-            if let Some(&p) = self.expiry_pins.get(id) {
-                return p == rev;
-            }
+        if let Some(p) = self.expiry_pin(req) {
+            return p == rev;
         }
         let puts = request_puts(req);
         let pin = self.pin_of(&puts);
