@@ -375,10 +375,11 @@ pub fn start(
     let n = plans.len().max(1) as u32;
     let period = Duration::from_secs(1) * n / cfg.rate.max(1);
     let quiet = Duration::from_millis(cfg.start_after_ms);
+    let dropped = |host: &str| cfg.drop_hosts.iter().any(|h| h == host);
     let mut hosts = Vec::new();
     for (i, (ms, kube)) in plans.into_iter().enumerate() {
         let host = format!("{TRAFFIC_HOST_PREFIX}{i}");
-        if cfg.drop_hosts.contains(&host) {
+        if dropped(&host) {
             continue;
         }
         let rng = s.rng(&stream_of(cfg, &host));
@@ -406,8 +407,10 @@ pub fn start(
         .with_context(|| format!("start client {host}"))?;
         hosts.push(host);
     }
-    let compactor_dropped = cfg.drop_hosts.iter().any(|h| h == COMPACTOR_HOST);
-    if let Some(ms) = cfg.compaction_period_ms.filter(|_| !compactor_dropped) {
+    if let Some(ms) = cfg
+        .compaction_period_ms
+        .filter(|_| !dropped(COMPACTOR_HOST))
+    {
         let host = COMPACTOR_HOST.to_string();
         let rng = s.rng(&stream_of(cfg, &host));
         let (rec, stop) = (rec.clone(), stop.clone());
@@ -428,7 +431,7 @@ pub fn start(
     }
     for w in 0..cfg.watchers {
         let host = format!("{WATCHER_HOST_PREFIX}{w}");
-        if cfg.drop_hosts.contains(&host) {
+        if dropped(&host) {
             continue;
         }
         let mut rng = s.rng(&stream_of(cfg, &host));
@@ -467,7 +470,7 @@ pub fn start(
     }
     for l in 0..cfg.leases.clients {
         let host = format!("{LEASE_HOST_PREFIX}{l}");
-        if cfg.drop_hosts.contains(&host) {
+        if dropped(&host) {
             continue;
         }
         let rng = s.rng(&stream_of(cfg, &host));
