@@ -10,10 +10,13 @@
 //! lengths and the rate; drop client hosts (delta debugging over traffic clients, the compactor,
 //! watchers and lease clients, the others keeping their names, streams and pace); start fault
 //! windows later, halve faults' intensities; drop kinds of request from the traffic's mix (a client
-//! left with no kind sends nothing); fewer members (5 to 3, 3 to 1). A move that keeps every fault
-//! must not add operations. When none helps, the search redraws (six times at most): the first of
-//! other draws of the traffic (each client's requests drawn anew, everything else as it was) that
-//! fails alike is cut again, and kept if it ends smaller. Independent tries (the chunks of a
+//! left with no kind sends nothing); fewer members (5 to 3, 3 to 1); and when those are stuck,
+//! drop single requests (delta debugging over the requests the traffic clients and the compactor
+//! sent, in the order sent: a dropped one is still drawn, so the host's others stay what they
+//! were). A move that keeps every fault must not add operations. When none helps, the search
+//! redraws (six times at most): the first of other draws of the traffic (each client's requests
+//! drawn anew, everything else as it was) that fails alike is cut again, and kept if it ends
+//! smaller. Independent tries (the chunks of a
 //! delta-debugging round, the op kinds) run `--jobs` at a time; of those, the first in the search's
 //! order that fails alike is taken. Every accepted step is saved (`shrink-progress.json`), and a
 //! search started again on the same out directory resumes from it.
@@ -26,13 +29,14 @@
 
 use crate::catalogue::{self, Scenario};
 use crate::cli::Usage;
+use crate::history::Record;
 use crate::nemesis::FaultSchedule;
 use crate::report::{self, Outcome, Summary};
 use crate::runner::{run, RunOptions};
 use crate::workload::{self, WorkloadFile};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -305,31 +309,34 @@ fn size_of(c: &Candidate, s: &Summary, sc: &Scenario) -> Size {
     }
 }
 
-/// Delta debugging over a list the candidate holds (its faults, its client hosts): removes
-/// chunks of it (halves, then smaller, down to single items) while the run still fails alike.
-/// `len` is the list's length in a candidate; `remove` cuts a range of it, saying what it cut.
+/// Delta debugging over a list a run holds (its faults, its client hosts, its requests): removes
+/// chunks of it (halves, then smaller, down to single items, or to `finest` chunks of it) while
+/// the run still fails alike. `len` is the list's length in a run; `remove` cuts a range of it,
+/// saying what it cut.
 fn delta_debug(
     search: &mut Search,
     best: &mut (Candidate, Outcome),
-    len: impl Fn(&Candidate) -> usize,
-    remove: impl Fn(&Candidate, Range<usize>) -> (Candidate, String),
+    finest: usize,
+    len: impl Fn(&(Candidate, Outcome)) -> usize,
+    remove: impl Fn(&(Candidate, Outcome), Range<usize>) -> (Candidate, String),
 ) -> anyhow::Result<bool> {
     let mut progressed = false;
     let mut chunks = 2usize;
-    while len(&best.0) > 0 && !search.out_of_time() {
-        let n = len(&best.0);
-        let size = n.div_ceil(chunks.min(n));
-        let candidates = (0..n)
+    while len(best) > 0 && !search.out_of_time() {
+        let items = len(best);
+        let most_chunks = items.min(finest);
+        let size = items.div_ceil(chunks.min(most_chunks));
+        let candidates = (0..items)
             .step_by(size)
-            .map(|start| remove(&best.0, start..(start + size).min(n)))
+            .map(|start| remove(best, start..(start + size).min(items)))
             .collect();
         if search.first_smaller(best, candidates)?.is_some() {
             progressed = true;
             chunks = chunks.saturating_sub(1).max(2);
-        } else if chunks >= n {
+        } else if chunks >= most_chunks {
             break;
         } else {
-            chunks = (chunks * 2).min(n);
+            chunks = (chunks * 2).min(most_chunks);
         }
     }
     Ok(progressed)
@@ -340,8 +347,9 @@ fn delete_faults(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
     delta_debug(
         search,
         best,
-        |c| c.schedule.faults.len(),
-        |c, range| {
+        usize::MAX,
+        |(c, _)| c.schedule.faults.len(),
+        |(c, _), range| {
             let mut next = c.clone();
             let what = format!("drop fault(s) {}..{}", range.start, range.end);
             next.schedule.faults.drain(range);
@@ -360,8 +368,9 @@ fn drop_hosts(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::R
     delta_debug(
         search,
         best,
-        |c| hosts(c).len(),
-        |c, range| {
+        usize::MAX,
+        |(c, _)| hosts(c).len(),
+        |(c, _), range| {
             let dropped = hosts(c)[range].to_vec();
             let mut next = c.clone();
             next.workload
@@ -370,6 +379,69 @@ fn drop_hosts(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::R
                 .extend(dropped.iter().cloned());
             next.workload.workload.drop_hosts.sort();
             (next, format!("drop client host(s) {}", dropped.join(", ")))
+        },
+    )
+}
+
+/// The requests `best` sent that its workload can drop (see
+/// [`workload::WorkloadConfig::drop_requests`]), in the order they were sent: (host, the
+/// request's number among those the host drew).
+fn droppable_requests(best: &(Candidate, Outcome)) -> Vec<(String, u64)> {
+    let dropped = &best.0.workload.workload.drop_requests;
+    let mut records: Vec<&Record> = best
+        .1
+        .records
+        .iter()
+        .filter(|r| workload::is_drawing_host(&r.host))
+        .collect();
+    // A host sends one request at a time: in call order, its records are in the order it drew
+    // them, with the dropped ones left out.
+    records.sort_by_key(|r| r.call_us);
+    let mut next_number: BTreeMap<&str, u64> = BTreeMap::new();
+    records
+        .into_iter()
+        .map(|r| {
+            let number = next_number.entry(&r.host).or_default();
+            let skipped = dropped.get(&r.host);
+            while skipped.is_some_and(|d| d.contains(number)) {
+                *number += 1;
+            }
+            let this = *number;
+            *number += 1;
+            (r.host.clone(), this)
+        })
+        .collect()
+}
+
+/// The finest chunks request dropping cuts a run into: single requests once this many or fewer
+/// are left. A run of a thousand requests (a defect that needs a snapshot) would spend the
+/// budget on single requests that each cut a thousandth of it; the redraws cut more.
+const FINEST_REQUEST_CHUNKS: usize = 64;
+
+/// Drops requests of the traffic clients and the compactor (see [`delta_debug`]), down to
+/// single ones in a run of [`FINEST_REQUEST_CHUNKS`] or fewer: each is still drawn, so the
+/// host's others stay what they were.
+fn drop_requests(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
+    delta_debug(
+        search,
+        best,
+        FINEST_REQUEST_CHUNKS,
+        |b| droppable_requests(b).len(),
+        |b, range| {
+            let requests = droppable_requests(b);
+            let mut next = b.0.clone();
+            let dropped = &mut next.workload.workload.drop_requests;
+            for (host, number) in &requests[range.clone()] {
+                let numbers = dropped.entry(host.clone()).or_default();
+                numbers.push(*number);
+                numbers.sort_unstable();
+            }
+            let (host, number) = &requests[range.start];
+            let what = match range.len() {
+                1 => format!("drop request {host}#{number}"),
+                n => format!("drop {n} requests from {host}#{number} on"),
+            };
+            (next, what)
         },
     )
 }
@@ -410,13 +482,19 @@ fn smaller_run(a: &(Candidate, Outcome), b: &(Candidate, Outcome)) -> bool {
     (faults(a), a.1.summary.ops.total) < (faults(b), b.1.summary.ops.total)
 }
 
-/// Every move, in passes, until none helps or the budget runs out.
+/// Every move, in passes, until none helps or the budget runs out. Dropping single requests,
+/// the move with the most tries (several per request of the run), comes when the others are
+/// stuck: on a run of a thousand requests they cut more for their tries.
 fn cut_until_stuck(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<()> {
     loop {
         let deleted = delete_faults(search, best)?;
         let fewer = fewer_members(search, best)?;
         let cut = cut_traffic(search, best)?;
-        if !(deleted || fewer || cut) || search.out_of_time() {
+        if search.out_of_time() {
+            return Ok(());
+        }
+        // Requests are dropped only when the other moves did nothing this pass.
+        if !(deleted || fewer || cut || drop_requests(search, best)?) {
             return Ok(());
         }
     }

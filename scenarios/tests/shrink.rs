@@ -244,6 +244,29 @@ fn dropped_client_hosts_send_nothing() {
     assert_eq!(fewer_watchers + 1, watchers);
 }
 
+/// `drop_requests` (a shrunk workload's dropped requests): a traffic client does not send the
+/// requests named, and sends the ones it drew after them as it did without the drop.
+#[test]
+fn dropped_requests_are_not_sent() {
+    let kinds_of_c0 = |dropped: Vec<u64>| {
+        let o = run_baseline_with(3_000, |w| {
+            w.drop_requests = [("c0".to_string(), dropped.clone())].into();
+        });
+        assert_eq!(o.summary.verdict, "pass", "{:#?}", o.summary.failures);
+        let mut c0: Vec<_> = o.records.iter().filter(|r| r.host == "c0").collect();
+        c0.sort_by_key(|r| r.call_us);
+        c0.into_iter().map(|r| r.kind.clone()).collect::<Vec<_>>()
+    };
+    let all = kinds_of_c0(vec![]);
+    let fewer = kinds_of_c0(vec![0, 1, 2, 5]);
+    let mut expected = all.clone();
+    expected.drain(..3);
+    expected.remove(2);
+    let compared = fewer.len().min(expected.len());
+    assert!(compared >= 10, "c0 sent {all:?}, then {fewer:?}");
+    assert_eq!(fewer[..compared], expected[..compared], "c0 sent {all:?}");
+}
+
 /// `traffic_draw`: another draw of the clients' requests is another run, replayable from the
 /// same file; the draw is what differs.
 #[test]
@@ -258,7 +281,7 @@ fn another_traffic_draw_is_another_replayable_run() {
 }
 
 #[test]
-fn a_workload_dropping_an_unknown_host_is_refused() {
+fn a_workload_dropping_what_it_cannot_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("workload.json");
     let mut workload = WorkloadFile {
@@ -270,4 +293,12 @@ fn a_workload_dropping_an_unknown_host_is_refused() {
     std::fs::write(&path, serde_json::to_vec(&workload).expect("json")).expect("write");
     let err = WorkloadFile::load(&path).expect_err("m0 is a member, not a client host");
     assert!(format!("{err:#}").contains("\"m0\""), "{err:#}");
+    workload.workload.drop_hosts.clear();
+    workload.workload.drop_requests = [("w0".to_string(), vec![1])].into();
+    std::fs::write(&path, serde_json::to_vec(&workload).expect("json")).expect("write");
+    let err = WorkloadFile::load(&path).expect_err("a watcher's requests are not drawn");
+    assert!(
+        format!("{err:#}").contains("drop_requests names \"w0\""),
+        "{err:#}"
+    );
 }

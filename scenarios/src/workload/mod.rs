@@ -78,8 +78,8 @@ pub struct WorkloadConfig {
     /// `RequestProgress`); off, they only see the notifications the server sends on its own.
     #[serde(default = "asks_progress_by_default")]
     pub watch_progress_requests: bool,
-    /// Request kinds the traffic clients never send (`put`, `txn`, ...): a shrunk workload's
-    /// op mix. A client that draws one draws again from its own stream.
+    /// Request kinds the traffic clients (and the compactor) never send (`put`, `txn`, ...): a
+    /// shrunk workload's op mix. A client that draws one draws again from its own stream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip_ops: Vec<String>,
     /// The etcd traffic's multi-op txn reads its key at a past revision (up to 150 below the
@@ -101,6 +101,12 @@ pub struct WorkloadConfig {
     /// faults keep their streams.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub traffic_draw: u64,
+    /// Requests the traffic clients and the compactor draw but do not send (a shrunk
+    /// workload's), by client host: the numbers of the host's requests as it draws them, from
+    /// 0, the dropped ones counted. The client idles that tick; what it draws next is what it
+    /// drew before.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drop_requests: BTreeMap<String, Vec<u64>>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -155,6 +161,18 @@ impl WorkloadFile {
                 path.display()
             );
         }
+        if let Some(bad) = w
+            .workload
+            .drop_requests
+            .keys()
+            .find(|h| !is_drawing_host(h))
+        {
+            anyhow::bail!(
+                "workload {}: drop_requests names {bad:?}, not a traffic client or the \
+                 compactor (c0.., k0)",
+                path.display()
+            );
+        }
         Ok(w)
     }
 }
@@ -177,6 +195,7 @@ impl Default for WorkloadConfig {
             start_after_ms: 0,
             drop_hosts: Vec::new(),
             traffic_draw: 0,
+            drop_requests: BTreeMap::new(),
         }
     }
 }
@@ -249,10 +268,14 @@ pub trait Traffic {
     fn observe(&mut self, req: &EtcdRequest, resp: Option<&EtcdResponse>);
 }
 
-/// A client's traffic without the kinds of request a shrunk workload skips.
+/// A client's traffic without the kinds of request and the requests a shrunk workload skips.
 struct Draws {
     traffic: Box<dyn Traffic>,
     skip: Vec<String>,
+    /// The numbers of the requests drawn but not sent (see [`WorkloadConfig::drop_requests`]).
+    dropped: Vec<u64>,
+    /// Requests drawn so far, the dropped ones counted.
+    drawn: u64,
 }
 
 impl Draws {
@@ -260,20 +283,26 @@ impl Draws {
     /// kubernetes client once a shrunk workload skips every kubernetes kind).
     const DRAWS: usize = 64;
 
-    fn all(traffic: Box<dyn Traffic>) -> Draws {
+    /// `host`'s traffic under `cfg`: its skipped kinds and dropped requests.
+    fn of(traffic: Box<dyn Traffic>, cfg: &WorkloadConfig, host: &str) -> Draws {
         Draws {
             traffic,
-            skip: Vec::new(),
+            skip: cfg.skip_ops.clone(),
+            dropped: cfg.drop_requests.get(host).cloned().unwrap_or_default(),
+            drawn: 0,
         }
     }
 
     /// The next request the traffic draws whose kind is not skipped, drawing again (from the
-    /// same stream) when it is; `None` when [`Draws::DRAWS`] draws were all skipped: the
-    /// client sends nothing this tick.
+    /// same stream) when it is; `None` when [`Draws::DRAWS`] draws were all skipped, or when
+    /// the request drawn is a dropped one: the client sends nothing this tick.
     fn next(&mut self, rng: &mut ChaCha8Rng) -> Option<(&'static str, EtcdRequest, bool)> {
-        (0..Self::DRAWS)
+        let drawn = (0..Self::DRAWS)
             .map(|_| self.traffic.next(rng))
-            .find(|drawn| !self.skip.iter().any(|k| k == drawn.0))
+            .find(|drawn| !self.skip.iter().any(|k| k == drawn.0))?;
+        let number = self.drawn;
+        self.drawn += 1;
+        (!self.dropped.contains(&number)).then_some(drawn)
     }
 }
 
@@ -305,6 +334,12 @@ pub fn is_traffic_host(host: &str) -> bool {
 fn is_numbered(host: &str, prefix: &str) -> bool {
     host.strip_prefix(prefix)
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `host` is named like a client host whose requests are drawn one by one from its
+/// traffic (a traffic client or the compactor: what [`WorkloadConfig::drop_requests`] names).
+pub fn is_drawing_host(host: &str) -> bool {
+    host == COMPACTOR_HOST || is_traffic_host(host)
 }
 
 /// Whether `host` is named like a client host a workload starts (see [`client_hosts`]).
@@ -392,15 +427,12 @@ pub fn start(
                     .reading_at_revisions(cfg.txn_reads_at_revision),
             )
         };
-        let (rec, stop, skip_ops) = (rec.clone(), stop.clone(), cfg.skip_ops.clone());
+        let (rec, stop) = (rec.clone(), stop.clone());
+        let draws = Draws::of(traffic, cfg, &host);
         s.spawn_host(
             &host,
             host_fn(move |cx| {
                 let pace = Pace { quiet, period };
-                let draws = Draws {
-                    traffic,
-                    skip: skip_ops,
-                };
                 drive(cx, i as u64, ms, pace, rng, draws, rec, stop)
             }),
         )
@@ -419,12 +451,10 @@ pub fn start(
             quiet,
             period: Duration::from_millis(ms.max(1)),
         };
+        let draws = Draws::of(Box::new(compact::Compactor::default()), cfg, &host);
         s.spawn_host(
             &host,
-            host_fn(move |cx| {
-                let draws = Draws::all(Box::new(compact::Compactor::default()));
-                drive(cx, COMPACTOR_CLIENT, all, pace, rng, draws, rec, stop)
-            }),
+            host_fn(move |cx| drive(cx, COMPACTOR_CLIENT, all, pace, rng, draws, rec, stop)),
         )
         .with_context(|| format!("start compactor {host}"))?;
         hosts.push(host);
@@ -589,10 +619,11 @@ mod tests {
     #[test]
     fn skipped_kinds_are_never_sent_and_the_rest_still_are() {
         let skip = vec!["put".to_string(), "txn".to_string(), "get".to_string()];
-        let mut t = Draws {
-            traffic: Box::new(etcd::EtcdTraffic::new(1)),
-            skip: skip.clone(),
+        let cfg = WorkloadConfig {
+            skip_ops: skip.clone(),
+            ..WorkloadConfig::default()
         };
+        let mut t = Draws::of(Box::new(etcd::EtcdTraffic::new(1)), &cfg, "c1");
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let kinds: std::collections::BTreeSet<&str> = (0..2000)
             .filter_map(|_| t.next(&mut rng))
@@ -607,18 +638,45 @@ mod tests {
 
     #[test]
     fn a_client_whose_every_kind_is_skipped_sends_nothing() {
-        let skip: Vec<String> = ["k8s-list", "k8s-create", "k8s-update", "k8s-delete"]
-            .map(String::from)
-            .to_vec();
-        let mut t = Draws {
-            traffic: Box::new(kube::KubeTraffic::new(1)),
-            skip,
+        let cfg = WorkloadConfig {
+            skip_ops: ["k8s-list", "k8s-create", "k8s-update", "k8s-delete"]
+                .map(String::from)
+                .to_vec(),
+            ..WorkloadConfig::default()
         };
+        let mut t = Draws::of(Box::new(kube::KubeTraffic::new(1)), &cfg, "c1");
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let sent: Vec<&str> = (0..200)
             .filter_map(|_| t.next(&mut rng))
             .map(|d| d.0)
             .collect();
         assert!(sent.is_empty(), "{sent:?}");
+    }
+
+    /// A dropped request is drawn but not sent: the ticks before and after it send what they
+    /// sent without the drop, and only the host named drops it.
+    #[test]
+    fn a_dropped_request_leaves_the_others_as_they_were() {
+        let requests = |cfg: &WorkloadConfig, host: &str| {
+            let mut t = Draws::of(Box::new(etcd::EtcdTraffic::new(1)), cfg, host);
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            (0..6)
+                .map(|_| t.next(&mut rng).map(|d| format!("{:?}", d.1)))
+                .collect::<Vec<_>>()
+        };
+        let all = requests(&WorkloadConfig::default(), "c1");
+        assert!(all.iter().all(Option::is_some), "{all:?}");
+        let cfg = WorkloadConfig {
+            drop_requests: BTreeMap::from([("c1".to_string(), vec![1, 4])]),
+            ..WorkloadConfig::default()
+        };
+        let mut expected = all.clone();
+        expected[1] = None;
+        expected[4] = None;
+        assert_eq!(requests(&cfg, "c1"), expected);
+        assert_eq!(
+            requests(&cfg, "c2"),
+            requests(&WorkloadConfig::default(), "c2")
+        );
     }
 }
