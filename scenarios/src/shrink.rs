@@ -16,10 +16,10 @@
 //! were). A move that keeps every fault must not add operations. When none helps, the search
 //! redraws (six times at most): the first of other draws of the traffic (each client's requests
 //! drawn anew, everything else as it was) that fails alike is cut again, and kept if it ends
-//! smaller. Independent tries (the chunks of a
-//! delta-debugging round, the op kinds) run `--jobs` at a time; of those, the first in the search's
-//! order that fails alike is taken. Every accepted step is saved (`shrink-progress.json`), and a
-//! search started again on the same out directory resumes from it.
+//! smaller. Independent tries (the chunks of a delta-debugging round, the op kinds) run `--jobs`
+//! at a time; of those, the first in the search's order that fails alike is taken. Every accepted
+//! step is saved (`shrink-progress.json`), and a search started again on the same out directory
+//! resumes from it.
 //!
 //! Guarantees: a result fails with the original's first signature; the same report and
 //! budget give the same result, for any `--jobs`, when the budget is not reached (the order of
@@ -311,24 +311,27 @@ fn size_of(c: &Candidate, s: &Summary, sc: &Scenario) -> Size {
 
 /// Delta debugging over a list a run holds (its faults, its client hosts, its requests): removes
 /// chunks of it (halves, then smaller, down to single items, or to `finest` chunks of it) while
-/// the run still fails alike. `len` is the list's length in a run; `remove` cuts a range of it,
-/// saying what it cut.
-fn delta_debug(
+/// the run still fails alike. `items` reads the list from a run, once a round; `remove` cuts a
+/// range of it from the run's candidate, saying what it cut.
+fn delta_debug<T>(
     search: &mut Search,
     best: &mut (Candidate, Outcome),
     finest: usize,
-    len: impl Fn(&(Candidate, Outcome)) -> usize,
-    remove: impl Fn(&(Candidate, Outcome), Range<usize>) -> (Candidate, String),
+    items: impl Fn(&(Candidate, Outcome)) -> Vec<T>,
+    remove: impl Fn(&Candidate, &[T], Range<usize>) -> (Candidate, String),
 ) -> anyhow::Result<bool> {
     let mut progressed = false;
     let mut chunks = 2usize;
-    while len(best) > 0 && !search.out_of_time() {
-        let items = len(best);
-        let most_chunks = items.min(finest);
-        let size = items.div_ceil(chunks.min(most_chunks));
-        let candidates = (0..items)
+    while !search.out_of_time() {
+        let list = items(best);
+        if list.is_empty() {
+            break;
+        }
+        let most_chunks = list.len().min(finest);
+        let size = list.len().div_ceil(chunks.min(most_chunks));
+        let candidates = (0..list.len())
             .step_by(size)
-            .map(|start| remove(best, start..(start + size).min(items)))
+            .map(|start| remove(&best.0, &list, start..(start + size).min(list.len())))
             .collect();
         if search.first_smaller(best, candidates)?.is_some() {
             progressed = true;
@@ -348,8 +351,8 @@ fn delete_faults(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
         search,
         best,
         usize::MAX,
-        |(c, _)| c.schedule.faults.len(),
-        |(c, _), range| {
+        |(c, _)| c.schedule.faults.clone(),
+        |c, _, range| {
             let mut next = c.clone();
             let what = format!("drop fault(s) {}..{}", range.start, range.end);
             next.schedule.faults.drain(range);
@@ -362,16 +365,15 @@ fn delete_faults(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
 /// [`delta_debug`]). The others keep their names, streams and pace.
 fn drop_hosts(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow::Result<bool> {
     let members = search.scenario.members;
-    let hosts = move |c: &Candidate| {
-        workload::client_hosts(&c.workload.workload, c.workload.members.unwrap_or(members))
-    };
     delta_debug(
         search,
         best,
         usize::MAX,
-        |(c, _)| hosts(c).len(),
-        |(c, _), range| {
-            let dropped = hosts(c)[range].to_vec();
+        |(c, _)| {
+            workload::client_hosts(&c.workload.workload, c.workload.members.unwrap_or(members))
+        },
+        |c, hosts, range| {
+            let dropped = &hosts[range];
             let mut next = c.clone();
             next.workload
                 .workload
@@ -426,10 +428,9 @@ fn drop_requests(search: &mut Search, best: &mut (Candidate, Outcome)) -> anyhow
         search,
         best,
         FINEST_REQUEST_CHUNKS,
-        |b| droppable_requests(b).len(),
-        |b, range| {
-            let requests = droppable_requests(b);
-            let mut next = b.0.clone();
+        droppable_requests,
+        |c, requests, range| {
+            let mut next = c.clone();
             let dropped = &mut next.workload.workload.drop_requests;
             for (host, number) in &requests[range.clone()] {
                 let numbers = dropped.entry(host.clone()).or_default();

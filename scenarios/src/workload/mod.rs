@@ -228,6 +228,11 @@ pub const TRAFFIC_PROFILES: &[(&str, &str)] = &[
 const ROBUSTNESS_COMPACTION_MS: u64 = 200;
 
 impl WorkloadConfig {
+    /// Whether the run does not start client host `host` (see [`WorkloadConfig::drop_hosts`]).
+    fn drops_host(&self, host: &str) -> bool {
+        self.drop_hosts.iter().any(|h| h == host)
+    }
+
     /// This traffic with one of [`TRAFFIC_PROFILES`]' shapes instead.
     pub fn with_traffic(mut self, name: &str) -> Result<Self, String> {
         let (profile, rate) = match name {
@@ -363,7 +368,7 @@ pub fn client_hosts(cfg: &WorkloadConfig, members: usize) -> Vec<String> {
         .chain(compactor)
         .chain(watchers)
         .chain(leases)
-        .filter(|h| !cfg.drop_hosts.contains(h))
+        .filter(|h| !cfg.drops_host(h))
         .collect()
 }
 
@@ -410,11 +415,10 @@ pub fn start(
     let n = plans.len().max(1) as u32;
     let period = Duration::from_secs(1) * n / cfg.rate.max(1);
     let quiet = Duration::from_millis(cfg.start_after_ms);
-    let dropped = |host: &str| cfg.drop_hosts.iter().any(|h| h == host);
     let mut hosts = Vec::new();
     for (i, (ms, kube)) in plans.into_iter().enumerate() {
         let host = format!("{TRAFFIC_HOST_PREFIX}{i}");
-        if dropped(&host) {
+        if cfg.drops_host(&host) {
             continue;
         }
         let rng = s.rng(&stream_of(cfg, &host));
@@ -441,7 +445,7 @@ pub fn start(
     }
     if let Some(ms) = cfg
         .compaction_period_ms
-        .filter(|_| !dropped(COMPACTOR_HOST))
+        .filter(|_| !cfg.drops_host(COMPACTOR_HOST))
     {
         let host = COMPACTOR_HOST.to_string();
         let rng = s.rng(&stream_of(cfg, &host));
@@ -461,7 +465,7 @@ pub fn start(
     }
     for w in 0..cfg.watchers {
         let host = format!("{WATCHER_HOST_PREFIX}{w}");
-        if dropped(&host) {
+        if cfg.drops_host(&host) {
             continue;
         }
         let mut rng = s.rng(&stream_of(cfg, &host));
@@ -500,7 +504,7 @@ pub fn start(
     }
     for l in 0..cfg.leases.clients {
         let host = format!("{LEASE_HOST_PREFIX}{l}");
-        if dropped(&host) {
+        if cfg.drops_host(&host) {
             continue;
         }
         let rng = s.rng(&stream_of(cfg, &host));
